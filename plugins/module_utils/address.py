@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Node address: an EUI-64 interface identifier inside the mesh prefix."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import os
+import re
+
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+
+DEFAULT_PREFIX = '0200:1001::/64'
+SYS_CLASS_NET = '/sys/class/net'
+ARPHRD_ETHER = 1
+_MAC_RE = re.compile(r'^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$')
+# Links that have an Ethernet address but never identify the machine.
+_VIRTUAL_KINDS_BY_NAME = ('docker', 'veth', 'br-', 'virbr', 'cni', 'flannel', 'cali', 'cilium', 'kube', 'vxlan', 'wg')
+
+
+def parse_prefix(prefix):
+    """Validate the mesh prefix: IPv6, length at most 64, no host bits."""
+    try:
+        net = ipaddress.ip_network(str(prefix), strict=True)
+    except ValueError as exc:
+        raise WglanError('invalid prefix %r: %s' % (prefix, exc))
+    if net.version != 6:
+        raise WglanError('invalid prefix %s: must be IPv6' % prefix)
+    if net.prefixlen > 64:
+        raise WglanError('invalid prefix %s: length must be at most 64 to hold an EUI-64 identifier' % prefix)
+    return net
+
+
+def parse_mac(mac):
+    """'aa:bb:cc:dd:ee:ff' (also '-' separated or bare) -> 6 bytes."""
+    text = str(mac).strip()
+    if not _MAC_RE.match(text):
+        raise WglanError('invalid MAC address %r' % (mac,))
+    raw = bytes.fromhex(text.replace(':', '').replace('-', ''))
+    if raw == b'\x00' * 6:
+        raise WglanError('invalid MAC address %r: all zero' % (mac,))
+    return raw
+
+
+def eui64_interface_id(mac):
+    """Modified EUI-64 (RFC 4291 appendix A): insert ff:fe, flip the universal/local bit."""
+    raw = parse_mac(mac)
+    eui = bytes([raw[0] ^ 0x02]) + raw[1:3] + b'\xff\xfe' + raw[3:6]
+    return int.from_bytes(eui, 'big')
+
+
+def node_address(prefix, mac):
+    """The node's address: prefix network bits + EUI-64 identifier in the low 64 bits."""
+    net = parse_prefix(prefix)
+    value = int(net.network_address) | eui64_interface_id(mac)
+    return ipaddress.IPv6Address(value)
+
+
+def node_cidr(prefix, mac):
+    """The address with the length it keeps on the link.
+
+    Every node's identifier sits in the same /64 (the first of a shorter prefix),
+    so /64 on the link makes all nodes on-link through the WireGuard interface.
+    """
+    return '%s/64' % node_address(prefix, mac)
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def list_links(sys_class_net=SYS_CLASS_NET):
+    """Links of the current network namespace as dicts: name, ifindex, mac, physical, ether."""
+    links = []
+    try:
+        names = os.listdir(sys_class_net)
+    except OSError:
+        return links
+    for name in names:
+        base = os.path.join(sys_class_net, name)
+        ifindex = _read(os.path.join(base, 'ifindex'))
+        link_type = _read(os.path.join(base, 'type'))
+        links.append({
+            'name': name,
+            'ifindex': int(ifindex) if ifindex and ifindex.isdigit() else 0,
+            'mac': _read(os.path.join(base, 'address')),
+            'ether': link_type == str(ARPHRD_ETHER),
+            'physical': os.path.exists(os.path.join(base, 'device')),
+        })
+    return links
+
+
+def choose_identity_link(links, exclude=()):
+    """The link whose MAC names this node.
+
+    The first physical (has a bus device) Ethernet link by ifindex, as the seed
+    describes. Containers and network namespaces have no physical link: then the
+    first Ethernet link by ifindex whose name is not a well-known virtual kind.
+    Returns (link, how) or raises when there is none.
+    """
+    usable = []
+    for link in links:
+        if link['name'] == 'lo' or link['name'] in exclude or not link['ether']:
+            continue
+        try:
+            parse_mac(link['mac'] or '')
+        except WglanError:
+            continue
+        usable.append(link)
+    usable.sort(key=lambda item: (item['ifindex'], item['name']))
+    for link in usable:
+        if link['physical']:
+            return link, 'physical'
+    for link in usable:
+        if not link['name'].startswith(_VIRTUAL_KINDS_BY_NAME):
+            return link, 'first-ethernet'
+    if usable:
+        return usable[0], 'first-ethernet'
+    raise WglanError('no Ethernet link with a hardware address found: give mac or interface')
+
+
+def mac_of_interface(name, sys_class_net=SYS_CLASS_NET):
+    if not re.match(r'^[A-Za-z0-9_.@:-]{1,15}$', name or ''):
+        raise WglanError('invalid interface name %r' % (name,))
+    mac = _read(os.path.join(sys_class_net, name, 'address'))
+    if mac is None:
+        raise WglanError('interface %s does not exist' % name)
+    parse_mac(mac)
+    return mac

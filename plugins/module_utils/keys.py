@@ -1,0 +1,203 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""WireGuard key handling: X25519 key pairs, validation and the key file."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import stat
+import tempfile
+
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+
+try:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives import serialization
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised by the import sanity test
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = exc
+
+KEY_LEN = 32
+DEFAULT_KEY_PATH = '/etc/wglan/private.key'
+
+
+def decode_key(value, what='key'):
+    """Standard base64 of 32 bytes -> bytes. The message never echoes the value."""
+    if not isinstance(value, str):
+        raise WglanError('%s must be a base64 string' % what)
+    text = value.strip()
+    if len(text) != 44 or not text.endswith('='):
+        raise WglanError('%s is not a WireGuard key: expected 44 base64 characters' % what)
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise WglanError('%s is not valid base64' % what)
+    if len(raw) != KEY_LEN:
+        raise WglanError('%s must decode to %d bytes' % (what, KEY_LEN))
+    return raw
+
+
+def normalize_key(value, what='key'):
+    """Canonical base64 form of a key (validates it)."""
+    return base64.b64encode(decode_key(value, what)).decode('ascii')
+
+
+def _require_crypto():
+    if not HAS_CRYPTOGRAPHY:
+        raise WglanError('the Python library "cryptography" is required')
+
+
+def generate_private_key():
+    """A new X25519 private key, 32 raw bytes (clamping is done by X25519 itself)."""
+    _require_crypto()
+    key = X25519PrivateKey.generate()
+    return key.private_bytes(
+        encoding=serialization.Encoding.Raw,
+        format=serialization.PrivateFormat.Raw,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def public_key_from_private(private_raw):
+    """Raw private key bytes -> base64 public key."""
+    _require_crypto()
+    key = X25519PrivateKey.from_private_bytes(private_raw)
+    pub = key.public_key().public_bytes(
+        encoding=serialization.Encoding.Raw,
+        format=serialization.PublicFormat.Raw,
+    )
+    return base64.b64encode(pub).decode('ascii')
+
+
+def pair_preshared_key(secret, public_a, public_b):
+    """A preshared key for one pair of peers, derived from a shared secret.
+
+    Both sides compute the same value with no coordination: the two public keys
+    are sorted so the order of the arguments does not matter.
+    """
+    if not secret:
+        raise WglanError('a non-empty secret is needed to derive preshared keys')
+    first, second = sorted([decode_key(public_a, 'public key'), decode_key(public_b, 'public key')])
+    digest = hmac.new(secret.encode('utf-8'), b'wglan-psk-v1' + first + second, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode('ascii')
+
+
+def read_private_key(path):
+    """Read a key file. Returns raw bytes, or None when the file does not exist."""
+    try:
+        with open(path, 'rb') as handle:
+            content = handle.read(4096)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise WglanError('cannot read private key file %s: %s' % (path, exc.strerror))
+    try:
+        text = content.decode('ascii').strip()
+    except UnicodeDecodeError:
+        raise WglanError('private key file %s does not hold a base64 WireGuard key' % path)
+    try:
+        return decode_key(text, 'private key in %s' % path)
+    except WglanError:
+        raise WglanError('private key file %s does not hold a valid WireGuard key' % path)
+
+
+def write_private_key(path, private_raw):
+    """Write the key atomically: a 0600 temp file in the same directory, fsync, rename.
+
+    A reader sees the old key or the new one, never a truncated file.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise WglanError('cannot create key directory %s: %s' % (directory, exc.strerror))
+    fd = None
+    tmp_path = None
+    try:
+        fd, tmp_path = tempfile.mkstemp(prefix='.wglan-key-', dir=directory)
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
+        os.write(fd, base64.b64encode(private_raw) + b'\n')
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
+        os.rename(tmp_path, path)
+        tmp_path = None
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise WglanError('cannot write private key file %s: %s' % (path, exc.strerror))
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if tmp_path is not None and os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+
+
+def key_file_mode_ok(path):
+    """True when the key file is a regular file readable by its owner only."""
+    st = os.stat(path)
+    return stat.S_ISREG(st.st_mode) and (st.st_mode & 0o077) == 0
+
+
+class KeyPairResult:
+    """What ensure_key_pair did. Holds the public key only; the private key stays on disk."""
+
+    def __init__(self, public_key, changed, created, rotated, mode_fixed, previous_public_key):
+        self.public_key = public_key
+        self.changed = changed
+        self.created = created
+        self.rotated = rotated
+        self.mode_fixed = mode_fixed
+        self.previous_public_key = previous_public_key
+
+
+def ensure_key_pair(path, rotate=False, check_mode=False):
+    """Make sure a private key exists at path (0600). Never replaces one unless rotate.
+
+    In check mode nothing is written; public_key is None when a key would be made.
+    """
+    existing = read_private_key(path)
+    if existing is not None and not rotate:
+        mode_fixed = False
+        if not key_file_mode_ok(path):
+            mode_fixed = True
+            if not check_mode:
+                try:
+                    os.chmod(path, 0o600)
+                except OSError as exc:
+                    raise WglanError('cannot set mode 0600 on %s: %s' % (path, exc.strerror))
+        return KeyPairResult(public_key_from_private(existing), mode_fixed, False, False, mode_fixed, None)
+
+    previous = public_key_from_private(existing) if existing is not None else None
+    if check_mode:
+        return KeyPairResult(None, True, existing is None, existing is not None, False, previous)
+    new_key = generate_private_key()
+    write_private_key(path, new_key)
+    return KeyPairResult(public_key_from_private(new_key), True, existing is None, existing is not None, False, previous)
+
+
+def load_or_create_private_key(path, check_mode=False):
+    """Private key bytes for a device. Creates the file if missing (not in check mode).
+
+    Returns (raw_or_None, created). raw is None only in check mode for a missing key.
+    """
+    existing = read_private_key(path)
+    if existing is not None:
+        return existing, False
+    if check_mode:
+        return None, True
+    new_key = generate_private_key()
+    write_private_key(path, new_key)
+    return new_key, True

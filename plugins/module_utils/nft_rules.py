@@ -1,0 +1,245 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The nftables table wglan owns: model (pure) and applier (nft -j).
+
+Design (see REFERENCE.md):
+- WireGuard's own UDP packets carry wg_mark (the device fwmark) and are left
+  alone, so the tunnel never routes into itself.
+- Packets to a target prefix get route_mark; an ip rule sends route_mark to a
+  routing table whose default routes point at the WireGuard link.
+- Marks are read and written under mark_mask only: bits outside the mask
+  belong to others (Cilium, Calico, kube-proxy) and are kept.
+- TCP MSS is clamped on the way out of the link (MTU - 40 for IPv4, - 60 for IPv6).
+The table is always replaced in one nft transaction.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import json
+import subprocess
+
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+
+DEFAULT_TABLE = 'wglan'
+DEFAULT_WG_MARK = 0x20
+DEFAULT_ROUTE_MARK = 0x40
+DEFAULT_MARK_MASK = 0x60
+FAMILY = 'inet'
+NFT = 'nft'
+MANGLE_PRIORITY = -150
+_SET4 = 'targets4'
+_SET6 = 'targets6'
+
+
+class RulesConfig:
+    def __init__(self, interface, targets=(), table=DEFAULT_TABLE, wg_mark=DEFAULT_WG_MARK,
+                 route_mark=DEFAULT_ROUTE_MARK, mark_mask=DEFAULT_MARK_MASK, mtu=1420):
+        self.interface = interface
+        self.table = table
+        self.wg_mark = int(wg_mark)
+        self.route_mark = int(route_mark)
+        self.mark_mask = int(mark_mask)
+        self.mtu = int(mtu)
+        validate_marks(self.wg_mark, self.route_mark, self.mark_mask)
+        if not 1280 <= self.mtu <= 65535:
+            raise WglanError('mtu must be between 1280 and 65535')
+        nets = [n if isinstance(n, (ipaddress.IPv4Network, ipaddress.IPv6Network)) else _parse_target(n)
+                for n in targets]
+        self.targets4 = list(ipaddress.collapse_addresses([n for n in nets if n.version == 4]))
+        self.targets6 = list(ipaddress.collapse_addresses([n for n in nets if n.version == 6]))
+
+
+def _parse_target(value):
+    try:
+        return ipaddress.ip_network(str(value).strip(), strict=True)
+    except ValueError as exc:
+        raise WglanError('invalid target %r: %s' % (value, exc))
+
+
+def validate_marks(wg_mark, route_mark, mark_mask):
+    for name, value in (('wg_mark', wg_mark), ('route_mark', route_mark), ('mark_mask', mark_mask)):
+        if not 0 < value <= 0xFFFFFFFF:
+            raise WglanError('%s must be a non-zero 32-bit value' % name)
+    if wg_mark & ~mark_mask or route_mark & ~mark_mask:
+        raise WglanError('wg_mark and route_mark must lie inside mark_mask (0x%x)' % mark_mask)
+    if wg_mark == route_mark:
+        raise WglanError('wg_mark and route_mark must differ')
+
+
+def _meta(key):
+    return {'meta': {'key': key}}
+
+
+def _match(left, right, op='=='):
+    return {'match': {'op': op, 'left': left, 'right': right}}
+
+
+def _set_route_mark(config):
+    # (mark & ~(mask & ~route_mark)) | route_mark: the form nft itself prints back.
+    keep = (~(config.mark_mask & ~config.route_mark)) & 0xFFFFFFFF
+    return {'mangle': {'key': _meta('mark'),
+                       'value': {'|': [{'&': [_meta('mark'), keep]}, config.route_mark]}}}
+
+
+def _element(net):
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return {'prefix': {'addr': str(net.network_address), 'len': net.prefixlen}}
+
+
+def desired_objects(config):
+    """The table as nft JSON objects (without the add/delete commands around them)."""
+    t = {'family': FAMILY, 'table': config.table}
+    objects = [{'table': {'family': FAMILY, 'name': config.table}}]
+    for name, kind, nets in ((_SET4, 'ipv4_addr', config.targets4), (_SET6, 'ipv6_addr', config.targets6)):
+        body = dict(t, name=name, type=kind, flags=['interval'])
+        if nets:
+            body['elem'] = [_element(n) for n in nets]
+        objects.append({'set': body})
+    chains = (('prerouting', 'filter', 'prerouting'), ('output', 'route', 'output'),
+              ('postrouting', 'filter', 'postrouting'))
+    for name, kind, hook in chains:
+        objects.append({'chain': dict(t, name=name, type=kind, hook=hook, prio=MANGLE_PRIORITY, policy='accept')})
+    own = [_match({'&': [_meta('mark'), config.mark_mask]}, config.wg_mark), {'accept': None}]
+    to4 = [_match({'payload': {'protocol': 'ip', 'field': 'daddr'}}, '@' + _SET4), _set_route_mark(config)]
+    to6 = [_match({'payload': {'protocol': 'ip6', 'field': 'daddr'}}, '@' + _SET6), _set_route_mark(config)]
+    for chain in ('prerouting', 'output'):
+        for expr in (own, to4, to6):
+            objects.append({'rule': dict(t, chain=chain, expr=expr)})
+    for proto, overhead in (('ipv4', 40), ('ipv6', 60)):
+        mss = config.mtu - overhead
+        option = {'tcp option': {'name': 'maxseg', 'field': 'size'}}
+        objects.append({'rule': dict(t, chain='postrouting', expr=[
+            _match(_meta('oifname'), config.interface),
+            _match(_meta('nfproto'), proto),
+            _match({'&': [{'payload': {'protocol': 'tcp', 'field': 'flags'}}, ['syn', 'rst']]}, 'syn'),
+            _match(option, mss, '>'),
+            {'mangle': {'key': option, 'value': mss}},
+        ])})
+    return objects
+
+
+def replace_commands(config):
+    """One transaction: create-if-missing, delete, re-create. Atomic for readers."""
+    table = {'family': FAMILY, 'name': config.table}
+    commands = [{'add': {'table': table}}, {'delete': {'table': table}}]
+    commands.extend({'add': obj} for obj in desired_objects(config))
+    return {'nftables': [{'metainfo': {'json_schema_version': 1}}] + commands}
+
+
+def delete_commands(table):
+    return {'nftables': [{'delete': {'table': {'family': FAMILY, 'name': table}}}]}
+
+
+def _element_interval(elem, version):
+    cls = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    if isinstance(elem, dict) and 'elem' in elem:
+        elem = elem['elem'].get('val', elem['elem'])
+    if isinstance(elem, str):
+        value = int(ipaddress.ip_address(elem))
+        return value, value
+    if 'prefix' in elem:
+        net = cls('%s/%d' % (elem['prefix']['addr'], elem['prefix']['len']))
+        return int(net.network_address), int(net.broadcast_address)
+    if 'range' in elem:
+        low, high = elem['range']
+        return int(ipaddress.ip_address(low)), int(ipaddress.ip_address(high))
+    raise WglanError('unexpected set element in nft output: %r' % (elem,))
+
+
+def _merged(intervals):
+    out = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def canonical(objects):
+    """Comparable form of a table: handles dropped, set elements as merged intervals."""
+    out = []
+    for obj in objects:
+        kind = next(iter(obj))
+        if kind not in ('table', 'set', 'chain', 'rule'):
+            continue
+        body = dict(obj[kind])
+        body.pop('handle', None)
+        body.pop('family', None)
+        body.pop('comment', None)
+        if kind == 'set':
+            version = 4 if body.get('type') == 'ipv4_addr' else 6
+            body['elem'] = _merged(_element_interval(e, version) for e in body.get('elem', []))
+            body['flags'] = sorted(body.get('flags', []))
+        out.append((kind, json.dumps(body, sort_keys=True)))
+    return sorted(out)
+
+
+def _run_nft(args, payload=None):
+    try:
+        proc = subprocess.run([NFT] + args, input=payload, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=60)
+    except FileNotFoundError:
+        raise WglanError('nft (nftables) is not installed')
+    except subprocess.TimeoutExpired:
+        raise WglanError('nft did not finish within 60s')
+    return proc
+
+
+def read_table(table):
+    """The table's objects as nft lists them, or None when it does not exist."""
+    proc = _run_nft(['-j', 'list', 'table', FAMILY, table])
+    if proc.returncode != 0:
+        if 'No such file or directory' in proc.stderr or 'does not exist' in proc.stderr:
+            return None
+        raise WglanError('nft list table failed: %s' % proc.stderr.strip())
+    try:
+        return json.loads(proc.stdout)['nftables']
+    except (ValueError, KeyError):
+        raise WglanError('nft printed JSON this module cannot read')
+
+
+def apply_commands(commands):
+    proc = _run_nft(['-j', '-f', '-'], json.dumps(commands))
+    if proc.returncode != 0:
+        raise WglanError('nft refused the ruleset (nothing was changed): %s' % proc.stderr.strip())
+
+
+def target_view(objects):
+    """{'targets4': [...], 'targets6': [...]} as CIDR strings, for diffs and reports."""
+    view = {_SET4: [], _SET6: []}
+    for obj in objects or []:
+        body = obj.get('set')
+        if not body or body.get('name') not in view:
+            continue
+        version = 4 if body.get('type') == 'ipv4_addr' else 6
+        cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+        for start, end in _merged(_element_interval(e, version) for e in body.get('elem', [])):
+            view[body['name']].extend(str(n) for n in ipaddress.summarize_address_range(cls(start), cls(end)))
+    return view
+
+
+def ensure_table(config, present=True, check_mode=False):
+    """Make the table match config (or be gone). Returns (changed, before, after) target views.
+
+    Anything that differs, set elements or rules, replaces the whole table in
+    one transaction: there is never a moment with half a ruleset.
+    """
+    current = read_table(config.table)
+    before = None if current is None else target_view(current)
+    if not present:
+        if current is not None and not check_mode:
+            apply_commands(delete_commands(config.table))
+        return current is not None, before, None
+    wanted = desired_objects(config)
+    after = target_view(wanted)
+    if current is not None and canonical(current) == canonical(wanted):
+        return False, before, after
+    if not check_mode:
+        apply_commands(replace_commands(config))
+    return True, before, after

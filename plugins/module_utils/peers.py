@@ -1,0 +1,353 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Peer records and the pure model around them.
+
+- parse_peer / parse_peers: untrusted dicts -> validated Peer records.
+- resolve_overlaps: no peer may claim an address another peer already holds.
+- diff_peers: desired vs. running peers -> the smallest list of peer operations.
+
+No I/O here except optional DNS resolution of endpoint host names in parsing.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import bisect
+import ipaddress
+import re
+import socket
+
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.keys import normalize_key
+
+ZERO_KEY = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='
+DEFAULT_KEEPALIVE = 25
+_HOSTNAME_RE = re.compile(r'^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$')
+
+
+class Peer:
+    """One desired or running peer. allowed_ips is a tuple of ip_network, sorted."""
+
+    __slots__ = ('public_key', 'endpoint', 'allowed_ips', 'preshared_key', 'persistent_keepalive', 'name')
+
+    def __init__(self, public_key, endpoint=None, allowed_ips=(), preshared_key=None,
+                 persistent_keepalive=0, name=None):
+        self.public_key = public_key
+        self.endpoint = endpoint
+        self.allowed_ips = tuple(sorted(allowed_ips, key=network_sort_key))
+        self.preshared_key = None if preshared_key in (None, ZERO_KEY) else preshared_key
+        self.persistent_keepalive = int(persistent_keepalive or 0)
+        self.name = name
+
+    def label(self):
+        return self.name or self.public_key
+
+    def replace(self, **changes):
+        values = dict((slot, getattr(self, slot)) for slot in self.__slots__)
+        values.update(changes)
+        return Peer(**values)
+
+    def as_dict(self, redact=True):
+        """Plain, JSON-friendly form. Preshared keys are shown only as present/absent."""
+        out = {
+            'public_key': self.public_key,
+            'endpoint': self.endpoint,
+            'allowed_ips': [str(net) for net in self.allowed_ips],
+            'persistent_keepalive': self.persistent_keepalive,
+        }
+        if redact:
+            out['preshared_key'] = 'set' if self.preshared_key else None
+        else:
+            out['preshared_key'] = self.preshared_key
+        if self.name:
+            out['name'] = self.name
+        return out
+
+    def __eq__(self, other):
+        return isinstance(other, Peer) and all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+
+    def __repr__(self):
+        return 'Peer(%r)' % (self.as_dict(),)
+
+
+def network_sort_key(net):
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
+def parse_network(value, what='allowed IP'):
+    """'192.0.2.1', '192.0.2.0/24', '2001:db8::/64' -> ip_network (host bits must be zero)."""
+    text = str(value).strip()
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        raise WglanError('invalid %s %r: %s' % (what, text, exc))
+
+
+def format_endpoint(address, port):
+    addr = ipaddress.ip_address(address)
+    if addr.version == 6:
+        return '[%s]:%d' % (addr.compressed, port)
+    return '%s:%d' % (addr, port)
+
+
+def parse_endpoint(value, resolve=True):
+    """'host:port', '192.0.2.1:51820', '[2001:db8::1]:51820' -> canonical 'ip:port'.
+
+    Host names are resolved once here (WireGuard itself takes only addresses).
+    """
+    text = str(value).strip()
+    if text.startswith('['):
+        close = text.find(']')
+        if close < 0 or text[close + 1:close + 2] != ':':
+            raise WglanError('invalid endpoint %r: expected [IPv6]:port' % text)
+        host, port_text = text[1:close], text[close + 2:]
+    else:
+        host, sep, port_text = text.rpartition(':')
+        if not sep or ':' in host:
+            raise WglanError('invalid endpoint %r: expected host:port (IPv6 in brackets)' % text)
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise WglanError('invalid endpoint %r: port must be 1-65535' % text)
+    port = int(port_text)
+    try:
+        return format_endpoint(host, port)
+    except ValueError:
+        pass
+    if not _HOSTNAME_RE.match(host):
+        raise WglanError('invalid endpoint %r: not an IP address or host name' % text)
+    if not resolve:
+        raise WglanError('invalid endpoint %r: host names are not accepted here' % text)
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise WglanError('cannot resolve endpoint %r: %s' % (text, exc))
+    # Prefer IPv4 then IPv6, first answer of each: stable for a stable resolver.
+    infos.sort(key=lambda info: 0 if info[0] == socket.AF_INET else 1)
+    return format_endpoint(infos[0][4][0], port)
+
+
+def _as_int(value, what, low, high):
+    if isinstance(value, bool):
+        raise WglanError('%s must be a number' % what)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise WglanError('%s must be a number, got %r' % (what, value))
+    if not low <= number <= high:
+        raise WglanError('%s must be between %d and %d' % (what, low, high))
+    return number
+
+
+PEER_FIELDS = ('public_key', 'endpoint', 'allowed_ips', 'preshared_key', 'persistent_keepalive', 'name')
+
+
+def parse_peer(raw, resolve=True, default_keepalive=DEFAULT_KEEPALIVE):
+    """A dict from the user or a source -> Peer. Raises WglanError naming the problem."""
+    if not isinstance(raw, dict):
+        raise WglanError('a peer must be a mapping, got %s' % type(raw).__name__)
+    unknown = sorted(set(raw) - set(PEER_FIELDS))
+    if unknown:
+        raise WglanError('unknown peer field(s): %s' % ', '.join(unknown))
+    name = raw.get('name')
+    where = 'peer %s' % name if name else 'peer'
+    if not raw.get('public_key'):
+        raise WglanError('%s: public_key is required' % where)
+    public_key = normalize_key(raw['public_key'], '%s public_key' % where)
+    where = 'peer %s' % (name or public_key)
+    preshared = raw.get('preshared_key')
+    if preshared:
+        preshared = normalize_key(preshared, '%s preshared_key' % where)
+    endpoint = raw.get('endpoint')
+    if endpoint:
+        try:
+            endpoint = parse_endpoint(endpoint, resolve=resolve)
+        except WglanError as exc:
+            raise WglanError('%s: %s' % (where, exc))
+    else:
+        endpoint = None
+    allowed = raw.get('allowed_ips') or []
+    if isinstance(allowed, str):
+        allowed = [item for item in allowed.split(',') if item.strip()]
+    if not isinstance(allowed, (list, tuple)):
+        raise WglanError('%s: allowed_ips must be a list' % where)
+    try:
+        nets = [parse_network(item) for item in allowed]
+    except WglanError as exc:
+        raise WglanError('%s: %s' % (where, exc))
+    keepalive = raw.get('persistent_keepalive')
+    keepalive = default_keepalive if keepalive is None else _as_int(keepalive, '%s persistent_keepalive' % where, 0, 65535)
+    nets = list(ipaddress.collapse_addresses([n for n in nets if n.version == 4])) + \
+        list(ipaddress.collapse_addresses([n for n in nets if n.version == 6]))
+    return Peer(public_key, endpoint, nets, preshared, keepalive, name)
+
+
+def parse_peers(raw_list, resolve=True, default_keepalive=DEFAULT_KEEPALIVE):
+    """Parse a whole list; duplicate public keys are an error (which one wins is not guessable)."""
+    if raw_list is None:
+        return []
+    if not isinstance(raw_list, (list, tuple)):
+        raise WglanError('peers must be a list')
+    peers = []
+    seen = {}
+    for index, raw in enumerate(raw_list):
+        try:
+            peer = parse_peer(raw, resolve=resolve, default_keepalive=default_keepalive)
+        except WglanError as exc:
+            raise WglanError('peers[%d]: %s' % (index, exc))
+        if peer.public_key in seen:
+            raise WglanError('peers[%d]: duplicate public key (also peers[%d])' % (index, seen[peer.public_key]))
+        seen[peer.public_key] = index
+        peers.append(peer)
+    return peers
+
+
+class _Claims:
+    """Disjoint, sorted integer intervals of one address family already owned by a peer."""
+
+    def __init__(self):
+        self.starts = []
+        self.ends = []
+
+    def subtract(self, start, end):
+        """Parts of [start, end] nobody owns yet, as intervals."""
+        free = []
+        cursor = start
+        index = bisect.bisect_left(self.ends, start)
+        while index < len(self.starts) and self.starts[index] <= end:
+            if self.starts[index] > cursor:
+                free.append((cursor, self.starts[index] - 1))
+            cursor = max(cursor, self.ends[index] + 1)
+            index += 1
+        if cursor <= end:
+            free.append((cursor, end))
+        return free
+
+    def claim(self, start, end):
+        index = bisect.bisect_left(self.starts, start)
+        self.starts.insert(index, start)
+        self.ends.insert(index, end)
+
+
+def _interval(net):
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def _to_networks(version, start, end):
+    cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    return list(ipaddress.summarize_address_range(cls(start), cls(end)))
+
+
+def resolve_overlaps(peers):
+    """Give every address to at most one peer, deterministically.
+
+    Order of precedence, independent of the order of the input:
+    1. single addresses (/32, /128: a peer's own IPs) before ranges,
+    2. then by public key.
+    A later claim loses only the overlapping part. Returns (peers, dropped) where
+    dropped lists (peer label, prefix given up, reason).
+    """
+    ordered = sorted(peers, key=lambda p: p.public_key)
+    claims = {4: _Claims(), 6: _Claims()}
+    kept = dict((p.public_key, []) for p in ordered)
+    dropped = []
+    for phase_hosts in (True, False):
+        for peer in ordered:
+            for net in peer.allowed_ips:
+                is_host = net.prefixlen == net.max_prefixlen
+                if is_host != phase_hosts:
+                    continue
+                start, end = _interval(net)
+                table = claims[net.version]
+                free = table.subtract(start, end)
+                if free == [(start, end)]:
+                    kept[peer.public_key].append(net)
+                else:
+                    dropped.append((peer.label(), str(net), 'overlaps an address of another peer'))
+                    for part_start, part_end in free:
+                        kept[peer.public_key].extend(_to_networks(net.version, part_start, part_end))
+                for part_start, part_end in free:
+                    table.claim(part_start, part_end)
+    result = [peer.replace(allowed_ips=kept[peer.public_key]) for peer in peers]
+    return result, dropped
+
+
+class PeerOp:
+    """One operation on one peer. fields holds only what is sent for it."""
+
+    __slots__ = ('action', 'public_key', 'fields')
+
+    ADD = 'add'
+    UPDATE = 'update'
+    REMOVE = 'remove'
+
+    def __init__(self, action, public_key, fields=None):
+        self.action = action
+        self.public_key = public_key
+        self.fields = fields or {}
+
+    def __eq__(self, other):
+        return isinstance(other, PeerOp) and (self.action, self.public_key, self.fields) == \
+            (other.action, other.public_key, other.fields)
+
+    def __repr__(self):
+        shown = dict(self.fields)
+        if 'preshared_key' in shown:
+            shown['preshared_key'] = 'set' if shown['preshared_key'] else None
+        return 'PeerOp(%s %s %r)' % (self.action, self.public_key, shown)
+
+
+def diff_peers(desired, current, purge=False):
+    """Operations that turn the running peers into the desired ones.
+
+    - a peer not running is added with everything it has;
+    - a running peer gets only the fields that differ (allowed IPs are replaced
+      as a whole when the set differs);
+    - a desired peer without an endpoint keeps whatever endpoint it has (it may
+      have roamed there);
+    - running peers not desired are removed only when purge is set.
+    Order: removals, then updates, then additions, each sorted by key, so that
+    a freed address is released before another peer takes it.
+    """
+    current_by_key = dict((p.public_key, p) for p in current)
+    desired_keys = set()
+    removes, updates, adds = [], [], []
+    for peer in desired:
+        desired_keys.add(peer.public_key)
+        running = current_by_key.get(peer.public_key)
+        if running is None:
+            fields = {
+                'allowed_ips': peer.allowed_ips,
+                'persistent_keepalive': peer.persistent_keepalive,
+                'preshared_key': peer.preshared_key,
+            }
+            if peer.endpoint:
+                fields['endpoint'] = peer.endpoint
+            adds.append(PeerOp(PeerOp.ADD, peer.public_key, fields))
+            continue
+        fields = {}
+        if peer.endpoint and peer.endpoint != running.endpoint:
+            fields['endpoint'] = peer.endpoint
+        if set(peer.allowed_ips) != set(running.allowed_ips):
+            fields['allowed_ips'] = peer.allowed_ips
+        if peer.persistent_keepalive != running.persistent_keepalive:
+            fields['persistent_keepalive'] = peer.persistent_keepalive
+        if peer.preshared_key != running.preshared_key:
+            fields['preshared_key'] = peer.preshared_key
+        if fields:
+            updates.append(PeerOp(PeerOp.UPDATE, peer.public_key, fields))
+    if purge:
+        for peer in current:
+            if peer.public_key not in desired_keys:
+                removes.append(PeerOp(PeerOp.REMOVE, peer.public_key))
+    order = lambda op: op.public_key  # noqa: E731
+    return sorted(removes, key=order) + sorted(updates, key=order) + sorted(adds, key=order)
+
+
+def summarize_ops(ops):
+    """{'added': [...], 'changed': [...], 'removed': [...]} of public keys."""
+    out = {'added': [], 'changed': [], 'removed': []}
+    names = {PeerOp.ADD: 'added', PeerOp.UPDATE: 'changed', PeerOp.REMOVE: 'removed'}
+    for op in ops:
+        out[names[op.action]].append(op.public_key)
+    return out

@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The WireGuard device applier: one interface, kernel or userspace backend.
+
+read what runs -> diff against what is wanted -> send only the difference ->
+report before/after. Check mode stops before anything is sent.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.keys import public_key_from_private
+from ansible_collections.wglan.mesh.plugins.module_utils.links import Links, validate_ifname
+from ansible_collections.wglan.mesh.plugins.module_utils.peers import PeerOp, diff_peers, summarize_ops
+from ansible_collections.wglan.mesh.plugins.module_utils.wg_netlink import NetlinkBackend
+from ansible_collections.wglan.mesh.plugins.module_utils.wg_uapi import UapiBackend
+
+BACKENDS = ('auto', 'kernel', 'userspace')
+DEFAULT_PORT = 51820
+DEFAULT_FWMARK = 0x20
+DEFAULT_MTU = 1420
+MIN_MTU = 1280
+
+
+class DeviceConfig:
+    """What the interface should be. addresses=None leaves addresses alone."""
+
+    def __init__(self, ifname, private_key, listen_port=DEFAULT_PORT, fwmark=DEFAULT_FWMARK,
+                 mtu=DEFAULT_MTU, addresses=None, backend='auto'):
+        self.ifname = validate_ifname(ifname)
+        self.private_key = private_key
+        if not 0 <= int(listen_port) <= 65535:
+            raise WglanError('listen_port must be between 0 and 65535')
+        self.listen_port = int(listen_port)
+        if not 0 <= int(fwmark) <= 0xFFFFFFFF:
+            raise WglanError('fwmark must be a 32-bit value')
+        self.fwmark = int(fwmark)
+        if not MIN_MTU <= int(mtu) <= 65535:
+            raise WglanError('mtu must be between %d and 65535 (IPv6 needs at least %d)' % (MIN_MTU, MIN_MTU))
+        self.mtu = int(mtu)
+        self.addresses = addresses
+        if backend not in BACKENDS:
+            raise WglanError('backend must be one of %s' % ', '.join(BACKENDS))
+        self.backend = backend
+
+
+def backend_for_link(link, requested):
+    """Which backend drives an existing link, refusing a mismatch with what was asked."""
+    if link.kind == 'wireguard':
+        found = NetlinkBackend(link.name)
+    else:
+        found = UapiBackend(link.name)
+        if not found.available():
+            raise WglanError('interface %s exists but is not a WireGuard device (kind %s, no UAPI socket)'
+                             % (link.name, link.kind or 'unknown'))
+    if requested not in ('auto', found.name):
+        raise WglanError('interface %s runs the %s backend, but backend=%s was asked: delete it first'
+                         % (link.name, found.name, requested))
+    return found
+
+
+def create_device(links, ifname, requested):
+    """Create the interface with the asked backend; auto prefers the kernel."""
+    if requested in ('auto', 'kernel'):
+        if links.create_wireguard(ifname):
+            return NetlinkBackend(ifname)
+        if requested == 'kernel':
+            raise WglanError('the kernel cannot create WireGuard links (no wireguard module): use backend=userspace or auto')
+    backend = UapiBackend(ifname)
+    backend.start()
+    return backend
+
+
+class DeviceResult:
+    def __init__(self):
+        self.changed = False
+        self.created = False
+        self.deleted = False
+        self.backend = None
+        self.public_key = None
+        self.device_changes = []
+        self.ops = []
+        self.addresses_added = []
+        self.addresses_removed = []
+        self.before = None
+        self.after = None
+
+    def summary(self):
+        out = summarize_ops(self.ops)
+        out.update({
+            'changed': self.changed,
+            'created': self.created,
+            'backend': self.backend,
+            'public_key': self.public_key,
+            'device_changes': self.device_changes,
+            'addresses_added': [str(a) for a in self.addresses_added],
+            'addresses_removed': [str(a) for a in self.addresses_removed],
+            'peer_operations': len(self.ops),
+        })
+        return out
+
+
+def _peer_view(peers):
+    return dict((p.public_key, p.as_dict()) for p in sorted(peers, key=lambda p: p.public_key))
+
+
+def _apply_ops_view(current, desired, ops):
+    """The peers as they will be after ops (for the diff's 'after')."""
+    result = dict((p.public_key, p) for p in current)
+    wanted = dict((p.public_key, p) for p in desired)
+    for op in ops:
+        if op.action == PeerOp.REMOVE:
+            result.pop(op.public_key, None)
+        elif op.action == PeerOp.ADD:
+            result[op.public_key] = wanted[op.public_key]
+        else:
+            peer = result[op.public_key]
+            changes = {}
+            for field, value in op.fields.items():
+                changes[field] = value
+            result[op.public_key] = peer.replace(**changes)
+    return list(result.values())
+
+
+def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff=False):
+    """Make the interface and its peers match. Returns a DeviceResult."""
+    result = DeviceResult()
+    if config.private_key is not None:
+        result.public_key = public_key_from_private(config.private_key)
+    with Links() as links:
+        link = links.get(config.ifname)
+        if link is None:
+            result.changed = result.created = True
+            result.device_changes = ['interface', 'private_key', 'listen_port', 'fwmark', 'mtu', 'up']
+            result.ops = diff_peers(desired_peers, [], purge=purge)
+            if config.addresses:
+                result.addresses_added = list(config.addresses)
+            if want_diff:
+                result.before = {'interface': None}
+                result.after = _device_view(config, config.addresses or [], _peer_view(desired_peers))
+            if check_mode:
+                result.backend = config.backend
+                return result
+            backend = create_device(links, config.ifname, config.backend)
+            result.backend = backend.name
+            backend.write(config.private_key, config.listen_port, config.fwmark, result.ops)
+            link = links.get(config.ifname)
+            if link is None:
+                raise WglanError('interface %s vanished right after it was created' % config.ifname)
+            _apply_link(links, link, config, result, check_mode)
+            return result
+
+        backend = backend_for_link(link, config.backend)
+        result.backend = backend.name
+        state = backend.read()
+        key = None
+        if config.private_key is not None and state.private_key != config.private_key:
+            key = config.private_key
+            result.device_changes.append('private_key')
+        port = None
+        if config.listen_port and state.listen_port != config.listen_port:
+            port = config.listen_port
+            result.device_changes.append('listen_port')
+        fwmark = None
+        if state.fwmark != config.fwmark:
+            fwmark = config.fwmark
+            result.device_changes.append('fwmark')
+        result.ops = diff_peers(desired_peers, state.peers, purge=purge)
+        if want_diff:
+            result.before = {
+                'interface': config.ifname, 'listen_port': state.listen_port, 'fwmark': state.fwmark,
+                'mtu': link.mtu, 'up': link.up, 'addresses': sorted(str(a) for a in link.addresses),
+                'public_key': public_key_from_private(state.private_key) if state.private_key else None,
+                'peers': _peer_view(state.peers),
+            }
+        if not check_mode and (key is not None or port is not None or fwmark is not None or result.ops):
+            backend.write(key, port, fwmark, result.ops)
+        _apply_link(links, link, config, result, check_mode)
+        result.changed = bool(result.device_changes or result.ops or result.addresses_added or result.addresses_removed)
+        if want_diff:
+            after_addresses = [a for a in link.addresses if a not in result.addresses_removed] + result.addresses_added
+            result.after = _device_view(config, after_addresses,
+                                        _peer_view(_apply_ops_view(state.peers, desired_peers, result.ops)))
+        return result
+
+
+def _device_view(config, addresses, peers):
+    return {
+        'interface': config.ifname, 'listen_port': config.listen_port, 'fwmark': config.fwmark,
+        'mtu': config.mtu, 'up': True, 'addresses': sorted(str(a) for a in addresses),
+        'public_key': public_key_from_private(config.private_key) if config.private_key else None,
+        'peers': peers,
+    }
+
+
+def _apply_link(links, link, config, result, check_mode):
+    """MTU, addresses, up: each touched only if it differs."""
+    if link.mtu != config.mtu:
+        if 'mtu' not in result.device_changes:
+            result.device_changes.append('mtu')
+        if not check_mode:
+            links.set_mtu(link.index, config.mtu)
+    if config.addresses is not None:
+        present = set(link.addresses)
+        wanted = set(config.addresses)
+        result.addresses_added = sorted(wanted - present, key=str)
+        result.addresses_removed = sorted(present - wanted, key=str)
+        if not check_mode:
+            for iface in result.addresses_removed:
+                links.del_address(link.index, iface)
+            for iface in result.addresses_added:
+                links.add_address(link.index, iface)
+    if not link.up:
+        if 'up' not in result.device_changes:
+            result.device_changes.append('up')
+        if not check_mode:
+            links.set_up(link.index)
+
+
+def read_device(ifname):
+    """(link, backend name, DeviceState) or None when the interface does not exist."""
+    with Links() as links:
+        link = links.get(validate_ifname(ifname))
+        if link is None:
+            return None
+        backend = backend_for_link(link, 'auto')
+        return link, backend.name, backend.read()
+
+
+def remove_device(ifname, check_mode=False):
+    """Delete the interface (and stop wireguard-go). Returns True if it existed."""
+    with Links() as links:
+        link = links.get(validate_ifname(ifname))
+        if link is None:
+            return False
+        if check_mode:
+            return True
+        if link.kind != 'wireguard':
+            UapiBackend(ifname).stop()
+        links.delete(ifname)
+        return True

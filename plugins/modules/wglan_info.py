@@ -1,0 +1,178 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: wglan_info
+short_description: Read the state of the WireGuard mesh interface
+version_added: 0.1.0
+description:
+  - Read-only. Reports the interface, its public key and listen port, and per peer the endpoint,
+    allowed IPs, latest handshake, transfer counters and whether the peer is up.
+  - A peer is V(up) when its latest handshake is at most 275 seconds old (the point where KubeSpan
+    marks a peer down; WireGuard re-keys every 120 seconds while traffic flows), V(down) when older,
+    and V(unknown) when there has been no handshake.
+  - Never returns the private key or preshared keys (only whether a preshared key is set).
+options:
+  interface:
+    description: The WireGuard interface.
+    type: str
+    default: wglan0
+attributes:
+  check_mode:
+    description: Read-only; runs the same in check mode.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is no diff.
+    support: none
+requirements:
+  - pyroute2 (Debian package python3-pyroute2)
+author:
+  - wglan.mesh developers (@wglan-mesh)
+'''
+
+EXAMPLES = r'''
+- name: Read the mesh state
+  wglan.mesh.wglan_info:
+  register: mesh
+
+- name: Show peers that are not up
+  ansible.builtin.debug:
+    msg: "{{ mesh.peers | rejectattr('state', 'equalto', 'up') | map(attribute='public_key') }}"
+'''
+
+RETURN = r'''
+exists:
+  description: Whether the interface exists.
+  returned: always
+  type: bool
+interface:
+  description: The interface name.
+  returned: always
+  type: str
+backend:
+  description: V(kernel) or V(userspace).
+  returned: when the interface exists
+  type: str
+public_key:
+  description: The interface's public key.
+  returned: when the interface exists
+  type: str
+listen_port:
+  description: UDP listen port.
+  returned: when the interface exists
+  type: int
+fwmark:
+  description: Firewall mark of WireGuard's own packets.
+  returned: when the interface exists
+  type: int
+mtu:
+  description: Interface MTU.
+  returned: when the interface exists
+  type: int
+up:
+  description: Whether the link is up.
+  returned: when the interface exists
+  type: bool
+addresses:
+  description: Interface addresses (without IPv6 link-local).
+  returned: when the interface exists
+  type: list
+  elements: str
+peers:
+  description: One entry per peer, sorted by public key.
+  returned: when the interface exists
+  type: list
+  elements: dict
+  contains:
+    public_key:
+      description: The peer's public key.
+      type: str
+    endpoint:
+      description: Current endpoint, or null.
+      type: str
+    allowed_ips:
+      description: Allowed IPs.
+      type: list
+      elements: str
+    latest_handshake:
+      description: Unix time of the latest handshake (0 = never).
+      type: int
+    handshake_age:
+      description: Seconds since the latest handshake, or null if never.
+      type: int
+    rx_bytes:
+      description: Bytes received.
+      type: int
+    tx_bytes:
+      description: Bytes sent.
+      type: int
+    persistent_keepalive:
+      description: Keepalive interval in seconds (0 = off).
+      type: int
+    preshared_key:
+      description: Whether a preshared key is set.
+      type: bool
+    state:
+      description: V(up), V(down) or V(unknown).
+      type: str
+peers_up:
+  description: Number of peers that are up.
+  returned: when the interface exists
+  type: int
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.wglan.mesh.plugins.module_utils import keys, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
+
+
+def gather(ifname):
+    found = wg_device.read_device(ifname)
+    if found is None:
+        return dict(exists=False, interface=ifname)
+    link, backend, state = found
+    now = time.time()
+    peers = []
+    for peer in sorted(state.peers, key=lambda p: p.public_key):
+        stats = state.stats[peer.public_key]
+        peers.append(dict(
+            public_key=peer.public_key,
+            endpoint=peer.endpoint,
+            allowed_ips=[str(n) for n in peer.allowed_ips],
+            latest_handshake=stats.last_handshake,
+            handshake_age=int(now - stats.last_handshake) if stats.last_handshake else None,
+            rx_bytes=stats.rx_bytes,
+            tx_bytes=stats.tx_bytes,
+            persistent_keepalive=peer.persistent_keepalive,
+            preshared_key=bool(peer.preshared_key),
+            state=stats.state(now),
+        ))
+    return dict(
+        exists=True, interface=ifname, backend=backend,
+        public_key=keys.public_key_from_private(state.private_key) if state.private_key else None,
+        listen_port=state.listen_port, fwmark=state.fwmark, mtu=link.mtu, up=link.up,
+        addresses=sorted(str(a) for a in link.addresses), peers=peers,
+        peers_up=sum(1 for p in peers if p['state'] == 'up'),
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(interface=dict(type='str', default='wglan0')),
+        supports_check_mode=True,
+    )
+    require_libs(module, 'pyroute2', 'cryptography')
+    module.exit_json(changed=False, **run_or_fail(module, gather, module.params['interface']))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,298 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: wglan_peers
+short_description: Ensure the WireGuard interface and its peers
+version_added: 0.1.0
+description:
+  - Creates the WireGuard interface if needed and makes its settings and peers match the arguments.
+  - Two backends behind one interface. V(kernel) drives kernel WireGuard over generic netlink;
+    V(userspace) starts C(wireguard-go) and drives it over its UAPI socket
+    (C(/var/run/wireguard/<interface>.sock)). V(auto) uses the backend of an existing interface,
+    and for a new one tries the kernel first and falls back to userspace.
+  - Reads the running device, computes the difference and sends only that, peer by peer
+    (add, update, remove). The peer set is never replaced as a whole, so traffic to unchanged
+    peers is not disturbed, and a reconcile of an unchanged mesh sends nothing.
+  - All input is validated before anything is sent. Bad input fails with a message naming the
+    peer and the problem, and the running configuration stays as it was.
+  - No peer can take an address another peer already holds. Single addresses (/32, /128) are
+    given out before ranges, then by public key; a later claim loses only the overlapping part,
+    and each such loss is reported in RV(dropped_allowed_ips) and as a warning.
+  - A peer whose public key is this node's own is skipped, so the same list can be given to every node.
+options:
+  interface:
+    description: Name of the WireGuard interface.
+    type: str
+    default: wglan0
+  state:
+    description: V(absent) deletes the interface (and stops C(wireguard-go) for it).
+    type: str
+    choices: [present, absent]
+    default: present
+  backend:
+    description: Which WireGuard implementation to use.
+    type: str
+    choices: [auto, kernel, userspace]
+    default: auto
+  private_key_path:
+    description: The node's private key file. Created (mode C(0600)) if missing, as M(wglan.mesh.wglan_keys) does.
+    type: path
+    default: /etc/wglan/private.key
+  listen_port:
+    description: UDP port WireGuard listens on.
+    type: int
+    default: 51820
+  fwmark:
+    description:
+      - Firewall mark WireGuard puts on its own UDP packets. Must equal O(wglan.mesh.wglan_rules#module:wg_mark)
+        so those packets are never routed back into the tunnel. Give it as a number (YAML accepts C(0x20)).
+    type: int
+    default: 32
+  mtu:
+    description: MTU of the interface. At least 1280 (the IPv6 minimum).
+    type: int
+    default: 1420
+  addresses:
+    description:
+      - Addresses of the interface with their length (for example the node address from
+        M(wglan.mesh.wglan_address) as a /64). When given, this is the exact list (IPv6 link-local
+        addresses are left alone). When omitted, addresses are not touched.
+    type: list
+    elements: str
+  peers:
+    description: The peers this interface should have.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      public_key:
+        description: The peer's public key (base64, 44 characters).
+        type: str
+        required: true
+      name:
+        description: A name used in messages.
+        type: str
+      endpoint:
+        description:
+          - Where to send to the peer, C(host:port), C(192.0.2.1:51820) or C([2001:db8::1]:51820).
+            Host names are resolved when the module runs.
+          - When omitted, a running peer keeps the endpoint it has (it may have roamed there).
+        type: str
+      allowed_ips:
+        description: Addresses and prefixes routed to this peer. Host bits must be zero.
+        type: list
+        elements: str
+        default: []
+      preshared_key:
+        description: Optional preshared key (base64). Never logged or shown in diffs.
+        type: str
+      persistent_keepalive:
+        description: Seconds between keepalives (0 turns them off). Defaults to O(persistent_keepalive).
+        type: int
+  persistent_keepalive:
+    description: Keepalive for peers that do not set their own. 25 s keeps NAT mappings open.
+    type: int
+    default: 25
+  purge:
+    description:
+      - Remove running peers that are not in O(peers). Off by default so that an ad-hoc call with one
+        peer does not drop the others; the node role turns it on.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Reads the device and reports what would change; sends nothing.
+    support: full
+  diff_mode:
+    description: Shows the interface settings and peers before and after. Preshared keys show only as set or not.
+    support: full
+requirements:
+  - pyroute2 (Debian package python3-pyroute2)
+  - cryptography (Debian package python3-cryptography)
+  - wireguard-go, when the kernel has no WireGuard
+author:
+  - wglan.mesh developers (@wglan-mesh)
+'''
+
+EXAMPLES = r'''
+- name: Two peers on wglan0
+  wglan.mesh.wglan_peers:
+    addresses: ["200:1001::5054:ff:fe12:3456/64"]
+    peers:
+      - name: cp1
+        public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=
+        endpoint: 203.0.113.10:51820
+        allowed_ips: ["200:1001::5054:ff:fe00:1/128", "203.0.113.10/32"]
+      - name: worker-behind-nat
+        public_key: TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=
+        allowed_ips: ["200:1001::5054:ff:fe00:2/128"]
+    purge: true
+
+- name: Remove the interface
+  wglan.mesh.wglan_peers:
+    state: absent
+'''
+
+RETURN = r'''
+interface:
+  description: The interface name.
+  returned: always
+  type: str
+backend:
+  description: The backend in use (V(kernel) or V(userspace)).
+  returned: when state is present
+  type: str
+public_key:
+  description: This node's public key.
+  returned: when state is present and the key exists
+  type: str
+created:
+  description: Whether the interface was created.
+  returned: when state is present
+  type: bool
+peers_added:
+  description: Public keys of peers added.
+  returned: when state is present
+  type: list
+  elements: str
+peers_changed:
+  description: Public keys of peers updated.
+  returned: when state is present
+  type: list
+  elements: str
+peers_removed:
+  description: Public keys of peers removed.
+  returned: when state is present
+  type: list
+  elements: str
+peer_operations:
+  description: Number of peer operations sent to the device (0 when nothing differs).
+  returned: when state is present
+  type: int
+device_changes:
+  description: Interface settings that changed (V(private_key) names the field only, never the value).
+  returned: when state is present
+  type: list
+  elements: str
+addresses_added:
+  description: Interface addresses added.
+  returned: when state is present
+  type: list
+  elements: str
+addresses_removed:
+  description: Interface addresses removed.
+  returned: when state is present
+  type: list
+  elements: str
+dropped_allowed_ips:
+  description: Allowed IPs not given to a peer because another peer holds them.
+  returned: when state is present
+  type: list
+  elements: dict
+  contains:
+    peer:
+      description: Name or public key of the peer that gave the prefix up.
+      type: str
+    prefix:
+      description: The prefix as the peer asked for it (it keeps any part nobody else holds).
+      type: str
+    reason:
+      description: Why.
+      type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.wglan.mesh.plugins.module_utils import keys, peers as peer_model, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.links import parse_interface_address
+from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
+
+PEER_OPTIONS = dict(
+    public_key=dict(type='str', required=True),
+    name=dict(type='str'),
+    endpoint=dict(type='str'),
+    allowed_ips=dict(type='list', elements='str', default=[]),
+    preshared_key=dict(type='str', no_log=True),
+    persistent_keepalive=dict(type='int'),
+)
+
+
+def desired_state(module):
+    """Validate everything before touching the host: key, settings, peers."""
+    params = module.params
+    private_key, _ = keys.load_or_create_private_key(params['private_key_path'], check_mode=module.check_mode)
+    addresses = None
+    if params['addresses'] is not None:
+        addresses = [parse_interface_address(a) for a in params['addresses']]
+    config = wg_device.DeviceConfig(params['interface'], private_key, params['listen_port'], params['fwmark'],
+                                    params['mtu'], addresses, params['backend'])
+    peer_list = peer_model.parse_peers(params['peers'], default_keepalive=params['persistent_keepalive'])
+    if private_key is not None:
+        own = keys.public_key_from_private(private_key)
+        peer_list = [p for p in peer_list if p.public_key != own]
+    peer_list, dropped = peer_model.resolve_overlaps(peer_list)
+    return config, peer_list, dropped
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            interface=dict(type='str', default='wglan0'),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            backend=dict(type='str', choices=list(wg_device.BACKENDS), default='auto'),
+            private_key_path=dict(type='path', default=keys.DEFAULT_KEY_PATH),
+            listen_port=dict(type='int', default=wg_device.DEFAULT_PORT),
+            fwmark=dict(type='int', default=wg_device.DEFAULT_FWMARK),
+            mtu=dict(type='int', default=wg_device.DEFAULT_MTU),
+            addresses=dict(type='list', elements='str'),
+            peers=dict(type='list', elements='dict', default=[], options=PEER_OPTIONS),
+            persistent_keepalive=dict(type='int', default=peer_model.DEFAULT_KEEPALIVE),
+            purge=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    require_libs(module, 'pyroute2', 'cryptography')
+    params = module.params
+    if params['state'] == 'absent':
+        existed = run_or_fail(module, wg_device.remove_device, params['interface'], check_mode=module.check_mode)
+        result = dict(changed=existed, interface=params['interface'])
+        if module._diff:
+            result['diff'] = dict(before={'interface': params['interface'] if existed else None},
+                                  after={'interface': None})
+        module.exit_json(**result)
+
+    config, peer_list, dropped = run_or_fail(module, desired_state, module)
+    outcome = run_or_fail(module, wg_device.apply_device, config, peer_list, purge=params['purge'],
+                          check_mode=module.check_mode, want_diff=module._diff)
+    summary = outcome.summary()
+    result = dict(
+        changed=outcome.changed,
+        interface=config.ifname,
+        backend=summary['backend'],
+        public_key=summary['public_key'],
+        created=summary['created'],
+        peers_added=summary['added'],
+        peers_changed=summary['changed'],
+        peers_removed=summary['removed'],
+        peer_operations=summary['peer_operations'],
+        device_changes=summary['device_changes'],
+        addresses_added=summary['addresses_added'],
+        addresses_removed=summary['addresses_removed'],
+        dropped_allowed_ips=[dict(peer=p, prefix=n, reason=r) for p, n, r in dropped],
+    )
+    for peer, prefix, reason in dropped:
+        module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
+    if module._diff:
+        result['diff'] = dict(before=outcome.before, after=outcome.after)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: wglan_rules
+short_description: Ensure the nftables table, routing table and ip rules that send traffic into the mesh
+version_added: 0.1.0
+description:
+  - Manages one nftables C(inet) table (O(table)), owned by wglan and always replaced in one
+    transaction. Packets to any of O(targets) get O(route_mark); an ip rule (IPv4 and IPv6,
+    priority O(rule_priority)) sends that mark to routing table O(route_table), which holds
+    default routes (C(0.0.0.0/0) and C(::/0)) through O(interface).
+  - WireGuard's own packets carry O(wg_mark) (the interface's fwmark) and are left alone, so the
+    tunnel never routes into itself.
+  - Marks are matched and set under O(mark_mask) only. Mark bits outside the mask belong to
+    others (CNIs such as Cilium and Calico, kube-proxy) and are kept as they are.
+  - TCP MSS is clamped on packets leaving O(interface) to O(mtu) - 40 (IPv4) and O(mtu) - 60 (IPv6).
+  - V(absent) removes exactly this table, these rules and the default routes via O(interface) in
+    O(route_table); nothing else.
+options:
+  interface:
+    description: The WireGuard interface. Must exist and be up for V(present).
+    type: str
+    default: wglan0
+  targets:
+    description: Prefixes whose traffic goes through the mesh (normally every peer's allowed IPs).
+    type: list
+    elements: str
+    default: []
+  state:
+    description: Whether the rules should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  table:
+    description: Name of the nftables table.
+    type: str
+    default: wglan
+  route_table:
+    description: Routing table number for marked packets.
+    type: int
+    default: 180
+  rule_priority:
+    description: Priority of the ip rules.
+    type: int
+    default: 32500
+  wg_mark:
+    description: Mark on WireGuard's own packets; equals the interface's fwmark.
+    type: int
+    default: 32
+  route_mark:
+    description: Mark for packets to be routed into the mesh.
+    type: int
+    default: 64
+  mark_mask:
+    description: The mark bits wglan owns. O(wg_mark) and O(route_mark) must lie inside it.
+    type: int
+    default: 96
+  mtu:
+    description: MTU of the interface, for MSS clamping.
+    type: int
+    default: 1420
+attributes:
+  check_mode:
+    description: Reports what would change; changes nothing.
+    support: full
+  diff_mode:
+    description: Shows the target sets and routing changes.
+    support: full
+requirements:
+  - nftables (C(nft) 0.9.3 or newer)
+  - pyroute2 (Debian package python3-pyroute2)
+author:
+  - wglan.mesh developers (@wglan-mesh)
+'''
+
+EXAMPLES = r'''
+- name: Route two peers' addresses through the mesh
+  wglan.mesh.wglan_rules:
+    targets:
+      - 200:1001::5054:ff:fe00:1/128
+      - 203.0.113.10/32
+      - 10.244.1.0/24
+
+- name: Remove the rules
+  wglan.mesh.wglan_rules:
+    state: absent
+'''
+
+RETURN = r'''
+targets4:
+  description: IPv4 prefixes in the target set (merged).
+  returned: when state is present
+  type: list
+  elements: str
+targets6:
+  description: IPv6 prefixes in the target set (merged).
+  returned: when state is present
+  type: list
+  elements: str
+nftables_changed:
+  description: Whether the nftables table was (or would be) replaced or removed.
+  returned: always
+  type: bool
+routing_changes:
+  description: Routes and rules added or removed.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.wglan.mesh.plugins.module_utils import nft_rules, policy_routing
+from ansible_collections.wglan.mesh.plugins.module_utils.links import validate_ifname
+from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
+
+
+def ensure(module):
+    p = module.params
+    present = p['state'] == 'present'
+    validate_ifname(p['interface'])
+    config = nft_rules.RulesConfig(p['interface'], p['targets'], p['table'], p['wg_mark'], p['route_mark'],
+                                   p['mark_mask'], p['mtu'])
+    routing_args = dict(table=p['route_table'], priority=p['rule_priority'], mark=p['route_mark'],
+                        mask=p['mark_mask'])
+    if present:
+        # Fill the table first, then the rules that lead into it: no moment where
+        # marked traffic meets a rule into an empty table. Removal runs backwards.
+        nft_changed, before, after = nft_rules.ensure_table(config, True, module.check_mode)
+        routing = policy_routing.ensure(p['interface'], present=True, check_mode=module.check_mode, **routing_args)
+    else:
+        routing = policy_routing.ensure(p['interface'], present=False, check_mode=module.check_mode, **routing_args)
+        nft_changed, before, after = nft_rules.ensure_table(config, False, module.check_mode)
+    return nft_changed, before, after, routing
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            interface=dict(type='str', default='wglan0'),
+            targets=dict(type='list', elements='str', default=[]),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            table=dict(type='str', default=nft_rules.DEFAULT_TABLE),
+            route_table=dict(type='int', default=policy_routing.DEFAULT_TABLE),
+            rule_priority=dict(type='int', default=policy_routing.DEFAULT_PRIORITY),
+            wg_mark=dict(type='int', default=nft_rules.DEFAULT_WG_MARK),
+            route_mark=dict(type='int', default=nft_rules.DEFAULT_ROUTE_MARK),
+            mark_mask=dict(type='int', default=nft_rules.DEFAULT_MARK_MASK),
+            mtu=dict(type='int', default=1420),
+        ),
+        supports_check_mode=True,
+    )
+    require_libs(module, 'pyroute2')
+    nft_changed, before, after, routing = run_or_fail(module, ensure, module)
+    result = dict(changed=bool(nft_changed or routing), nftables_changed=nft_changed, routing_changes=routing)
+    if after is not None:
+        result.update(targets4=after['targets4'], targets6=after['targets6'])
+    if module._diff:
+        result['diff'] = dict(before={'nftables': before}, after={'nftables': after, 'routing_changes': routing})
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
