@@ -1,0 +1,107 @@
+import copy
+import json
+
+import pytest
+
+from ansible_collections.wglan.mesh.plugins.module_utils import nft_rules as nft
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+
+
+def config(**kw):
+    args = dict(interface='wglan0', targets=['192.0.2.0/25', '192.0.2.128/25', '198.51.100.7/32', '2001:db8::/64'])
+    args.update(kw)
+    return nft.RulesConfig(**args)
+
+
+def find(objects, kind, **match):
+    return [o[kind] for o in objects if kind in o and all(o[kind].get(k) == v for k, v in match.items())]
+
+
+def test_targets_are_merged_per_family():
+    c = config()
+    assert [str(n) for n in c.targets4] == ['192.0.2.0/24', '198.51.100.7/32']
+    assert [str(n) for n in c.targets6] == ['2001:db8::/64']
+
+
+@pytest.mark.parametrize('kw,fragment', [
+    (dict(wg_mark=0x80), 'inside mark_mask'),
+    (dict(route_mark=0x20), 'must differ'),
+    (dict(mark_mask=0), 'non-zero'),
+    (dict(targets=['192.0.2.1/24']), 'invalid target'),
+    (dict(mtu=1000), 'mtu'),
+])
+def test_bad_config_rejected(kw, fragment):
+    with pytest.raises(WglanError) as err:
+        config(**kw)
+    assert fragment in str(err.value)
+
+
+def test_marks_respect_the_mask():
+    objects = nft.desired_objects(config(wg_mark=0x100, route_mark=0x200, mark_mask=0x300))
+    rules = find(objects, 'rule', chain='output')
+    own = rules[0]['expr'][0]['match']
+    assert own['left'] == {'&': [{'meta': {'key': 'mark'}}, 0x300]} and own['right'] == 0x100
+    mangle = rules[1]['expr'][1]['mangle']['value']['|']
+    keep, value = mangle[0]['&'][1], mangle[1]
+    # bits outside the mask pass through untouched; inside it the result is route_mark
+    for other in (0, 0x4000, 0xffff0000, 0x0f00):
+        before = other | 0x100
+        after = (before & keep) | value
+        assert after & ~0x300 & 0xffffffff == before & ~0x300 & 0xffffffff
+        assert after & 0x300 == 0x200
+
+
+def test_wireguard_packets_are_exempt_before_marking_in_both_chains():
+    objects = nft.desired_objects(config())
+    for chain in ('prerouting', 'output'):
+        exprs = [r['expr'] for r in find(objects, 'rule', chain=chain)]
+        assert exprs[0][-1] == {'accept': None}
+        assert exprs[1][0]['match']['left'] == {'payload': {'protocol': 'ip', 'field': 'daddr'}}
+        # the IPv6 rule matches IPv6 headers (WgLAN matched IPv6 with IPv4 offsets)
+        assert exprs[2][0]['match']['left'] == {'payload': {'protocol': 'ip6', 'field': 'daddr'}}
+        assert exprs[2][0]['match']['right'] == '@targets6'
+
+
+def test_mss_clamp_values():
+    objects = nft.desired_objects(config(mtu=1380))
+    clamps = [r['expr'][-1]['mangle']['value'] for r in find(objects, 'rule', chain='postrouting')]
+    assert clamps == [1340, 1320]
+
+
+def test_replace_is_one_transaction_that_tolerates_a_missing_table():
+    commands = nft.replace_commands(config())['nftables']
+    assert commands[1] == {'add': {'table': {'family': 'inet', 'name': 'wglan'}}}
+    assert commands[2] == {'delete': {'table': {'family': 'inet', 'name': 'wglan'}}}
+    assert all('add' in c for c in commands[3:])
+    json.dumps(commands)
+
+
+def listed(objects):
+    """What nft -j list prints: handles added, one set element shown as a range."""
+    out = [{'metainfo': {'version': '1.0.6'}}]
+    for handle, obj in enumerate(copy.deepcopy(objects)):
+        kind = next(iter(obj))
+        obj[kind]['handle'] = handle
+        obj[kind]['family'] = 'inet'
+        out.append(obj)
+    return out
+
+
+def test_canonical_form_ignores_handles_and_element_spelling():
+    wanted = nft.desired_objects(config())
+    current = listed(wanted)
+    targets4 = [o['set'] for o in current if o.get('set', {}).get('name') == 'targets4'][0]
+    targets4['elem'] = [{'range': ['192.0.2.0', '192.0.2.127']}, {'prefix': {'addr': '192.0.2.128', 'len': 25}},
+                        '198.51.100.7']
+    assert nft.canonical(current) == nft.canonical(wanted)
+    assert nft.target_view(current)['targets4'] == ['192.0.2.0/24', '198.51.100.7/32']
+
+
+def test_canonical_form_sees_real_differences():
+    wanted = nft.desired_objects(config())
+    assert nft.canonical(nft.desired_objects(config(targets=['192.0.2.0/24']))) != nft.canonical(wanted)
+    assert nft.canonical(nft.desired_objects(config(mtu=1400))) != nft.canonical(wanted)
+    assert nft.canonical(nft.desired_objects(config(interface='wg9'))) != nft.canonical(wanted)
+    tampered = listed(wanted)
+    del tampered[-1]
+    assert nft.canonical(tampered) != nft.canonical(wanted)

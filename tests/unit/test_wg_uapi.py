@@ -1,0 +1,93 @@
+import base64
+import ipaddress
+
+import pytest
+
+from ansible_collections.wglan.mesh.plugins.module_utils import wg_uapi
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.peers import PeerOp
+
+
+def key(n):
+    return base64.b64encode(n.to_bytes(32, 'big')).decode()
+
+
+def hexkey(n):
+    return n.to_bytes(32, 'big').hex()
+
+
+GET_ANSWER = '\n'.join([
+    'private_key=' + hexkey(5),
+    'listen_port=51820',
+    'fwmark=32',
+    'public_key=' + hexkey(1),
+    'preshared_key=' + '00' * 32,
+    'protocol_version=1',
+    'endpoint=192.0.2.10:51820',
+    'last_handshake_time_sec=1700000000',
+    'last_handshake_time_nsec=5',
+    'tx_bytes=100',
+    'rx_bytes=200',
+    'persistent_keepalive_interval=25',
+    'allowed_ip=200:1001::1/128',
+    'allowed_ip=192.0.2.10/32',
+    'public_key=' + hexkey(2),
+    'preshared_key=' + hexkey(9),
+    'protocol_version=1',
+    'endpoint=[2001:db8::2]:51821',
+    'last_handshake_time_sec=0',
+    'last_handshake_time_nsec=0',
+    'tx_bytes=0',
+    'rx_bytes=0',
+    'persistent_keepalive_interval=0',
+    'errno=0', '', ''])
+
+
+def test_parse_get_response():
+    state = wg_uapi.parse_get_response(GET_ANSWER)
+    assert state.private_key == (5).to_bytes(32, 'big')
+    assert (state.listen_port, state.fwmark) == (51820, 32)
+    first, second = state.peers
+    assert first.public_key == key(1) and first.preshared_key is None
+    assert first.endpoint == '192.0.2.10:51820' and first.persistent_keepalive == 25
+    assert set(first.allowed_ips) == {ipaddress.ip_network('200:1001::1/128'), ipaddress.ip_network('192.0.2.10/32')}
+    assert second.preshared_key == key(9) and second.endpoint == '[2001:db8::2]:51821'
+    assert second.allowed_ips == ()
+    assert state.stats[key(1)].last_handshake == 1700000000 and state.stats[key(1)].rx_bytes == 200
+    assert state.stats[key(1)].state(now=1700000100) == 'up'
+    assert state.stats[key(1)].state(now=1700000300) == 'down'
+    assert state.stats[key(2)].state() == 'unknown'
+
+
+def test_parse_get_response_raises_on_errno():
+    with pytest.raises(WglanError) as err:
+        wg_uapi.parse_get_response('errno=22\n\n')
+    assert 'errno 22' in str(err.value)
+
+
+def test_ipv4_mapped_endpoint_is_shown_as_ipv4():
+    state = wg_uapi.parse_get_response('public_key=%s\nendpoint=[::ffff:192.0.2.1]:51820\nerrno=0\n\n' % hexkey(1))
+    assert state.peers[0].endpoint == '192.0.2.1:51820'
+
+
+def test_build_set_request_sends_only_what_changes():
+    ops = [
+        PeerOp(PeerOp.REMOVE, key(3)),
+        PeerOp(PeerOp.UPDATE, key(1), {'endpoint': '192.0.2.11:51820'}),
+        PeerOp(PeerOp.ADD, key(2), {'allowed_ips': [ipaddress.ip_network('192.0.2.2/32')],
+                                    'persistent_keepalive': 25, 'preshared_key': None}),
+    ]
+    text = wg_uapi.build_set_request(listen_port=51820, ops=ops)
+    assert text == '\n'.join([
+        'set=1', 'listen_port=51820',
+        'public_key=' + hexkey(3), 'remove=true',
+        'public_key=' + hexkey(1), 'update_only=true', 'endpoint=192.0.2.11:51820',
+        'public_key=' + hexkey(2), 'preshared_key=' + '00' * 32, 'persistent_keepalive_interval=25',
+        'replace_allowed_ips=true', 'allowed_ip=192.0.2.2/32',
+    ]) + '\n\n'
+    assert 'replace_peers' not in text
+
+
+def test_build_set_request_private_key_is_hex():
+    text = wg_uapi.build_set_request(private_key=(5).to_bytes(32, 'big'))
+    assert text == 'set=1\nprivate_key=%s\n\n' % hexkey(5)
