@@ -345,9 +345,9 @@ def diff_peers(desired, current, purge=False):
 
 
 def summarize_ops(ops):
-    """{'added': [...], 'changed': [...], 'removed': [...]} of public keys."""
-    out = {'added': [], 'changed': [], 'removed': []}
-    names = {PeerOp.ADD: 'added', PeerOp.UPDATE: 'changed', PeerOp.REMOVE: 'removed'}
+    """{'peers_added': [...], 'peers_changed': [...], 'peers_removed': [...]} of public keys."""
+    out = {'peers_added': [], 'peers_changed': [], 'peers_removed': []}
+    names = {PeerOp.ADD: 'peers_added', PeerOp.UPDATE: 'peers_changed', PeerOp.REMOVE: 'peers_removed'}
     for op in ops:
         out[names[op.action]].append(op.public_key)
     return out

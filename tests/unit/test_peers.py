@@ -196,7 +196,7 @@ def test_ops_are_ordered_removals_first():
     desired = [Peer(K1, None, [ipaddress.ip_network('192.0.2.1/32')], None, 25)]
     ops = model.diff_peers(desired, current, purge=True)
     assert [op.action for op in ops] == ['remove', 'add']
-    assert model.summarize_ops(ops) == {'added': [K1], 'changed': [], 'removed': [K3]}
+    assert model.summarize_ops(ops) == {'peers_added': [K1], 'peers_changed': [], 'peers_removed': [K3]}
 
 
 def test_redacted_views_hide_preshared_keys():

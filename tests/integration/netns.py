@@ -1,0 +1,125 @@
+"""Network namespaces for tests: made here, torn down here, nothing outside touched.
+
+Rules this follows (DEVELOPERS.md): only documentation and ULA addresses, only
+inside namespaces this code created; every wait is bounded; teardown kills only
+processes inside those namespaces and removes only what was created.
+"""
+import json
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = os.path.join(ROOT, 'build', 'collections')
+SOCKET_DIR = '/var/run/wireguard'
+# Everything Ansible printed in this test session, so tests can prove no secret leaked.
+ALL_OUTPUT = []
+
+
+def run(cmd, check=True, timeout=60, **kw):
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError('%s failed (%d): %s %s' % (' '.join(cmd), proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+class Namespace:
+    def __init__(self, name):
+        self.name = name
+        run(['ip', 'netns', 'add', name])
+        self.sh('ip link set lo up')
+        self.interfaces = []
+
+    def cmd(self, args, check=True, timeout=60, **kw):
+        return run(['ip', 'netns', 'exec', self.name] + list(args), check=check, timeout=timeout, **kw)
+
+    def sh(self, script, check=True, timeout=60):
+        return self.cmd(['sh', '-c', script], check=check, timeout=timeout)
+
+    def json(self, script):
+        return json.loads(self.sh(script).stdout or 'null')
+
+    def process_names(self):
+        names = []
+        for pid in run(['ip', 'netns', 'pids', self.name], check=False).stdout.split():
+            try:
+                with open('/proc/%s/comm' % pid) as handle:
+                    names.append(handle.read().strip())
+            except OSError:
+                pass
+        return names
+
+    def destroy(self):
+        pids = run(['ip', 'netns', 'pids', self.name], check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), 9)
+            except (OSError, ValueError):
+                pass
+        for ifname in self.interfaces:
+            path = os.path.join(SOCKET_DIR, ifname + '.sock')
+            if os.path.exists(path):
+                os.unlink(path)
+        run(['ip', 'netns', 'del', self.name], check=False)
+
+
+def veth(ns_a, name_a, ns_b, name_b):
+    tmp = 'wt%s' % uuid.uuid4().hex[:8]
+    ns_a.sh('ip link add %s type veth peer name %s' % (name_a, tmp))
+    ns_a.sh('ip link set %s netns %s' % (tmp, ns_b.name))
+    ns_b.sh('ip link set %s name %s && ip link set %s up' % (tmp, name_b, name_b))
+    ns_a.sh('ip link set %s up' % name_a)
+
+
+class Playbook:
+    """Runs modules through ansible-playbook inside a namespace; returns their results."""
+
+    def __init__(self, namespace, workdir):
+        self.ns = namespace
+        self.workdir = workdir
+
+    def run(self, steps, timeout=300):
+        """steps: list of (module, args, check_mode). Returns the list of registered results."""
+        fd, out_path = tempfile.mkstemp(dir=self.workdir, suffix='.json')
+        os.close(fd)
+        tasks = []
+        for index, (module, args, check) in enumerate(steps):
+            tasks.append({'name': 'step %d %s' % (index, module), module: args, 'register': 'r%d' % index,
+                          'check_mode': bool(check), 'diff': True, 'ignore_errors': True})
+        results = '[' + ', '.join('r%d' % i for i in range(len(steps))) + ']'
+        tasks.append({'name': 'save results', 'ansible.builtin.copy': {
+            'content': '{{ %s | to_json }}' % results, 'dest': out_path}, 'check_mode': False, 'diff': False})
+        play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
+        self.last_play = play
+        fd, play_path = tempfile.mkstemp(dir=self.workdir, suffix='.yml')
+        with os.fdopen(fd, 'w') as handle:
+            yaml.safe_dump(play, handle)
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1',
+                   ANSIBLE_PYTHON_INTERPRETER=os.environ.get('WGLAN_TEST_PYTHON', '/usr/bin/python3'),
+                   ANSIBLE_LOCAL_TEMP=self.workdir, ANSIBLE_REMOTE_TEMP=self.workdir)
+        proc = self.ns.cmd(['ansible-playbook', '-i', 'localhost,', '-c', 'local', play_path],
+                           check=False, timeout=timeout, env=env)
+        self.last_output = proc.stdout + proc.stderr
+        ALL_OUTPUT.append(self.last_output)
+        if proc.returncode != 0:
+            raise AssertionError('ansible-playbook failed:\n' + self.last_output[-4000:])
+        with open(out_path) as handle:
+            return json.load(handle)
+
+    def one(self, module, args, check=False):
+        return self.run([(module, args, check)])[0]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
