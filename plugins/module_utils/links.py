@@ -68,29 +68,38 @@ class Links:
     def close(self):
         self.ipr.close()
 
-    def index_of(self, name):
-        found = self.ipr.link_lookup(ifname=name)
-        return found[0] if found else None
+    def _get_link_msg(self, name):
+        try:
+            return self.ipr.link('get', ifname=name)[0]
+        except NetlinkError as exc:
+            if getattr(exc, 'code', None) == 19:  # ENODEV
+                return None
+            raise WglanError('cannot read link %s: %s' % (name, exc))
 
-    def get(self, name):
+    def index_of(self, name):
+        msg = self._get_link_msg(name)
+        return None if msg is None else msg['index']
+
+    def get(self, name, with_addresses=True):
         """Link or None. Addresses exclude IPv6 link-local ones (the kernel owns those)."""
-        index = self.index_of(name)
-        if index is None:
+        msg = self._get_link_msg(name)
+        if msg is None:
             return None
-        msg = self.ipr.get_links(index)[0]
+        index = msg['index']
         kind = None
         info = msg.get_attr('IFLA_LINKINFO')
         if info is not None:
             kind = info.get_attr('IFLA_INFO_KIND')
         addresses = []
-        for amsg in self.ipr.get_addr(index=index):
-            address = amsg.get_attr('IFA_ADDRESS')
-            if address is None:
-                continue
-            iface = ipaddress.ip_interface('%s/%d' % (address, amsg['prefixlen']))
-            if iface.version == 6 and iface.ip.is_link_local:
-                continue
-            addresses.append(iface)
+        if with_addresses:
+            for amsg in self.ipr.get_addr(index=index):
+                address = amsg.get_attr('IFA_ADDRESS')
+                if address is None:
+                    continue
+                iface = ipaddress.ip_interface('%s/%d' % (address, amsg['prefixlen']))
+                if iface.version == 6 and iface.ip.is_link_local:
+                    continue
+                addresses.append(iface)
         return Link(index, name, kind, msg.get_attr('IFLA_MTU'), bool(msg['flags'] & IFF_UP), addresses)
 
     def create_wireguard(self, name):

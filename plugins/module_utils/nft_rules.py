@@ -183,7 +183,7 @@ def canonical(objects):
 def _run_nft(args, payload=None):
     try:
         proc = subprocess.run([NFT] + args, input=payload, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=60)
+                              universal_newlines=True, timeout=60, check=False)
     except FileNotFoundError:
         raise WglanError('nft (nftables) is not installed')
     except subprocess.TimeoutExpired:

@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import binascii
 import bisect
 import ipaddress
 import re
@@ -28,24 +30,91 @@ _HOSTNAME_RE = re.compile(r'^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0
 
 
 class Peer:
-    """One desired or running peer. allowed_ips is a tuple of ip_network, sorted."""
+    """One desired or running peer.
 
-    __slots__ = ('public_key', 'endpoint', 'allowed_ips', 'preshared_key', 'persistent_keepalive', 'name')
+    allowed_ips is a sorted tuple of ip_network. A running peer read from a
+    device keeps the device's text and parses it only when asked: a reconcile
+    compares text first (see allowed_text) and parses only where text differs,
+    which keeps a no-op reconcile of thousands of peers cheap.
+    """
+
+    __slots__ = ('_public_key', '_key_hex', 'endpoint', '_allowed', '_allowed_text', 'preshared_key',
+                 'persistent_keepalive', 'name')
+    FIELDS = ('public_key', 'endpoint', 'allowed_ips', 'preshared_key', 'persistent_keepalive', 'name')
 
     def __init__(self, public_key, endpoint=None, allowed_ips=(), preshared_key=None,
                  persistent_keepalive=0, name=None):
-        self.public_key = public_key
+        self._public_key = public_key
+        self._key_hex = None
         self.endpoint = endpoint
-        self.allowed_ips = tuple(sorted(allowed_ips, key=network_sort_key))
+        self._allowed = tuple(sorted(allowed_ips, key=network_sort_key))
+        self._allowed_text = None
         self.preshared_key = None if preshared_key in (None, ZERO_KEY) else preshared_key
         self.persistent_keepalive = int(persistent_keepalive or 0)
         self.name = name
+
+    @classmethod
+    def from_device(cls, public_key, endpoint, allowed_text, preshared_key, persistent_keepalive, key_hex=None):
+        """A running peer as a device reports it; allowed_text holds CIDR strings.
+
+        A device speaking hex (the UAPI) passes key_hex and no public_key: the
+        base64 form is made only if somebody asks for it.
+        """
+        peer = cls.__new__(cls)
+        peer._public_key = public_key
+        peer._key_hex = key_hex
+        peer.endpoint = endpoint
+        peer._allowed = None
+        peer._allowed_text = frozenset(allowed_text)
+        peer.preshared_key = None if preshared_key in (None, ZERO_KEY) else preshared_key
+        peer.persistent_keepalive = persistent_keepalive
+        peer.name = None
+        return peer
+
+    @property
+    def public_key(self):
+        if self._public_key is None:
+            self._public_key = base64.b64encode(binascii.unhexlify(self._key_hex)).decode('ascii')
+        return self._public_key
+
+    @property
+    def key_hex(self):
+        """The public key as hex: what the UAPI speaks, and what peers are matched by."""
+        if self._key_hex is None:
+            self._key_hex = binascii.hexlify(base64.b64decode(self._public_key)).decode('ascii')
+        return self._key_hex
+
+    @property
+    def allowed_ips(self):
+        if self._allowed is None:
+            self._allowed = tuple(sorted((ipaddress.ip_network(t, strict=False) for t in self._allowed_text),
+                                         key=network_sort_key))
+        return self._allowed
+
+    def allowed_text(self):
+        """The allowed IPs as a frozenset of canonical CIDR strings."""
+        if self._allowed_text is None:
+            self._allowed_text = frozenset(str(net) for net in self._allowed)
+        return self._allowed_text
+
+    def same_allowed_ips(self, other):
+        if self.allowed_text() == other.allowed_text():
+            return True
+        return set(self.allowed_ips) == set(other.allowed_ips)
+
+    def same_endpoint(self, other):
+        """Whether other's endpoint is this one's (spelling differences aside)."""
+        if self.endpoint == other.endpoint:
+            return True
+        if not self.endpoint or not other.endpoint:
+            return False
+        return canonical_endpoint(self.endpoint) == canonical_endpoint(other.endpoint)
 
     def label(self):
         return self.name or self.public_key
 
     def replace(self, **changes):
-        values = dict((slot, getattr(self, slot)) for slot in self.__slots__)
+        values = dict((field, getattr(self, field)) for field in self.FIELDS)
         values.update(changes)
         return Peer(**values)
 
@@ -66,7 +135,10 @@ class Peer:
         return out
 
     def __eq__(self, other):
-        return isinstance(other, Peer) and all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+        return isinstance(other, Peer) and all(getattr(self, f) == getattr(other, f) for f in self.FIELDS)
+
+    def __ne__(self, other):
+        return not self == other
 
     def __repr__(self):
         return 'Peer(%r)' % (self.as_dict(),)
@@ -90,6 +162,24 @@ def format_endpoint(address, port):
     if addr.version == 6:
         return '[%s]:%d' % (addr.compressed, port)
     return '%s:%d' % (addr, port)
+
+
+def canonical_endpoint(text):
+    """An 'ip:port' as a device prints it -> the form parse_endpoint produces.
+
+    IPv4-mapped IPv6 becomes IPv4; scoped (%zone) addresses are returned as they are.
+    """
+    host, _sep, port = text.rpartition(':')
+    host = host.strip('[]')
+    if '%' in host:
+        return text
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return text
+    if addr.version == 6 and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return format_endpoint(addr, int(port))
 
 
 def parse_endpoint(value, resolve=True):
@@ -139,6 +229,15 @@ def _as_int(value, what, low, high):
     return number
 
 
+def _may_collapse(nets):
+    """Whether any two prefixes overlap or touch (only then can collapsing change them)."""
+    spans = sorted((net.version,) + _interval(net) for net in nets)
+    for before, after in zip(spans, spans[1:]):
+        if before[0] == after[0] and after[1] <= before[2] + 1:
+            return True
+    return False
+
+
 PEER_FIELDS = ('public_key', 'endpoint', 'allowed_ips', 'preshared_key', 'persistent_keepalive', 'name')
 
 
@@ -177,9 +276,13 @@ def parse_peer(raw, resolve=True, default_keepalive=DEFAULT_KEEPALIVE):
         raise WglanError('%s: %s' % (where, exc))
     keepalive = raw.get('persistent_keepalive')
     keepalive = default_keepalive if keepalive is None else _as_int(keepalive, '%s persistent_keepalive' % where, 0, 65535)
-    nets = list(ipaddress.collapse_addresses([n for n in nets if n.version == 4])) + \
-        list(ipaddress.collapse_addresses([n for n in nets if n.version == 6]))
-    return Peer(public_key, endpoint, nets, preshared, keepalive, name)
+    if len(nets) > 1 and _may_collapse(nets):
+        nets = list(ipaddress.collapse_addresses([n for n in nets if n.version == 4])) + \
+            list(ipaddress.collapse_addresses([n for n in nets if n.version == 6]))
+    peer = Peer(public_key, endpoint, nets, preshared, keepalive, name)
+    peer.allowed_text()  # computed once here, compared on every reconcile
+    peer.key_hex  # pylint: disable=pointless-statement
+    return peer
 
 
 def parse_peers(raw_list, resolve=True, default_keepalive=DEFAULT_KEEPALIVE):
@@ -230,7 +333,8 @@ class _Claims:
 
 
 def _interval(net):
-    return int(net.network_address), int(net.broadcast_address)
+    start = int(net.network_address)
+    return start, start + (1 << (net.max_prefixlen - net.prefixlen)) - 1
 
 
 def _to_networks(version, start, end):
@@ -309,12 +413,12 @@ def diff_peers(desired, current, purge=False):
     Order: removals, then updates, then additions, each sorted by key, so that
     a freed address is released before another peer takes it.
     """
-    current_by_key = dict((p.public_key, p) for p in current)
+    current_by_key = dict((p.key_hex, p) for p in current)
     desired_keys = set()
     removes, updates, adds = [], [], []
     for peer in desired:
-        desired_keys.add(peer.public_key)
-        running = current_by_key.get(peer.public_key)
+        desired_keys.add(peer.key_hex)
+        running = current_by_key.get(peer.key_hex)
         if running is None:
             fields = {
                 'allowed_ips': peer.allowed_ips,
@@ -326,9 +430,9 @@ def diff_peers(desired, current, purge=False):
             adds.append(PeerOp(PeerOp.ADD, peer.public_key, fields))
             continue
         fields = {}
-        if peer.endpoint and peer.endpoint != running.endpoint:
+        if peer.endpoint and not peer.same_endpoint(running):
             fields['endpoint'] = peer.endpoint
-        if set(peer.allowed_ips) != set(running.allowed_ips):
+        if not peer.same_allowed_ips(running):
             fields['allowed_ips'] = peer.allowed_ips
         if peer.persistent_keepalive != running.persistent_keepalive:
             fields['persistent_keepalive'] = peer.persistent_keepalive
@@ -338,10 +442,13 @@ def diff_peers(desired, current, purge=False):
             updates.append(PeerOp(PeerOp.UPDATE, peer.public_key, fields))
     if purge:
         for peer in current:
-            if peer.public_key not in desired_keys:
+            if peer.key_hex not in desired_keys:
                 removes.append(PeerOp(PeerOp.REMOVE, peer.public_key))
-    order = lambda op: op.public_key  # noqa: E731
-    return sorted(removes, key=order) + sorted(updates, key=order) + sorted(adds, key=order)
+    return sorted(removes, key=_op_key) + sorted(updates, key=_op_key) + sorted(adds, key=_op_key)
+
+
+def _op_key(op):
+    return op.public_key
 
 
 def summarize_ops(ops):

@@ -41,7 +41,7 @@ class RoutingState:
 
 def read_state(links, interface_index, table, priority, mark, mask):
     state = RoutingState()
-    for family, name, _ in FAMILIES:
+    for family, name, _dst in FAMILIES:
         state.rules[name] = any(_rule_matches(m, table, priority, mark, mask)
                                 for m in links.ipr.get_rules(family=family))
         oifs = _default_routes(links, family, table)
@@ -80,9 +80,9 @@ def ensure(interface, table=DEFAULT_TABLE, priority=DEFAULT_PRIORITY, mark=0x40,
                                    _rule, ('add' if present else 'del', family, table, priority, mark, mask)))
         steps = route_steps + rule_steps if present else rule_steps + route_steps
         if not check_mode:
-            for _, func, args in steps:
+            for _text, func, args in steps:
                 func(links, *args)
-    return [text for text, _, _ in steps]
+    return [step[0] for step in steps]
 
 
 def _rule(links, action, family, table, priority, mark, mask):

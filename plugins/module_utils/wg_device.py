@@ -131,7 +131,7 @@ def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff
     if config.private_key is not None:
         result.public_key = public_key_from_private(config.private_key)
     with Links() as links:
-        link = links.get(config.ifname)
+        link = links.get(config.ifname, with_addresses=config.addresses is not None or want_diff)
         if link is None:
             result.changed = result.created = True
             result.device_changes = ['interface', 'private_key', 'listen_port', 'fwmark', 'mtu', 'up']

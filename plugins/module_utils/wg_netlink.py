@@ -46,7 +46,7 @@ MAX_PEERS_PER_MESSAGE = 64
 
 
 def _endpoint_value(endpoint):
-    host, _, port = endpoint.rpartition(':')
+    host, _sep, port = endpoint.rpartition(':')
     return {'addr': host.strip('[]'), 'port': int(port)}
 
 
@@ -187,8 +187,9 @@ def parse_dump(messages):
                     entry['allowed'].append(ipaddress.ip_network(allowed['addr'], strict=False))
     for public in order:
         entry = merged[public]
-        state.peers.append(Peer(public, entry['endpoint'], entry['allowed'], entry['psk'], entry['keepalive']))
-        state.stats[public] = PeerStats(entry['handshake'], entry['rx'], entry['tx'])
+        peer = Peer(public, entry['endpoint'], entry['allowed'], entry['psk'], entry['keepalive'])
+        state.peers.append(peer)
+        state.stats[peer.key_hex] = PeerStats(entry['handshake'], entry['rx'], entry['tx'])
     return state
 
 

@@ -15,12 +15,26 @@ PEER_DOWN_AFTER = 275
 
 
 class PeerStats:
-    __slots__ = ('last_handshake', 'rx_bytes', 'tx_bytes')
+    """Handshake time and counters. Kept as the device gave them, converted when read."""
+
+    __slots__ = ('_handshake', '_rx', '_tx')
 
     def __init__(self, last_handshake=0, rx_bytes=0, tx_bytes=0):
-        self.last_handshake = last_handshake
-        self.rx_bytes = rx_bytes
-        self.tx_bytes = tx_bytes
+        self._handshake = last_handshake
+        self._rx = rx_bytes
+        self._tx = tx_bytes
+
+    @property
+    def last_handshake(self):
+        return int(self._handshake)
+
+    @property
+    def rx_bytes(self):
+        return int(self._rx)
+
+    @property
+    def tx_bytes(self):
+        return int(self._tx)
 
     def state(self, now=None):
         """'up' after a recent handshake, 'down' after an old one, 'unknown' if never."""
@@ -38,4 +52,7 @@ class DeviceState:
         self.listen_port = listen_port
         self.fwmark = fwmark
         self.peers = peers or []
-        self.stats = stats or {}
+        self.stats = stats or {}  # key_hex -> PeerStats
+
+    def stats_of(self, peer):
+        return self.stats.get(peer.key_hex) or PeerStats()

@@ -14,7 +14,6 @@ __metaclass__ = type
 
 import base64
 import binascii
-import ipaddress
 import os
 import socket
 import subprocess
@@ -42,81 +41,65 @@ def hex_to_b64(value):
     return base64.b64encode(binascii.unhexlify(value)).decode('ascii')
 
 
+ZERO_HEX = '00' * 32
+
+
 def parse_get_response(text):
-    """The text of a 'get=1' answer -> DeviceState. Raises on a non-zero errno."""
+    """The text of a 'get=1' answer -> DeviceState. Raises on a non-zero errno.
+
+    This is on the path of every reconcile, so it stays a flat loop: values are
+    kept as the device wrote them and compared as text (see Peer.from_device).
+    """
     state = DeviceState()
     peers = state.peers
     stats = state.stats
-    public_key = None
-    endpoint = None
+    from_device = Peer.from_device
+    public_key = endpoint = psk = None
     allowed = []
-    psk = None
-    keepalive = 0
-    handshake = 0
-    rx = tx = 0
-
-    def finish():
-        if public_key is not None:
-            peers.append(Peer(public_key, endpoint, allowed, psk, keepalive))
-            stats[public_key] = PeerStats(handshake, rx, tx)
-
-    errno = None
+    keepalive = handshake = rx = tx = 0
+    errno = 0
     for line in text.split('\n'):
-        if not line:
+        key, _sep, value = line.partition('=')
+        if key == 'allowed_ip':
+            allowed.append(value)
+        elif key == 'protocol_version' or key == 'last_handshake_time_nsec':
             continue
-        key, _, value = line.partition('=')
-        if key == 'public_key':
-            finish()
-            public_key = hex_to_b64(value)
-            endpoint = None
+        elif key == 'public_key':
+            if public_key is not None:
+                peer = from_device(None, endpoint, allowed, psk, keepalive, public_key)
+                peers.append(peer)
+                stats[public_key] = PeerStats(handshake, rx, tx)
+            public_key = value
+            endpoint = psk = None
             allowed = []
-            psk = None
-            keepalive = 0
-            handshake = 0
-            rx = tx = 0
-        elif key == 'allowed_ip':
-            allowed.append(ipaddress.ip_network(value, strict=False))
+            keepalive = handshake = rx = tx = 0
         elif key == 'endpoint':
-            endpoint = _canonical_endpoint(value)
-        elif key == 'last_handshake_time_sec':
-            handshake = int(value)
-        elif key == 'rx_bytes':
-            rx = int(value)
-        elif key == 'tx_bytes':
-            tx = int(value)
+            endpoint = value
         elif key == 'persistent_keepalive_interval':
             keepalive = int(value)
         elif key == 'preshared_key':
-            psk = hex_to_b64(value)
-            if psk == ZERO_KEY:
-                psk = None
+            psk = None if value == ZERO_HEX else hex_to_b64(value)
+        elif key == 'last_handshake_time_sec':
+            handshake = value
+        elif key == 'rx_bytes':
+            rx = value
+        elif key == 'tx_bytes':
+            tx = value
         elif key == 'private_key':
-            state.private_key = binascii.unhexlify(value)
+            state.private_key = None if value == ZERO_HEX else binascii.unhexlify(value)
         elif key == 'listen_port':
             state.listen_port = int(value)
         elif key == 'fwmark':
             state.fwmark = int(value)
         elif key == 'errno':
             errno = int(value)
-    finish()
+    if public_key is not None:
+        peer = from_device(None, endpoint, allowed, psk, keepalive, public_key)
+        peers.append(peer)
+        stats[public_key] = PeerStats(handshake, rx, tx)
     if errno:
         raise WglanError('userspace WireGuard refused the request (errno %d: %s)' % (errno, os.strerror(errno)))
-    if state.private_key == b'\x00' * 32:
-        state.private_key = None
     return state
-
-
-def _canonical_endpoint(value):
-    host, _, port = value.rpartition(':')
-    host = host.strip('[]')
-    if '%' in host:
-        return value
-    addr = ipaddress.ip_address(host)
-    if addr.version == 6:
-        if addr.ipv4_mapped:
-            return '%s:%s' % (addr.ipv4_mapped, port)
-        return '[%s]:%s' % (addr.compressed, port)
-    return '%s:%s' % (addr, port)
 
 
 def build_set_request(private_key=None, listen_port=None, fwmark=None, ops=()):
@@ -151,6 +134,14 @@ def build_set_request(private_key=None, listen_port=None, fwmark=None, ops=()):
             for net in fields['allowed_ips']:
                 lines.append('allowed_ip=%s' % net)
     return '\n'.join(lines) + '\n\n'
+
+
+def _daemon_error(proc):
+    """The daemon's own error line, without the banner wireguard-go prints on Linux."""
+    lines = (proc.stdout + proc.stderr).decode('utf-8', 'replace').splitlines()
+    useful = [line.strip() for line in lines if line.strip() and not any(0x2500 <= ord(c) <= 0x257F for c in line)]
+    errors = [line for line in useful if 'ERROR' in line or 'error' in line]
+    return (errors or useful or ['exit status %d' % proc.returncode])[-1]
 
 
 class UapiBackend:
@@ -209,14 +200,14 @@ class UapiBackend:
         run_env.update(env or {})
         try:
             proc = subprocess.run([self.binary, self.ifname], env=run_env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=START_TIMEOUT)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=START_TIMEOUT,
+                                  check=False)
         except FileNotFoundError:
             raise WglanError('the kernel cannot create WireGuard links and %s is not installed' % self.binary)
         except subprocess.TimeoutExpired:
             raise WglanError('%s %s did not start within %ds' % (self.binary, self.ifname, START_TIMEOUT))
         if proc.returncode != 0:
-            message = proc.stderr.decode('utf-8', 'replace').strip().splitlines()
-            raise WglanError('%s %s failed: %s' % (self.binary, self.ifname, message[-1] if message else proc.returncode))
+            raise WglanError('%s %s failed: %s' % (self.binary, self.ifname, _daemon_error(proc)))
         deadline = time.monotonic() + START_TIMEOUT
         while not self.available():
             if time.monotonic() > deadline:

@@ -12,7 +12,7 @@ module: wglan_address
 short_description: Compute the node's mesh address (EUI-64 in the mesh prefix)
 version_added: 0.1.0
 description:
-  - Computes the node's WireGuard address: the mesh O(prefix) followed by the modified EUI-64
+  - Computes the node's WireGuard address, the mesh O(prefix) followed by the modified EUI-64
     identifier of a MAC address. Same inputs, same address, always.
   - The MAC is, in order of preference, O(mac); the MAC of O(source_interface); the first physical
     (bus-attached) Ethernet link by interface index; in containers and network namespaces that have

@@ -143,7 +143,7 @@ def gather(ifname):
     now = time.time()
     peers = []
     for peer in sorted(state.peers, key=lambda p: p.public_key):
-        stats = state.stats[peer.public_key]
+        stats = state.stats_of(peer)
         peers.append(dict(
             public_key=peer.public_key,
             endpoint=peer.endpoint,

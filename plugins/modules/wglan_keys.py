@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Makes sure an X25519 private key exists at O(path), readable by its owner only (mode C(0600)).
   - An existing key is never replaced unless O(rotate=true).
-  - Returns the public key. The private key never leaves the file: it is not returned, logged or shown in a diff.
+  - Returns the public key. The private key never leaves the file; it is not returned, logged or shown in a diff.
   - The key file is written atomically (temporary file, fsync, rename), so a reader never sees a truncated key.
 options:
   path:
@@ -24,7 +24,7 @@ options:
   rotate:
     description:
       - Replace an existing key with a new one. Every peer must then learn the new public key.
-      - Not idempotent by design: each run with O(rotate=true) makes a new key.
+      - Not idempotent by design, each run with O(rotate=true) makes a new key.
     type: bool
     default: false
 attributes:

@@ -227,7 +227,7 @@ PEER_OPTIONS = dict(
 def desired_state(module):
     """Validate everything before touching the host: key, settings, peers."""
     params = module.params
-    private_key, _ = keys.load_or_create_private_key(params['private_key_path'], check_mode=module.check_mode)
+    private_key, _created = keys.load_or_create_private_key(params['private_key_path'], check_mode=module.check_mode)
     addresses = None
     if params['addresses'] is not None:
         addresses = [parse_interface_address(a) for a in params['addresses']]

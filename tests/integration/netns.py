@@ -22,7 +22,7 @@ ALL_OUTPUT = []
 
 def run(cmd, check=True, timeout=60, **kw):
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          timeout=timeout, **kw)
+                          timeout=timeout, check=False, **kw)
     if check and proc.returncode != 0:
         raise AssertionError('%s failed (%d): %s %s' % (' '.join(cmd), proc.returncode, proc.stdout, proc.stderr))
     return proc

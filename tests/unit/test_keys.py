@@ -91,7 +91,7 @@ def test_unwritable_directory_is_a_clear_error(tmp_path):
 
 
 def test_pair_preshared_key_is_symmetric_and_distinct():
-    a, b, c = (keys.public_key_from_private(keys.generate_private_key()) for _ in range(3))
+    a, b, c = (keys.public_key_from_private(keys.generate_private_key()) for _i in range(3))
     ab = keys.pair_preshared_key('token', a, b)
     assert ab == keys.pair_preshared_key('token', b, a)
     assert ab != keys.pair_preshared_key('token', a, c)

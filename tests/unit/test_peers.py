@@ -81,7 +81,7 @@ def test_host_address_beats_range_regardless_of_key_order():
 def test_identical_range_goes_to_lowest_key():
     a = Peer(K2, allowed_ips=[ipaddress.ip_network('10.0.0.0/8')])
     b = Peer(K1, allowed_ips=[ipaddress.ip_network('10.0.0.0/8')])
-    result, _ = model.resolve_overlaps([a, b])
+    result, _dropped = model.resolve_overlaps([a, b])
     assert result[0].allowed_ips == () and result[1].allowed_ips == (ipaddress.ip_network('10.0.0.0/8'),)
 
 
@@ -107,7 +107,7 @@ def _addresses(nets):
 @settings(max_examples=200, deadline=None)
 @given(peer_sets, st.randoms())
 def test_overlap_resolution_properties(peer_list, rnd):
-    result, _ = model.resolve_overlaps(peer_list)
+    result, _dropped = model.resolve_overlaps(peer_list)
     # 1. no address belongs to two peers
     owned = [(_addresses(p.allowed_ips)) for p in result]
     for i in range(len(owned)):
@@ -121,7 +121,7 @@ def test_overlap_resolution_properties(peer_list, rnd):
     # 4. the outcome does not depend on input order
     shuffled = list(peer_list)
     rnd.shuffle(shuffled)
-    again, _ = model.resolve_overlaps(shuffled)
+    again, _dropped = model.resolve_overlaps(shuffled)
     assert dict((p.public_key, p.allowed_ips) for p in again) == dict((p.public_key, p.allowed_ips) for p in result)
 
 

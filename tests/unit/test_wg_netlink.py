@@ -103,10 +103,10 @@ def test_parse_dump_merges_a_peer_split_over_messages():
     def peer(n, nets):
         return {'attrs': [['WGPEER_A_PUBLIC_KEY', {'value': key(n).encode()}],
                           ['WGPEER_A_ALLOWEDIPS', [{'addr': net} for net in nets]]]}
+    second_batch = [peer(1, ['192.0.2.2/32']), peer(2, ['192.0.2.3/32'])]
     messages = [
         {'attrs': [['WGDEVICE_A_LISTEN_PORT', 51820], ['WGDEVICE_A_PEERS', [peer(1, ['192.0.2.1/32'])]]]},
-        {'attrs': [['WGDEVICE_A_LISTEN_PORT', 51820], ['WGDEVICE_A_PEERS', [peer(1, ['192.0.2.2/32']),
-                                                                           peer(2, ['192.0.2.3/32'])]]]},
+        {'attrs': [['WGDEVICE_A_LISTEN_PORT', 51820], ['WGDEVICE_A_PEERS', second_batch]]},
     ]
     state = nl.parse_dump(messages)
     assert [p.public_key for p in state.peers] == [key(1), key(2)]

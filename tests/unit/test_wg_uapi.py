@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.wglan.mesh.plugins.module_utils import wg_uapi
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import PeerOp
+from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer, PeerOp, diff_peers
 
 
 def key(n):
@@ -53,10 +53,11 @@ def test_parse_get_response():
     assert set(first.allowed_ips) == {ipaddress.ip_network('200:1001::1/128'), ipaddress.ip_network('192.0.2.10/32')}
     assert second.preshared_key == key(9) and second.endpoint == '[2001:db8::2]:51821'
     assert second.allowed_ips == ()
-    assert state.stats[key(1)].last_handshake == 1700000000 and state.stats[key(1)].rx_bytes == 200
-    assert state.stats[key(1)].state(now=1700000100) == 'up'
-    assert state.stats[key(1)].state(now=1700000300) == 'down'
-    assert state.stats[key(2)].state() == 'unknown'
+    stats = state.stats_of(first)
+    assert stats.last_handshake == 1700000000 and stats.rx_bytes == 200 and stats.tx_bytes == 100
+    assert stats.state(now=1700000100) == 'up'
+    assert stats.state(now=1700000300) == 'down'
+    assert state.stats_of(second).state() == 'unknown'
 
 
 def test_parse_get_response_raises_on_errno():
@@ -65,9 +66,15 @@ def test_parse_get_response_raises_on_errno():
     assert 'errno 22' in str(err.value)
 
 
-def test_ipv4_mapped_endpoint_is_shown_as_ipv4():
-    state = wg_uapi.parse_get_response('public_key=%s\nendpoint=[::ffff:192.0.2.1]:51820\nerrno=0\n\n' % hexkey(1))
-    assert state.peers[0].endpoint == '192.0.2.1:51820'
+def test_device_spelling_differences_are_not_changes():
+    text = ('public_key=%s\nendpoint=[::ffff:192.0.2.1]:51820\npersistent_keepalive_interval=25\n'
+            'allowed_ip=2001:db8:0:0::0/64\nerrno=0\n\n' % hexkey(1))
+    running = wg_uapi.parse_get_response(text).peers
+    desired = [Peer(key(1), '192.0.2.1:51820', [ipaddress.ip_network('2001:db8::/64')], None, 25)]
+    assert running[0].same_endpoint(desired[0])
+    assert diff_peers(desired, running) == []
+    moved = [desired[0].replace(endpoint='192.0.2.2:51820')]
+    assert diff_peers(moved, running) == [PeerOp(PeerOp.UPDATE, key(1), {'endpoint': '192.0.2.2:51820'})]
 
 
 def test_build_set_request_sends_only_what_changes():
