@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Peer reconcile at scale on a real wireguard-go interface, against wg(8).
 
 For N peers: (a) first apply from empty, (b) no-op reconcile, (c) change one
@@ -10,7 +9,7 @@ process; wg's figures include its process start, which is part of using it.
 "Ops sent" counts the peers named in what actually went over the UAPI socket.
 
 Runs in a network namespace it creates and removes. Needs root, wireguard-go, wg.
-Usage: benchmarks/peers_scale.py [--sizes 10,100,1000,5000] [--repeat 5]
+Usage: python3 benchmarks/peers_scale.py [--sizes 10,100,1000,5000] [--repeat 5]
 """
 import argparse
 import base64
@@ -43,19 +42,19 @@ def run_in_namespace():
     try:
         subprocess.run(['ip', 'netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up'], check=True)
         env = dict(os.environ, WGLAN_BENCH_NS=NS, WGLAN_BENCH_IF=IFNAME)
-        return subprocess.run(['ip', 'netns', 'exec', NS, sys.executable] + sys.argv, env=env).returncode
+        return subprocess.run(['ip', 'netns', 'exec', NS, sys.executable] + sys.argv, env=env, check=False).returncode
     finally:
         sock = wg_uapi.socket_path(IFNAME)
         if os.path.exists(sock):
             os.unlink(sock)
         pids = subprocess.run(['ip', 'netns', 'pids', NS], stdout=subprocess.PIPE,
-                              universal_newlines=True).stdout.split()
+                              universal_newlines=True, check=False).stdout.split()
         for pid in pids:
             try:
                 os.kill(int(pid), 9)
             except OSError:
                 pass
-        subprocess.run(['ip', 'netns', 'del', NS])
+        subprocess.run(['ip', 'netns', 'del', NS], check=False)
 
 
 def record_requests():
@@ -104,6 +103,14 @@ def ours(config, peer_list, purge=True):
     return wg_device.apply_device(config, peer_list, purge=purge)
 
 
+def showconf():
+    subprocess.run(['wg', 'showconf', IFNAME], check=True, stdout=subprocess.DEVNULL)
+
+
+def fmt(value, form='%.1f'):
+    return '-' if value is None else form % value
+
+
 def median_ms(samples):
     return statistics.median(samples) * 1000
 
@@ -134,7 +141,6 @@ def bench(n, repeat, private_key, config, workdir):
 
     wg('setconf', IFNAME, empty)
     ours(config, peer_list)
-    showconf = lambda: subprocess.run(['wg', 'showconf', IFNAME], check=True, stdout=subprocess.DEVNULL)  # noqa: E731
     for _warm in range(3):
         ours(config, peer_list)
         showconf()
@@ -178,7 +184,7 @@ def bench(n, repeat, private_key, config, workdir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--sizes', default='10,100,1000,5000')
     parser.add_argument('--repeat', type=int, default=9)
     args = parser.parse_args()
@@ -195,15 +201,15 @@ def main():
         ours(config, [])
         print('wireguard-go %s, interface in namespace %s, median of %d runs, times in ms'
               % (subprocess.run(['dpkg-query', '-W', '-f=${Version}', 'wireguard-go'], stdout=subprocess.PIPE,
-                                universal_newlines=True).stdout or '?', NS, args.repeat))
+                                universal_newlines=True, check=False).stdout or '?', NS, args.repeat))
         print()
         print('| N | case | wglan.mesh | wg(8) | wg command | ratio | ops sent |')
         print('|---:|---|---:|---:|---|---:|---:|')
         for n in sizes:
             for case, (mine, theirs, what, sent) in bench(n, args.repeat, private_key, config, workdir).items():
-                print('| %d | %s | %.1f | %s | %s | %s | %s |' % (
-                    n, case.strip(), mine, '-' if theirs is None else '%.1f' % theirs, what,
-                    '-' if theirs is None else '%.2fx' % (mine / theirs), '-' if sent is None else sent))
+                ratio = None if theirs is None else mine / theirs
+                print('| %d | %s | %s | %s | %s | %s | %s |' % (
+                    n, case.strip(), fmt(mine), fmt(theirs), what, fmt(ratio, '%.2fx'), fmt(sent, '%d')))
             sys.stdout.flush()
     finally:
         wg_device.remove_device(IFNAME)

@@ -11,6 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
+import gc
+
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.keys import public_key_from_private
 from ansible_collections.wglan.mesh.plugins.module_utils.links import Links, validate_ifname
@@ -125,12 +128,39 @@ def _apply_ops_view(current, desired, ops):
     return list(result.values())
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Reading thousands of peers allocates many small objects and no cycles;
+    the cyclic collector would only rescan them mid-read, so it waits."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff=False):
     """Make the interface and its peers match. Returns a DeviceResult."""
+    with _gc_paused():
+        return _apply_device(config, desired_peers, purge, check_mode, want_diff)
+
+
+def _apply_device(config, desired_peers, purge, check_mode, want_diff):
     result = DeviceResult()
     if config.private_key is not None:
         result.public_key = public_key_from_private(config.private_key)
     with Links() as links:
+        # Ask the device first: it prepares its answer while rtnetlink is read.
+        pending = None
+        if config.backend in ('auto', 'userspace'):
+            candidate = UapiBackend(config.ifname)
+            if candidate.available():
+                try:
+                    pending = (candidate, candidate.start_read(with_stats=False))
+                except WglanError:
+                    pending = None
         link = links.get(config.ifname, with_addresses=config.addresses is not None or want_diff)
         if link is None:
             result.changed = result.created = True
@@ -155,7 +185,10 @@ def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff
 
         backend = backend_for_link(link, config.backend)
         result.backend = backend.name
-        state = backend.read()
+        if pending is not None and backend.name == pending[0].name:
+            state = pending[1]()
+        else:
+            state = backend.read(with_stats=False)
         key = None
         if config.private_key is not None and state.private_key != config.private_key:
             key = config.private_key

@@ -225,7 +225,11 @@ class NetlinkBackend:
             raise WglanError('the kernel has no WireGuard netlink family: %s' % exc)
         return sock
 
-    def read(self):
+    def start_read(self, with_stats=True):
+        """Same shape as the userspace backend's; the kernel answers at once."""
+        return self.read
+
+    def read(self, with_stats=True):  # pylint: disable=unused-argument
         sock = self._socket()
         try:
             msg = wgmsg()

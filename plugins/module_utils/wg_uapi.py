@@ -15,6 +15,7 @@ __metaclass__ = type
 import base64
 import binascii
 import os
+import re
 import socket
 import subprocess
 import time
@@ -44,47 +45,107 @@ def hex_to_b64(value):
 ZERO_HEX = '00' * 32
 
 
-def parse_get_response(text):
-    """The text of a 'get=1' answer -> DeviceState. Raises on a non-zero errno.
+_STAT_KEYS = ('last_handshake_time_sec', 'rx_bytes', 'tx_bytes')
+# What a reconcile compares. The regex engine skips the other lines in C.
+_RECONCILE_LINES = re.compile(
+    r'^(public_key|allowed_ip|endpoint|persistent_keepalive_interval|preshared_key|private_key|listen_port|fwmark'
+    r'|errno)=(.*)$', re.M)
+_ALL_LINES = re.compile(r'^([a-z_]+)=(.*)$', re.M)
 
-    This is on the path of every reconcile, so it stays a flat loop: values are
-    kept as the device wrote them and compared as text (see Peer.from_device).
-    """
+
+# One match per peer, in the order wireguard-go writes the fields. Used only when
+# it accounts for every peer in the answer; anything else takes the line parser.
+_PEER_BLOCK = re.compile(
+    r'^public_key=([0-9a-f]{64})\n'
+    r'preshared_key=([0-9a-f]{64})\n'
+    r'(?:protocol_version=\d+\n)?'
+    r'(?:endpoint=([^\n]*)\n)?'
+    r'last_handshake_time_sec=(\d+)\n'
+    r'last_handshake_time_nsec=\d+\n'
+    r'tx_bytes=(\d+)\n'
+    r'rx_bytes=(\d+)\n'
+    r'persistent_keepalive_interval=(\d+)\n'
+    r'((?:allowed_ip=[^\n]*\n)*)', re.M)
+_DEVICE_FIELD = re.compile(r'^(private_key|listen_port|fwmark|errno)=([^\n]*)$', re.M)
+
+
+def _parse_fast(text, with_stats):
+    """The common wireguard-go layout, a regex match per peer; None if it does not fit."""
+    matches = _PEER_BLOCK.findall(text)
+    if len(matches) != text.count('public_key='):
+        return None
+    state = DeviceState()
+    head = text[:text.find('public_key=')] if matches else text
+    errno = 0
+    for key, value in _DEVICE_FIELD.findall(head):
+        if key == 'private_key':
+            state.private_key = None if value == ZERO_HEX else binascii.unhexlify(value)
+        elif key == 'listen_port':
+            state.listen_port = int(value)
+        elif key == 'fwmark':
+            state.fwmark = int(value)
+        else:
+            errno = int(value)
+    tail = _DEVICE_FIELD.findall(text[text.rfind('\n', 0, len(text.rstrip('\n'))):])
+    for key, value in tail:
+        if key == 'errno':
+            errno = int(value)
+    if errno:
+        raise WglanError('userspace WireGuard refused the request (errno %d: %s)' % (errno, os.strerror(errno)))
+    from_device = Peer.from_device
+    peers = state.peers
+    stats = state.stats
+    for key_hex, psk, endpoint, handshake, tx, rx, keepalive, allowed in matches:
+        peers.append(from_device(None, endpoint or None, allowed[11:-1].split('\nallowed_ip=') if allowed else (),
+                                 None if psk == ZERO_HEX else hex_to_b64(psk), int(keepalive), key_hex))
+        if with_stats:
+            stats[key_hex] = PeerStats(handshake, rx, tx)
+    return state
+
+
+def parse_get_response(text, with_stats=True):
+    """The text of a 'get=1' answer -> DeviceState. Raises on a non-zero errno."""
+    state = _parse_fast(text, with_stats)
+    if state is not None:
+        return state
+    return _parse_lines(text, with_stats)
+
+
+def _parse_lines(text, with_stats=True):
+    """Any field order: one regex match per line. Values are kept as the device
+    wrote them and compared as text (see Peer.from_device). Without with_stats,
+    handshake times and counters are not read at all."""
     state = DeviceState()
     peers = state.peers
     stats = state.stats
     from_device = Peer.from_device
     public_key = endpoint = psk = None
     allowed = []
-    keepalive = handshake = rx = tx = 0
+    keepalive = 0
+    counters = {}
     errno = 0
-    for line in text.split('\n'):
-        key, _sep, value = line.partition('=')
+    pattern = _ALL_LINES if with_stats else _RECONCILE_LINES
+    for key, value in pattern.findall(text):
         if key == 'allowed_ip':
             allowed.append(value)
-        elif key == 'protocol_version' or key == 'last_handshake_time_nsec':
-            continue
         elif key == 'public_key':
             if public_key is not None:
-                peer = from_device(None, endpoint, allowed, psk, keepalive, public_key)
-                peers.append(peer)
-                stats[public_key] = PeerStats(handshake, rx, tx)
+                peers.append(from_device(None, endpoint, allowed, psk, keepalive, public_key))
+                if with_stats:
+                    stats[public_key] = PeerStats(*[counters.get(k, 0) for k in _STAT_KEYS])
             public_key = value
             endpoint = psk = None
             allowed = []
-            keepalive = handshake = rx = tx = 0
+            keepalive = 0
+            counters = {}
         elif key == 'endpoint':
             endpoint = value
         elif key == 'persistent_keepalive_interval':
             keepalive = int(value)
         elif key == 'preshared_key':
             psk = None if value == ZERO_HEX else hex_to_b64(value)
-        elif key == 'last_handshake_time_sec':
-            handshake = value
-        elif key == 'rx_bytes':
-            rx = value
-        elif key == 'tx_bytes':
-            tx = value
+        elif key in _STAT_KEYS:
+            counters[key] = value
         elif key == 'private_key':
             state.private_key = None if value == ZERO_HEX else binascii.unhexlify(value)
         elif key == 'listen_port':
@@ -94,9 +155,9 @@ def parse_get_response(text):
         elif key == 'errno':
             errno = int(value)
     if public_key is not None:
-        peer = from_device(None, endpoint, allowed, psk, keepalive, public_key)
-        peers.append(peer)
-        stats[public_key] = PeerStats(handshake, rx, tx)
+        peers.append(from_device(None, endpoint, allowed, psk, keepalive, public_key))
+        if with_stats:
+            stats[public_key] = PeerStats(*[counters.get(k, 0) for k in _STAT_KEYS])
     if errno:
         raise WglanError('userspace WireGuard refused the request (errno %d: %s)' % (errno, os.strerror(errno)))
     return state
@@ -157,16 +218,20 @@ class UapiBackend:
     def available(self):
         return os.path.exists(self.path)
 
-    def _exchange(self, request):
+    def _connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(IO_TIMEOUT)
         try:
-            try:
-                sock.connect(self.path)
-            except OSError as exc:
-                raise WglanError('cannot reach userspace WireGuard for %s at %s: %s'
-                                 % (self.ifname, self.path, exc.strerror or exc))
-            sock.sendall(request.encode('ascii'))
+            sock.connect(self.path)
+        except OSError as exc:
+            sock.close()
+            raise WglanError('cannot reach userspace WireGuard for %s at %s: %s'
+                             % (self.ifname, self.path, exc.strerror or exc))
+        return sock
+
+    def _receive(self, sock):
+        """Read one answer (it ends with an empty line) and close the socket."""
+        try:
             chunks = []
             tail = b''
             while True:
@@ -183,8 +248,31 @@ class UapiBackend:
         finally:
             sock.close()
 
-    def read(self):
-        return parse_get_response(self._exchange('get=1\n\n'))
+    def _exchange(self, request):
+        sock = self._connect()
+        try:
+            sock.sendall(request.encode('ascii'))
+        except OSError as exc:
+            sock.close()
+            raise WglanError('cannot talk to userspace WireGuard for %s: %s' % (self.ifname, exc))
+        return self._receive(sock)
+
+    def read(self, with_stats=True):
+        return parse_get_response(self._exchange('get=1\n\n'), with_stats)
+
+    def start_read(self, with_stats=True):
+        """Send 'get' now and return a function that collects the answer.
+
+        The caller does its other reads (links, addresses) while the daemon
+        prepares the answer, instead of one after the other.
+        """
+        sock = self._connect()
+        try:
+            sock.sendall(b'get=1\n\n')
+        except OSError as exc:
+            sock.close()
+            raise WglanError('cannot talk to userspace WireGuard for %s: %s' % (self.ifname, exc))
+        return lambda: parse_get_response(self._receive(sock), with_stats)
 
     def write(self, private_key=None, listen_port=None, fwmark=None, ops=()):
         request = build_set_request(private_key, listen_port, fwmark, ops)

@@ -98,3 +98,39 @@ def test_build_set_request_sends_only_what_changes():
 def test_build_set_request_private_key_is_hex():
     text = wg_uapi.build_set_request(private_key=(5).to_bytes(32, 'big'))
     assert text == 'set=1\nprivate_key=%s\n\n' % hexkey(5)
+
+
+def test_reconcile_parse_skips_counters_but_keeps_what_is_compared():
+    full = wg_uapi.parse_get_response(GET_ANSWER)
+    lean = wg_uapi.parse_get_response(GET_ANSWER, with_stats=False)
+    assert lean.stats == {}
+    assert [p.as_dict() for p in lean.peers] == [p.as_dict() for p in full.peers]
+    assert (lean.private_key, lean.listen_port, lean.fwmark) == (full.private_key, full.listen_port, full.fwmark)
+
+
+def _view(state):
+    return ([p.as_dict() for p in state.peers], state.private_key, state.listen_port, state.fwmark,
+            dict((k, (v.last_handshake, v.rx_bytes, v.tx_bytes)) for k, v in state.stats.items()))
+
+
+def test_fast_path_matches_line_parser():
+    assert wg_uapi._parse_fast(GET_ANSWER, True) is not None
+    assert _view(wg_uapi._parse_fast(GET_ANSWER, True)) == _view(wg_uapi._parse_lines(GET_ANSWER, True))
+
+
+def test_other_field_orders_fall_back_to_line_parser():
+    # e.g. another UAPI implementation writing allowed IPs before the counters
+    reordered = GET_ANSWER.replace('persistent_keepalive_interval=25\nallowed_ip=200:1001::1/128\n'
+                                   'allowed_ip=192.0.2.10/32\n',
+                                   'allowed_ip=200:1001::1/128\nallowed_ip=192.0.2.10/32\n'
+                                   'persistent_keepalive_interval=25\n')
+    assert reordered != GET_ANSWER
+    assert wg_uapi._parse_fast(reordered, True) is None
+    assert _view(wg_uapi.parse_get_response(reordered)) == _view(wg_uapi.parse_get_response(GET_ANSWER))
+
+
+def test_empty_device_and_errno_on_fast_path():
+    state = wg_uapi.parse_get_response('listen_port=51820\nfwmark=32\nerrno=0\n\n')
+    assert state.peers == [] and state.listen_port == 51820 and state.private_key is None
+    with pytest.raises(WglanError):
+        wg_uapi.parse_get_response('errno=1\n\n')

@@ -1,0 +1,63 @@
+# wglan.mesh: one entry point for setup, demo, tests and benchmarks.
+# Run as root on Debian 12+ (network namespaces, nftables, wireguard-go).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+LATEST_PY := .venv-latest/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+SANITY_ROOT := /tmp/wglan-mesh-sanity
+SANITY_DIR := $(SANITY_ROOT)/ansible_collections/wglan/mesh
+
+.PHONY: setup test unit integration sanity docs build-check bench-peers demo clean collections
+
+setup:
+	./scripts/setup.sh
+
+# Python and Ansible both want the collection under ansible_collections/wglan/mesh.
+collections:
+	@mkdir -p build/collections/ansible_collections/wglan
+	@ln -sfn ../../../.. build/collections/ansible_collections/wglan/mesh
+
+## The whole test suite (what CI runs).
+test: setup unit integration docs build-check sanity
+	@echo "make test: all suites passed"
+
+unit: collections
+	$(PY) -m pytest -q tests/unit
+	$(LATEST_PY) -m pytest -q -p no:cacheprovider tests/unit
+
+integration: collections
+	$(PY) -m pytest -q tests/integration
+
+docs: collections
+	@set -e; for m in plugins/modules/*.py; do \
+	  name=$$(basename $$m .py); \
+	  ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(VENV)/bin/ansible-doc wglan.mesh.$$name >/dev/null; \
+	  echo "ansible-doc wglan.mesh.$$name: ok"; \
+	done
+
+build-check:
+	rm -rf build/galaxy && mkdir -p build/galaxy
+	$(VENV)/bin/ansible-galaxy collection build --output-path build/galaxy --force .
+	$(VENV)/bin/ansible-galaxy collection install -p build/galaxy/installed build/galaxy/wglan-mesh-*.tar.gz --force
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/galaxy/installed $(VENV)/bin/ansible-doc -l wglan.mesh | grep -q wglan_peers
+	@if tar -tzf build/galaxy/wglan-mesh-*.tar.gz | grep -q -e '^\.venv' -e '^build/'; then \
+	  echo "build-check: the artifact contains local build files"; exit 1; fi
+	@echo "build-check: $$(tar -tzf build/galaxy/wglan-mesh-*.tar.gz | wc -l) files in the artifact, ok"
+
+sanity:
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_DIR)
+	git ls-files -co --exclude-standard | grep -v -e '^build/' -e '^\.venv' | tar -cf - -T - | tar -xf - -C $(SANITY_DIR)
+	$(PY) tests/sanity/offline_pip.py
+	cd $(SANITY_DIR) && ansible-test sanity --venv --color no \
+	  --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+## Interim demo until the lab lands: the two-node namespace mesh, step by step.
+demo: setup collections
+	$(PY) -m pytest -v -p no:cacheprovider tests/integration/test_two_nodes.py
+
+bench-peers: setup
+	$(PY) benchmarks/peers_scale.py
+
+clean:
+	rm -rf build .pytest_cache
