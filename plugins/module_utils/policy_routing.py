@@ -59,10 +59,12 @@ def ensure(interface, table=DEFAULT_TABLE, priority=DEFAULT_PRIORITY, mark=0x40,
     with Links() as links:
         index = links.index_of(interface)
         if present:
-            link = links.get(interface) if index is not None else None
-            if link is None:
+            link = links.get(interface, with_addresses=False) if index is not None else None
+            # In check mode the interface may be one that wglan_peers would create
+            # in the same run: report the rules it would get instead of failing.
+            if link is None and not check_mode:
                 raise WglanError('interface %s does not exist: create it (wglan_peers) before its rules' % interface)
-            if not link.up:
+            if link is not None and not link.up and not check_mode:
                 raise WglanError('interface %s is down: routes through it cannot be added' % interface)
         state = read_state(links, index, table, priority, mark, mask)
         # Plan everything first. Routes go in before the rules that point at them
