@@ -23,6 +23,12 @@ options:
     description: The WireGuard interface.
     type: str
     default: wglan0
+  wait:
+    description:
+      - Wait up to this many seconds for every peer to be V(up) before reporting (0 does not wait).
+        Never fails for peers that stay down; RV(peers_up) and RV(waited) say how it went.
+    type: int
+    default: 0
 attributes:
   check_mode:
     description: Read-only; runs the same in check mode.
@@ -125,6 +131,10 @@ peers_up:
   description: Number of peers that are up.
   returned: when the interface exists
   type: int
+waited:
+  description: Seconds spent waiting for handshakes.
+  returned: always
+  type: float
 '''
 
 import time
@@ -165,13 +175,31 @@ def gather(ifname):
     )
 
 
+def gather_waiting(ifname, wait):
+    """gather(), again every half second until every peer is up or wait seconds passed."""
+    start = time.monotonic()
+    while True:
+        info = gather(ifname)
+        done = not info['exists'] or info['peers_up'] == len(info['peers'])
+        if done or time.monotonic() - start >= wait:
+            info['waited'] = round(time.monotonic() - start, 1)
+            return info
+        time.sleep(0.5)
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=dict(interface=dict(type='str', default='wglan0')),
+        argument_spec=dict(
+            interface=dict(type='str', default='wglan0'),
+            wait=dict(type='int', default=0),
+        ),
         supports_check_mode=True,
     )
     require_libs(module, 'pyroute2', 'cryptography')
-    module.exit_json(changed=False, **run_or_fail(module, gather, module.params['interface']))
+    if not 0 <= module.params['wait'] <= 3600:
+        module.fail_json(msg='wait must be between 0 and 3600 seconds')
+    module.exit_json(changed=False, **run_or_fail(module, gather_waiting, module.params['interface'],
+                                                  module.params['wait']))
 
 
 if __name__ == '__main__':

@@ -102,10 +102,41 @@ options:
     default: 25
   purge:
     description:
-      - Remove running peers that are not in O(peers). Off by default so that an ad-hoc call with one
-        peer does not drop the others; the node role turns it on.
+      - Remove running peers that are not in O(peers) or built from O(records). Off by default so that an
+        ad-hoc call with one peer does not drop the others; the node role turns it on.
     type: bool
     default: false
+  members:
+    description:
+      - Names of every node in the mesh (the role passes the inventory group). With O(records), each
+        member that has a record becomes a peer (this node excepted).
+    type: list
+    elements: str
+  records:
+    description:
+      - Node records (see M(wglan.mesh.wglan_record)), one per entry of O(members), in the same order;
+        null where this run has none for a member. For such a member the last record this node used
+        (kept in O(state_path)) stands in, so a C(--limit) run or an unreachable node does not remove
+        a peer. A record that does not validate is skipped with a warning naming the node.
+      - The endpoint for each peer is chosen from its record and what other nodes observed, in this
+        order, its own address on a link this node is on, an announced endpoint, the endpoint other
+        nodes see it at from outside its site (its NAT mapping), its own address.
+      - Explicit O(peers) win over records with the same public key.
+    type: list
+    elements: raw
+  self_name:
+    description: This node's name among O(members); its own record gives the links used for endpoint choice.
+    type: str
+  pod_networking:
+    description: Route each node's pod CIDRs (from its record) to it, as allowed IPs.
+    type: bool
+    default: false
+  state_path:
+    description:
+      - Where the records last used are kept (JSON, no secrets). Refreshed on every run; a change in
+        observed endpoints alone does not make the task C(changed) (the peers it led to do).
+    type: path
+    default: /etc/wglan/mesh.json
 attributes:
   check_mode:
     description: Reads the device and reports what would change; sends nothing.
@@ -191,6 +222,15 @@ addresses_removed:
   returned: when state is present
   type: list
   elements: str
+targets:
+  description: Every allowed IP of every peer, for M(wglan.mesh.wglan_rules).
+  returned: when state is present
+  type: list
+  elements: str
+endpoints:
+  description: For each peer built from records, the endpoint chosen and why.
+  returned: when records are given
+  type: dict
 dropped_allowed_ips:
   description: Allowed IPs not given to a peer because another peer holds them.
   returned: when state is present
@@ -210,7 +250,7 @@ dropped_allowed_ips:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, peers as peer_model, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils import keys, mesh, node_record, peers as peer_model, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.links import parse_interface_address
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
@@ -224,6 +264,25 @@ PEER_OPTIONS = dict(
 )
 
 
+def peers_from_records(module, own_public_key):
+    """Peers built from the node records of the group, plus what to save and report."""
+    params = module.params
+    members = params['members'] or []
+    saved = (node_record.read_json(params['state_path']) or {}).get('records', {})
+    records, used = mesh.records_for_members(members, params['records'], saved, module.warn)
+    me = None
+    for record in records:
+        if record.name == params['self_name'] or (own_public_key and record.public_key == own_public_key):
+            me = record
+    if me is None:
+        me = mesh.NodeRecord(params['self_name'] or '', own_public_key, None)
+    peers, choices, warnings = mesh.build_mesh(me, records, params['pod_networking'], params['persistent_keepalive'])
+    for text in warnings:
+        module.warn(text)
+    endpoints = dict((name, dict(endpoint=e, reason=r)) for name, (e, r) in sorted(choices.items()))
+    return peers, used, endpoints
+
+
 def desired_state(module):
     """Validate everything before touching the host: key, settings, peers."""
     params = module.params
@@ -234,11 +293,16 @@ def desired_state(module):
     config = wg_device.DeviceConfig(params['interface'], private_key, params['listen_port'], params['fwmark'],
                                     params['mtu'], addresses, params['backend'])
     peer_list = peer_model.parse_peers(params['peers'], default_keepalive=params['persistent_keepalive'])
-    if private_key is not None:
-        own = keys.public_key_from_private(private_key)
+    own = keys.public_key_from_private(private_key) if private_key is not None else None
+    used, endpoints = None, None
+    if params['members'] is not None or params['records'] is not None:
+        from_records, used, endpoints = peers_from_records(module, own)
+        explicit = set(p.public_key for p in peer_list)
+        peer_list.extend(p for p in from_records if p.public_key not in explicit)
+    if own is not None:
         peer_list = [p for p in peer_list if p.public_key != own]
     peer_list, dropped = peer_model.resolve_overlaps(peer_list)
-    return config, peer_list, dropped
+    return config, peer_list, dropped, used, endpoints
 
 
 def main():
@@ -255,6 +319,11 @@ def main():
             peers=dict(type='list', elements='dict', default=[], options=PEER_OPTIONS),
             persistent_keepalive=dict(type='int', default=peer_model.DEFAULT_KEEPALIVE),
             purge=dict(type='bool', default=False),
+            members=dict(type='list', elements='str'),
+            records=dict(type='list', elements='raw'),
+            self_name=dict(type='str'),
+            pod_networking=dict(type='bool', default=False),
+            state_path=dict(type='path', default='/etc/wglan/mesh.json'),
         ),
         supports_check_mode=True,
     )
@@ -268,12 +337,20 @@ def main():
                                   after={'interface': None})
         module.exit_json(**result)
 
-    config, peer_list, dropped = run_or_fail(module, desired_state, module)
+    config, peer_list, dropped, used, endpoints = run_or_fail(module, desired_state, module)
     outcome = run_or_fail(module, wg_device.apply_device, config, peer_list, purge=params['purge'],
                           check_mode=module.check_mode, want_diff=module._diff)
+    state_changed = False
+    if used is not None:
+        # Saved after the device took the peers: the last good set is what stands in next time.
+        state_changed = run_or_fail(module, node_record.write_json_if_changed, params['state_path'],
+                                    dict(version=mesh.RECORD_VERSION, records=used), 0o644, module.check_mode,
+                                    node_record.without_observations)
     summary = outcome.summary()
+    targets = sorted(set(str(net) for peer in peer_list for net in peer.allowed_ips))
     result = dict(
-        changed=outcome.changed,
+        changed=outcome.changed or state_changed,
+        targets=targets,
         interface=config.ifname,
         backend=summary['backend'],
         public_key=summary['public_key'],
@@ -287,6 +364,8 @@ def main():
         addresses_removed=summary['addresses_removed'],
         dropped_allowed_ips=[dict(peer=p, prefix=n, reason=r) for p, n, r in dropped],
     )
+    if endpoints is not None:
+        result['endpoints'] = endpoints
     for peer, prefix, reason in dropped:
         module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
     if module._diff:

@@ -1,0 +1,248 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Node records and the mesh built from them (pure).
+
+A node record is what one node publishes about itself (a local fact on the
+node, later also a Kubernetes annotation or a discovery-service entry):
+
+    {"version": 1, "name": "node1", "public_key": "...", "address": "200:1001::...",
+     "node_ips": ["192.0.2.11/26"], "port": 51820, "extra_endpoints": ["203.0.113.9:51820"],
+     "pod_cidrs": ["10.244.1.0/24"], "observed": {"<peer public key>": "203.0.113.101:51820"}}
+
+node_ips keep their prefix length: a peer uses it to see that it shares a
+link with the node. observed holds, for each peer that is up, the endpoint the
+node's WireGuard sees that peer at; this is how nodes behind NAT find each other.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.keys import normalize_key
+from ansible_collections.wglan.mesh.plugins.module_utils.peers import (
+    DEFAULT_KEEPALIVE, Peer, format_endpoint, parse_endpoint, parse_network)
+
+RECORD_VERSION = 1
+
+
+class NodeRecord:
+    __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed')
+
+    def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
+                 observed=None):
+        self.name = name
+        self.public_key = public_key
+        self.address = address
+        self.node_ips = list(node_ips)
+        self.port = port
+        self.extra_endpoints = list(extra_endpoints)
+        self.pod_cidrs = list(pod_cidrs)
+        self.observed = dict(observed or {})
+
+    def own_endpoints(self):
+        return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
+
+    def own_ips(self):
+        return set(iface.ip for iface in self.node_ips)
+
+    def as_dict(self):
+        return {
+            'version': RECORD_VERSION,
+            'name': self.name,
+            'public_key': self.public_key,
+            'address': str(self.address) if self.address else None,
+            'node_ips': [str(i) for i in self.node_ips],
+            'port': self.port,
+            'extra_endpoints': list(self.extra_endpoints),
+            'pod_cidrs': [str(n) for n in self.pod_cidrs],
+            'observed': dict(sorted(self.observed.items())),
+        }
+
+
+def parse_record(raw, name=None):
+    """Untrusted dict -> NodeRecord, or WglanError naming the problem."""
+    if not isinstance(raw, dict):
+        raise WglanError('record is not a mapping')
+    name = raw.get('name') or name
+    if not name or not isinstance(name, str):
+        raise WglanError('record has no name')
+    version = raw.get('version', RECORD_VERSION)
+    if version != RECORD_VERSION:
+        raise WglanError('record of %s has version %r, this collection reads version %d' % (name, version, RECORD_VERSION))
+    if not raw.get('public_key'):
+        raise WglanError('record of %s has no public key yet' % name)
+    public_key = normalize_key(raw['public_key'], 'public key of %s' % name)
+    address = None
+    if raw.get('address'):
+        try:
+            address = ipaddress.IPv6Address(str(raw['address']))
+        except ValueError:
+            raise WglanError('record of %s: address %r is not an IPv6 address' % (name, raw['address']))
+    try:
+        node_ips = [ipaddress.ip_interface(str(v)) for v in raw.get('node_ips') or []]
+    except ValueError as exc:
+        raise WglanError('record of %s: bad node IP: %s' % (name, exc))
+    port = raw.get('port', 51820)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise WglanError('record of %s: port must be 1-65535' % name)
+    extra = [parse_endpoint(e, resolve=False) for e in raw.get('extra_endpoints') or []]
+    pods = [parse_network(n, 'pod CIDR') for n in raw.get('pod_cidrs') or []]
+    observed = {}
+    for key, endpoint in (raw.get('observed') or {}).items():
+        try:
+            observed[normalize_key(key, 'observed peer key')] = parse_endpoint(endpoint, resolve=False)
+        except WglanError:
+            continue  # one stale or odd observation does not invalidate the record
+    return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed)
+
+
+def _networks(record):
+    return [iface.network for iface in record.node_ips if iface.network.prefixlen < iface.network.max_prefixlen]
+
+
+def _ip_of(endpoint):
+    return ipaddress.ip_address(endpoint.rpartition(':')[0].strip('[]'))
+
+
+def _on_link(ip, networks):
+    return any(ip in net for net in networks)
+
+
+def useful_observations(peer, records):
+    """Endpoints other nodes saw peer at that work from outside their own site.
+
+    An observer that shares a link with the peer sees it at its LAN address:
+    that is no use to anyone elsewhere, so it is left out. An endpoint that is
+    not one of the peer's own addresses is its NAT's public mapping.
+    """
+    own = peer.own_ips()
+    seen = []
+    for observer in records:
+        if observer.public_key == peer.public_key:
+            continue
+        endpoint = observer.observed.get(peer.public_key)
+        if not endpoint:
+            continue
+        ip = _ip_of(endpoint)
+        if ip in own and _on_link(ip, _networks(observer)):
+            continue
+        seen.append(endpoint)
+    return seen
+
+
+def choose_endpoint(me, peer, records):
+    """Where me should send to peer, and why. Deterministic for the same records.
+
+    1. the peer's own address on a link me is on (same site: no NAT between);
+    2. an endpoint the peer's operator announced;
+    3. what other nodes observed from outside the peer's site, the most common;
+    4. the peer's own first address (a guess: right for public nodes; for a
+       peer behind NAT its own packets will correct it, since WireGuard roams).
+    """
+    mine = _networks(me)
+    for endpoint in peer.own_endpoints():
+        if _on_link(_ip_of(endpoint), mine):
+            return endpoint, 'same-link'
+    if peer.extra_endpoints:
+        return sorted(peer.extra_endpoints)[0], 'announced'
+    seen = useful_observations(peer, records)
+    if seen:
+        counts = {}
+        for endpoint in seen:
+            counts[endpoint] = counts.get(endpoint, 0) + 1
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0], 'observed'
+    own = peer.own_endpoints()
+    if own:
+        return own[0], 'own-address'
+    return None, 'none'
+
+
+def allowed_ips_of(record, pod_networking):
+    nets = []
+    if record.address:
+        nets.append(ipaddress.ip_network(record.address))
+    nets.extend(ipaddress.ip_network(iface.ip) for iface in record.node_ips)
+    if pod_networking:
+        nets.extend(record.pod_cidrs)
+    return nets
+
+
+def build_mesh(me, records, pod_networking=False, keepalive=DEFAULT_KEEPALIVE):
+    """Peers for me from the records of every node. Returns (peers, choices, warnings).
+
+    choices maps peer name -> (endpoint, reason). A record with the same public
+    key as an earlier one (by name) is skipped with a warning. Addresses of me
+    are never routed to a peer.
+    """
+    warnings = []
+    by_key = {}
+    for record in sorted(records, key=lambda r: r.name):
+        if record.public_key in by_key:
+            warnings.append('nodes %s and %s publish the same public key; %s is ignored'
+                            % (by_key[record.public_key].name, record.name, record.name))
+            continue
+        by_key[record.public_key] = record
+    mine = set(ipaddress.ip_network(ip) for ip in me.own_ips())
+    if me.address:
+        mine.add(ipaddress.ip_network(me.address))
+    peers = []
+    choices = {}
+    for record in by_key.values():
+        if record.public_key == me.public_key:
+            continue
+        allowed = []
+        for net in allowed_ips_of(record, pod_networking):
+            if net in mine:
+                warnings.append('node %s claims %s, which is this node\'s own address; not routed to it'
+                                % (record.name, net))
+                continue
+            if net not in allowed:
+                allowed.append(net)
+        endpoint, reason = choose_endpoint(me, record, records)
+        choices[record.name] = (endpoint, reason)
+        peers.append(Peer(record.public_key, endpoint, allowed, None, keepalive, record.name))
+    return peers, choices, warnings
+
+
+def records_for_members(members, raw_records, saved, warn):
+    """The record to use for each member of the group.
+
+    raw_records lines up with members (None where this run has no record for a
+    member, e.g. outside a --limit or unreachable). For those the last record
+    this node used is kept, so a run that cannot see a node does not drop it.
+    Nodes that left the group are dropped. Returns (records, used) where used is
+    what to save for next time.
+    """
+    if raw_records is not None and len(raw_records) != len(members):
+        raise WglanError('records must line up with members (%d records for %d members)'
+                         % (len(raw_records), len(members)))
+    saved = saved or {}
+    records = []
+    used = {}
+    for index, name in enumerate(members):
+        raw = raw_records[index] if raw_records is not None else None
+        record = None
+        if raw:
+            try:
+                record = parse_record(raw, name)
+            except WglanError as exc:
+                warn('node %s: record skipped: %s' % (name, exc))
+        if record is None and name in saved:
+            try:
+                record = parse_record(saved[name], name)
+                warn('node %s: no current record, using the last known one' % name)
+            except WglanError:
+                record = None
+        if record is None:
+            if not raw:
+                warn('node %s: no record yet; it joins when it has run once' % name)
+            continue
+        if record.name != name:
+            record.name = name
+        records.append(record)
+        used[name] = record.as_dict()
+    return records, used

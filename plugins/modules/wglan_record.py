@@ -1,0 +1,160 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: wglan_record
+short_description: Publish this node's mesh record as a local fact
+version_added: 0.1.0
+description:
+  - Builds the record other nodes need to peer with this one, the public key, mesh address,
+    node addresses (with their prefix length, so peers on the same link can see it), port,
+    announced endpoints, pod CIDRs, and the endpoints this node's WireGuard currently sees
+    each peer that is up at (how nodes behind NAT find each other).
+  - Writes it as JSON to O(fact_path) (a custom fact, C(ansible_local.wglan)), atomically and
+    only when it changed, so the record survives between runs and a C(--limit) run can still
+    see nodes it does not touch. Also returns it as the fact C(wglan_record).
+  - Holds no secret; the file is mode C(0644).
+  - The observed endpoints are a cache of what the node sees now. They are kept current in the file,
+    but a change in them alone does not make the task C(changed); a change in anything another node
+    peers with (key, addresses, port, announced endpoints, pod CIDRs) does.
+options:
+  name:
+    description: The node's name in the mesh (the role passes C(inventory_hostname)).
+    type: str
+    required: true
+  public_key:
+    description: The node's public key (from M(wglan.mesh.wglan_keys)). May be empty in check mode on a new node.
+    type: str
+  address:
+    description: The node's mesh address (from M(wglan.mesh.wglan_address)).
+    type: str
+  interface:
+    description: The WireGuard interface. Its addresses are not node addresses; its peers give the observations.
+    type: str
+    default: wglan0
+  port:
+    description: The WireGuard listen port other nodes should use.
+    type: int
+    default: 51820
+  prefix:
+    description: The mesh prefix; addresses inside it are not node addresses.
+    type: str
+    default: 0200:1001::/64
+  extra_endpoints:
+    description: Endpoints (C(host:port)) to announce besides the node's own addresses, for example a port forward.
+    type: list
+    elements: str
+    default: []
+  exclude_prefixes:
+    description: Node addresses inside these prefixes are not published (for example a management network).
+    type: list
+    elements: str
+    default: []
+  pod_cidrs:
+    description: Pod CIDRs of this node, routed to it when pod networking is on.
+    type: list
+    elements: str
+    default: []
+  fact_path:
+    description: Where to write the record.
+    type: path
+    default: /etc/ansible/facts.d/wglan.fact
+attributes:
+  check_mode:
+    description: Builds the record and reports whether the file would change; writes nothing.
+    support: full
+  diff_mode:
+    description: Shows the record before and after.
+    support: full
+requirements:
+  - pyroute2 (Debian package python3-pyroute2)
+author:
+  - wglan.mesh developers (@wglan-mesh)
+'''
+
+EXAMPLES = r'''
+- name: Publish this node's record
+  wglan.mesh.wglan_record:
+    name: "{{ inventory_hostname }}"
+    public_key: "{{ wglan_key.public_key }}"
+    address: "{{ wglan_addr.address }}"
+'''
+
+RETURN = r'''
+record:
+  description: The record as written.
+  returned: always
+  type: dict
+ansible_facts:
+  description: The record as C(wglan_record).
+  returned: always
+  type: dict
+'''
+
+import ipaddress
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.wglan.mesh.plugins.module_utils import node_record
+from ansible_collections.wglan.mesh.plugins.module_utils.address import parse_prefix
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.keys import normalize_key
+from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
+
+
+def make(module):
+    p = module.params
+    prefix = parse_prefix(p['prefix'])
+    try:
+        exclude = [ipaddress.ip_network(n, strict=False) for n in p['exclude_prefixes']]
+    except ValueError as exc:
+        raise WglanError('invalid exclude_prefixes: %s' % exc)
+    public_key = normalize_key(p['public_key'], 'public_key') if p['public_key'] else None
+    address = None
+    if p['address']:
+        try:
+            address = ipaddress.IPv6Address(p['address'])
+        except ValueError:
+            raise WglanError('address %r is not an IPv6 address' % p['address'])
+    node_ips = node_record.local_node_ips(p['interface'], prefix, exclude)
+    observed = node_record.observed_endpoints(p['interface'])
+    record = node_record.build_record(p['name'], public_key, address, node_ips, p['port'],
+                                      p['extra_endpoints'], p['pod_cidrs'], observed)
+    before = node_record.read_json(p['fact_path']) if module._diff else None
+    changed = node_record.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
+                                                significant=node_record.without_observations)
+    return record, changed, before
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            public_key=dict(type='str'),
+            address=dict(type='str'),
+            interface=dict(type='str', default='wglan0'),
+            port=dict(type='int', default=51820),
+            prefix=dict(type='str', default='0200:1001::/64'),
+            extra_endpoints=dict(type='list', elements='str', default=[]),
+            exclude_prefixes=dict(type='list', elements='str', default=[]),
+            pod_cidrs=dict(type='list', elements='str', default=[]),
+            fact_path=dict(type='path', default=node_record.DEFAULT_FACT_PATH),
+        ),
+        supports_check_mode=True,
+    )
+    require_libs(module, 'pyroute2')
+    record, changed, before = run_or_fail(module, make, module)
+    result = dict(changed=changed, record=record, ansible_facts=dict(wglan_record=record))
+    if module._diff:
+        result['diff'] = dict(before=before or {}, after=record)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds (once) the Debian bookworm tree every lab machine boots from, read-only,
+# under a volatile overlay. Rebuilt when missing or when the package list changes.
+set -euo pipefail
+
+LAB_DIR=${WGLAN_LAB_DIR:-/var/lib/wglan-lab}
+TREE="$LAB_DIR/bookworm"
+MIRROR=${WGLAN_LAB_MIRROR:-http://deb.debian.org/debian}
+PACKAGES="systemd systemd-sysv dbus openssh-server python3 python3-pyroute2 python3-cryptography
+ python3-apt nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates"
+STAMP_VALUE="v1 $(echo $PACKAGES | tr -s ' \n' ' ')"
+
+if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
+  echo "lab base: $TREE is current"
+  exit 0
+fi
+
+mkdir -p "$LAB_DIR"
+tmp="$LAB_DIR/bookworm.tmp.$$"
+trap 'rm -rf "$tmp"' EXIT
+echo "lab base: debootstrap bookworm into $tmp"
+debootstrap --variant=minbase bookworm "$tmp" "$MIRROR" >"$LAB_DIR/debootstrap.log" 2>&1 || {
+  tail -20 "$LAB_DIR/debootstrap.log"; exit 1; }
+echo "lab base: installing packages"
+cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
+chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PACKAGES \
+  >"$LAB_DIR/packages.log" 2>&1 || { tail -20 "$LAB_DIR/packages.log"; exit 1; }
+chroot "$tmp" apt-get clean
+# Lab machines: root over SSH with the lab key only, no consoles to wait on.
+mkdir -p "$tmp/root/.ssh" && chmod 700 "$tmp/root/.ssh"
+sed -i 's/^#\?PermitRootLogin.*/PermitRootLogin prohibit-password/' "$tmp/etc/ssh/sshd_config"
+echo 'UseDNS no' >> "$tmp/etc/ssh/sshd_config"
+for unit in getty@tty1.service console-getty.service apt-daily.timer apt-daily-upgrade.timer; do
+  chroot "$tmp" systemctl mask "$unit" >/dev/null 2>&1 || true
+done
+: > "$tmp/etc/machine-id"
+echo "$STAMP_VALUE" > "$tmp/.wglan-lab-stamp"
+rm -rf "$TREE"
+mv "$tmp" "$TREE"
+trap - EXIT
+echo "lab base: ready at $TREE"

@@ -1,0 +1,396 @@
+"""The wglan lab: real Debian machines (systemd-nspawn) behind real NAT routers.
+
+    python3 tests/lab/lab.py up [--public 1] [--sites 2] [--per-site 2] [--symmetric SITE ...]
+    python3 tests/lab/lab.py inventory | status | down [--name NAME]
+
+Topology (documentation addresses only, all inside namespaces this creates):
+- "pub" switch 203.0.113.0/24: public machines (hub1, ...), the controller
+  (203.0.113.2), each NAT router's WAN side; 203.0.113.1 is the switch's own
+  address, the default gateway placeholder of the public side.
+- one switch per site, 192.0.2.<64*i>/26: the router's LAN side (.1) and the
+  site's machines. Routers masquerade (fully-random for a --symmetric site)
+  and drop unsolicited packets arriving on WAN, as real routers do; SSH to a
+  site machine is a port forward on its router (22xx), like an operator's.
+Every machine boots the same read-only Debian tree under a volatile overlay.
+A switch is a bridge inside its own namespace; nothing touches the root
+namespace. `down` kills only processes inside the lab's namespaces.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+LAB_DIR = os.environ.get('WGLAN_LAB_DIR', '/var/lib/wglan-lab')
+BASE_TREE = os.path.join(LAB_DIR, 'bookworm')
+STATE_ROOT = '/run/wglan-lab'
+PUBLIC_NET = '203.0.113'
+CONTROLLER_IP = PUBLIC_NET + '.2'
+BOOT_TIMEOUT = 90
+
+
+def sh(cmd, check=True, timeout=60, **kw):
+    proc = subprocess.run(cmd, shell=isinstance(cmd, str), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout, check=False, **kw)
+    if check and proc.returncode != 0:
+        raise RuntimeError('%s: %s%s' % (cmd, proc.stdout, proc.stderr))
+    return proc
+
+
+def in_ns(ns, script, check=True, timeout=60):
+    return sh(['ip', 'netns', 'exec', ns, 'sh', '-c', script], check=check, timeout=timeout)
+
+
+def plan(public=1, sites=2, per_site=2, symmetric=()):
+    """The lab as data: machines, routers, addresses."""
+    machines = {}
+    for i in range(public):
+        machines['hub%d' % (i + 1)] = dict(switch='pub', ip='%s.%d' % (PUBLIC_NET, 10 + i), prefix=24,
+                                           gateway=PUBLIC_NET + '.1', ssh_host='%s.%d' % (PUBLIC_NET, 10 + i),
+                                           ssh_port=22, site=None)
+    routers = {}
+    for s in range(sites):
+        site = chr(ord('a') + s)
+        base = 64 * s
+        routers['r' + site] = dict(site=site, wan='%s.%d' % (PUBLIC_NET, 101 + s), lan='192.0.2.%d' % (base + 1),
+                                   symmetric=site in symmetric, forwards=[])
+        for k in range(per_site):
+            name = '%s%d' % (site, k + 1)
+            ip = '192.0.2.%d' % (base + 10 + k)
+            port = 2200 + 10 * s + k
+            routers['r' + site]['forwards'].append((port, ip))
+            machines[name] = dict(switch='site-' + site, ip=ip, prefix=26, gateway='192.0.2.%d' % (base + 1),
+                                  ssh_host=routers['r' + site]['wan'], ssh_port=port, site=site)
+    return dict(machines=machines, routers=routers)
+
+
+class Lab:
+    def __init__(self, name):
+        self.name = name
+        self.dir = os.path.join(STATE_ROOT, name)
+        self.state_path = os.path.join(self.dir, 'state.json')
+        self.state = None
+        if os.path.exists(self.state_path):
+            with open(self.state_path) as handle:
+                self.state = json.load(handle)
+
+    # -- naming ----------------------------------------------------------
+    def ns(self, node):
+        return '%s-%s' % (self.name, node)
+
+    @property
+    def controller(self):
+        return self.ns('ctl')
+
+    @property
+    def key(self):
+        return os.path.join(self.dir, 'id_ed25519')
+
+    @property
+    def inventory(self):
+        return os.path.join(self.dir, 'inventory.ini')
+
+    def _save(self):
+        with open(self.state_path, 'w') as handle:
+            json.dump(self.state, handle, indent=2)
+
+    # -- building ----------------------------------------------------------
+    def _add_ns(self, node):
+        ns = self.ns(node)
+        sh(['ip', 'netns', 'add', ns])
+        self.state['namespaces'].append(ns)
+        self._save()
+        in_ns(ns, 'ip link set lo up')
+        return ns
+
+    def _wire(self, switch, node_ns, ifname):
+        """A veth from a switch's bridge to a node namespace, created inside the namespaces."""
+        sw = self.ns('sw-' + switch)
+        port = 'p%s' % uuid.uuid4().hex[:8]
+        in_ns(sw, 'ip link add %s type veth peer name %s netns %s && ip link set %s master br0 up'
+              % (port, ifname, node_ns, port))
+        in_ns(node_ns, 'ip link set %s up' % ifname)
+
+    def up(self, layout):
+        if self.state is not None:
+            raise SystemExit('lab %s is already up (state in %s)' % (self.name, self.dir))
+        if not os.path.exists(os.path.join(BASE_TREE, '.wglan-lab-stamp')):
+            sh([os.path.join(HERE, 'build-base.sh')], timeout=1800)
+        os.makedirs(self.dir, exist_ok=True)
+        self.state = dict(name=self.name, namespaces=[], pids={}, layout=layout, timings={})
+        self._save()
+        started = time.monotonic()
+        sh(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'wglan-lab', '-f', self.key])
+        shutil.copy(self.key + '.pub', os.path.join(self.dir, 'authorized_keys'))
+        switches = ['pub'] + ['site-' + r['site'] for r in layout['routers'].values()]
+        for switch in switches:
+            sw = self._add_ns('sw-' + switch)
+            in_ns(sw, 'ip link add br0 type bridge && ip link set br0 up')
+        in_ns(self.ns('sw-pub'), 'ip addr add %s.1/24 dev br0' % PUBLIC_NET)
+        ctl = self._add_ns('ctl')
+        self._wire('pub', ctl, 'eth0')
+        in_ns(ctl, 'ip addr add %s/24 dev eth0' % CONTROLLER_IP)
+        for rname, router in sorted(layout['routers'].items()):
+            self._router(rname, router)
+        for mname, machine in sorted(layout['machines'].items()):
+            ns = self._add_ns(mname)
+            self._wire(machine['switch'], ns, 'eth0')
+            in_ns(ns, 'ip addr add %s/%d dev eth0 && ip route add default via %s'
+                  % (machine['ip'], machine['prefix'], machine['gateway']))
+        self.state['timings']['network'] = round(time.monotonic() - started, 2)
+        boot = time.monotonic()
+        for mname in sorted(layout['machines']):
+            self._boot(mname)
+        self._wait_ssh(sorted(layout['machines']))
+        self.state['timings']['boot'] = round(time.monotonic() - boot, 2)
+        self._write_inventory()
+        self._save()
+        return self
+
+    def _router(self, rname, router):
+        ns = self._add_ns(rname)
+        self._wire('pub', ns, 'wan0')
+        self._wire('site-' + router['site'], ns, 'lan0')
+        in_ns(ns, 'ip addr add %s/24 dev wan0 && ip addr add %s/26 dev lan0 && ip route add default via %s.1 && '
+                  'sysctl -qw net.ipv4.ip_forward=1' % (router['wan'], router['lan'], PUBLIC_NET))
+        self.set_nat(rname, router['symmetric'])
+
+    def set_nat(self, rname, symmetric):
+        """(Re)write a router's NAT: port-preserving masquerade, or fully random (symmetric)."""
+        router = self.state['layout']['routers'][rname]
+        router['symmetric'] = symmetric
+        forwards = '\n'.join('    iifname "wan0" tcp dport %d dnat ip to %s:22' % (port, ip)
+                             for port, ip in router['forwards'])
+        ruleset = '''
+table inet lab
+delete table inet lab
+table inet lab {
+  chain prerouting { type nat hook prerouting priority dstnat; policy accept;
+%s
+  }
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan0" masquerade%s
+  }
+  chain forward { type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname "lan0" oifname "wan0" accept
+    ct status dnat accept
+  }
+  chain input { type filter hook input priority filter; policy accept;
+    ct state established,related accept
+    iifname "wan0" drop
+  }
+}
+''' % (forwards, ' fully-random' if symmetric else '')
+        proc = subprocess.run(['ip', 'netns', 'exec', self.ns(rname), 'nft', '-f', '-'], input=ruleset,
+                              universal_newlines=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError('router %s: %s' % (rname, proc.stderr))
+        # Forget old mappings so the new behaviour applies to running flows too.
+        in_ns(self.ns(rname), 'conntrack -F 2>/dev/null || true', check=False)
+        self._save()
+
+    def _boot(self, mname):
+        ns = self.ns(mname)
+        log = open(os.path.join(self.dir, mname + '.console.log'), 'w')
+        # nspawn cleans /run/systemd/nspawn and insists it is a tmpfs: give it a private one.
+        script = ('mount -t tmpfs tmpfs /run/systemd/nspawn && exec systemd-nspawn --quiet --boot --keep-unit '
+                  '--register=no --console=passive --directory=%s --volatile=overlay --machine=%s --hostname=%s '
+                  '--network-namespace-path=/run/netns/%s --capability=CAP_NET_ADMIN '
+                  '--bind-ro=%s:/root/.ssh/authorized_keys'
+                  % (BASE_TREE, ns, mname, ns, os.path.join(self.dir, 'authorized_keys')))
+        env = dict(os.environ, SYSTEMD_NSPAWN_LOCK='0')
+        proc = subprocess.Popen(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        self.state['pids'][mname] = proc.pid
+        self._save()
+
+    def ssh_args(self, mname):
+        m = self.state['layout']['machines'][mname]
+        return ['ip', 'netns', 'exec', self.controller, 'ssh', '-i', self.key, '-p', str(m['ssh_port']),
+                '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes',
+                '-o', 'ConnectTimeout=3', '-o', 'LogLevel=ERROR', 'root@' + m['ssh_host']]
+
+    def ssh(self, mname, command, check=True, timeout=60):
+        return sh(self.ssh_args(mname) + [command], check=check, timeout=timeout)
+
+    def _wait_ssh(self, names):
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        waiting = list(names)
+        while waiting and time.monotonic() < deadline:
+            for mname in list(waiting):
+                try:
+                    if self.ssh(mname, 'systemctl is-system-running --wait >/dev/null 2>&1; true',
+                                check=False, timeout=20).returncode == 0:
+                        waiting.remove(mname)
+                except subprocess.TimeoutExpired:
+                    pass
+            if waiting:
+                time.sleep(0.5)
+        if waiting:
+            raise RuntimeError('machines did not come up within %ds: %s (logs in %s)'
+                               % (BOOT_TIMEOUT, ', '.join(waiting), self.dir))
+
+    def _write_inventory(self):
+        lines = ['[wglan]']
+        for mname, m in sorted(self.state['layout']['machines'].items()):
+            lines.append('%s ansible_host=%s ansible_port=%d' % (mname, m['ssh_host'], m['ssh_port']))
+        lines += ['', '[wglan:vars]', 'ansible_user=root', 'ansible_ssh_private_key_file=%s' % self.key,
+                  "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'",
+                  'ansible_python_interpreter=/usr/bin/python3', '']
+        with open(self.inventory, 'w') as handle:
+            handle.write('\n'.join(lines))
+
+    # -- using -------------------------------------------------------------
+    def playbook(self, *args, timeout=900):
+        """ansible-playbook from the controller namespace against the lab inventory."""
+        env = dict(os.environ,
+                   ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'build', 'collections'),
+                   ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_PIPELINING='True', ANSIBLE_FORKS='10',
+                   ANSIBLE_NOCOLOR='1', ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+                   ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(self.dir, 'cp'))
+        cmd = ['ip', 'netns', 'exec', self.controller, 'ansible-playbook', '-i', self.inventory] + list(args)
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                              env=env, timeout=timeout, cwd=ROOT, check=False)
+
+    def machines(self):
+        return sorted(self.state['layout']['machines'])
+
+    # -- tearing down ------------------------------------------------------
+    def down(self):
+        if self.state is None:
+            return
+        for mname, pid in self.state.get('pids', {}).items():
+            try:
+                os.killpg(pid, 15)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 15
+        for pid in self.state.get('pids', {}).values():
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except OSError:
+                    break
+                time.sleep(0.2)
+            try:
+                os.killpg(pid, 9)
+            except OSError:
+                pass
+        for ns in reversed(self.state.get('namespaces', [])):
+            pids = sh(['ip', 'netns', 'pids', ns], check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), 9)
+                except OSError:
+                    pass
+            sh(['ip', 'netns', 'del', ns], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.state = None
+
+
+def new_name():
+    return 'wl' + uuid.uuid4().hex[:4]
+
+
+def current_labs():
+    try:
+        return sorted(os.listdir(STATE_ROOT))
+    except OSError:
+        return []
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='wglan lab of nspawn machines behind NAT routers')
+    sub = parser.add_subparsers(dest='command', required=True)
+    up = sub.add_parser('up')
+    up.add_argument('--name', default=None)
+    up.add_argument('--public', type=int, default=1)
+    up.add_argument('--sites', type=int, default=2)
+    up.add_argument('--per-site', type=int, default=2)
+    up.add_argument('--symmetric', nargs='*', default=[])
+    for command in ('inventory', 'status', 'down'):
+        p = sub.add_parser(command)
+        p.add_argument('--name', default=None)
+    args = parser.parse_args(argv)
+    if args.command == 'up':
+        lab = Lab(args.name or new_name()).up(plan(args.public, args.sites, args.per_site, args.symmetric))
+        print('lab %s is up: %d machines; inventory %s' % (lab.name, len(lab.machines()), lab.inventory))
+        print('run Ansible inside it:  ip netns exec %s ansible-playbook -i %s playbooks/site.yml'
+              % (lab.controller, lab.inventory))
+        return 0
+    names = [args.name] if args.name else current_labs()
+    if not names:
+        print('no lab is up')
+        return 0
+    for name in names:
+        lab = Lab(name)
+        if args.command == 'inventory':
+            with open(lab.inventory) as handle:
+                print(handle.read())
+        elif args.command == 'status':
+            print('%s: %s' % (name, ', '.join(lab.machines()) if lab.state else 'no state'))
+        else:
+            lab.down()
+            print('lab %s is down' % name)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
+
+
+def mesh_matrix(lab, interface='wglan0', count=1, wait=2):
+    """Who reaches whom over the mesh: ping every other node's mesh address from every node.
+
+    Returns (names, reach, age): reach[src][dst] is True/False, age[src][dst]
+    the seconds since src's last handshake with dst (None: never).
+    """
+    names = lab.machines()
+    records = {}
+    for name in names:
+        out = lab.ssh(name, 'cat /etc/ansible/facts.d/wglan.fact', check=False)
+        records[name] = json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else {}
+    by_key = dict((r.get('public_key'), n) for n, r in records.items() if r.get('public_key'))
+    reach, age = {}, {}
+    for src in names:
+        targets = [(dst, records[dst].get('address')) for dst in names if dst != src]
+        script = ' '.join('(ping -6 -c %d -W %d %s >/dev/null 2>&1 && echo "%s ok" || echo "%s fail") &'
+                          % (count, wait, addr, dst, dst) for dst, addr in targets if addr)
+        script += ' wait; echo "--"; wg show %s latest-handshakes 2>/dev/null; date +%%s' % interface
+        out = lab.ssh(src, script, check=False, timeout=60).stdout.split('--')
+        reach[src] = dict((dst, False) for dst in names if dst != src)
+        for line in out[0].split('\n'):
+            parts = line.split()
+            if len(parts) == 2:
+                reach[src][parts[0]] = parts[1] == 'ok'
+        lines = out[1].strip().split('\n') if len(out) > 1 else []
+        now = int(lines[-1]) if lines and lines[-1].isdigit() else int(time.time())
+        age[src] = {}
+        for line in lines[:-1]:
+            key, _tab, when = line.partition('\t')
+            if key in by_key:
+                age[src][by_key[key]] = (now - int(when)) if when.strip().isdigit() and int(when) else None
+    return names, reach, age
+
+
+def format_matrix(names, reach, age):
+    width = max(len(n) for n in names) + 2
+    rows = ['from \\ to'.ljust(width + 2) + ''.join(n.rjust(9) for n in names)]
+    for src in names:
+        cells = []
+        for dst in names:
+            if src == dst:
+                cells.append('-'.rjust(9))
+                continue
+            mark = 'ok' if reach[src].get(dst) else 'FAIL'
+            seconds = age[src].get(dst)
+            cells.append(('%s %ss' % (mark, seconds if seconds is not None else '?')).rjust(9))
+        rows.append(src.ljust(width + 2) + ''.join(cells))
+    return '\n'.join(rows)
