@@ -8,13 +8,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
-import os
 import re
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 DEFAULT_PREFIX = '0200:1001::/64'
-SYS_CLASS_NET = '/sys/class/net'
 ARPHRD_ETHER = 1
 _MAC_RE = re.compile(r'^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$')
 # Links that have an Ethernet address but never identify the machine.
@@ -68,33 +66,29 @@ def node_cidr(prefix, mac):
     return '%s/64' % node_address(prefix, mac)
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
+def list_links():
+    """Links of this process's network namespace: name, ifindex, mac, physical, ether.
 
-
-def list_links(sys_class_net=SYS_CLASS_NET):
-    """Links of the current network namespace as dicts: name, ifindex, mac, physical, ether."""
-    links = []
-    try:
-        names = os.listdir(sys_class_net)
-    except OSError:
-        return links
-    for name in names:
-        base = os.path.join(sys_class_net, name)
-        ifindex = _read(os.path.join(base, 'ifindex'))
-        link_type = _read(os.path.join(base, 'type'))
-        links.append({
-            'name': name,
-            'ifindex': int(ifindex) if ifindex and ifindex.isdigit() else 0,
-            'mac': _read(os.path.join(base, 'address')),
-            'ether': link_type == str(ARPHRD_ETHER),
-            'physical': os.path.exists(os.path.join(base, 'device')),
-        })
-    return links
+    Read over rtnetlink, never /sys/class/net: sysfs shows the namespace of
+    whoever mounted it, which inside containers (systemd-nspawn, some
+    runtimes) is the host's, so every container would pick the host's MAC.
+    A link is "physical" when it has no link kind (veth, bridge, tun, ... all
+    have one).
+    """
+    from ansible_collections.wglan.mesh.plugins.module_utils.links import Links
+    out = []
+    with Links() as links:
+        for msg in links.ipr.get_links():
+            info = msg.get_attr('IFLA_LINKINFO')
+            kind = info.get_attr('IFLA_INFO_KIND') if info is not None else None
+            out.append({
+                'name': msg.get_attr('IFLA_IFNAME'),
+                'ifindex': msg['index'],
+                'mac': msg.get_attr('IFLA_ADDRESS'),
+                'ether': msg['ifi_type'] == ARPHRD_ETHER,
+                'physical': kind is None,
+            })
+    return out
 
 
 def choose_identity_link(links, exclude=()):
@@ -126,11 +120,13 @@ def choose_identity_link(links, exclude=()):
     raise WglanError('no Ethernet link with a hardware address found: give mac or interface')
 
 
-def mac_of_interface(name, sys_class_net=SYS_CLASS_NET):
+def mac_of_interface(name):
     if not re.match(r'^[A-Za-z0-9_.@:-]{1,15}$', name or ''):
         raise WglanError('invalid interface name %r' % (name,))
-    mac = _read(os.path.join(sys_class_net, name, 'address'))
-    if mac is None:
-        raise WglanError('interface %s does not exist' % name)
-    parse_mac(mac)
-    return mac
+    for link in list_links():
+        if link['name'] == name:
+            if not link['mac']:
+                raise WglanError('interface %s has no hardware address' % name)
+            parse_mac(link['mac'])
+            return link['mac']
+    raise WglanError('interface %s does not exist' % name)

@@ -346,23 +346,29 @@ if __name__ == '__main__':
     sys.exit(main())
 
 
-def mesh_matrix(lab, interface='wglan0', count=1, wait=2):
+def mesh_matrix(lab, interface='wglan0', count=1, wait=3, only=None):
     """Who reaches whom over the mesh: ping every other node's mesh address from every node.
 
     Returns (names, reach, age): reach[src][dst] is True/False, age[src][dst]
     the seconds since src's last handshake with dst (None: never).
     """
-    names = lab.machines()
+    names = [n for n in lab.machines() if only is None or n in only]
     records = {}
     for name in names:
         out = lab.ssh(name, 'cat /etc/ansible/facts.d/wglan.fact', check=False)
         records[name] = json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else {}
     by_key = dict((r.get('public_key'), n) for n, r in records.items() if r.get('public_key'))
+    addresses = [r.get('address') for r in records.values()]
+    if None in addresses or len(set(addresses)) != len(addresses):
+        # a ping to a duplicate would be answered locally and prove nothing
+        raise RuntimeError('mesh addresses are missing or not distinct: %s'
+                           % dict((n, r.get('address')) for n, r in records.items()))
     reach, age = {}, {}
     for src in names:
         targets = [(dst, records[dst].get('address')) for dst in names if dst != src]
-        script = ' '.join('(ping -6 -c %d -W %d %s >/dev/null 2>&1 && echo "%s ok" || echo "%s fail") &'
-                          % (count, wait, addr, dst, dst) for dst, addr in targets if addr)
+        # -I wglan0: the reply must come through the tunnel, never from a local address
+        script = ' '.join('(ping -6 -I %s -c %d -W %d %s >/dev/null 2>&1 && echo "%s ok" || echo "%s fail") &'
+                          % (interface, count, wait, addr, dst, dst) for dst, addr in targets if addr)
         script += ' wait; echo "--"; wg show %s latest-handshakes 2>/dev/null; date +%%s' % interface
         out = lab.ssh(src, script, check=False, timeout=60).stdout.split('--')
         reach[src] = dict((dst, False) for dst in names if dst != src)

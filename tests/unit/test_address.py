@@ -66,20 +66,3 @@ def test_identity_link_prefers_physical_then_first_ethernet():
 def test_identity_link_missing_is_an_error():
     with pytest.raises(WglanError):
         address.choose_identity_link([_link('wglan0', 3, ether=False)])
-
-
-def test_list_links_reads_sysfs_layout(tmp_path):
-    for name, index, mac, physical in (('lo', 1, '00:00:00:00:00:00', False), ('eth0', 2, '52:54:00:aa:bb:cc', True)):
-        base = tmp_path / name
-        base.mkdir()
-        (base / 'ifindex').write_text('%d\n' % index)
-        (base / 'address').write_text(mac + '\n')
-        (base / 'type').write_text('772\n' if name == 'lo' else '1\n')
-        if physical:
-            (base / 'device').mkdir()
-    links = sorted(address.list_links(str(tmp_path)), key=lambda link: link['ifindex'])
-    assert links[1] == {'name': 'eth0', 'ifindex': 2, 'mac': '52:54:00:aa:bb:cc', 'ether': True, 'physical': True}
-    assert address.choose_identity_link(links)[0]['name'] == 'eth0'
-    assert address.mac_of_interface('eth0', str(tmp_path)) == '52:54:00:aa:bb:cc'
-    with pytest.raises(WglanError):
-        address.mac_of_interface('eth9', str(tmp_path))

@@ -1,0 +1,128 @@
+import base64
+import ipaddress
+
+import pytest
+
+from ansible_collections.wglan.mesh.plugins.module_utils import mesh
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+
+
+def key(n):
+    return base64.b64encode(n.to_bytes(32, 'big')).decode()
+
+
+def rec(name, n, ips, observed=None, **kw):
+    raw = dict(name=name, public_key=key(n), address='200:1001::%x' % n, node_ips=ips, port=51820,
+               observed=observed or {})
+    raw.update(kw)
+    return raw
+
+
+# hub on the public net; a1, a2 behind NAT A (203.0.113.101); b1 behind NAT B (203.0.113.102)
+HUB = rec('hub1', 1, ['203.0.113.10/24'])
+A1 = rec('a1', 2, ['192.0.2.10/26'])
+A2 = rec('a2', 3, ['192.0.2.11/26'])
+B1 = rec('b1', 4, ['192.0.2.74/26'])
+
+
+def parsed(*raws):
+    return [mesh.parse_record(r) for r in raws]
+
+
+def test_same_link_wins():
+    me, peer = parsed(A1, A2)
+    assert mesh.choose_endpoint(me, peer, [me, peer]) == ('192.0.2.11:51820', 'same-link')
+
+
+def test_first_contact_uses_own_address():
+    me, hub = parsed(A1, HUB)
+    assert mesh.choose_endpoint(me, hub, [me, hub]) == ('203.0.113.10:51820', 'own-address')
+
+
+def test_nat_mapping_seen_from_outside_is_used_and_lan_sightings_are_not():
+    hub = dict(HUB, observed={key(2): '203.0.113.101:51820'})   # hub sees a1 behind its NAT
+    a2 = dict(A2, observed={key(2): '192.0.2.10:51820'})        # a2 sees a1 on the LAN: useless for b1
+    b1, a1, hub_r, a2_r = parsed(B1, A1, hub, a2)
+    assert mesh.choose_endpoint(b1, a1, [b1, a1, hub_r, a2_r]) == ('203.0.113.101:51820', 'observed')
+
+
+def test_public_node_on_same_subnet_as_nat_wan_still_counts():
+    # the hub shares 203.0.113.0/24 with the NAT's WAN address: still a NAT mapping, not a LAN sighting
+    hub = dict(HUB, observed={key(2): '203.0.113.101:40001'})
+    b1, a1, hub_r = parsed(B1, A1, hub)
+    assert mesh.choose_endpoint(b1, a1, [b1, a1, hub_r])[0] == '203.0.113.101:40001'
+
+
+def test_most_common_observation_then_smallest():
+    obs = [dict(rec('o%d' % i, 10 + i, ['198.51.100.%d/24' % i]), observed={key(2): ep})
+           for i, ep in enumerate(['203.0.113.101:2', '203.0.113.101:1', '203.0.113.101:2'])]
+    me, a1 = parsed(B1, A1)
+    others = parsed(*obs)
+    assert mesh.choose_endpoint(me, a1, [me, a1] + others)[0] == '203.0.113.101:2'
+    assert mesh.choose_endpoint(me, a1, [me, a1] + others[:2])[0] == '203.0.113.101:1'
+
+
+def test_announced_endpoint_beats_observation():
+    a1 = dict(A1, extra_endpoints=['203.0.113.101:51999'])
+    hub = dict(HUB, observed={key(2): '203.0.113.101:51820'})
+    b1, a1_r, hub_r = parsed(B1, a1, hub)
+    assert mesh.choose_endpoint(b1, a1_r, [b1, a1_r, hub_r]) == ('203.0.113.101:51999', 'announced')
+
+
+def test_build_mesh_skips_self_and_never_routes_own_addresses():
+    twin = rec('twin', 9, ['192.0.2.10/32'])  # claims a1's own node IP
+    me, *others = parsed(A1, HUB, A2, twin)
+    peers, choices, warnings = mesh.build_mesh(me, [me] + others, keepalive=25)
+    assert sorted(p.name for p in peers) == ['a2', 'hub1', 'twin']
+    twin_peer = [p for p in peers if p.name == 'twin'][0]
+    assert ipaddress.ip_network('192.0.2.10/32') not in twin_peer.allowed_ips
+    assert any('twin claims 192.0.2.10/32' in w for w in warnings)
+    assert choices['a2'] == ('192.0.2.11:51820', 'same-link')
+
+
+def test_pod_cidrs_only_with_pod_networking():
+    hub = dict(HUB, pod_cidrs=['10.244.1.0/24'])
+    me, hub_r = parsed(A1, hub)
+    without, _c, _w = mesh.build_mesh(me, [me, hub_r])
+    with_pods, _c, _w = mesh.build_mesh(me, [me, hub_r], pod_networking=True)
+    assert ipaddress.ip_network('10.244.1.0/24') not in without[0].allowed_ips
+    assert ipaddress.ip_network('10.244.1.0/24') in with_pods[0].allowed_ips
+
+
+def test_duplicate_public_key_is_skipped_with_warning():
+    clone = dict(A2, name='a2-clone')
+    me, *others = parsed(A1, A2, clone)
+    peers, _c, warnings = mesh.build_mesh(me, [me] + others)
+    assert [p.name for p in peers] == ['a2']
+    assert any('a2-clone' in w for w in warnings)
+
+
+@pytest.mark.parametrize('raw,fragment', [
+    ('nope', 'not a mapping'),
+    ({'name': 'x'}, 'no public key'),
+    (dict(A1, public_key='bad'), 'not a WireGuard key'),
+    (dict(A1, address='192.0.2.1'), 'not an IPv6 address'),
+    (dict(A1, node_ips=['nonsense']), 'bad node IP'),
+    (dict(A1, port=0), 'port'),
+    (dict(A1, version=2), 'version'),
+])
+def test_bad_records_are_rejected_with_reason(raw, fragment):
+    with pytest.raises(WglanError) as err:
+        mesh.parse_record(raw, 'x')
+    assert fragment in str(err.value)
+
+
+def test_members_fall_back_to_saved_records_and_drop_leavers():
+    warnings = []
+    saved = {'a2': A2, 'gone': rec('gone', 7, ['192.0.2.20/26'])}
+    records, used = mesh.records_for_members(['a1', 'a2', 'b1'], [A1, None, {'name': 'b1'}], saved,
+                                             warnings.append)
+    assert [r.name for r in records] == ['a1', 'a2']
+    assert set(used) == {'a1', 'a2'}
+    assert any('a2: no current record, using the last known one' in w for w in warnings)
+    assert any('b1: record skipped: record of b1 has no public key yet' in w for w in warnings)
+
+
+def test_members_and_records_must_line_up():
+    with pytest.raises(WglanError):
+        mesh.records_for_members(['a1', 'a2'], [A1], {}, lambda w: None)
