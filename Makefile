@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 SANITY_ROOT := /tmp/wglan-mesh-sanity
 SANITY_DIR := $(SANITY_ROOT)/ansible_collections/wglan/mesh
 
-.PHONY: setup test unit integration sanity docs build-check bench-peers demo clean collections
+.PHONY: setup lint test unit integration sanity docs build-check bench-peers bench-playbook demo clean collections lab lab-base lab-down
 
 setup:
 	./scripts/setup.sh
@@ -19,7 +19,7 @@ collections:
 	@ln -sfn ../../../.. build/collections/ansible_collections/wglan/mesh
 
 ## The whole test suite (what CI runs).
-test: setup unit integration docs build-check sanity
+test: setup unit integration docs build-check lint sanity lab-base lab
 	@echo "make test: all suites passed"
 
 unit: collections
@@ -45,6 +45,9 @@ build-check:
 	  echo "build-check: the artifact contains local build files"; exit 1; fi
 	@echo "build-check: $$(tar -tzf build/galaxy/wglan-mesh-*.tar.gz | wc -l) files in the artifact, ok"
 
+lint: collections
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(VENV)/bin/ansible-lint roles/ playbooks/
+
 sanity:
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_DIR)
 	git ls-files -co --exclude-standard | grep -v -e '^build/' -e '^\.venv' | tar -cf - -T - | tar -xf - -C $(SANITY_DIR)
@@ -52,9 +55,21 @@ sanity:
 	cd $(SANITY_DIR) && ansible-test sanity --venv --color no \
 	  --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-## Interim demo until the lab lands: the two-node namespace mesh, step by step.
-demo: setup collections
-	$(PY) -m pytest -v -p no:cacheprovider tests/integration/test_two_nodes.py
+## The demo: machines behind two NATs on a local lab, site.yml, who reaches whom.
+demo: setup collections lab-base
+	$(PY) tests/lab/demo.py
+
+lab-base:
+	./tests/lab/build-base.sh
+
+lab: collections
+	$(PY) -m pytest -q tests/lab
+
+lab-down:
+	$(PY) tests/lab/lab.py down
+
+bench-playbook: setup collections lab-base
+	$(PY) benchmarks/playbook.py
 
 bench-peers: setup
 	$(PY) benchmarks/peers_scale.py

@@ -47,7 +47,8 @@ def in_ns(ns, script, check=True, timeout=60):
 
 
 def plan(public=1, sites=2, per_site=2, symmetric=()):
-    """The lab as data: machines, routers, addresses."""
+    """The lab as data: machines, routers, addresses. per_site: a number, or one per site."""
+    sizes = list(per_site) if isinstance(per_site, (list, tuple)) else [per_site] * sites
     machines = {}
     for i in range(public):
         machines['hub%d' % (i + 1)] = dict(switch='pub', ip='%s.%d' % (PUBLIC_NET, 10 + i), prefix=24,
@@ -59,7 +60,7 @@ def plan(public=1, sites=2, per_site=2, symmetric=()):
         base = 64 * s
         routers['r' + site] = dict(site=site, wan='%s.%d' % (PUBLIC_NET, 101 + s), lan='192.0.2.%d' % (base + 1),
                                    symmetric=site in symmetric, forwards=[])
-        for k in range(per_site):
+        for k in range(sizes[s]):
             name = '%s%d' % (site, k + 1)
             ip = '192.0.2.%d' % (base + 10 + k)
             port = 2200 + 10 * s + k

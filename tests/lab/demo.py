@@ -1,0 +1,58 @@
+"""The demo: a lab of real machines behind two NATs, site.yml, and who reaches whom.
+
+    python3 tests/lab/demo.py [--per-site 2] [--keep]
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from lab import Lab, format_matrix, mesh_matrix, new_name, plan  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
+    parser.add_argument('--per-site', type=int, default=2)
+    parser.add_argument('--keep', action='store_true', help='leave the lab up (tear down: tests/lab/lab.py down)')
+    args = parser.parse_args()
+    steps = []
+    lab = Lab(new_name())
+    try:
+        start = time.monotonic()
+        lab.up(plan(public=1, sites=2, per_site=args.per_site))
+        steps.append(('lab up (%d machines: hub1 public; sites a and b behind NAT)' % len(lab.machines()),
+                      time.monotonic() - start))
+        print('lab %s: %s' % (lab.name, ', '.join(lab.machines())))
+        for label in ('site.yml, first run', 'site.yml, second run'):
+            start = time.monotonic()
+            result = lab.playbook('playbooks/site.yml')
+            took = time.monotonic() - start
+            recap = [line for line in result.stdout.splitlines() if ' : ok=' in line]
+            print('\n%s (%.1fs):\n  %s' % (label, took, '\n  '.join(recap)))
+            steps.append((label, took))
+            if result.returncode != 0:
+                print(result.stdout[-4000:])
+                return 1
+        start = time.monotonic()
+        names, reach, age = mesh_matrix(lab)
+        steps.append(('reachability matrix (ping over the mesh)', time.monotonic() - start))
+        print('\nwho reaches whom over wglan0 (ok/FAIL, seconds since the last handshake):\n')
+        print(format_matrix(names, reach, age))
+        print('\nsteps:')
+        for label, took in steps:
+            print('  %6.1fs  %s' % (took, label))
+        ok = all(reach[s][d] for s in names for d in names if s != d)
+        print('\n%s' % ('the mesh is complete' if ok else 'the mesh is NOT complete'))
+        if args.keep:
+            print('lab left up: ip netns exec %s ssh ...; inventory %s; tear down: python3 tests/lab/lab.py down'
+                  ' --name %s' % (lab.controller, lab.inventory, lab.name))
+        return 0 if ok else 1
+    finally:
+        if not args.keep:
+            lab.down()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
