@@ -7,8 +7,9 @@ LAB_DIR=${WGLAN_LAB_DIR:-/var/lib/wglan-lab}
 TREE="$LAB_DIR/bookworm"
 MIRROR=${WGLAN_LAB_MIRROR:-http://deb.debian.org/debian}
 PACKAGES="systemd systemd-sysv dbus openssh-server python3 python3-pyroute2 python3-cryptography
- python3-apt nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates"
-STAMP_VALUE="v1 $(echo $PACKAGES | tr -s ' \n' ' ')"
+ python3-apt nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
+ linux-image-amd64 initramfs-tools"
+STAMP_VALUE="v2 $(echo $PACKAGES | tr -s ' \n' ' ')"
 
 if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
   echo "lab base: $TREE is current"
@@ -33,6 +34,24 @@ echo 'UseDNS no' >> "$tmp/etc/ssh/sshd_config"
 for unit in getty@tty1.service console-getty.service apt-daily.timer apt-daily-upgrade.timer; do
   chroot "$tmp" systemctl mask "$unit" >/dev/null 2>&1 || true
 done
+# Kernel machines (qemu) take their address from ip= on the kernel command line
+# (systemd-network-generator) and the lab's SSH key from wglan.key=; nspawn
+# machines have neither on their command line, so both stay idle there.
+chroot "$tmp" systemctl enable systemd-networkd.service systemd-network-generator.service >/dev/null 2>&1
+cat > "$tmp/etc/systemd/system/wglan-lab-key.service" <<'UNIT'
+[Unit]
+Description=wglan lab: root's SSH key from the kernel command line
+ConditionKernelCommandLine=wglan.key
+Before=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'k=$(sed -n "s/.*wglan.key=\([^ ]*\).*/\1/p" /proc/cmdline); mkdir -p /root/.ssh; echo "ssh-ed25519 $k" > /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+chroot "$tmp" systemctl enable wglan-lab-key.service >/dev/null 2>&1
 : > "$tmp/etc/machine-id"
 echo "$STAMP_VALUE" > "$tmp/.wglan-lab-stamp"
 rm -rf "$TREE"

@@ -32,6 +32,7 @@ STATE_ROOT = '/run/wglan-lab'
 PUBLIC_NET = '203.0.113'
 CONTROLLER_IP = PUBLIC_NET + '.2'
 BOOT_TIMEOUT = 90
+VM_BOOT_TIMEOUT = 240  # Debian's kernel under TCG: about 25 s alone, more beside other machines
 
 
 def sh(cmd, check=True, timeout=60, **kw):
@@ -46,10 +47,18 @@ def in_ns(ns, script, check=True, timeout=60):
     return sh(['ip', 'netns', 'exec', ns, 'sh', '-c', script], check=check, timeout=timeout)
 
 
-def plan(public=1, sites=2, per_site=2, symmetric=()):
-    """The lab as data: machines, routers, addresses. per_site: a number, or one per site."""
+def plan(public=1, sites=2, per_site=2, symmetric=(), kernel=0):
+    """The lab as data: machines, routers, addresses. per_site: a number, or one per site.
+
+    kernel: machines on the public side that boot Debian's own kernel under
+    qemu (kernel WireGuard) instead of running in a container.
+    """
     sizes = list(per_site) if isinstance(per_site, (list, tuple)) else [per_site] * sites
     machines = {}
+    for i in range(kernel):
+        ip = '%s.%d' % (PUBLIC_NET, 20 + i)
+        machines['kvm%d' % (i + 1)] = dict(switch='pub', ip=ip, prefix=24, gateway=PUBLIC_NET + '.1', ssh_host=ip,
+                                           ssh_port=22, site=None, kind='qemu')
     for i in range(public):
         machines['hub%d' % (i + 1)] = dict(switch='pub', ip='%s.%d' % (PUBLIC_NET, 10 + i), prefix=24,
                                            gateway=PUBLIC_NET + '.1', ssh_host='%s.%d' % (PUBLIC_NET, 10 + i),
@@ -141,6 +150,12 @@ class Lab:
         for mname, machine in sorted(layout['machines'].items()):
             ns = self._add_ns(mname)
             self._wire(machine['switch'], ns, 'eth0')
+            if machine.get('kind') == 'qemu':
+                # the VM's NIC is a tap bridged onto the switch; the VM sets its own address
+                in_ns(ns, 'ip link add br0 type bridge && ip tuntap add tap0 mode tap && '
+                          'ip link set tap0 master br0 && ip link set eth0 master br0 && '
+                          'ip link set tap0 up && ip link set br0 up')
+                continue
             in_ns(ns, 'ip addr add %s/%d dev eth0 && ip route add default via %s'
                   % (machine['ip'], machine['prefix'], machine['gateway']))
         self.state['timings']['network'] = round(time.monotonic() - started, 2)
@@ -197,6 +212,8 @@ table inet lab {
         self._save()
 
     def _boot(self, mname):
+        if self.state['layout']['machines'][mname].get('kind') == 'qemu':
+            return self._boot_qemu(mname)
         ns = self.ns(mname)
         log = open(os.path.join(self.dir, mname + '.console.log'), 'w')
         # nspawn cleans /run/systemd/nspawn and insists it is a tmpfs: give it a private one.
@@ -212,6 +229,29 @@ table inet lab {
         self.state['pids'][mname] = proc.pid
         self._save()
 
+    def _boot_qemu(self, mname):
+        """Debian's kernel and the same root tree (as an ext4 image, written to a throw-away snapshot)."""
+        machine = self.state['layout']['machines'][mname]
+        image, kernel, initrd = vm_image()
+        with open(self.key + '.pub') as handle:
+            key_body = handle.read().split()[1]
+        mac = '52:54:00:%02x:%02x:%02x' % tuple(os.urandom(3))
+        append = ('root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=%s '
+                  'ip=%s::%s:255.255.255.0:%s:eth0:off wglan.key=%s'
+                  % (mname, machine['ip'], machine['gateway'], mname, key_body))
+        cmd = ['ip', 'netns', 'exec', self.ns(mname), 'qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'max',
+               '-m', '1024', '-smp', '2', '-display', 'none', '-monitor', 'none', '-no-reboot',
+               '-serial', 'file:' + os.path.join(self.dir, mname + '.console.log'),
+               '-kernel', kernel, '-initrd', initrd, '-append', append,
+               '-drive', 'file=%s,format=raw,if=virtio,snapshot=on' % image,
+               '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
+               '-device', 'virtio-net-pci,netdev=n0,mac=%s' % mac]
+        log = open(os.path.join(self.dir, mname + '.qemu.log'), 'w')
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.state['pids'][mname] = proc.pid
+        self._save()
+
     def ssh_args(self, mname):
         m = self.state['layout']['machines'][mname]
         return ['ip', 'netns', 'exec', self.controller, 'ssh', '-i', self.key, '-p', str(m['ssh_port']),
@@ -222,7 +262,9 @@ table inet lab {
         return sh(self.ssh_args(mname) + [command], check=check, timeout=timeout)
 
     def _wait_ssh(self, names):
-        deadline = time.monotonic() + BOOT_TIMEOUT
+        has_vm = any(self.state['layout']['machines'][n].get('kind') == 'qemu' for n in names)
+        timeout = VM_BOOT_TIMEOUT if has_vm else BOOT_TIMEOUT
+        deadline = time.monotonic() + timeout
         waiting = list(names)
         while waiting and time.monotonic() < deadline:
             for mname in list(waiting):
@@ -236,7 +278,7 @@ table inet lab {
                 time.sleep(0.5)
         if waiting:
             raise RuntimeError('machines did not come up within %ds: %s (logs in %s)'
-                               % (BOOT_TIMEOUT, ', '.join(waiting), self.dir))
+                               % (timeout, ', '.join(waiting), self.dir))
 
     def _write_inventory(self):
         lines = ['[wglan]']
@@ -257,6 +299,19 @@ table inet lab {
                    ANSIBLE_NOCOLOR='1', ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
                    ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(self.dir, 'cp'))
         cmd = ['ip', 'netns', 'exec', self.controller, 'ansible-playbook', '-i', self.inventory] + list(args)
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                              env=env, timeout=timeout, cwd=ROOT, check=False)
+
+    def adhoc(self, pattern, module, args='', timeout=300):
+        """`ansible PATTERN -m MODULE -a ARGS` from the controller; one line of JSON per host."""
+        env = dict(os.environ,
+                   ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'build', 'collections'),
+                   ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+                   ANSIBLE_STDOUT_CALLBACK='oneline', ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+                   ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(self.dir, 'cp'))
+        cmd = ['ip', 'netns', 'exec', self.controller, 'ansible', '-i', self.inventory, pattern, '-m', module]
+        if args:
+            cmd += ['-a', args]
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                               env=env, timeout=timeout, cwd=ROOT, check=False)
 
@@ -296,6 +351,30 @@ table inet lab {
         self.state = None
 
 
+def vm_image():
+    """(image, kernel, initrd) for kernel machines: an ext4 image of the base tree, made once per tree."""
+    directory = os.path.join(LAB_DIR, 'vm')
+    image = os.path.join(directory, 'root.img')
+    with open(os.path.join(BASE_TREE, '.wglan-lab-stamp')) as handle:
+        stamp = handle.read()
+    stamp_path = image + '.stamp'
+    current = open(stamp_path).read() if os.path.exists(stamp_path) else None
+    if current != stamp or not os.path.exists(image):
+        os.makedirs(directory, exist_ok=True)
+        tmp = image + '.tmp'
+        sh(['truncate', '-s', '3G', tmp])
+        sh(['mkfs.ext4', '-q', '-F', '-L', 'wglanroot', '-d', BASE_TREE, tmp], timeout=600)
+        os.rename(tmp, image)
+        with open(stamp_path, 'w') as handle:
+            handle.write(stamp)
+    boot = os.path.join(BASE_TREE, 'boot')
+    kernels = sorted(f for f in os.listdir(boot) if f.startswith('vmlinuz-'))
+    if not kernels:
+        raise RuntimeError('no kernel in %s: rebuild the base tree (tests/lab/build-base.sh)' % boot)
+    version = kernels[-1][len('vmlinuz-'):]
+    return image, os.path.join(boot, 'vmlinuz-' + version), os.path.join(boot, 'initrd.img-' + version)
+
+
 def new_name():
     return 'wl' + uuid.uuid4().hex[:4]
 
@@ -316,12 +395,14 @@ def main(argv=None):
     up.add_argument('--sites', type=int, default=2)
     up.add_argument('--per-site', type=int, default=2)
     up.add_argument('--symmetric', nargs='*', default=[])
+    up.add_argument('--kernel', type=int, default=0, help='machines booting Debian\'s kernel under qemu')
     for command in ('inventory', 'status', 'down'):
         p = sub.add_parser(command)
         p.add_argument('--name', default=None)
     args = parser.parse_args(argv)
     if args.command == 'up':
-        lab = Lab(args.name or new_name()).up(plan(args.public, args.sites, args.per_site, args.symmetric))
+        lab = Lab(args.name or new_name()).up(plan(args.public, args.sites, args.per_site, args.symmetric,
+                                                   args.kernel))
         print('lab %s is up: %d machines; inventory %s' % (lab.name, len(lab.machines()), lab.inventory))
         print('run Ansible inside it:  ip netns exec %s ansible-playbook -i %s playbooks/site.yml'
               % (lab.controller, lab.inventory))

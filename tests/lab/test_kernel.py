@@ -1,0 +1,46 @@
+"""The kernel backend for real: a machine booting Debian's own kernel (qemu,
+kernel WireGuard over generic netlink) in one mesh with a wireguard-go machine."""
+import json
+
+import pytest
+
+from lab import Lab, format_matrix, mesh_matrix, new_name, plan
+from test_site import recap
+
+
+@pytest.fixture(scope='module')
+def kernel_lab():
+    instance = Lab(new_name())
+    try:
+        instance.up(plan(public=1, sites=1, per_site=1, kernel=1))
+        yield instance
+    finally:
+        instance.down()
+
+
+def test_kernel_machine_joins_the_mesh(kernel_lab):
+    lab = kernel_lab
+    result = lab.playbook('playbooks/site.yml')
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert 'wireguard' in lab.ssh('kvm1', 'ip -d link show wglan0').stdout
+    assert 'tun' in lab.ssh('hub1', 'ip -d link show wglan0').stdout
+    assert lab.ssh('kvm1', 'pgrep -x wireguard-go', check=False).returncode != 0
+    names, reach, age = mesh_matrix(lab)
+    print(format_matrix(names, reach, age))
+    assert all(reach[s][d] for s in names for d in names if s != d)
+
+
+def test_kernel_backend_is_idempotent(kernel_lab):
+    result = kernel_lab.playbook('playbooks/site.yml')
+    assert result.returncode == 0, result.stdout[-3000:]
+    counts = recap(result.stdout)
+    assert dict((h, c['changed']) for h, c in counts.items()) == dict((h, 0) for h in counts)
+
+
+def test_wglan_info_reads_the_kernel_device(kernel_lab):
+    result = kernel_lab.adhoc('kvm1', 'wglan.mesh.wglan_info', 'wait=20')
+    assert result.returncode == 0, result.stdout[-2000:]
+    info = json.loads(result.stdout.split(' => ', 1)[1])
+    assert info['backend'] == 'kernel' and info['listen_port'] == 51820 and info['fwmark'] == 32
+    assert len(info['peers']) == 2 and info['peers_up'] == 2
+    assert all(p['handshake_age'] is not None and p['rx_bytes'] > 0 for p in info['peers'])
