@@ -6,10 +6,12 @@ set -euo pipefail
 LAB_DIR=${WGLAN_LAB_DIR:-/var/lib/wglan-lab}
 TREE="$LAB_DIR/bookworm"
 MIRROR=${WGLAN_LAB_MIRROR:-http://deb.debian.org/debian}
-PACKAGES="systemd systemd-sysv dbus openssh-server python3 python3-pyroute2 python3-cryptography
- python3-apt nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
- linux-image-amd64 initramfs-tools"
-STAMP_VALUE="v2 $(echo $PACKAGES | tr -s ' \n' ' ')"
+PACKAGES=(
+  systemd systemd-sysv dbus openssh-server python3 python3-pyroute2 python3-cryptography
+  python3-apt nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
+  linux-image-amd64 initramfs-tools
+)
+STAMP_VALUE="v2 ${PACKAGES[*]}"
 
 if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
   echo "lab base: $TREE is current"
@@ -24,7 +26,7 @@ debootstrap --variant=minbase bookworm "$tmp" "$MIRROR" >"$LAB_DIR/debootstrap.l
   tail -20 "$LAB_DIR/debootstrap.log"; exit 1; }
 echo "lab base: installing packages"
 cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
-chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PACKAGES \
+chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" \
   >"$LAB_DIR/packages.log" 2>&1 || { tail -20 "$LAB_DIR/packages.log"; exit 1; }
 chroot "$tmp" apt-get clean
 # Lab machines: root over SSH with the lab key only, no consoles to wait on.
