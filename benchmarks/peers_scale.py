@@ -21,14 +21,9 @@ import tempfile
 import time
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(ROOT, 'build', 'collections')
-LINK = os.path.join(COLLECTIONS, 'ansible_collections', 'wglan', 'mesh')
-if not os.path.islink(LINK):
-    os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(ROOT, LINK)
-sys.path.insert(0, COLLECTIONS)
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
+# makes ansible_collections.wglan.mesh importable
+import collection  # noqa: E402,F401  pylint: disable=unused-import
 from ansible_collections.wglan.mesh.plugins.module_utils import keys, peers as model, wg_device, wg_uapi  # noqa: E402
 
 NS = os.environ.get('WGLAN_BENCH_NS') or 'wglan-bench-%s' % uuid.uuid4().hex[:6]

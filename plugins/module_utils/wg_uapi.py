@@ -69,6 +69,19 @@ _PEER_BLOCK = re.compile(
 _DEVICE_FIELD = re.compile(r'^(private_key|listen_port|fwmark|errno)=([^\n]*)$', re.M)
 
 
+def _device_field(state, key, value):
+    """Store one device-level field; returns the errno when key is errno."""
+    if key == 'private_key':
+        state.private_key = None if value == ZERO_HEX else binascii.unhexlify(value)
+    elif key == 'listen_port':
+        state.listen_port = int(value)
+    elif key == 'fwmark':
+        state.fwmark = int(value)
+    elif key == 'errno':
+        return int(value)
+    return None
+
+
 def _parse_fast(text, with_stats):
     """The common wireguard-go layout, a regex match per peer; None if it does not fit."""
     matches = _PEER_BLOCK.findall(text)
@@ -78,14 +91,7 @@ def _parse_fast(text, with_stats):
     head = text[:text.find('public_key=')] if matches else text
     errno = 0
     for key, value in _DEVICE_FIELD.findall(head):
-        if key == 'private_key':
-            state.private_key = None if value == ZERO_HEX else binascii.unhexlify(value)
-        elif key == 'listen_port':
-            state.listen_port = int(value)
-        elif key == 'fwmark':
-            state.fwmark = int(value)
-        else:
-            errno = int(value)
+        errno = _device_field(state, key, value) or errno
     tail = _DEVICE_FIELD.findall(text[text.rfind('\n', 0, len(text.rstrip('\n'))):])
     for key, value in tail:
         if key == 'errno':
@@ -146,14 +152,8 @@ def _parse_lines(text, with_stats=True):
             psk = None if value == ZERO_HEX else hex_to_b64(value)
         elif key in _STAT_KEYS:
             counters[key] = value
-        elif key == 'private_key':
-            state.private_key = None if value == ZERO_HEX else binascii.unhexlify(value)
-        elif key == 'listen_port':
-            state.listen_port = int(value)
-        elif key == 'fwmark':
-            state.fwmark = int(value)
-        elif key == 'errno':
-            errno = int(value)
+        elif key in ('private_key', 'listen_port', 'fwmark', 'errno'):
+            errno = _device_field(state, key, value) or errno
     if public_key is not None:
         peers.append(from_device(None, endpoint, allowed, psk, keepalive, public_key))
         if with_stats:

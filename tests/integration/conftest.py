@@ -5,22 +5,14 @@ import uuid
 
 import pytest
 
+from collection import skip_without
 from netns import Namespace, veth
 
 REQUIRED = ('ip', 'nft', 'wg', 'wireguard-go', 'ansible-playbook')
 
 
 def pytest_collection_modifyitems(config, items):
-    missing = [tool for tool in REQUIRED if shutil.which(tool) is None]
-    reason = None
-    if os.geteuid() != 0:
-        reason = 'integration tests need root (network namespaces)'
-    elif missing:
-        reason = 'missing tools: %s' % ', '.join(missing)
-    if reason and not os.environ.get('CI'):
-        skip = pytest.mark.skip(reason=reason)
-        for item in items:
-            item.add_marker(skip)
+    skip_without(items, REQUIRED, 'integration tests (network namespaces)')
 
 
 class Node:

@@ -1,23 +1,13 @@
-import os
-import shutil
-
 import pytest
 
+from collection import skip_without
 from lab import Lab, new_name, plan
 
-REQUIRED = ('systemd-nspawn', 'debootstrap', 'ansible-playbook', 'nft', 'unshare')
+REQUIRED = ('systemd-nspawn', 'debootstrap', 'ansible-playbook', 'nft', 'unshare', 'qemu-system-x86_64')
 
 
 def pytest_collection_modifyitems(config, items):
-    missing = [tool for tool in REQUIRED if shutil.which(tool) is None]
-    reason = None
-    if os.geteuid() != 0:
-        reason = 'the lab needs root'
-    elif missing:
-        reason = 'missing tools: %s' % ', '.join(missing)
-    if reason and not os.environ.get('CI'):
-        for item in items:
-            item.add_marker(pytest.mark.skip(reason=reason))
+    skip_without(items, REQUIRED, 'lab tests')
 
 
 @pytest.fixture(scope='module')
