@@ -47,7 +47,10 @@ options:
     type: str
     default: 0200:1001::/64
   extra_endpoints:
-    description: Endpoints (C(host:port)) to announce besides the node's own addresses, for example a port forward.
+    description:
+      - Endpoints to announce besides the node's own addresses, for example a port forward, as C(ip:port)
+        (IPv6 in brackets). Host names are not accepted; a record carries addresses only, so every
+        node reads the same thing.
     type: list
     elements: str
     default: []
