@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Client of the discovery service: publish this node's record, read the others'.
+
+Records are sealed before they leave (discovery_crypto); what comes back is
+opened and validated, and anything that does not authenticate is dropped with
+a reason, never used.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import http.client
+import json
+import socket
+import ssl
+import time
+from urllib.parse import urlsplit
+
+from ansible_collections.wglan.mesh.plugins.module_utils import discovery_crypto as crypto
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.mesh import parse_record
+
+MAX_ENDPOINTS = 64  # per record; the server cannot count them, so the client refuses more
+DEFAULT_TTL = 1800
+TIMEOUT = 10
+
+
+class DiscoveryClient:
+    def __init__(self, url, token, cluster=None, ca_file=None, timeout=TIMEOUT):
+        parts = urlsplit(url)
+        if parts.scheme not in ('http', 'https') or not parts.hostname:
+            raise WglanError('discovery URL must look like http(s)://host:port')
+        self.url = url.rstrip('/')
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == 'https' else 80)
+        self.base = parts.path.rstrip('/')
+        self.box = crypto.RecordBox(token, cluster)
+        self.cluster = self.box.cluster
+        self.write_key = crypto.write_key(token)
+        self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=ca_file) if parts.scheme == 'https' else None
+
+    def _connection(self, timeout):
+        if self.scheme == 'https':
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def _call(self, method, path, body=None, auth=False, timeout=None):
+        headers = {'Content-Type': 'application/json'}
+        if auth:
+            headers['Authorization'] = 'Bearer ' + self.write_key
+        data = json.dumps(body).encode('utf-8') if body is not None else None
+        what = path.rsplit('/', 1)[-1].split('?')[0]
+        connection = self._connection(timeout or self.timeout)
+        try:
+            connection.request(method, self.base + path, body=data, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException, socket.timeout) as exc:
+            raise WglanError('discovery service at %s is unreachable: %s' % (self.url, exc))
+        finally:
+            connection.close()
+        try:
+            answer = json.loads(payload.decode('utf-8'))
+        except ValueError:
+            raise WglanError('discovery service at %s answered %d with something that is not JSON'
+                             % (self.url, response.status))
+        if response.status != 200:
+            reason = answer.get('error', response.reason) if isinstance(answer, dict) else response.reason
+            raise WglanError('discovery service: %s %s: %d %s' % (method, what, response.status, reason))
+        return answer
+
+    def hello(self):
+        return self._call('GET', '/v1/hello')['observed']
+
+    def publish(self, record, ttl=DEFAULT_TTL, seq=None):
+        """Seal and store this node's record. Returns the address the service sees us at."""
+        if len(record.get('node_ips') or []) + len(record.get('extra_endpoints') or []) > MAX_ENDPOINTS:
+            raise WglanError('a record may carry at most %d endpoints' % MAX_ENDPOINTS)
+        member = crypto.member_id(record['public_key'])
+        seq = int(time.time() * 1000) if seq is None else seq
+        body = dict(seq=seq, data=self.box.seal(member, seq, record), ttl=ttl)
+        return self._call('PUT', '/v1/clusters/%s/members/%s' % (self.cluster, member), body, auth=True)
+
+    def delete(self, public_key):
+        member = crypto.member_id(public_key)
+        return self._call('DELETE', '/v1/clusters/%s/members/%s' % (self.cluster, member), auth=True)
+
+    def open_entries(self, entries, warn):
+        """Entries from the service -> validated records (dicts), each with 'discovery_observed'."""
+        records = []
+        for entry in entries:
+            member = str(entry.get('member', ''))
+            try:
+                raw = self.box.open(member, int(entry.get('seq', -1)), entry.get('data', ''))
+                record = parse_record(raw)
+                if crypto.member_id(record.public_key) != member:
+                    raise WglanError('record of member %s names another public key' % member[:12])
+            except (WglanError, ValueError, TypeError) as exc:
+                warn('discovery: record dropped: %s' % exc)
+                continue
+            raw['discovery_observed'] = entry.get('observed')
+            records.append(raw)
+        return records
+
+    def fetch(self, warn):
+        """(version, records) of every member that authenticates."""
+        answer = self._call('GET', '/v1/clusters/%s/members' % self.cluster)
+        return answer.get('version', 0), self.open_entries(answer.get('members', []), warn)
+
+    def watch(self, since, warn, timeout=25):
+        """Block until the cluster changes after since (or timeout). Returns the raw answer with opened records."""
+        answer = self._call('GET', '/v1/clusters/%s/watch?since=%d&timeout=%d' % (self.cluster, since, timeout),
+                            timeout=timeout + self.timeout)
+        answer['records'] = self.open_entries(answer.get('members', []), warn)
+        return answer
