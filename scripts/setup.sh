@@ -8,7 +8,7 @@ APT_PACKAGES=(
   wireguard-go wireguard-tools nftables iproute2 iputils-ping procps
   python3 python3-venv python3-pip python3-pyroute2 python3-cryptography python3-yaml
   python3-pytest python3-hypothesis make git debootstrap systemd-container openssh-client conntrack
-  qemu-system-x86 e2fsprogs shellcheck
+  qemu-system-x86 e2fsprogs shellcheck python3-jmespath
 )
 
 missing=()

@@ -30,10 +30,11 @@ RECORD_VERSION = 1
 
 
 class NodeRecord:
-    __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed')
+    __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed',
+                 'public_ip')
 
     def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
-                 observed=None):
+                 observed=None, public_ip=None):
         self.name = name
         self.public_key = public_key
         self.address = address
@@ -42,6 +43,7 @@ class NodeRecord:
         self.extra_endpoints = list(extra_endpoints)
         self.pod_cidrs = list(pod_cidrs)
         self.observed = dict(observed or {})
+        self.public_ip = public_ip  # the address a discovery service saw this node's requests come from
 
     def own_endpoints(self):
         return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
@@ -50,7 +52,7 @@ class NodeRecord:
         return set(iface.ip for iface in self.node_ips)
 
     def as_dict(self):
-        return {
+        out = {
             'version': RECORD_VERSION,
             'name': self.name,
             'public_key': self.public_key,
@@ -61,6 +63,9 @@ class NodeRecord:
             'pod_cidrs': [str(n) for n in self.pod_cidrs],
             'observed': dict(sorted(self.observed.items())),
         }
+        if self.public_ip is not None:
+            out['discovery_observed'] = str(self.public_ip)
+        return out
 
 
 def parse_record(raw, name=None):
@@ -97,7 +102,13 @@ def parse_record(raw, name=None):
             observed[normalize_key(key, 'observed peer key')] = parse_endpoint(endpoint, resolve=False)
         except WglanError:
             continue  # one stale or odd observation does not invalidate the record
-    return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed)
+    public_ip = None
+    if raw.get('discovery_observed'):
+        try:
+            public_ip = ipaddress.ip_address(str(raw['discovery_observed']))
+        except ValueError:
+            public_ip = None  # an odd observation does not invalidate the record
+    return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip)
 
 
 def _networks(record):
@@ -140,7 +151,10 @@ def choose_endpoint(me, peer, records):
     1. the peer's own address on a link me is on (same site: no NAT between);
     2. an endpoint the peer's operator announced;
     3. what other nodes observed from outside the peer's site, the most common;
-    4. the peer's own first address (a guess: right for public nodes; for a
+    4. the address the discovery service saw the peer's requests come from,
+       with the peer's port (its NAT's public address; right for NATs that
+       keep the port);
+    5. the peer's own first address (a guess: right for public nodes; for a
        peer behind NAT its own packets will correct it, since WireGuard roams).
     """
     mine = _networks(me)
@@ -155,6 +169,8 @@ def choose_endpoint(me, peer, records):
         for endpoint in seen:
             counts[endpoint] = counts.get(endpoint, 0) + 1
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0], 'observed'
+    if peer.public_ip is not None and peer.public_ip not in peer.own_ips() and not _on_link(peer.public_ip, mine):
+        return format_endpoint(peer.public_ip, peer.port), 'discovery'
     own = peer.own_endpoints()
     if own:
         return own[0], 'own-address'

@@ -131,6 +131,47 @@ options:
     description: Route each node's pod CIDRs (from its record) to it, as allowed IPs.
     type: bool
     default: false
+  discovery_url:
+    description:
+      - URL of a wglan discovery service, for example C(https://discovery.example:8443). With O(cluster_token), this node's
+        record (O(publish)) is sealed and published there, and the records of the cluster's other
+        nodes are read, validated and merged with the inventory records. A record that does not
+        authenticate is dropped with a warning. When the service cannot be reached, the records it
+        gave last time (kept in O(state_path)) stand in, so the mesh stays as it was.
+      - Publishing refreshes the record's TTL and is not counted as a change of this host.
+    type: str
+  cluster_token:
+    description:
+      - The cluster's secret. Keys for the discovery service are derived from it, and, with
+        O(pair_preshared_keys), a preshared key for each pair of nodes. Never logged.
+    type: str
+  cluster_id:
+    description: Name of the cluster on the discovery service. Default, hex SHA-256 of O(cluster_token).
+    type: str
+  discovery_ca:
+    description: CA bundle to verify the discovery service's certificate.
+    type: path
+  discovery_ttl:
+    description: Seconds the service keeps this node's record unless it is published again.
+    type: int
+    default: 1800
+  publish:
+    description: This node's record to publish (the role passes the C(wglan_record) fact).
+    type: dict
+  pair_preshared_keys:
+    description:
+      - With O(cluster_token), give each peer built from records a preshared key derived from the
+        token and both public keys. Both ends compute the same key with no coordination; every pair
+        gets its own; a new token gives new keys.
+    type: bool
+    default: true
+  peer_selector:
+    description:
+      - A JMESPath expression that gives the records (or names) to peer with, instead of every node.
+        It sees a mapping with two keys, C(self) (this node's record) and C(nodes) (every record).
+        For hub and spoke, C(self.name == 'hub1' && nodes || nodes[?name == 'hub1']).
+        Needs the C(jmespath) library.
+    type: str
   state_path:
     description:
       - Where the records last used are kept (JSON, no secrets). Refreshed on every run; a change in
@@ -227,6 +268,10 @@ targets:
   returned: when state is present
   type: list
   elements: str
+discovery:
+  description: What the discovery service said, C(reached), C(observed) (the address it sees this node at) and C(records).
+  returned: when discovery_url is given
+  type: dict
 endpoints:
   description: For each peer built from records, the endpoint chosen and why.
   returned: when records are given
@@ -250,7 +295,9 @@ dropped_allowed_ips:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, mesh, node_record, peers as peer_model, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils import keys, mesh, node_record, peers as peer_model, sources, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.links import parse_interface_address
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
@@ -265,22 +312,47 @@ PEER_OPTIONS = dict(
 
 
 def peers_from_records(module, own_public_key):
-    """Peers built from the node records of the group, plus what to save and report."""
+    """Peers built from the node records of the group and the discovery service.
+
+    Returns (peers, state to save, endpoint choices, discovery report).
+    """
     params = module.params
+    state = node_record.read_json(params['state_path']) or {}
     members = params['members'] or []
-    saved = (node_record.read_json(params['state_path']) or {}).get('records', {})
-    records, used = mesh.records_for_members(members, params['records'], saved, module.warn)
+    records, used = mesh.records_for_members(members, params['records'], state.get('records', {}), module.warn)
+    discovery = None
+    saved_discovery = state.get('discovery', {})
+    if params['discovery_url']:
+        if not params['cluster_token']:
+            raise WglanError('discovery_url needs cluster_token')
+        client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
+                                 params['discovery_ca'])
+        found, published, reached = sources.from_discovery(client, params['publish'], params['discovery_ttl'],
+                                                           saved_discovery, module.warn, module.check_mode)
+        before = len(records)
+        records = sources.merge(records, found, module.warn)
+        saved_discovery = dict((r.name, r.as_dict()) for r in records[before:])
+        discovery = dict(reached=reached, observed=published.get('observed') if published else None,
+                         records=len(found))
     me = None
     for record in records:
         if record.name == params['self_name'] or (own_public_key and record.public_key == own_public_key):
             me = record
     if me is None:
         me = mesh.NodeRecord(params['self_name'] or '', own_public_key, None)
+    if params['peer_selector']:
+        records = sources.select(records, me, params['peer_selector'])
     peers, choices, warnings = mesh.build_mesh(me, records, params['pod_networking'], params['persistent_keepalive'])
     for text in warnings:
         module.warn(text)
+    if params['cluster_token'] and params['pair_preshared_keys'] and own_public_key:
+        peers = [p.replace(preshared_key=keys.pair_preshared_key(params['cluster_token'], own_public_key,
+                                                                 p.public_key)) for p in peers]
     endpoints = dict((name, dict(endpoint=e, reason=r)) for name, (e, r) in sorted(choices.items()))
-    return peers, used, endpoints
+    saved = dict(version=mesh.RECORD_VERSION, records=used)
+    if params['discovery_url']:
+        saved['discovery'] = saved_discovery
+    return peers, saved, endpoints, discovery
 
 
 def desired_state(module):
@@ -294,15 +366,15 @@ def desired_state(module):
                                     params['mtu'], addresses, params['backend'])
     peer_list = peer_model.parse_peers(params['peers'], default_keepalive=params['persistent_keepalive'])
     own = keys.public_key_from_private(private_key) if private_key is not None else None
-    used, endpoints = None, None
-    if params['members'] is not None or params['records'] is not None:
-        from_records, used, endpoints = peers_from_records(module, own)
+    used, endpoints, discovery = None, None, None
+    if params['members'] is not None or params['records'] is not None or params['discovery_url']:
+        from_records, used, endpoints, discovery = peers_from_records(module, own)
         explicit = set(p.public_key for p in peer_list)
         peer_list.extend(p for p in from_records if p.public_key not in explicit)
     if own is not None:
         peer_list = [p for p in peer_list if p.public_key != own]
     peer_list, dropped = peer_model.resolve_overlaps(peer_list)
-    return config, peer_list, dropped, used, endpoints
+    return config, peer_list, dropped, used, endpoints, discovery
 
 
 def main():
@@ -324,11 +396,21 @@ def main():
             self_name=dict(type='str'),
             pod_networking=dict(type='bool', default=False),
             state_path=dict(type='path', default='/etc/wglan/mesh.json'),
+            discovery_url=dict(type='str'),
+            cluster_token=dict(type='str', no_log=True),
+            cluster_id=dict(type='str'),
+            discovery_ca=dict(type='path'),
+            discovery_ttl=dict(type='int', default=1800),
+            publish=dict(type='dict'),
+            pair_preshared_keys=dict(type='bool', default=True),
+            peer_selector=dict(type='str'),
         ),
         supports_check_mode=True,
     )
     require_libs(module, 'pyroute2', 'cryptography')
     params = module.params
+    if params['peer_selector']:
+        require_libs(module, 'jmespath')
     if params['state'] == 'absent':
         existed = run_or_fail(module, wg_device.remove_device, params['interface'], check_mode=module.check_mode)
         result = dict(changed=existed, interface=params['interface'])
@@ -337,15 +419,14 @@ def main():
                                   after={'interface': None})
         module.exit_json(**result)
 
-    config, peer_list, dropped, used, endpoints = run_or_fail(module, desired_state, module)
+    config, peer_list, dropped, used, endpoints, discovery = run_or_fail(module, desired_state, module)
     outcome = run_or_fail(module, wg_device.apply_device, config, peer_list, purge=params['purge'],
                           check_mode=module.check_mode, want_diff=module._diff)
     state_changed = False
     if used is not None:
         # Saved after the device took the peers: the last good set is what stands in next time.
         state_changed = run_or_fail(module, node_record.write_json_if_changed, params['state_path'],
-                                    dict(version=mesh.RECORD_VERSION, records=used), 0o644, module.check_mode,
-                                    node_record.without_observations)
+                                    used, 0o644, module.check_mode, node_record.without_observations)
     summary = outcome.summary()
     targets = sorted(set(str(net) for peer in peer_list for net in peer.allowed_ips))
     result = dict(
@@ -366,6 +447,8 @@ def main():
     )
     if endpoints is not None:
         result['endpoints'] = endpoints
+    if discovery is not None:
+        result['discovery'] = discovery
     for peer, prefix, reason in dropped:
         module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
     if module._diff:

@@ -126,3 +126,17 @@ def test_members_fall_back_to_saved_records_and_drop_leavers():
 def test_members_and_records_must_line_up():
     with pytest.raises(WglanError):
         mesh.records_for_members(['a1', 'a2'], [A1], {}, lambda w: None)
+
+
+def test_discovery_observed_address_is_a_late_candidate():
+    a1 = dict(A1, discovery_observed='203.0.113.101')
+    b1, a1_r = parsed(B1, a1)
+    assert mesh.choose_endpoint(b1, a1_r, [b1, a1_r]) == ('203.0.113.101:51820', 'discovery')
+    hub = dict(HUB, observed={key(2): '203.0.113.101:40000'})
+    b1, a1_r, hub_r = parsed(B1, a1, hub)
+    assert mesh.choose_endpoint(b1, a1_r, [b1, a1_r, hub_r])[1] == 'observed'
+    # a public node seen at its own address: that is just its own address
+    hub_seen = dict(HUB, discovery_observed='203.0.113.10')
+    b1, hub_r = parsed(B1, hub_seen)
+    assert mesh.choose_endpoint(b1, hub_r, [b1, hub_r]) == ('203.0.113.10:51820', 'own-address')
+    assert mesh.parse_record(a1).as_dict()['discovery_observed'] == '203.0.113.101'

@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Merging the peer sources: inventory records and the discovery service.
+
+Precedence (documented in wglan_peers): explicit peers > inventory records >
+discovery records. A discovery record whose public key or name an inventory
+record already has is skipped with a warning; among themselves, records with
+the same public key keep the one with the smallest name (mesh.build_mesh).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.mesh import parse_record
+
+try:
+    import jmespath
+    HAS_JMESPATH = True
+except ImportError:  # pragma: no cover - exercised by the import sanity test
+    HAS_JMESPATH = False
+
+
+def from_discovery(client, publish_record, ttl, saved, warn, check_mode):
+    """(raw records, what publish answered or None, reached). Falls back to saved when unreachable."""
+    published = None
+    try:
+        if publish_record and publish_record.get('public_key') and not check_mode:
+            published = client.publish(publish_record, ttl=ttl)
+        _version, records = client.fetch(warn)
+        return records, published, True
+    except WglanError as exc:
+        warn('%s; keeping the %d records it gave last time' % (exc, len(saved or {})))
+        return list((saved or {}).values()), None, False
+
+
+def merge(inventory, discovered, warn):
+    """NodeRecords from inventory first, then the discovery records they do not already cover."""
+    merged = list(inventory)
+    keys = set(r.public_key for r in inventory)
+    names = set(r.name for r in inventory)
+    for raw in discovered:
+        try:
+            record = parse_record(raw)
+        except WglanError as exc:
+            warn('discovery: node %s: record skipped: %s' % (raw.get('name', '?') if isinstance(raw, dict) else '?',
+                                                             exc))
+            continue
+        if record.public_key in keys:
+            continue  # the same node, known from the inventory
+        if record.name in names:
+            warn('discovery: node %s has another public key than the inventory\'s %s; the inventory wins'
+                 % (record.name, record.name))
+            continue
+        keys.add(record.public_key)
+        names.add(record.name)
+        merged.append(record)
+    return merged
+
+
+def select(records, me, expression):
+    """Records chosen by a JMESPath expression over {"self": me, "nodes": [records]}.
+
+    The expression returns node records or names; e.g. hub and spoke:
+    "self.name == 'hub1' && nodes || nodes[?name == 'hub1']".
+    """
+    if not HAS_JMESPATH:
+        raise WglanError('the Python library "jmespath" is required for peer_selector')
+    data = {'self': me.as_dict() if me is not None else {}, 'nodes': [r.as_dict() for r in records]}
+    try:
+        chosen = jmespath.search(expression, data)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise WglanError('peer_selector is not a valid JMESPath expression: %s' % exc)
+    if chosen is None:
+        chosen = []
+    if not isinstance(chosen, list):
+        raise WglanError('peer_selector must give a list of nodes or names, not %s' % type(chosen).__name__)
+    wanted = set()
+    for item in chosen:
+        if isinstance(item, dict) and 'name' in item:
+            wanted.add(item['name'])
+        elif isinstance(item, str):
+            wanted.add(item)
+        else:
+            raise WglanError('peer_selector gave %r, expected node records or names' % (item,))
+    return [r for r in records if r.name in wanted or (me is not None and r.public_key == me.public_key)]

@@ -1,0 +1,139 @@
+"""wglan_peers with the discovery service as its only source, on real wireguard-go.
+
+Three namespaces on one switch: the service and two nodes that are in no
+inventory together; each learns the other only from the service. Also: both
+ends derive the same per-pair preshared key, an unreachable service leaves the
+mesh as it was, a JMESPath selector narrows the peers, the token never shows.
+"""
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from netns import ALL_OUTPUT, COLLECTIONS, Namespace, Playbook, veth, wait_for
+
+TOKEN = 'discovery-test-token-%s' % uuid.uuid4().hex
+SERVICE_IP = '198.51.100.100'
+URL = 'http://%s:8443' % SERVICE_IP
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    tag = uuid.uuid4().hex[:6]
+    work = str(tmp_path_factory.mktemp('disc'))
+    spaces = []
+    server = None
+    try:
+        sw = Namespace('wglan-%s-sw' % tag)
+        spaces.append(sw)
+        sw.sh('ip link add br0 type bridge && ip link set br0 up')
+        nodes = {}
+        for index, name in ((100, 'srv'), (1, 'n1'), (2, 'n2')):
+            ns = Namespace('wglan-%s-%s' % (tag, name))
+            spaces.append(ns)
+            veth(sw, 'p%s' % name, ns, 'eth0')
+            sw.sh('ip link set p%s master br0' % name)
+            ns.sh('ip addr add 198.51.100.%d/24 dev eth0' % index)
+            nodes[name] = ns
+        env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+        server = subprocess.Popen(['ip', 'netns', 'exec', nodes['srv'].name, sys.executable, '-m',
+                                   'ansible_collections.wglan.mesh.plugins.module_utils.discovery_server',
+                                   '--listen', '%s:8443' % SERVICE_IP, '--db', os.path.join(work, 'db')],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for name in ('n1', 'n2'):
+            ns = nodes[name]
+            ns.ifname = 'wg%s%s' % (tag, name)
+            ns.interfaces.append(ns.ifname)
+            ns.workdir = os.path.join(work, name)
+            os.makedirs(ns.workdir)
+            ns.key_path = os.path.join(ns.workdir, 'private.key')
+        assert wait_for(lambda: nodes['n1'].sh('python3 -c "import socket; socket.create_connection((\'%s\', 8443), 1)"'
+                                               % SERVICE_IP, check=False).returncode == 0, timeout=15)
+        yield dict(nodes=nodes, server=server)
+    finally:
+        if server is not None and server.poll() is None:
+            server.kill()
+        for ns in reversed(spaces):
+            ns.destroy()
+
+
+def identity(ns):
+    key, addr = Playbook(ns, ns.workdir).run([
+        ('wglan.mesh.wglan_keys', dict(path=ns.key_path), False),
+        ('wglan.mesh.wglan_address', dict(source_interface='eth0'), False)])
+    return key['public_key'], addr
+
+
+def peers_args(ns, name, record, **extra):
+    args = dict(interface=ns.ifname, backend='userspace', private_key_path=ns.key_path,
+                addresses=[record['cidr']], purge=True, self_name=name, discovery_url=URL,
+                cluster_token=TOKEN, publish=record['record'], state_path=os.path.join(ns.workdir, 'mesh.json'))
+    args.update(extra)
+    return args
+
+
+def record_of(ns, name):
+    public_key, addr = identity(ns)
+    ip = ns.sh('ip -4 -o addr show dev eth0').stdout.split()[3]
+    return dict(cidr=addr['cidr'], address=addr['address'], public_key=public_key,
+                record=dict(version=1, name=name, public_key=public_key, address=addr['address'],
+                            node_ips=[ip], port=51820, extra_endpoints=[], pod_cidrs=[], observed={}))
+
+
+STATE = {}
+
+
+def run_peers(ns, name, **extra):
+    return Playbook(ns, ns.workdir).one('wglan.mesh.wglan_peers', peers_args(ns, name, STATE[name], **extra))
+
+
+def test_nodes_learn_each_other_only_from_the_service(world):
+    n1, n2 = world['nodes']['n1'], world['nodes']['n2']
+    STATE['n1'] = record_of(n1, 'n1')
+    STATE['n2'] = record_of(n2, 'n2')
+    first = run_peers(n1, 'n1')
+    assert not first.get('failed'), first
+    assert first['discovery'] == dict(reached=True, observed='198.51.100.1', records=1)
+    assert first['peers_added'] == []
+    second = run_peers(n2, 'n2')
+    assert second['peers_added'] == [STATE['n1']['public_key']]
+    assert second['endpoints']['n1'] == dict(endpoint='198.51.100.1:51820', reason='same-link')
+    third = run_peers(n1, 'n1')
+    assert third['peers_added'] == [STATE['n2']['public_key']]
+    again = [run_peers(n1, 'n1'), run_peers(n2, 'n2')]
+    assert [r['changed'] for r in again] == [False, False], 'publishing again is not a change'
+
+
+def test_pairs_share_a_derived_preshared_key_and_traffic_flows(world):
+    n1, n2 = world['nodes']['n1'], world['nodes']['n2']
+    psk1 = n1.sh('wg show %s preshared-keys' % n1.ifname).stdout.split()
+    psk2 = n2.sh('wg show %s preshared-keys' % n2.ifname).stdout.split()
+    assert psk1[1] == psk2[1] and psk1[1] != '(none)'
+    assert wait_for(lambda: n1.sh('ping -6 -c 1 -W 2 %s' % STATE['n2']['address'], check=False).returncode == 0,
+                    timeout=15, interval=0.5)
+
+
+def test_unreachable_service_keeps_the_mesh(world):
+    n1 = world['nodes']['n1']
+    world['server'].kill()
+    world['server'].wait(10)
+    before = n1.sh('wg show %s peers' % n1.ifname).stdout
+    result = run_peers(n1, 'n1')
+    assert not result.get('failed') and result['changed'] is False
+    assert result['discovery']['reached'] is False
+    assert any('unreachable' in w and 'keeping the 2 records' in w for w in result['warnings']), result['warnings']
+    assert n1.sh('wg show %s peers' % n1.ifname).stdout == before
+
+
+def test_selector_narrows_peers(world):
+    n1 = world['nodes']['n1']
+    result = run_peers(n1, 'n1', peer_selector='nodes[?name == `nobody`]')
+    assert result['peers_removed'] == [STATE['n2']['public_key']]
+    result = run_peers(n1, 'n1', peer_selector="nodes[?name != 'n1']")
+    assert result['peers_added'] == [STATE['n2']['public_key']]
+
+
+def test_token_never_printed(world):
+    assert TOKEN not in '\n'.join(ALL_OUTPUT)
