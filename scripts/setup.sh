@@ -33,5 +33,5 @@ fi
 if [ ! -x .venv-latest/bin/python ]; then
   /usr/bin/python3 -m venv .venv-latest
 fi
-.venv-latest/bin/pip install -q --disable-pip-version-check --upgrade pyroute2 cryptography pytest hypothesis pyyaml
+.venv-latest/bin/pip install -q --disable-pip-version-check --upgrade pyroute2 cryptography jmespath pytest hypothesis pyyaml
 echo "setup: done"

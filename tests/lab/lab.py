@@ -293,12 +293,16 @@ table inet lab {
     # -- using -------------------------------------------------------------
     def playbook(self, *args, timeout=900):
         """ansible-playbook from the controller namespace against the lab inventory."""
+        return self.playbook_with_inventory(self.inventory, *args, timeout=timeout)
+
+    def playbook_with_inventory(self, inventory, *args, timeout=900):
+        """ansible-playbook from the controller namespace against another inventory of this lab."""
         env = dict(os.environ,
                    ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'build', 'collections'),
                    ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_PIPELINING='True', ANSIBLE_FORKS='10',
                    ANSIBLE_NOCOLOR='1', ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
                    ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(self.dir, 'cp'))
-        cmd = ['ip', 'netns', 'exec', self.controller, 'ansible-playbook', '-i', self.inventory] + list(args)
+        cmd = ['ip', 'netns', 'exec', self.controller, 'ansible-playbook', '-i', inventory] + list(args)
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                               env=env, timeout=timeout, cwd=ROOT, check=False)
 
