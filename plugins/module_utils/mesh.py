@@ -94,8 +94,11 @@ def parse_record(raw, name=None):
     port = raw.get('port', 51820)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise WglanError('record of %s: port must be 1-65535' % name)
-    extra = [parse_endpoint(e, resolve=False) for e in raw.get('extra_endpoints') or []]
-    pods = [parse_network(n, 'pod CIDR') for n in raw.get('pod_cidrs') or []]
+    try:
+        extra = [parse_endpoint(e, resolve=False) for e in raw.get('extra_endpoints') or []]
+        pods = [parse_network(n, 'pod CIDR') for n in raw.get('pod_cidrs') or []]
+    except WglanError as exc:
+        raise WglanError('record of %s: %s' % (name, exc))
     observed = {}
     for key, endpoint in (raw.get('observed') or {}).items():
         try:

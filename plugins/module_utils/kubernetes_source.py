@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Kubernetes Node objects <-> node records (pure; the API calls come separately).
+
+Each node publishes its record as annotations on its own Node, all under the
+prefix "wglan.mesh/", with a merge patch that touches only those keys:
+
+  wglan.mesh/public-key          base64 WireGuard public key
+  wglan.mesh/address             the node's mesh address (IPv6)
+  wglan.mesh/node-ips            comma-separated node addresses with prefix length
+  wglan.mesh/endpoints           comma-separated announced endpoints (ip:port)
+  wglan.mesh/assigned-prefixes   comma-separated extra prefixes routed to the node
+  wglan.mesh/port                WireGuard port
+  wglan.mesh/observed            JSON {peer public key: endpoint} of the peers it sees up
+
+Read back, spec.podCIDRs (and spec.podCIDR) become pod CIDRs and, when
+node-ips is absent, status.addresses (InternalIP, ExternalIP) the node addresses.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import json
+
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.mesh import RECORD_VERSION, parse_record
+
+PREFIX = 'wglan.mesh/'
+KEYS = ('public-key', 'address', 'node-ips', 'endpoints', 'assigned-prefixes', 'port', 'observed')
+
+
+def _split(value):
+    return [item.strip() for item in str(value or '').split(',') if item.strip()]
+
+
+def annotations_for_record(record):
+    """A record (dict) -> the annotations that publish it."""
+    values = {
+        'public-key': record.get('public_key') or '',
+        'address': record.get('address') or '',
+        'node-ips': ','.join(record.get('node_ips') or []),
+        'endpoints': ','.join(record.get('extra_endpoints') or []),
+        'assigned-prefixes': ','.join(record.get('pod_cidrs') or []),
+        'port': str(record.get('port', 51820)),
+        'observed': json.dumps(record.get('observed') or {}, sort_keys=True, separators=(',', ':')),
+    }
+    return dict((PREFIX + key, value) for key, value in values.items())
+
+
+def annotation_patch(record):
+    """A JSON merge patch (also a valid strategic-merge patch) setting only wglan's annotations."""
+    return {'metadata': {'annotations': annotations_for_record(record)}}
+
+
+def needs_patch(node, record):
+    """Whether the Node's annotations differ from what the record would set."""
+    current = ((node or {}).get('metadata') or {}).get('annotations') or {}
+    return any(current.get(key) != value for key, value in annotations_for_record(record).items())
+
+
+def record_from_node(node):
+    """A Node object (dict, as the API returns it) -> raw record, or WglanError naming the node."""
+    if not isinstance(node, dict):
+        raise WglanError('a Node object is not a mapping')
+    metadata = node.get('metadata') or {}
+    name = metadata.get('name')
+    if not name or not isinstance(name, str):
+        raise WglanError('a Node object has no name')
+    annotations = metadata.get('annotations') or {}
+    if not annotations.get(PREFIX + 'public-key'):
+        raise WglanError('node %s has no %spublic-key annotation (it has not joined yet)' % (name, PREFIX))
+    spec = node.get('spec') or {}
+    status = node.get('status') or {}
+    pods = list(spec.get('podCIDRs') or ([spec['podCIDR']] if spec.get('podCIDR') else []))
+    pods += _split(annotations.get(PREFIX + 'assigned-prefixes'))
+    node_ips = _split(annotations.get(PREFIX + 'node-ips'))
+    if not node_ips:
+        for entry in status.get('addresses') or []:
+            if isinstance(entry, dict) and entry.get('type') in ('InternalIP', 'ExternalIP'):
+                try:
+                    node_ips.append(str(ipaddress.ip_interface(entry.get('address'))))
+                except ValueError:
+                    raise WglanError('node %s: status address %r is not an IP address' % (name, entry.get('address')))
+    try:
+        observed = json.loads(annotations.get(PREFIX + 'observed') or '{}')
+    except ValueError:
+        raise WglanError('node %s: %sobserved is not JSON' % (name, PREFIX))
+    if not isinstance(observed, dict):
+        raise WglanError('node %s: %sobserved is not a JSON object' % (name, PREFIX))
+    port = annotations.get(PREFIX + 'port') or '51820'
+    if not str(port).isdigit():
+        raise WglanError('node %s: %sport %r is not a number' % (name, PREFIX, port))
+    raw = dict(version=RECORD_VERSION, name=name, public_key=annotations.get(PREFIX + 'public-key'),
+               address=annotations.get(PREFIX + 'address') or None, node_ips=node_ips, port=int(port),
+               extra_endpoints=_split(annotations.get(PREFIX + 'endpoints')), pod_cidrs=pods, observed=observed)
+    parse_record(raw, name)  # validates everything, raising with the node's name
+    return raw
+
+
+def records_from_nodes(nodes, warn):
+    """Valid records of every Node; each invalid one is skipped with a warning naming it."""
+    records = []
+    for node in nodes:
+        try:
+            records.append(record_from_node(node))
+        except WglanError as exc:
+            warn('kubernetes: %s' % exc)
+    return records
