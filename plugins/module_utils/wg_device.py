@@ -120,11 +120,7 @@ def _apply_ops_view(current, desired, ops):
         elif op.action == PeerOp.ADD:
             result[op.public_key] = wanted[op.public_key]
         else:
-            peer = result[op.public_key]
-            changes = {}
-            for field, value in op.fields.items():
-                changes[field] = value
-            result[op.public_key] = peer.replace(**changes)
+            result[op.public_key] = result[op.public_key].replace(**op.fields)
     return list(result.values())
 
 

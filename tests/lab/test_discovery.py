@@ -1,4 +1,5 @@
-"""The discovery service as the mesh's only source, on the lab.
+"""The discovery service as the mesh's only source, on the lab (its own five machines:
+the module-scoped `lab` fixture of conftest.py).
 
 hub1 runs the service (role wglan.mesh.discovery); every node has
 wglan_use_inventory=false, so it learns its peers from the service only.
@@ -6,21 +7,9 @@ wglan_use_inventory=false, so it learns its peers from the service only.
 import os
 import uuid
 
-import pytest
-
-from lab import Lab, mesh_matrix, new_name, plan
+from lab import mesh_matrix
 
 TOKEN = 'lab-token-%s' % uuid.uuid4().hex
-
-
-@pytest.fixture(scope='module')
-def disc_lab():
-    instance = Lab(new_name())
-    try:
-        instance.up(plan(public=1, sites=2, per_site=2))
-        yield instance
-    finally:
-        instance.down()
 
 
 def inventory(lab, name, hosts):
@@ -58,8 +47,7 @@ def reliable_pairs(names):
             if s != d and ('hub1' in (s, d) or s[0] == d[0])]
 
 
-def test_mesh_forms_from_the_discovery_service_alone(disc_lab):
-    lab = disc_lab
+def test_mesh_forms_from_the_discovery_service_alone(lab):
     hosts = ['hub1', 'a1', 'a2', 'b1']
     main = inventory(lab, 'main.ini', hosts)
     for _run in range(2):
@@ -76,8 +64,7 @@ def test_mesh_forms_from_the_discovery_service_alone(disc_lab):
     assert lab.ssh('a1', 'wg show wglan0 preshared-keys').stdout.count('(none)') == 0
 
 
-def test_a_node_known_only_to_the_service_is_learned_on_the_next_run(disc_lab):
-    lab = disc_lab
+def test_a_node_known_only_to_the_service_is_learned_on_the_next_run(lab):
     main = os.path.join(lab.dir, 'main.ini')
     alone = inventory(lab, 'b2.ini', ['b2'])
     result = lab.playbook_with_inventory(alone, 'playbooks/site.yml', '--limit', 'b2')
@@ -91,8 +78,7 @@ def test_a_node_known_only_to_the_service_is_learned_on_the_next_run(disc_lab):
     assert all(reach[s][d] for s, d in reliable_pairs(names)), reach
 
 
-def test_service_restart_loses_no_record(disc_lab):
-    lab = disc_lab
+def test_service_restart_loses_no_record(lab):
     main = os.path.join(lab.dir, 'main.ini')
     before = dict((h, peers(lab, h)) for h in ['hub1', 'a1', 'a2', 'b1'])
     lab.ssh('hub1', 'systemctl restart wglan-discovery')
