@@ -14,3 +14,7 @@ __metaclass__ = type
 
 class WglanError(Exception):
     """Bad input or a host state the library cannot work with."""
+
+    def __init__(self, message, status=None):
+        Exception.__init__(self, message)
+        self.status = status  # an HTTP status, when the error is a service's answer

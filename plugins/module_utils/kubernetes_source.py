@@ -109,3 +109,29 @@ def records_from_nodes(nodes, warn):
         except WglanError as exc:
             warn('kubernetes: %s' % exc)
     return records
+
+
+def from_kubernetes(client, node_name, publish_record, saved, warn, check_mode):
+    """(raw records, published, reached): publish this node's annotations, read every Node.
+
+    published is True when the annotations were patched (or would be, in check
+    mode), False when they were already current, None when this node has no Node
+    object (it is not a Kubernetes node, or not registered yet). When the API
+    cannot be reached, the records it gave last time stand in (reached False).
+    """
+    published = None
+    try:
+        if publish_record and publish_record.get('public_key') and node_name:
+            node = client.get_node(node_name)
+            if node is None:
+                warn('kubernetes: there is no Node named %s; this node\'s record is not published '
+                     '(set node_name if the kubelet registered another name)' % node_name)
+            else:
+                published = needs_patch(node, publish_record)
+                if published and not check_mode:
+                    client.patch_node(node_name, annotation_patch(publish_record))
+        nodes, _version = client.list_nodes()
+    except WglanError as exc:
+        warn('%s; keeping the %d records it gave last time' % (exc, len(saved or {})))
+        return list((saved or {}).values()), None, False
+    return records_from_nodes(nodes, warn), published, True

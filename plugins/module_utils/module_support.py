@@ -11,13 +11,14 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, links, sources
+from ansible_collections.wglan.mesh.plugins.module_utils import keys, kubernetes_api, links, sources
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 _LIBS = {
     'cryptography': (lambda: keys.HAS_CRYPTOGRAPHY, lambda: keys.CRYPTOGRAPHY_IMPORT_ERROR, 'python3-cryptography'),
     'pyroute2': (lambda: links.HAS_PYROUTE2, lambda: links.PYROUTE2_IMPORT_ERROR, 'python3-pyroute2'),
     'jmespath': (lambda: sources.HAS_JMESPATH, lambda: ImportError('jmespath'), 'python3-jmespath'),
+    'kubernetes': (lambda: kubernetes_api.HAS_KUBERNETES, lambda: ImportError('kubernetes'), 'python3-kubernetes'),
 }
 
 

@@ -1,12 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 wglan.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Merging the peer sources: inventory records and the discovery service.
+"""Merging the peer sources: inventory records, Kubernetes Nodes and the discovery service.
 
 Precedence (documented in wglan_peers): explicit peers > inventory records >
-discovery records. A discovery record whose public key or name an inventory
-record already has is skipped with a warning; among themselves, records with
-the same public key keep the one with the smallest name (mesh.build_mesh).
+Kubernetes records > discovery records. A record whose public key an earlier
+source already has is the same node and is skipped; one whose name an earlier
+source has with another key is skipped with a warning; among themselves,
+records with the same public key keep the one with the smallest name
+(mesh.build_mesh).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,23 +38,23 @@ def from_discovery(client, publish_record, ttl, saved, warn, check_mode):
         return list((saved or {}).values()), None, False
 
 
-def merge(inventory, discovered, warn):
-    """NodeRecords from inventory first, then the discovery records they do not already cover."""
-    merged = list(inventory)
-    keys = set(r.public_key for r in inventory)
-    names = set(r.name for r in inventory)
+def merge(earlier, discovered, warn, source='discovery'):
+    """NodeRecords from earlier sources first, then the records of source they do not already cover."""
+    merged = list(earlier)
+    keys = set(r.public_key for r in earlier)
+    names = set(r.name for r in earlier)
     for raw in discovered:
         try:
             record = parse_record(raw)
         except WglanError as exc:
-            warn('discovery: node %s: record skipped: %s' % (raw.get('name', '?') if isinstance(raw, dict) else '?',
-                                                             exc))
+            warn('%s: node %s: record skipped: %s' % (source, raw.get('name', '?') if isinstance(raw, dict) else '?',
+                                                      exc))
             continue
         if record.public_key in keys:
             continue  # the same node, known from the inventory
         if record.name in names:
-            warn('discovery: node %s has another public key than the inventory\'s %s; the inventory wins'
-                 % (record.name, record.name))
+            warn('%s: node %s has another public key than the %s known from a source of higher precedence; '
+                 'that one is used' % (source, record.name, record.name))
             continue
         keys.add(record.public_key)
         names.add(record.name)

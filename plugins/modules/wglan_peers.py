@@ -28,37 +28,34 @@ description:
   - A peer whose public key is this node's own is skipped, so the same list can be given to every node.
 options:
   interface:
-    description: Name of the WireGuard interface.
+    description: Name of the WireGuard interface. Default V(wglan0).
     type: str
-    default: wglan0
   state:
     description: V(absent) deletes the interface (and stops C(wireguard-go) for it).
     type: str
     choices: [present, absent]
     default: present
   backend:
-    description: Which WireGuard implementation to use.
+    description: Which WireGuard implementation to use. Default V(auto).
     type: str
     choices: [auto, kernel, userspace]
-    default: auto
   private_key_path:
-    description: The node's private key file. Created (mode C(0600)) if missing, as M(wglan.mesh.wglan_keys) does.
+    description:
+      - The node's private key file. Created (mode C(0600)) if missing, as M(wglan.mesh.wglan_keys) does.
+        Default C(/etc/wglan/private.key).
     type: path
-    default: /etc/wglan/private.key
   listen_port:
-    description: UDP port WireGuard listens on.
+    description: UDP port WireGuard listens on. Default C(51820).
     type: int
-    default: 51820
   fwmark:
     description:
       - Firewall mark WireGuard puts on its own UDP packets. Must equal O(wglan.mesh.wglan_rules#module:wg_mark)
         so those packets are never routed back into the tunnel. Give it as a number (YAML accepts C(0x20)).
+        Default C(32) (C(0x20)).
     type: int
-    default: 32
   mtu:
-    description: MTU of the interface. At least 1280 (the IPv6 minimum).
+    description: MTU of the interface. At least 1280 (the IPv6 minimum). Default C(1420).
     type: int
-    default: 1420
   addresses:
     description:
       - Addresses of the interface with their length (for example the node address from
@@ -67,10 +64,9 @@ options:
     type: list
     elements: str
   peers:
-    description: The peers this interface should have.
+    description: The peers this interface should have (besides those built from O(records) and the sources).
     type: list
     elements: dict
-    default: []
     suboptions:
       public_key:
         description: The peer's public key (base64, 44 characters).
@@ -97,15 +93,13 @@ options:
         description: Seconds between keepalives (0 turns them off). Defaults to O(persistent_keepalive).
         type: int
   persistent_keepalive:
-    description: Keepalive for peers that do not set their own. 25 s keeps NAT mappings open.
+    description: Keepalive for peers that do not set their own. Default C(25) (seconds), which keeps NAT mappings open.
     type: int
-    default: 25
   purge:
     description:
       - Remove running peers that are not in O(peers) or built from O(records). Off by default so that an
-        ad-hoc call with one peer does not drop the others; the node role turns it on.
+        ad-hoc call with one peer does not drop the others; the node role turns it on. Default V(false).
     type: bool
-    default: false
   members:
     description:
       - Names of every node in the mesh (the role passes the inventory group). With O(records), each
@@ -128,9 +122,9 @@ options:
     description: This node's name among O(members); its own record gives the links used for endpoint choice.
     type: str
   pod_networking:
-    description: Route each node's pod CIDRs (from its record) to it, as allowed IPs.
+    description: Route each node's pod CIDRs (from its record or its Node's C(spec.podCIDRs)) to it, as allowed IPs.
+      Default V(false).
     type: bool
-    default: false
   discovery_url:
     description:
       - URL of a wglan discovery service, for example C(https://discovery.example:8443). With O(cluster_token), this node's
@@ -152,19 +146,19 @@ options:
     description: CA bundle to verify the discovery service's certificate.
     type: path
   discovery_ttl:
-    description: Seconds the service keeps this node's record unless it is published again.
+    description: Seconds the service keeps this node's record unless it is published again. Default C(1800).
     type: int
-    default: 1800
   publish:
-    description: This node's record to publish (the role passes the C(wglan_record) fact).
+    description:
+      - This node's record to publish on the discovery service and as annotations of its Node
+        (the role passes the C(wglan_record) fact).
     type: dict
   pair_preshared_keys:
     description:
       - With O(cluster_token), give each peer built from records a preshared key derived from the
         token and both public keys. Both ends compute the same key with no coordination; every pair
-        gets its own; a new token gives new keys.
+        gets its own; a new token gives new keys. Default V(true).
     type: bool
-    default: true
   peer_selector:
     description:
       - A JMESPath expression that gives the records (or names) to peer with, instead of every node.
@@ -176,8 +170,48 @@ options:
     description:
       - Where the records last used are kept (JSON, no secrets). Refreshed on every run; a change in
         observed endpoints alone does not make the task C(changed) (the peers it led to do).
+        Default C(/etc/wglan/mesh.json).
     type: path
-    default: /etc/wglan/mesh.json
+  kubernetes:
+    description:
+      - Use the Kubernetes Node objects as a source. This node's record (O(publish)) is written as
+        annotations on its own Node (C(wglan.mesh/public-key), C(wglan.mesh/address), C(wglan.mesh/node-ips),
+        C(wglan.mesh/endpoints), C(wglan.mesh/assigned-prefixes), C(wglan.mesh/port), C(wglan.mesh/observed)),
+        with a merge patch that touches only those keys and only when they differ. The annotations of
+        every Node are read, with C(spec.podCIDRs) (pod CIDRs) and C(status.addresses) (node addresses
+        when the annotations give none). A Node whose annotations do not validate is skipped with a
+        warning naming it; the others apply. When the API server cannot be reached, the records it
+        gave last time (kept in O(state_path)) stand in.
+      - The node needs get, list, watch and patch on nodes (C(deploy/kubernetes/rbac.yaml) in this collection).
+      - Implied by O(kubeconfig). Without O(kubeconfig), the in-cluster service account is used when
+        C(KUBERNETES_SERVICE_HOST) is set, else C(~/.kube/config). Needs the C(kubernetes) library.
+      - Default V(false).
+    type: bool
+  kubeconfig:
+    description: A kubeconfig file for the Kubernetes source (implies O(kubernetes)).
+    type: path
+  kube_context:
+    description: The kubeconfig context to use. Default, its current context.
+    type: str
+  node_name:
+    description:
+      - Name of this node's Node object. Default, the host name in lower case (what the kubelet registers).
+    type: str
+  settings_path:
+    description:
+      - Where O(save_settings) keeps this call's settings (JSON, mode C(0600), as it holds O(cluster_token)).
+      - A call that gives none of O(peers), O(members), O(records), O(discovery_url), O(kubernetes) and
+        O(kubeconfig) takes every option it does not give from this file, when it exists. So on a node set up by
+        the role, C(ansible wglan -m wglan.mesh.wglan_peers) refreshes the peers from the configured sources,
+        with the records of inventory members last used standing in for their facts.
+    type: path
+    default: /etc/wglan/settings.json
+  save_settings:
+    description:
+      - Save this call's settings in O(settings_path) (the node role does), for later ad-hoc calls.
+        Saving is not counted as a change.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Reads the device and reports what would change; sends nothing.
@@ -188,6 +222,8 @@ attributes:
 requirements:
   - pyroute2 (Debian package python3-pyroute2)
   - cryptography (Debian package python3-cryptography)
+  - kubernetes, for the Kubernetes source (Debian package python3-kubernetes; 22.6 and current releases work)
+  - jmespath, for O(peer_selector) (Debian package python3-jmespath)
   - wireguard-go, when the kernel has no WireGuard
 author:
   - wglan.mesh developers (@wglan-mesh)
@@ -206,6 +242,15 @@ EXAMPLES = r'''
         public_key: TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=
         allowed_ips: ["200:1001::5054:ff:fe00:2/128"]
     purge: true
+
+- name: Peers from the Kubernetes Node annotations, this node's record published on its Node
+  wglan.mesh.wglan_peers:
+    kubeconfig: /etc/wglan/kubeconfig
+    publish: "{{ ansible_local.wglan }}"
+    purge: true
+
+- name: On a node set up by the role, refresh the peers from its sources (ad hoc, no arguments)
+  wglan.mesh.wglan_peers:
 
 - name: Remove the interface
   wglan.mesh.wglan_peers:
@@ -272,6 +317,13 @@ discovery:
   description: What the discovery service said, C(reached), C(observed) (the address it sees this node at) and C(records).
   returned: when discovery_url is given
   type: dict
+kubernetes:
+  description:
+    - What the Kubernetes source did, C(reached), C(node) (this node's Node name), C(published)
+      (V(true) when its annotations were patched, V(false) when they were current, V(null) when there is no such Node)
+      and C(records) (valid records read).
+  returned: when the Kubernetes source is used
+  type: dict
 endpoints:
   description: For each peer built from records, the endpoint chosen and why.
   returned: when records are given
@@ -296,6 +348,7 @@ dropped_allowed_ips:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.wglan.mesh.plugins.module_utils import keys, mesh, node_record, peers as peer_model, sources, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api, kubernetes_source
 from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.links import parse_interface_address
@@ -311,15 +364,67 @@ PEER_OPTIONS = dict(
 )
 
 
-def peers_from_records(module, own_public_key):
-    """Peers built from the node records of the group and the discovery service.
+# Options a saved-settings file can supply, and their defaults when it does not.
+DEFAULTS = dict(
+    interface='wglan0', backend='auto', private_key_path=keys.DEFAULT_KEY_PATH, listen_port=wg_device.DEFAULT_PORT,
+    fwmark=wg_device.DEFAULT_FWMARK, mtu=wg_device.DEFAULT_MTU, addresses=None, peers=[],
+    persistent_keepalive=peer_model.DEFAULT_KEEPALIVE, purge=False, members=None, self_name=None,
+    pod_networking=False, state_path='/etc/wglan/mesh.json', discovery_url=None, cluster_token=None,
+    cluster_id=None, discovery_ca=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
+    peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None,
+)
+# Giving any of these makes a call self-contained: the saved settings are not read.
+SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'kubernetes', 'kubeconfig')
 
-    Returns (peers, state to save, endpoint choices, discovery report).
+
+def apply_settings(module):
+    """Fill the options not given from the saved settings (for a call that names no source), then the defaults."""
+    params = module.params
+    saved = {}
+    if all(params[name] is None for name in SOURCE_OPTIONS):
+        saved = node_record.read_json(params['settings_path'])
+        if saved is None:
+            saved = {}
+        elif not isinstance(saved, dict) or saved.get('version') != 1:
+            raise WglanError('%s is not a settings file this module wrote; run the role again or remove it'
+                             % params['settings_path'])
+    for name, default in DEFAULTS.items():
+        if params[name] is None:
+            params[name] = saved.get(name, default)
+    return bool(saved)
+
+
+def save_settings(module):
+    settings = dict((name, module.params[name]) for name in DEFAULTS)
+    settings['version'] = 1
+    # Holds the cluster token: root only, like the private key.
+    node_record.write_json_if_changed(module.params['settings_path'], settings, 0o600, module.check_mode)
+
+
+def kubernetes_client(params):
+    return kubernetes_api.connect(params['kubeconfig'], params['kube_context'])
+
+
+def peers_from_records(module, own_public_key):
+    """Peers built from the node records of the group, the Kubernetes Nodes and the discovery service.
+
+    Returns (peers, state to save, endpoint choices, discovery report, kubernetes report).
     """
     params = module.params
     state = node_record.read_json(params['state_path']) or {}
     members = params['members'] or []
     records, used = mesh.records_for_members(members, params['records'], state.get('records', {}), module.warn)
+    discovery, kubernetes = None, None
+    saved_kubernetes = state.get('kubernetes', {})
+    if params['kubernetes']:
+        node_name = params['node_name'] or kubernetes_api.default_node_name()
+        client = kubernetes_client(params)
+        found, published, reached = kubernetes_source.from_kubernetes(
+            client, node_name, params['publish'], saved_kubernetes, module.warn, module.check_mode)
+        before = len(records)
+        records = sources.merge(records, found, module.warn, 'kubernetes')
+        saved_kubernetes = dict((r.name, r.as_dict()) for r in records[before:])
+        kubernetes = dict(reached=reached, node=node_name, published=published, records=len(found))
     discovery = None
     saved_discovery = state.get('discovery', {})
     if params['discovery_url']:
@@ -330,7 +435,7 @@ def peers_from_records(module, own_public_key):
         found, published, reached = sources.from_discovery(client, params['publish'], params['discovery_ttl'],
                                                            saved_discovery, module.warn, module.check_mode)
         before = len(records)
-        records = sources.merge(records, found, module.warn)
+        records = sources.merge(records, found, module.warn, 'discovery')
         saved_discovery = dict((r.name, r.as_dict()) for r in records[before:])
         discovery = dict(reached=reached, observed=published.get('observed') if published else None,
                          records=len(found))
@@ -352,7 +457,9 @@ def peers_from_records(module, own_public_key):
     saved = dict(version=mesh.RECORD_VERSION, records=used)
     if params['discovery_url']:
         saved['discovery'] = saved_discovery
-    return peers, saved, endpoints, discovery
+    if params['kubernetes']:
+        saved['kubernetes'] = saved_kubernetes
+    return peers, saved, endpoints, discovery, kubernetes
 
 
 def desired_state(module):
@@ -366,51 +473,63 @@ def desired_state(module):
                                     params['mtu'], addresses, params['backend'])
     peer_list = peer_model.parse_peers(params['peers'], default_keepalive=params['persistent_keepalive'])
     own = keys.public_key_from_private(private_key) if private_key is not None else None
-    used, endpoints, discovery = None, None, None
-    if params['members'] is not None or params['records'] is not None or params['discovery_url']:
-        from_records, used, endpoints, discovery = peers_from_records(module, own)
+    used, endpoints, reports = None, None, {}
+    if params['members'] is not None or params['records'] is not None or params['discovery_url'] \
+            or params['kubernetes']:
+        from_records, used, endpoints, reports['discovery'], reports['kubernetes'] = peers_from_records(module, own)
         explicit = set(p.public_key for p in peer_list)
         peer_list.extend(p for p in from_records if p.public_key not in explicit)
     if own is not None:
         peer_list = [p for p in peer_list if p.public_key != own]
     peer_list, dropped = peer_model.resolve_overlaps(peer_list)
-    return config, peer_list, dropped, used, endpoints, discovery
+    return config, peer_list, dropped, used, endpoints, reports
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            interface=dict(type='str', default='wglan0'),
+            interface=dict(type='str'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
-            backend=dict(type='str', choices=list(wg_device.BACKENDS), default='auto'),
-            private_key_path=dict(type='path', default=keys.DEFAULT_KEY_PATH),
-            listen_port=dict(type='int', default=wg_device.DEFAULT_PORT),
-            fwmark=dict(type='int', default=wg_device.DEFAULT_FWMARK),
-            mtu=dict(type='int', default=wg_device.DEFAULT_MTU),
+            backend=dict(type='str', choices=list(wg_device.BACKENDS)),
+            private_key_path=dict(type='path'),
+            listen_port=dict(type='int'),
+            fwmark=dict(type='int'),
+            mtu=dict(type='int'),
             addresses=dict(type='list', elements='str'),
-            peers=dict(type='list', elements='dict', default=[], options=PEER_OPTIONS),
-            persistent_keepalive=dict(type='int', default=peer_model.DEFAULT_KEEPALIVE),
-            purge=dict(type='bool', default=False),
+            peers=dict(type='list', elements='dict', options=PEER_OPTIONS),
+            persistent_keepalive=dict(type='int'),
+            purge=dict(type='bool'),
             members=dict(type='list', elements='str'),
             records=dict(type='list', elements='raw'),
             self_name=dict(type='str'),
-            pod_networking=dict(type='bool', default=False),
-            state_path=dict(type='path', default='/etc/wglan/mesh.json'),
+            pod_networking=dict(type='bool'),
+            state_path=dict(type='path'),
             discovery_url=dict(type='str'),
             cluster_token=dict(type='str', no_log=True),
             cluster_id=dict(type='str'),
             discovery_ca=dict(type='path'),
-            discovery_ttl=dict(type='int', default=1800),
+            discovery_ttl=dict(type='int'),
             publish=dict(type='dict'),
-            pair_preshared_keys=dict(type='bool', default=True),
+            pair_preshared_keys=dict(type='bool'),
             peer_selector=dict(type='str'),
+            kubernetes=dict(type='bool'),
+            kubeconfig=dict(type='path'),
+            kube_context=dict(type='str'),
+            node_name=dict(type='str'),
+            settings_path=dict(type='path', default='/etc/wglan/settings.json'),
+            save_settings=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
     require_libs(module, 'pyroute2', 'cryptography')
     params = module.params
+    run_or_fail(module, apply_settings, module)
+    if params['kubeconfig']:
+        params['kubernetes'] = True
     if params['peer_selector']:
         require_libs(module, 'jmespath')
+    if params['kubernetes']:
+        require_libs(module, 'kubernetes')
     if params['state'] == 'absent':
         existed = run_or_fail(module, wg_device.remove_device, params['interface'], check_mode=module.check_mode)
         result = dict(changed=existed, interface=params['interface'])
@@ -419,7 +538,7 @@ def main():
                                   after={'interface': None})
         module.exit_json(**result)
 
-    config, peer_list, dropped, used, endpoints, discovery = run_or_fail(module, desired_state, module)
+    config, peer_list, dropped, used, endpoints, reports = run_or_fail(module, desired_state, module)
     outcome = run_or_fail(module, wg_device.apply_device, config, peer_list, purge=params['purge'],
                           check_mode=module.check_mode, want_diff=module._diff)
     state_changed = False
@@ -447,8 +566,11 @@ def main():
     )
     if endpoints is not None:
         result['endpoints'] = endpoints
-    if discovery is not None:
-        result['discovery'] = discovery
+    for source, report in sorted(reports.items()):
+        if report is not None:
+            result[source] = report
+    if params['save_settings']:
+        run_or_fail(module, save_settings, module)
     for peer, prefix, reason in dropped:
         module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
     if module._diff:

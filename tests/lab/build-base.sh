@@ -8,10 +8,10 @@ TREE="$LAB_DIR/bookworm"
 MIRROR=${WGLAN_LAB_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=(
   systemd systemd-sysv dbus openssh-server python3 python3-pyroute2 python3-cryptography
-  python3-apt nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
+  python3-apt python3-kubernetes nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
   linux-image-amd64 initramfs-tools
 )
-STAMP_VALUE="v2 ${PACKAGES[*]}"
+STAMP_VALUE="v3 ${PACKAGES[*]}"
 
 if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
   echo "lab base: $TREE is current"

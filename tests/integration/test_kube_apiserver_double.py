@@ -1,0 +1,249 @@
+"""The Kubernetes API test double (tests/kube_apiserver.py) behaves like the real API server.
+
+The real API server cannot be installed here, so the Kubernetes source is tested
+against a double. These tests hold the double to the real thing: the real
+kubectl (Debian's kubernetes-client, and any other kubectl the machine has)
+gets, annotates, patches (strategic, merge, JSON) and watches Nodes through it,
+and a stale resourceVersion is a conflict. Then the collection's own client
+(kubernetes_api) runs against it with the kubernetes library Debian 12 ships
+(22.6, in .venv) and the current release (.venv-latest), and the verbs it used
+are checked against the shipped RBAC manifest.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import yaml
+
+from netns import ROOT, Namespace, wait_for
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import kube_apiserver  # noqa: E402  (tests/ is not a package)
+
+API_IP = '198.51.100.200'
+TOKEN = 'double-token-%s' % uuid.uuid4().hex
+DEBIAN_KUBECTL = os.path.join(ROOT, 'build', 'kubectl-debian', 'kubectl')
+
+
+def kubectls():
+    found = [DEBIAN_KUBECTL]
+    other = '/usr/bin/kubectl'
+    if os.path.exists(other) and os.path.realpath(other) != os.path.realpath(DEBIAN_KUBECTL):
+        found.append(other)
+    return found
+
+
+class Api:
+    """The double in its own namespace, TLS and a bearer token, as a real cluster would have."""
+
+    def __init__(self, workdir, tag):
+        self.ns = Namespace('wglan-%s-api' % tag)
+        self.ns.sh('ip addr add %s/32 dev lo' % API_IP)
+        self.workdir = workdir
+        paths = kube_apiserver.write_certificates(workdir, API_IP)
+        self.kubeconfig = os.path.join(workdir, 'kubeconfig')
+        with open(self.kubeconfig, 'w') as handle:
+            json.dump(kube_apiserver.kubeconfig('https://%s:6443' % API_IP, paths['ca.crt'], TOKEN), handle)
+        self.ca = paths['ca.crt']
+        self.args = ['--listen', '%s:6443' % API_IP, '--token', TOKEN, '--cert', paths['server.crt'],
+                     '--key', paths['server.key'], '--bookmark-every', '0.3']
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(['ip', 'netns', 'exec', self.ns.name, sys.executable,
+                                      os.path.join(ROOT, 'tests', 'kube_apiserver.py')] + self.args,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        probe = 'python3 -c "import socket; socket.create_connection((\'%s\', 6443), 1)"' % API_IP
+        assert wait_for(lambda: self.ns.sh(probe, check=False).returncode == 0, timeout=15)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def kubectl(self, binary, *args, check=True, timeout=30):
+        proc = self.ns.cmd([binary, '--kubeconfig', self.kubeconfig, '--request-timeout=10s'] + list(args),
+                           check=False, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError('kubectl %s failed: %s %s' % (' '.join(args), proc.stdout, proc.stderr))
+        return proc
+
+    def test_call(self, path, method='GET'):
+        """The double's test-only endpoints (audit, compact), over TLS with its CA."""
+        script = ('import http.client, json, ssl, sys\n'
+                  'c = http.client.HTTPSConnection(%r, 6443, context=ssl.create_default_context(cafile=%r))\n'
+                  'c.request(%r, %r)\n'
+                  'print(c.getresponse().read().decode())\n') % (API_IP, self.ca, method, path)
+        return json.loads(self.ns.cmd(['python3', '-c', script]).stdout)
+
+    def destroy(self):
+        self.stop()
+        self.ns.destroy()
+
+
+@pytest.fixture(scope='module')
+def api(tmp_path_factory):
+    server = Api(str(tmp_path_factory.mktemp('kube')), uuid.uuid4().hex[:6])
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+def node_object(name, ip):
+    return {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {'name': name, 'labels': {'role': 'worker'}},
+            'spec': {'podCIDRs': ['10.244.%d.0/24' % int(ip.rsplit('.', 1)[1])]},
+            'status': {'addresses': [{'type': 'InternalIP', 'address': ip}]}}
+
+
+def create(api, binary, name, ip):
+    path = os.path.join(api.workdir, '%s.json' % name)
+    with open(path, 'w') as handle:
+        json.dump(node_object(name, ip), handle)
+    # Client-side schema validation needs the OpenAPI document, which the double does not serve.
+    return api.kubectl(binary, 'create', '--validate=false', '-f', path)
+
+
+@pytest.mark.parametrize('binary', kubectls())
+def test_kubectl_get_annotate_patch(api, binary):
+    name = 'k%s' % uuid.uuid4().hex[:6]
+    assert 'created' in create(api, binary, name, '198.51.100.7').stdout
+    table = api.kubectl(binary, 'get', 'nodes').stdout.splitlines()
+    assert table[0].split()[:2] == ['NAME', 'STATUS'] and any(line.split()[0] == name for line in table[1:])
+    with pytest.raises(AssertionError, match='AlreadyExists|already exists'):
+        create(api, binary, name, '198.51.100.7')
+
+    api.kubectl(binary, 'annotate', 'node', name, 'wglan.mesh/public-key=abc')
+    api.kubectl(binary, 'annotate', 'node', name, 'wglan.mesh/public-key=def', '--overwrite')
+    refused = api.kubectl(binary, 'annotate', 'node', name, 'wglan.mesh/public-key=ghi', check=False)
+    assert refused.returncode != 0 and 'overwrite' in refused.stderr  # kubectl's own guard, from the GET
+    api.kubectl(binary, 'patch', 'node', name, '-p', '{"metadata":{"labels":{"zone":"a"}}}')  # strategic
+    api.kubectl(binary, 'patch', 'node', name, '--type', 'merge', '-p', '{"metadata":{"labels":{"role":null}}}')
+    api.kubectl(binary, 'patch', 'node', name, '--type', 'json',
+                '-p', '[{"op":"add","path":"/metadata/annotations/wglan.mesh~1port","value":"51820"}]')
+    node = json.loads(api.kubectl(binary, 'get', 'node', name, '-o', 'json').stdout)
+    assert node['metadata']['annotations'] == {'wglan.mesh/public-key': 'def', 'wglan.mesh/port': '51820'}
+    assert node['metadata']['labels'] == {'zone': 'a'}
+    assert node['spec']['podCIDRs'] == ['10.244.7.0/24']
+    jsonpath = api.kubectl(binary, 'get', 'node', name, '-o', "jsonpath={.metadata.annotations.wglan\\.mesh/port}")
+    assert jsonpath.stdout == '51820'
+    bad = api.kubectl(binary, 'patch', 'node', name, '--type', 'json',
+                      '-p', '[{"op":"replace","path":"/metadata/nothere/x","value":"1"}]', check=False)
+    assert bad.returncode != 0
+    missing = api.kubectl(binary, 'get', 'node', 'no-such-node', check=False)
+    assert missing.returncode != 0 and 'NotFound' in missing.stderr
+
+
+@pytest.mark.parametrize('binary', kubectls())
+def test_kubectl_stale_resource_version_is_a_conflict(api, binary):
+    name = 'c%s' % uuid.uuid4().hex[:6]
+    create(api, binary, name, '198.51.100.8')
+    version = json.loads(api.kubectl(binary, 'get', 'node', name, '-o', 'json').stdout)['metadata']['resourceVersion']
+    api.kubectl(binary, 'annotate', 'node', name, 'a=1', '--resource-version', version)
+    stale = api.kubectl(binary, 'annotate', 'node', name, 'b=2', '--resource-version', version, check=False)
+    assert stale.returncode != 0 and ('Conflict' in stale.stderr or 'modified' in stale.stderr), stale.stderr
+    annotations = json.loads(api.kubectl(binary, 'get', 'node', name, '-o', 'json').stdout)['metadata']['annotations']
+    assert annotations == {'a': '1'}
+
+
+@pytest.mark.parametrize('binary', kubectls())
+def test_kubectl_watch_sees_changes(api, binary):
+    name = 'w%s' % uuid.uuid4().hex[:6]
+    create(api, binary, name, '198.51.100.9')
+    watch = subprocess.Popen(['ip', 'netns', 'exec', api.ns.name, binary, '--kubeconfig', api.kubeconfig, 'get',
+                              'nodes', '--watch', '--output-watch-events', '-o', 'json',
+                              '--field-selector', 'metadata.name=%s' % name],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        time.sleep(1.5)
+        api.kubectl(binary, 'annotate', 'node', name, 'seen=yes')
+        api.kubectl(binary, 'delete', 'node', name)
+        time.sleep(1.5)
+    finally:
+        watch.kill()
+        out, err = watch.communicate(timeout=10)
+    decoder, events, text = json.JSONDecoder(), [], out.strip()
+    while text:
+        event, end = decoder.raw_decode(text)
+        events.append(event)
+        text = text[end:].strip()
+    assert [e['type'] for e in events] == ['ADDED', 'MODIFIED', 'DELETED'], (out, err)
+    assert events[1]['object']['metadata']['annotations'] == {'seen': 'yes'}
+    assert all(e['object']['metadata']['name'] == name for e in events)
+
+
+CLIENT_SCRIPT = r'''
+import json, sys, threading, time
+sys.path.insert(0, %(collections)r)
+import kubernetes
+from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api as k
+out = {'library': kubernetes.__version__}
+c = k.connect(%(kubeconfig)r)
+nodes, version = c.list_nodes()
+out['listed'] = sorted(n['metadata']['name'] for n in nodes)
+out['missing'] = c.get_node('no-such-node')
+c.patch_node(%(name)r, {'metadata': {'annotations': {'wglan.mesh/port': '51821'}}})
+patched = c.get_node(%(name)r)
+out['patched'] = patched['metadata']['annotations']
+version = patched['metadata']['resourceVersion']  # watch from here: only the next change comes
+def later():
+    time.sleep(0.5)
+    c.patch_node(%(name)r, {'metadata': {'annotations': {'wglan.mesh/port': '51822'}}})
+threading.Thread(target=later).start()
+started, seen = time.monotonic(), []
+for kind, obj in c.watch_nodes(version, timeout_seconds=3):
+    seen.append(kind)
+    if kind == 'MODIFIED':
+        out['modified_after'] = time.monotonic() - started
+        out['modified_port'] = obj['metadata']['annotations']['wglan.mesh/port']
+    if kind == 'BOOKMARK' and 'MODIFIED' in seen:
+        break
+out['seen'] = seen
+try:
+    for event in c.watch_nodes('1', timeout_seconds=2):
+        pass
+    out['gone'] = False
+except k.Gone:
+    out['gone'] = True
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.parametrize('python', ['.venv', '.venv-latest'])
+def test_collection_client_with_both_library_versions(api, python):
+    name = 'p%s' % uuid.uuid4().hex[:6]
+    create(api, DEBIAN_KUBECTL, name, '198.51.100.10')
+    # Everything before this moment is compacted away: a watch from resourceVersion 1 must get 410 Gone.
+    api.test_call('/_test/compact', 'POST')
+    script = CLIENT_SCRIPT % dict(collections=os.path.join(ROOT, 'build', 'collections'),
+                                  kubeconfig=api.kubeconfig, name=name)
+    proc = api.ns.cmd([os.path.join(ROOT, python, 'bin', 'python'), '-c', script], timeout=60)
+    out = json.loads(proc.stdout)
+    expected_major = '22' if python == '.venv' else None
+    if expected_major:
+        assert out['library'].startswith('22.'), 'Debian 12 ships 22.6: %s' % out['library']
+    else:
+        assert int(out['library'].split('.')[0]) > 22, out['library']
+    assert name in out['listed'] and out['missing'] is None
+    assert out['patched'] == {'wglan.mesh/port': '51821'}
+    assert out['modified_port'] == '51822' and out['modified_after'] < 1.5
+    assert 'BOOKMARK' in out['seen']
+    assert out['gone'] is True
+
+
+def test_rbac_manifest_covers_every_verb_the_collection_used(api):
+    used = set(entry['verb'] for entry in api.test_call('/_test/audit') if entry['userAgent'] == 'wglan.mesh')
+    with open(os.path.join(ROOT, 'deploy', 'kubernetes', 'rbac.yaml')) as handle:
+        documents = [d for d in yaml.safe_load_all(handle) if d]
+    role = [d for d in documents if d['kind'] == 'ClusterRole'][0]
+    granted = set(verb for rule in role['rules'] if 'nodes' in rule['resources'] for verb in rule['verbs'])
+    assert used, 'the client tests above ran no request'
+    assert used <= granted, 'the client used %s, the manifest grants %s' % (sorted(used), sorted(granted))
+    assert granted == set(['get', 'list', 'watch', 'patch']), 'least privilege: nothing beyond what is used'
+    binding = [d for d in documents if d['kind'] == 'ClusterRoleBinding'][0]
+    assert binding['roleRef']['name'] == role['metadata']['name']
