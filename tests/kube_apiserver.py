@@ -543,10 +543,15 @@ def write_certificates(directory, ip_address):
     return paths
 
 
-def kubeconfig(server_url, ca_file, token):
-    """A kubeconfig (as a dict; JSON is valid YAML) for the double."""
+def kubeconfig(server_url, ca_file, token, embed=False):
+    """A kubeconfig (as a dict; JSON is valid YAML) for the double; embed puts the CA in it."""
+    import base64
+    cluster = {'server': server_url, 'certificate-authority': ca_file}
+    if embed:
+        with open(ca_file, 'rb') as handle:
+            cluster = {'server': server_url, 'certificate-authority-data': base64.b64encode(handle.read()).decode()}
     return {'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'lab',
-            'clusters': [{'name': 'lab', 'cluster': {'server': server_url, 'certificate-authority': ca_file}}],
+            'clusters': [{'name': 'lab', 'cluster': cluster}],
             'users': [{'name': 'node', 'user': {'token': token}}],
             'contexts': [{'name': 'lab', 'context': {'cluster': 'lab', 'user': 'node'}}]}
 

@@ -62,7 +62,8 @@ def needs_patch(node, record):
 
 
 def record_from_node(node):
-    """A Node object (dict, as the API returns it) -> raw record, or WglanError naming the node."""
+    """A Node object (dict, as the API returns it) -> raw record, None when it has no wglan annotation
+    (the node does not run wglan, or has not joined yet), or WglanError naming the node."""
     if not isinstance(node, dict):
         raise WglanError('a Node object is not a mapping')
     metadata = node.get('metadata') or {}
@@ -70,8 +71,10 @@ def record_from_node(node):
     if not name or not isinstance(name, str):
         raise WglanError('a Node object has no name')
     annotations = metadata.get('annotations') or {}
+    if not any(key.startswith(PREFIX) for key in annotations):
+        return None
     if not annotations.get(PREFIX + 'public-key'):
-        raise WglanError('node %s has no %spublic-key annotation (it has not joined yet)' % (name, PREFIX))
+        raise WglanError('it has wglan annotations but no %spublic-key' % PREFIX)
     spec = node.get('spec') or {}
     status = node.get('status') or {}
     pods = list(spec.get('podCIDRs') or ([spec['podCIDR']] if spec.get('podCIDR') else []))
@@ -83,16 +86,16 @@ def record_from_node(node):
                 try:
                     node_ips.append(str(ipaddress.ip_interface(entry.get('address'))))
                 except ValueError:
-                    raise WglanError('node %s: status address %r is not an IP address' % (name, entry.get('address')))
+                    raise WglanError('status address %r is not an IP address' % (entry.get('address'),))
     try:
         observed = json.loads(annotations.get(PREFIX + 'observed') or '{}')
     except ValueError:
-        raise WglanError('node %s: %sobserved is not JSON' % (name, PREFIX))
+        raise WglanError('%sobserved is not JSON' % PREFIX)
     if not isinstance(observed, dict):
-        raise WglanError('node %s: %sobserved is not a JSON object' % (name, PREFIX))
+        raise WglanError('%sobserved is not a JSON object' % PREFIX)
     port = annotations.get(PREFIX + 'port') or '51820'
     if not str(port).isdigit():
-        raise WglanError('node %s: %sport %r is not a number' % (name, PREFIX, port))
+        raise WglanError('%sport %r is not a number' % (PREFIX, port))
     raw = dict(version=RECORD_VERSION, name=name, public_key=annotations.get(PREFIX + 'public-key'),
                address=annotations.get(PREFIX + 'address') or None, node_ips=node_ips, port=int(port),
                extra_endpoints=_split(annotations.get(PREFIX + 'endpoints')), pod_cidrs=pods, observed=observed)
@@ -100,14 +103,27 @@ def record_from_node(node):
     return raw
 
 
-def records_from_nodes(nodes, warn):
-    """Valid records of every Node; each invalid one is skipped with a warning naming it."""
+def records_from_nodes(nodes, warn, last_good=None):
+    """Valid records of every Node; each invalid one is skipped with a warning naming it.
+
+    Nodes without any wglan annotation are not members (yet) and are skipped quietly.
+    When a Node's annotations turn bad, the record last read from it (last_good,
+    by name) stays in use, so a broken annotation never removes a working peer.
+    """
     records = []
     for node in nodes:
         try:
-            records.append(record_from_node(node))
+            record = record_from_node(node)
         except WglanError as exc:
-            warn('kubernetes: %s' % exc)
+            name = ((node.get('metadata') or {}).get('name') if isinstance(node, dict) else None) or '(no name)'
+            if name in (last_good or {}):
+                warn('kubernetes: node %s: %s; its last good record stays in use' % (name, exc))
+                records.append(last_good[name])
+            else:
+                warn('kubernetes: node %s skipped: %s' % (name, exc))
+            continue
+        if record is not None:
+            records.append(record)
     return records
 
 
@@ -134,4 +150,4 @@ def from_kubernetes(client, node_name, publish_record, saved, warn, check_mode):
     except WglanError as exc:
         warn('%s; keeping the %d records it gave last time' % (exc, len(saved or {})))
         return list((saved or {}).values()), None, False
-    return records_from_nodes(nodes, warn), published, True
+    return records_from_nodes(nodes, warn, saved), published, True

@@ -76,6 +76,33 @@ def veth(ns_a, name_a, ns_b, name_b):
     ns_a.sh('ip link set %s up' % name_a)
 
 
+def switched(tag, members, wireguard, workdir, spaces):
+    """Namespaces on one bridge (in a switch namespace), 198.51.100.<index>/24 on eth0.
+
+    members: (index, name) pairs; those named in wireguard get an interface name,
+    a work directory and a key path. Every namespace made is appended to spaces
+    (the caller destroys them, also when this fails half way).
+    """
+    sw = Namespace('wglan-%s-sw' % tag)
+    spaces.append(sw)
+    sw.sh('ip link add br0 type bridge && ip link set br0 up')
+    nodes = {}
+    for index, name in members:
+        ns = Namespace('wglan-%s-%s' % (tag, name))
+        spaces.append(ns)
+        veth(sw, 'p%s' % name, ns, 'eth0')
+        sw.sh('ip link set p%s master br0' % name)
+        ns.sh('ip addr add 198.51.100.%d/24 dev eth0' % index)
+        nodes[name] = ns
+        if name in wireguard:
+            ns.ifname = 'wg%s%s' % (tag, name)
+            ns.interfaces.append(ns.ifname)
+            ns.workdir = os.path.join(workdir, name)
+            os.makedirs(ns.workdir)
+            ns.key_path = os.path.join(ns.workdir, 'private.key')
+    return nodes
+
+
 class Playbook:
     """Runs modules through ansible-playbook inside a namespace; returns their results."""
 
@@ -113,6 +140,23 @@ class Playbook:
 
     def one(self, module, args, check=False):
         return self.run([(module, args, check)])[0]
+
+
+def identity(ns):
+    """Key and address of a node namespace (ns.key_path, ns.workdir), made by the modules."""
+    key, addr = Playbook(ns, ns.workdir).run([
+        ('wglan.mesh.wglan_keys', dict(path=ns.key_path), False),
+        ('wglan.mesh.wglan_address', dict(source_interface='eth0'), False)])
+    return key['public_key'], addr
+
+
+def record_of(ns, name):
+    """The node record a node namespace would publish, with its key and address."""
+    public_key, addr = identity(ns)
+    ip = ns.sh('ip -4 -o addr show dev eth0').stdout.split()[3]
+    return dict(cidr=addr['cidr'], address=addr['address'], public_key=public_key,
+                record=dict(version=1, name=name, public_key=public_key, address=addr['address'],
+                            node_ips=[ip], port=51820, extra_endpoints=[], pod_cidrs=[], observed={}))
 
 
 def wait_for(predicate, timeout=10.0, interval=0.1):

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from netns import ALL_OUTPUT, COLLECTIONS, Namespace, Playbook, veth, wait_for
+from netns import ALL_OUTPUT, COLLECTIONS, Playbook, record_of, switched, wait_for
 
 TOKEN = 'discovery-test-token-%s' % uuid.uuid4().hex
 SERVICE_IP = '198.51.100.100'
@@ -26,29 +26,12 @@ def world(tmp_path_factory):
     spaces = []
     server = None
     try:
-        sw = Namespace('wglan-%s-sw' % tag)
-        spaces.append(sw)
-        sw.sh('ip link add br0 type bridge && ip link set br0 up')
-        nodes = {}
-        for index, name in ((100, 'srv'), (1, 'n1'), (2, 'n2')):
-            ns = Namespace('wglan-%s-%s' % (tag, name))
-            spaces.append(ns)
-            veth(sw, 'p%s' % name, ns, 'eth0')
-            sw.sh('ip link set p%s master br0' % name)
-            ns.sh('ip addr add 198.51.100.%d/24 dev eth0' % index)
-            nodes[name] = ns
+        nodes = switched(tag, ((100, 'srv'), (1, 'n1'), (2, 'n2')), ('n1', 'n2'), work, spaces)
         env = dict(os.environ, PYTHONPATH=COLLECTIONS)
         server = subprocess.Popen(['ip', 'netns', 'exec', nodes['srv'].name, sys.executable, '-m',
                                    'ansible_collections.wglan.mesh.plugins.module_utils.discovery_server',
                                    '--listen', '%s:8443' % SERVICE_IP, '--db', os.path.join(work, 'db')],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for name in ('n1', 'n2'):
-            ns = nodes[name]
-            ns.ifname = 'wg%s%s' % (tag, name)
-            ns.interfaces.append(ns.ifname)
-            ns.workdir = os.path.join(work, name)
-            os.makedirs(ns.workdir)
-            ns.key_path = os.path.join(ns.workdir, 'private.key')
         assert wait_for(lambda: nodes['n1'].sh('python3 -c "import socket; socket.create_connection((\'%s\', 8443), 1)"'
                                                % SERVICE_IP, check=False).returncode == 0, timeout=15)
         yield dict(nodes=nodes, server=server)
@@ -59,27 +42,12 @@ def world(tmp_path_factory):
             ns.destroy()
 
 
-def identity(ns):
-    key, addr = Playbook(ns, ns.workdir).run([
-        ('wglan.mesh.wglan_keys', dict(path=ns.key_path), False),
-        ('wglan.mesh.wglan_address', dict(source_interface='eth0'), False)])
-    return key['public_key'], addr
-
-
 def peers_args(ns, name, record, **extra):
     args = dict(interface=ns.ifname, backend='userspace', private_key_path=ns.key_path,
                 addresses=[record['cidr']], purge=True, self_name=name, discovery_url=URL,
                 cluster_token=TOKEN, publish=record['record'], state_path=os.path.join(ns.workdir, 'mesh.json'))
     args.update(extra)
     return args
-
-
-def record_of(ns, name):
-    public_key, addr = identity(ns)
-    ip = ns.sh('ip -4 -o addr show dev eth0').stdout.split()[3]
-    return dict(cidr=addr['cidr'], address=addr['address'], public_key=public_key,
-                record=dict(version=1, name=name, public_key=public_key, address=addr['address'],
-                            node_ips=[ip], port=51820, extra_endpoints=[], pod_cidrs=[], observed={}))
 
 
 STATE = {}

@@ -44,7 +44,7 @@ def test_pod_cidrs_and_status_addresses_are_read():
 def test_malformed_nodes_are_skipped_with_their_name_and_reason():
     good = node('good', k8s.annotations_for_record(dict(RECORD, name='good')))
     bad = [
-        node('nokey', {}),
+        node('nokey', {'wglan.mesh/address': '200:1001::9'}),
         node('badkey', {'wglan.mesh/public-key': 'garbage'}),
         node('badcidr', {'wglan.mesh/public-key': KEY, 'wglan.mesh/assigned-prefixes': '10.0.0.1/8'}),
         node('badjson', {'wglan.mesh/public-key': KEY, 'wglan.mesh/observed': '{not json'}),
@@ -53,8 +53,20 @@ def test_malformed_nodes_are_skipped_with_their_name_and_reason():
         'not a node',
     ]
     warnings = []
-    records = k8s.records_from_nodes([bad[0], good] + bad[1:], warnings.append)
+    not_member = node('plain', {'other/annotation': 'x'})
+    records = k8s.records_from_nodes([bad[0], good, not_member] + bad[1:], warnings.append)
     assert [r['name'] for r in records] == ['good']
     assert len(warnings) == len(bad)
     for name in ('nokey', 'badkey', 'badcidr', 'badjson', 'badaddr'):
         assert any(name in w for w in warnings), name
+    assert not any('plain' in w for w in warnings), 'a node that does not run wglan is not an error'
+
+
+def test_a_node_whose_annotations_turn_bad_keeps_its_last_good_record():
+    good = dict(RECORD, name='worker')
+    broken = node('worker', dict(k8s.annotations_for_record(good), **{'wglan.mesh/observed': '{oops'}))
+    warnings = []
+    records = k8s.records_from_nodes([broken], warnings.append, last_good={'worker': good})
+    assert records == [good]
+    assert len(warnings) == 1 and 'worker' in warnings[0] and 'last good record' in warnings[0]
+    assert k8s.records_from_nodes([broken], warnings.append, last_good={'other': good}) == []

@@ -1,0 +1,161 @@
+"""Kubernetes Node annotations as the mesh's only source, on the lab (its own machines).
+
+The API server is the test double (tests/kube_apiserver.py; its fidelity to the
+real one is tested with kubectl in tests/integration/test_kube_apiserver_double.py),
+over TLS with a bearer token, in the lab's controller namespace on the public
+switch, where a cloud's API endpoint would be. Nodes are registered the way a
+kubelet does (name = the machine's host name, InternalIP in status.addresses);
+each machine gets a kubeconfig and wglan_use_inventory=false, so it learns its
+peers from the annotations only.
+"""
+import base64
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from lab import Lab, ROOT, mesh_matrix, new_name, plan
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import kube_apiserver  # noqa: E402  (tests/ is not a package)
+
+API_IP = '203.0.113.2'  # the controller's address on the public switch
+TOKEN = 'kube-lab-token-%s' % uuid.uuid4().hex
+KUBECTL = os.path.join(ROOT, 'build', 'kubectl-debian', 'kubectl')
+HOSTS = ['a1', 'a2', 'b1', 'hub1']
+
+
+class Cluster:
+    def __init__(self, lab):
+        self.lab = lab
+        paths = kube_apiserver.write_certificates(lab.dir, API_IP)
+        self.kubeconfig = os.path.join(lab.dir, 'kubeconfig')
+        with open(self.kubeconfig, 'w') as handle:
+            json.dump(kube_apiserver.kubeconfig('https://%s:6443' % API_IP, paths['ca.crt'], TOKEN, embed=True),
+                      handle)
+        self.proc = subprocess.Popen(['ip', 'netns', 'exec', lab.controller, sys.executable,
+                                      os.path.join(ROOT, 'tests', 'kube_apiserver.py'), '--listen', '%s:6443' % API_IP,
+                                      '--token', TOKEN, '--cert', paths['server.crt'], '--key', paths['server.key']],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kubectl(self, *args, check=True):
+        proc = subprocess.run(['ip', 'netns', 'exec', self.lab.controller, KUBECTL, '--kubeconfig', self.kubeconfig,
+                               '--request-timeout=10s'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=60, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError('kubectl %s: %s' % (' '.join(args), proc.stderr))
+        return proc
+
+    def register(self, name, ip):
+        path = os.path.join(self.lab.dir, 'node-%s.json' % name)
+        with open(path, 'w') as handle:
+            json.dump({'apiVersion': 'v1', 'kind': 'Node', 'metadata': {'name': name},
+                       'status': {'addresses': [{'type': 'InternalIP', 'address': ip}]}}, handle)
+        self.kubectl('create', '--validate=false', '-f', path)
+
+    def annotations(self, name):
+        return json.loads(self.kubectl('get', 'node', name, '-o', 'json').stdout)['metadata'].get('annotations', {})
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope='module')
+def kube():
+    """hub1 public; a1, a2 behind NAT A; b1 behind NAT B; the API double on the public switch."""
+    lab = Lab(new_name())
+    cluster = None
+    try:
+        lab.up(plan(public=1, sites=2, per_site=[2, 1]))
+        cluster = Cluster(lab)
+        encoded = base64.b64encode(open(cluster.kubeconfig, 'rb').read()).decode()
+        for host in HOSTS:
+            lab.ssh(host, 'mkdir -p /etc/wglan && echo %s | base64 -d > /etc/wglan/kubeconfig && '
+                          'chmod 600 /etc/wglan/kubeconfig' % encoded)
+            # As a kubelet registers it: its host name, its address.
+            hostname = lab.ssh(host, 'hostname').stdout.strip().lower()
+            cluster.register(hostname, lab.state['layout']['machines'][host]['ip'])
+        inventory = lab.inventory + '.kube'
+        with open(lab.inventory) as handle:
+            text = handle.read()
+        with open(inventory, 'w') as handle:
+            handle.write(text + '\n[all:vars]\nwglan_use_inventory=false\nwglan_kubeconfig=/etc/wglan/kubeconfig\n')
+        yield dict(lab=lab, cluster=cluster, inventory=inventory)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        lab.down()
+
+
+def peers(lab, host):
+    return sorted(lab.ssh(host, 'wg show wglan0 peers').stdout.split())
+
+
+def keys_of(lab):
+    return dict((h, lab.ssh(h, 'wg show wglan0 public-key').stdout.strip()) for h in HOSTS)
+
+
+def recap_changed(output):
+    """{host: changed count} from the PLAY RECAP."""
+    counts = {}
+    for line in output.split('PLAY RECAP')[-1].splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[1] == ':':
+            counts[parts[0]] = int([p for p in parts if p.startswith('changed=')][0].split('=')[1])
+    return counts
+
+
+def test_mesh_forms_from_node_annotations_alone(kube):
+    lab, cluster = kube['lab'], kube['cluster']
+    first = lab.playbook_with_inventory(kube['inventory'], 'playbooks/site.yml')
+    assert first.returncode == 0, first.stdout[-3000:]
+    keys = keys_of(lab)
+    for host in HOSTS:
+        assert peers(lab, host) == sorted(k for h, k in keys.items() if h != host), host
+        hostname = lab.ssh(host, 'hostname').stdout.strip().lower()
+        assert cluster.annotations(hostname)['wglan.mesh/public-key'] == keys[host]
+    names, reach, _age = mesh_matrix(lab)
+    assert all(reach[s][d] for s in names for d in names if s != d), reach
+    second = lab.playbook_with_inventory(kube['inventory'], 'playbooks/site.yml')
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert recap_changed(second.stdout) == dict((h, 0) for h in HOSTS), second.stdout[-3000:]
+    assert TOKEN not in first.stdout + second.stdout
+
+
+def test_adhoc_refresh_with_no_arguments(kube):
+    lab = kube['lab']
+    result = lab.adhoc('wglan', 'wglan.mesh.wglan_peers')
+    lines = [line for line in result.stdout.splitlines() if ' | ' in line]
+    assert len(lines) == len(HOSTS) and all('SUCCESS' in line for line in lines), result.stdout[-3000:]
+    assert all('"reached": true' in line for line in lines), 'the saved settings named the Kubernetes source'
+    assert TOKEN not in result.stdout
+
+
+def test_malformed_annotations_on_one_node_do_not_stop_the_others(kube):
+    lab, cluster = kube['lab'], kube['cluster']
+    before = dict((h, peers(lab, h)) for h in HOSTS)
+    b1 = lab.ssh('b1', 'hostname').stdout.strip().lower()
+    cluster.kubectl('annotate', 'node', b1, '--overwrite', 'wglan.mesh/observed={garbage')
+    fresh = lab.ssh('hub1', 'wg genkey | wg pubkey').stdout.strip()
+    for name, values in (('bad-key', ['wglan.mesh/public-key=not-a-key']),
+                         ('bad-cidr', ['wglan.mesh/public-key=%s' % fresh, 'wglan.mesh/assigned-prefixes=10.1.1.1/8'])):
+        cluster.register(name, '198.51.100.9')
+        cluster.kubectl('annotate', 'node', name, *values)
+    # b1 is not in this run, so its broken annotation stays broken while the others read it.
+    result = lab.playbook_with_inventory(kube['inventory'], 'playbooks/site.yml', '--limit', 'hub1,a1,a2')
+    assert result.returncode == 0, result.stdout[-3000:]
+    for name in ('bad-key', 'bad-cidr', b1):
+        assert 'node %s' % name in result.stdout, name
+    after = dict((h, peers(lab, h)) for h in HOSTS)
+    assert after == before, 'b1 keeps its last good record; the bad Nodes add nothing'
+    names, reach, _age = mesh_matrix(lab)
+    assert all(reach[s][d] for s in names for d in names if s != d), reach
+    # b1's own run writes its annotations back.
+    result = lab.playbook_with_inventory(kube['inventory'], 'playbooks/site.yml', '--limit', 'b1')
+    assert result.returncode == 0, result.stdout[-3000:]
+    json.loads(cluster.annotations(b1)['wglan.mesh/observed'])
