@@ -223,7 +223,8 @@ def build_mesh(me, records, pod_networking=False, keepalive=DEFAULT_KEEPALIVE):
                 allowed.append(net)
         endpoint, reason = choose_endpoint(me, record, records)
         choices[record.name] = (endpoint, reason)
-        peers.append(Peer(record.public_key, endpoint, allowed, None, keepalive, record.name))
+        peers.append(Peer(record.public_key, endpoint, allowed, None, keepalive, record.name,
+                          endpoint_fallback=reason not in ('same-link', 'announced')))
     return peers, choices, warnings
 
 

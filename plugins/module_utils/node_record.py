@@ -79,8 +79,12 @@ def without_observations(data):
     """A record, or a state holding records, minus what nodes observed (a cache that moves)."""
     if not isinstance(data, dict):
         return data
-    if 'records' in data and isinstance(data['records'], dict):
-        return dict(data, records=dict((k, without_observations(v)) for k, v in data['records'].items()))
+    sections = [k for k in ('records', 'discovery', 'kubernetes') if isinstance(data.get(k), dict)]
+    if sections:  # a state: records by name under each source
+        stripped = dict(data)
+        for section in sections:
+            stripped[section] = dict((k, without_observations(v)) for k, v in data[section].items())
+        return stripped
     return dict((k, v) for k, v in data.items() if k != 'observed')
 
 

@@ -39,11 +39,15 @@ class Peer:
     """
 
     __slots__ = ('_public_key', '_key_hex', 'endpoint', '_allowed', '_allowed_text', 'preshared_key',
-                 'persistent_keepalive', 'name')
+                 'persistent_keepalive', 'name', 'endpoint_fallback')
     FIELDS = ('public_key', 'endpoint', 'allowed_ips', 'preshared_key', 'persistent_keepalive', 'name')
 
     def __init__(self, public_key, endpoint=None, allowed_ips=(), preshared_key=None,
-                 persistent_keepalive=0, name=None):
+                 persistent_keepalive=0, name=None, endpoint_fallback=False):
+        # endpoint_fallback: the endpoint is a best guess (an observation, an own
+        # address). It is set for a peer that is not up, but never replaces the
+        # endpoint of a peer that is up: WireGuard roamed there, so it works.
+        self.endpoint_fallback = endpoint_fallback
         self._public_key = public_key
         self._key_hex = None
         self.endpoint = endpoint
@@ -68,6 +72,7 @@ class Peer:
         peer._allowed_text = frozenset(allowed_text)
         peer.preshared_key = None if preshared_key in (None, ZERO_KEY) else preshared_key
         peer.persistent_keepalive = persistent_keepalive
+        peer.endpoint_fallback = False
         peer.name = None
         return peer
 
@@ -115,6 +120,7 @@ class Peer:
 
     def replace(self, **changes):
         values = dict((field, getattr(self, field)) for field in self.FIELDS)
+        values['endpoint_fallback'] = self.endpoint_fallback
         values.update(changes)
         return Peer(**values)
 
@@ -401,14 +407,15 @@ class PeerOp:
         return 'PeerOp(%s %s %r)' % (self.action, self.public_key, shown)
 
 
-def diff_peers(desired, current, purge=False):
+def diff_peers(desired, current, purge=False, up=()):
     """Operations that turn the running peers into the desired ones.
 
     - a peer not running is added with everything it has;
     - a running peer gets only the fields that differ (allowed IPs are replaced
       as a whole when the set differs);
     - a desired peer without an endpoint keeps whatever endpoint it has (it may
-      have roamed there);
+      have roamed there), and so does one whose endpoint is only a fallback
+      guess while it is up (up: hex keys of running peers with a recent handshake);
     - running peers not desired are removed only when purge is set.
     Order: removals, then updates, then additions, each sorted by key, so that
     a freed address is released before another peer takes it.
@@ -430,7 +437,8 @@ def diff_peers(desired, current, purge=False):
             adds.append(PeerOp(PeerOp.ADD, peer.public_key, fields))
             continue
         fields = {}
-        if peer.endpoint and not peer.same_endpoint(running):
+        if peer.endpoint and not peer.same_endpoint(running) \
+                and not (peer.endpoint_fallback and running.key_hex in up):
             fields['endpoint'] = peer.endpoint
         if not peer.same_allowed_ips(running):
             fields['allowed_ips'] = peer.allowed_ips

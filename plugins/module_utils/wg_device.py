@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import contextlib
 import gc
+import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.keys import public_key_from_private
@@ -147,6 +148,8 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff):
     result = DeviceResult()
     if config.private_key is not None:
         result.public_key = public_key_from_private(config.private_key)
+    # Handshake times are read only when some endpoint is a fallback guess (see diff_peers).
+    with_stats = any(p.endpoint_fallback for p in desired_peers)
     with Links() as links:
         # Ask the device first: it prepares its answer while rtnetlink is read.
         pending = None
@@ -154,7 +157,7 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff):
             candidate = UapiBackend(config.ifname)
             if candidate.available():
                 try:
-                    pending = (candidate, candidate.start_read(with_stats=False))
+                    pending = (candidate, candidate.start_read(with_stats=with_stats))
                 except WglanError:
                     pending = None
         link = links.get(config.ifname, with_addresses=config.addresses is not None or want_diff)
@@ -184,7 +187,9 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff):
         if pending is not None and backend.name == pending[0].name:
             state = pending[1]()
         else:
-            state = backend.read(with_stats=False)
+            state = backend.read(with_stats=with_stats)
+        now = time.time()
+        up = set(k for k, stats in (state.stats or {}).items() if stats.state(now) == 'up')
         key = None
         if config.private_key is not None and state.private_key != config.private_key:
             key = config.private_key
@@ -197,7 +202,7 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff):
         if state.fwmark != config.fwmark:
             fwmark = config.fwmark
             result.device_changes.append('fwmark')
-        result.ops = diff_peers(desired_peers, state.peers, purge=purge)
+        result.ops = diff_peers(desired_peers, state.peers, purge=purge, up=up)
         if want_diff:
             result.before = {
                 'interface': config.ifname, 'listen_port': state.listen_port, 'fwmark': state.fwmark,

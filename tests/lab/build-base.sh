@@ -11,7 +11,7 @@ PACKAGES=(
   python3-apt python3-kubernetes nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
   linux-image-amd64 initramfs-tools
 )
-STAMP_VALUE="v3 ${PACKAGES[*]}"
+STAMP_VALUE="v4 ${PACKAGES[*]}"
 
 if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
   echo "lab base: $TREE is current"
@@ -55,6 +55,9 @@ WantedBy=multi-user.target
 UNIT
 chroot "$tmp" systemctl enable wglan-lab-key.service >/dev/null 2>&1
 : > "$tmp/etc/machine-id"
+# debootstrap copies the builder's host name; without the file each machine keeps
+# the name the lab gives it (nspawn --hostname, systemd.hostname= for qemu).
+rm -f "$tmp/etc/hostname"
 echo "$STAMP_VALUE" > "$tmp/.wglan-lab-stamp"
 rm -rf "$TREE"
 mv "$tmp" "$TREE"

@@ -55,3 +55,11 @@ class HostVars(dict):
 def test_member_records_lines_up_and_tolerates_missing():
     hostvars = HostVars(a1={'wglan_record': {'name': 'a1'}}, b1={}, c1={'wglan_record': 'garbage'})
     assert member_records(['a1', 'b1', 'c1', 'ghost'], hostvars) == [{'name': 'a1'}, None, None, None]
+
+
+def test_state_drops_observations_in_every_source_section():
+    state = {'version': 1, 'records': {}, 'discovery': {'d1': record(observed={'k': 'v'})},
+             'kubernetes': {'k1': record(observed={'k': 'v'})}}
+    stripped = node_record.without_observations(state)
+    assert 'observed' not in stripped['discovery']['d1'] and 'observed' not in stripped['kubernetes']['k1']
+    assert stripped['kubernetes']['k1']['port'] == state['kubernetes']['k1']['port']
