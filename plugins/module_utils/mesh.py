@@ -156,7 +156,9 @@ def choose_endpoint(me, peer, records):
     3. what other nodes observed from outside the peer's site, the most common;
     4. the address the discovery service saw the peer's requests come from,
        with the peer's port (its NAT's public address; right for NATs that
-       keep the port);
+       keep the port), unless another node was seen at that address too: then
+       the NAT gave the port to one of them only, and the guess may reach the
+       wrong node;
     5. the peer's own first address (a guess: right for public nodes; for a
        peer behind NAT its own packets will correct it, since WireGuard roams).
     """
@@ -172,7 +174,8 @@ def choose_endpoint(me, peer, records):
         for endpoint in seen:
             counts[endpoint] = counts.get(endpoint, 0) + 1
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0], 'observed'
-    if peer.public_ip is not None and peer.public_ip not in peer.own_ips() and not _on_link(peer.public_ip, mine):
+    if peer.public_ip is not None and peer.public_ip not in peer.own_ips() and not _on_link(peer.public_ip, mine) \
+            and not any(r.public_ip == peer.public_ip and r.public_key != peer.public_key for r in records):
         return format_endpoint(peer.public_ip, peer.port), 'discovery'
     own = peer.own_endpoints()
     if own:

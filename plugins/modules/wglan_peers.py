@@ -114,7 +114,10 @@ options:
         a peer. A record that does not validate is skipped with a warning naming the node.
       - The endpoint for each peer is chosen from its record and what other nodes observed, in this
         order, its own address on a link this node is on, an announced endpoint, the endpoint other
-        nodes see it at from outside its site (its NAT mapping), its own address.
+        nodes see it at from outside its site (its NAT mapping), its own address. The last two (and
+        the address the discovery service saw) are guesses, set for a peer that is not up but never in
+        place of the endpoint of a peer that is up (handshake in the last 275 s): WireGuard roamed there,
+        so it works.
       - Explicit O(peers) win over records with the same public key.
     type: list
     elements: raw

@@ -432,6 +432,16 @@ if __name__ == '__main__':
     sys.exit(main())
 
 
+def wg_report(lab, names):
+    """Each machine's WireGuard endpoints and handshakes, for failure messages."""
+    out = []
+    for name in names:
+        shown = lab.ssh(name, 'wg show wglan0 public-key; wg show wglan0 endpoints; wg show wglan0 latest-handshakes',
+                        check=False)
+        out.append('== %s\n%s' % (name, shown.stdout))
+    return '\n'.join(out)
+
+
 def mesh_matrix(lab, interface='wglan0', count=1, wait=3, only=None):
     """Who reaches whom over the mesh: ping every other node's mesh address from every node.
 

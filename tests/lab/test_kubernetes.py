@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from lab import Lab, ROOT, mesh_matrix, new_name, plan
+from lab import Lab, ROOT, mesh_matrix, new_name, plan, wg_report
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kube_apiserver  # noqa: E402  (tests/ is not a package)
@@ -131,7 +131,7 @@ def test_mesh_forms_from_node_annotations_alone(kube):
         hostname = lab.ssh(host, 'hostname').stdout.strip().lower()
         assert cluster.annotations(hostname)['wglan.mesh/public-key'] == keys[host]
     names, reach, _age = mesh_matrix(lab)
-    assert all(reach[s][d] for s in names for d in names if s != d), reach
+    assert all(reach[s][d] for s in names for d in names if s != d), (reach, wg_report(lab, names))
     second = lab.playbook_with_inventory(kube['inventory'], 'playbooks/site.yml', '--diff')
     assert second.returncode == 0, second.stdout[-3000:]
     assert recap_changed(second.stdout) == dict((h, 0) for h in HOSTS), changed_tasks(second.stdout)
@@ -165,7 +165,7 @@ def test_malformed_annotations_on_one_node_do_not_stop_the_others(kube):
     after = dict((h, peers(lab, h)) for h in HOSTS)
     assert after == before, 'b1 keeps its last good record; the bad Nodes add nothing'
     names, reach, _age = mesh_matrix(lab)
-    assert all(reach[s][d] for s in names for d in names if s != d), reach
+    assert all(reach[s][d] for s in names for d in names if s != d), (reach, wg_report(lab, names))
     # b1's own run writes its annotations back.
     result = lab.playbook_with_inventory(kube['inventory'], 'playbooks/site.yml', '--limit', 'b1')
     assert result.returncode == 0, result.stdout[-3000:]

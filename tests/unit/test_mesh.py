@@ -140,3 +140,12 @@ def test_discovery_observed_address_is_a_late_candidate():
     b1, hub_r = parsed(B1, hub_seen)
     assert mesh.choose_endpoint(b1, hub_r, [b1, hub_r]) == ('203.0.113.10:51820', 'own-address')
     assert mesh.parse_record(a1).as_dict()['discovery_observed'] == '203.0.113.101'
+
+
+def test_discovery_address_shared_by_two_nodes_is_no_candidate():
+    # Behind one NAT only one of them can have its own port on the NAT's address.
+    a1 = dict(A1, discovery_observed='203.0.113.101')
+    a2 = dict(A2, discovery_observed='203.0.113.101')
+    b1, a1_r, a2_r = parsed(B1, a1, a2)
+    assert mesh.choose_endpoint(b1, a1_r, [b1, a1_r, a2_r])[1] == 'own-address'
+    assert mesh.choose_endpoint(b1, a1_r, [b1, a1_r])[1] == 'discovery'
