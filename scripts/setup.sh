@@ -40,7 +40,10 @@ fi
 if [ ! -x build/kubectl-debian/kubectl ]; then
   tmp=$(mktemp -d)
   chmod 755 "$tmp"
-  (cd "$tmp" && apt-get download -q kubernetes-client >/dev/null 2>&1 || { apt-get update -q && apt-get download -q kubernetes-client; })
+  if ! (cd "$tmp" && apt-get download -q kubernetes-client >/dev/null 2>&1); then
+    apt-get update -q
+    (cd "$tmp" && apt-get download -q kubernetes-client)
+  fi
   dpkg-deb -x "$tmp"/kubernetes-client_*.deb "$tmp/root"
   mkdir -p build/kubectl-debian
   install -m 0755 "$tmp/root/usr/bin/kubectl" build/kubectl-debian/kubectl

@@ -162,25 +162,40 @@ def choose_endpoint(me, peer, records):
     5. the peer's own first address (a guess: right for public nodes; for a
        peer behind NAT its own packets will correct it, since WireGuard roams).
     """
+    candidates = endpoint_candidates(me, peer, records)
+    return candidates[0] if candidates else (None, 'none')
+
+
+def endpoint_candidates(me, peer, records):
+    """Every endpoint worth trying for peer, best first, as (endpoint, reason); the first is choose_endpoint's.
+
+    The watcher sweeps through these while a peer is down. Beyond choose_endpoint's
+    order: every announced endpoint, every distinct observation (most common
+    first), and every own address of the peer.
+    """
+    out = []
+
+    def add(endpoint, reason):
+        if endpoint and all(endpoint != e for e, _r in out):
+            out.append((endpoint, reason))
+
     mine = _networks(me)
     for endpoint in peer.own_endpoints():
         if _on_link(_ip_of(endpoint), mine):
-            return endpoint, 'same-link'
-    if peer.extra_endpoints:
-        return sorted(peer.extra_endpoints)[0], 'announced'
-    seen = useful_observations(peer, records)
-    if seen:
-        counts = {}
-        for endpoint in seen:
-            counts[endpoint] = counts.get(endpoint, 0) + 1
-        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0], 'observed'
+            add(endpoint, 'same-link')
+    for endpoint in sorted(peer.extra_endpoints):
+        add(endpoint, 'announced')
+    counts = {}
+    for endpoint in useful_observations(peer, records):
+        counts[endpoint] = counts.get(endpoint, 0) + 1
+    for endpoint, _count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        add(endpoint, 'observed')
     if peer.public_ip is not None and peer.public_ip not in peer.own_ips() and not _on_link(peer.public_ip, mine) \
             and not any(r.public_ip == peer.public_ip and r.public_key != peer.public_key for r in records):
-        return format_endpoint(peer.public_ip, peer.port), 'discovery'
-    own = peer.own_endpoints()
-    if own:
-        return own[0], 'own-address'
-    return None, 'none'
+        add(format_endpoint(peer.public_ip, peer.port), 'discovery')
+    for endpoint in peer.own_endpoints():
+        add(endpoint, 'own-address')
+    return out
 
 
 def allowed_ips_of(record, pod_networking):

@@ -116,7 +116,7 @@ options:
         order, its own address on a link this node is on, an announced endpoint, the endpoint other
         nodes see it at from outside its site (its NAT mapping), its own address. The last two (and
         the address the discovery service saw) are guesses, set for a peer that is not up but never in
-        place of the endpoint of a peer that is up (handshake in the last 275 s): WireGuard roamed there,
+        place of the endpoint of a peer that is up (handshake in the last 275 s), since WireGuard roamed there,
         so it works.
       - Explicit O(peers) win over records with the same public key.
     type: list
@@ -350,11 +350,7 @@ dropped_allowed_ips:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, mesh, node_record, peers as peer_model, sources, wg_device
-from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api, kubernetes_source
-from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
-from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.links import parse_interface_address
+from ansible_collections.wglan.mesh.plugins.module_utils import node_record, pipeline, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
 PEER_OPTIONS = dict(
@@ -365,127 +361,6 @@ PEER_OPTIONS = dict(
     preshared_key=dict(type='str', no_log=True),
     persistent_keepalive=dict(type='int'),
 )
-
-
-# Options a saved-settings file can supply, and their defaults when it does not.
-DEFAULTS = dict(
-    interface='wglan0', backend='auto', private_key_path=keys.DEFAULT_KEY_PATH, listen_port=wg_device.DEFAULT_PORT,
-    fwmark=wg_device.DEFAULT_FWMARK, mtu=wg_device.DEFAULT_MTU, addresses=None, peers=[],
-    persistent_keepalive=peer_model.DEFAULT_KEEPALIVE, purge=False, members=None, self_name=None,
-    pod_networking=False, state_path='/etc/wglan/mesh.json', discovery_url=None, cluster_token=None,
-    cluster_id=None, discovery_ca=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
-    peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None,
-)
-# Giving any of these makes a call self-contained: the saved settings are not read.
-SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'kubernetes', 'kubeconfig')
-
-
-def apply_settings(module):
-    """Fill the options not given from the saved settings (for a call that names no source), then the defaults."""
-    params = module.params
-    saved = {}
-    if all(params[name] is None for name in SOURCE_OPTIONS):
-        saved = node_record.read_json(params['settings_path'])
-        if saved is None:
-            saved = {}
-        elif not isinstance(saved, dict) or saved.get('version') != 1:
-            raise WglanError('%s is not a settings file this module wrote; run the role again or remove it'
-                             % params['settings_path'])
-    for name, default in DEFAULTS.items():
-        if params[name] is None:
-            params[name] = saved.get(name, default)
-    return bool(saved)
-
-
-def save_settings(module):
-    settings = dict((name, module.params[name]) for name in DEFAULTS)
-    settings['version'] = 1
-    # Holds the cluster token: root only, like the private key.
-    node_record.write_json_if_changed(module.params['settings_path'], settings, 0o600, module.check_mode)
-
-
-def kubernetes_client(params):
-    return kubernetes_api.connect(params['kubeconfig'], params['kube_context'])
-
-
-def peers_from_records(module, own_public_key):
-    """Peers built from the node records of the group, the Kubernetes Nodes and the discovery service.
-
-    Returns (peers, state to save, endpoint choices, discovery report, kubernetes report).
-    """
-    params = module.params
-    state = node_record.read_json(params['state_path']) or {}
-    members = params['members'] or []
-    records, used = mesh.records_for_members(members, params['records'], state.get('records', {}), module.warn)
-    discovery, kubernetes = None, None
-    saved_kubernetes = state.get('kubernetes', {})
-    if params['kubernetes']:
-        node_name = params['node_name'] or kubernetes_api.default_node_name()
-        client = kubernetes_client(params)
-        found, published, reached = kubernetes_source.from_kubernetes(
-            client, node_name, params['publish'], saved_kubernetes, module.warn, module.check_mode)
-        before = len(records)
-        records = sources.merge(records, found, module.warn, 'kubernetes')
-        saved_kubernetes = dict((r.name, r.as_dict()) for r in records[before:])
-        kubernetes = dict(reached=reached, node=node_name, published=published, records=len(found))
-    discovery = None
-    saved_discovery = state.get('discovery', {})
-    if params['discovery_url']:
-        if not params['cluster_token']:
-            raise WglanError('discovery_url needs cluster_token')
-        client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
-                                 params['discovery_ca'])
-        found, published, reached = sources.from_discovery(client, params['publish'], params['discovery_ttl'],
-                                                           saved_discovery, module.warn, module.check_mode)
-        before = len(records)
-        records = sources.merge(records, found, module.warn, 'discovery')
-        saved_discovery = dict((r.name, r.as_dict()) for r in records[before:])
-        discovery = dict(reached=reached, observed=published.get('observed') if published else None,
-                         records=len(found))
-    me = None
-    for record in records:
-        if record.name == params['self_name'] or (own_public_key and record.public_key == own_public_key):
-            me = record
-    if me is None:
-        me = mesh.NodeRecord(params['self_name'] or '', own_public_key, None)
-    if params['peer_selector']:
-        records = sources.select(records, me, params['peer_selector'])
-    peers, choices, warnings = mesh.build_mesh(me, records, params['pod_networking'], params['persistent_keepalive'])
-    for text in warnings:
-        module.warn(text)
-    if params['cluster_token'] and params['pair_preshared_keys'] and own_public_key:
-        peers = [p.replace(preshared_key=keys.pair_preshared_key(params['cluster_token'], own_public_key,
-                                                                 p.public_key)) for p in peers]
-    endpoints = dict((name, dict(endpoint=e, reason=r)) for name, (e, r) in sorted(choices.items()))
-    saved = dict(version=mesh.RECORD_VERSION, records=used)
-    if params['discovery_url']:
-        saved['discovery'] = saved_discovery
-    if params['kubernetes']:
-        saved['kubernetes'] = saved_kubernetes
-    return peers, saved, endpoints, discovery, kubernetes
-
-
-def desired_state(module):
-    """Validate everything before touching the host: key, settings, peers."""
-    params = module.params
-    private_key, _created = keys.load_or_create_private_key(params['private_key_path'], check_mode=module.check_mode)
-    addresses = None
-    if params['addresses'] is not None:
-        addresses = [parse_interface_address(a) for a in params['addresses']]
-    config = wg_device.DeviceConfig(params['interface'], private_key, params['listen_port'], params['fwmark'],
-                                    params['mtu'], addresses, params['backend'])
-    peer_list = peer_model.parse_peers(params['peers'], default_keepalive=params['persistent_keepalive'])
-    own = keys.public_key_from_private(private_key) if private_key is not None else None
-    used, endpoints, reports = None, None, {}
-    if params['members'] is not None or params['records'] is not None or params['discovery_url'] \
-            or params['kubernetes']:
-        from_records, used, endpoints, reports['discovery'], reports['kubernetes'] = peers_from_records(module, own)
-        explicit = set(p.public_key for p in peer_list)
-        peer_list.extend(p for p in from_records if p.public_key not in explicit)
-    if own is not None:
-        peer_list = [p for p in peer_list if p.public_key != own]
-    peer_list, dropped = peer_model.resolve_overlaps(peer_list)
-    return config, peer_list, dropped, used, endpoints, reports
 
 
 def main():
@@ -526,7 +401,7 @@ def main():
     )
     require_libs(module, 'pyroute2', 'cryptography')
     params = module.params
-    run_or_fail(module, apply_settings, module)
+    run_or_fail(module, pipeline.apply_settings, params)
     if params['kubeconfig']:
         params['kubernetes'] = True
     if params['peer_selector']:
@@ -541,7 +416,8 @@ def main():
                                   after={'interface': None})
         module.exit_json(**result)
 
-    config, peer_list, dropped, used, endpoints, reports = run_or_fail(module, desired_state, module)
+    config, peer_list, dropped, used, endpoints, reports = run_or_fail(module, pipeline.desired_state, params,
+                                                                       module.warn, module.check_mode)
     outcome = run_or_fail(module, wg_device.apply_device, config, peer_list, purge=params['purge'],
                           check_mode=module.check_mode, want_diff=module._diff)
     state_changed = False
@@ -573,7 +449,7 @@ def main():
         if report is not None:
             result[source] = report
     if params['save_settings']:
-        run_or_fail(module, save_settings, module)
+        run_or_fail(module, pipeline.save_settings, params, module.check_mode)
     for peer, prefix, reason in dropped:
         module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
     if module._diff:

@@ -21,6 +21,7 @@ import yaml
 from kubelab import DEBIAN_KUBECTL, Api, create, kubectls
 from netns import ROOT
 
+
 @pytest.fixture(scope='module')
 def api(tmp_path_factory):
     server = Api(str(tmp_path_factory.mktemp('kube')), uuid.uuid4().hex[:6])
@@ -160,7 +161,9 @@ def test_collection_client_with_both_library_versions(api, python):
 def test_rbac_manifest_covers_every_verb_the_collection_used(api):
     used = set(entry['verb'] for entry in api.test_call('/_test/audit') if entry['userAgent'] == 'wglan.mesh')
     with open(os.path.join(ROOT, 'deploy', 'kubernetes', 'rbac.yaml')) as handle:
-        documents = [d for d in yaml.safe_load_all(handle) if d]
+        manifest = yaml.safe_load(handle)
+    assert manifest['kind'] == 'List'  # one document, so `kubectl apply -f` and linters take it whole
+    documents = manifest['items']
     role = [d for d in documents if d['kind'] == 'ClusterRole'][0]
     granted = set(verb for rule in role['rules'] if 'nodes' in rule['resources'] for verb in rule['verbs'])
     assert used, 'the client tests above ran no request'

@@ -105,7 +105,10 @@ def test_mesh_forms_from_node_annotations_alone(world):
 def test_malformed_annotations_on_other_nodes_do_not_stop_the_rest(world):
     n1 = world['nodes']['n1']
     api = world['api']
-    fresh_key = lambda: n1.sh('wg genkey | wg pubkey').stdout.strip()  # noqa: E731
+
+    def fresh_key():
+        return n1.sh('wg genkey | wg pubkey').stdout.strip()
+
     broken = {
         'bad-key': ['wglan.mesh/public-key=not-a-key'],
         'bad-cidr': ['wglan.mesh/public-key=%s' % fresh_key(), 'wglan.mesh/assigned-prefixes=10.0.0.1/8'],

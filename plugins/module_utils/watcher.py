@@ -1,0 +1,415 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The watcher: keeps the mesh current between Ansible runs, with the modules' own pipeline.
+
+    python3 -m ansible_collections.wglan.mesh.plugins.module_utils.watcher run [--settings F] [--config F]
+    python3 -m ansible_collections.wglan.mesh.plugins.module_utils.watcher status
+
+It reads the settings the node role saved for wglan_peers (settings.json: the
+interface, the sources, the token) and its own options (watcher.json), then
+loops:
+  - a reconcile (sources -> model -> device, state, nftables targets) when a
+    source reports a change (discovery-service long poll, Kubernetes Node watch),
+    when either file changes, and every `resync` seconds as a safety net;
+  - between reconciles, a sweep every second: each peer that is not up gets
+    its next endpoint candidate after `sweep_interval` seconds without a
+    handshake (no source I/O, only the device); a peer that comes up keeps the
+    endpoint that worked;
+  - this node's record is published with the endpoints its up peers are seen
+    at (so NATed nodes find each other) when it changes, and again before its
+    TTL runs out;
+  - nftables targets hold the allowed IPs of peers that are up (all peers with
+    force_routing), so traffic to a dead peer falls back to the normal routes.
+A source that fails leaves the last good state in place. Logs (stdout, the
+journal under systemd) never contain secrets. The status (peer, address,
+endpoint, state, handshake age) is written to status_path for `status`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+
+from ansible_collections.wglan.mesh.plugins.module_utils import mesh, nft_rules, node_record, pipeline
+from ansible_collections.wglan.mesh.plugins.module_utils import policy_routing, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+
+SETTINGS = '/etc/wglan/settings.json'
+CONFIG = '/etc/wglan/watcher.json'
+OPTIONS = dict(
+    resync=60.0,            # seconds between safety-net reconciles
+    # Seconds on one endpoint candidate before the next (KubeSpan: 15). WireGuard sends
+    # at most one handshake initiation per 5 s (REKEY_TIMEOUT, plus up to 1/3 s of
+    # jitter), so each candidate must be held a little longer to be tried once.
+    sweep_interval=6.0,
+    force_routing=False,    # route every peer's addresses, up or not
+    publish_every=600.0,    # re-publish this node's record at least this often (TTL refresh)
+    status_path='/run/wglan/status.json',
+    table=nft_rules.DEFAULT_TABLE, route_mark=nft_rules.DEFAULT_ROUTE_MARK, mark_mask=nft_rules.DEFAULT_MARK_MASK,
+    route_table=policy_routing.DEFAULT_TABLE, rule_priority=policy_routing.DEFAULT_PRIORITY,
+    manage_rules=True,
+)
+
+
+def log(message):
+    sys.stdout.write('wglan-watcher: %s\n' % message)
+    sys.stdout.flush()
+
+
+def out(text, stream=None):
+    stream = stream or sys.stdout
+    stream.write(text + '\n')
+
+
+def load_options(path):
+    options = dict(OPTIONS)
+    data = node_record.read_json(path) if path else None
+    if data is not None:
+        if not isinstance(data, dict):
+            raise WglanError('%s is not a JSON object' % path)
+        unknown = sorted(set(data) - set(OPTIONS))
+        if unknown:
+            raise WglanError('%s: unknown options %s' % (path, ', '.join(unknown)))
+        options.update(data)
+    for key in ('resync', 'sweep_interval', 'publish_every'):
+        if not isinstance(options[key], (int, float)) or options[key] <= 0:
+            raise WglanError('%s: %s must be a positive number' % (path, key))
+    return options
+
+
+def load_settings(path):
+    """The role's saved wglan_peers settings, with the module's defaults for what they lack."""
+    saved = node_record.read_json(path)
+    if not isinstance(saved, dict) or saved.get('version') != 1:
+        raise WglanError('%s is missing or not settings the role wrote' % path)
+    params = dict((k, None) for k in pipeline.DEFAULTS)
+    params.update(records=None, settings_path=path)
+    for name, default in pipeline.DEFAULTS.items():
+        params[name] = saved.get(name, default)
+    if params['kubeconfig']:
+        params['kubernetes'] = True
+    return params
+
+
+class Sweeper:
+    """Which endpoint candidate each peer that is not up is on, and since when."""
+
+    def __init__(self, interval):
+        self.interval = interval
+        self.position = {}  # public key -> [index, since]
+
+    def endpoints(self, candidates, up, now):
+        """{public key: endpoint} to use instead of the pipeline's choice, for peers that are not up."""
+        chosen = {}
+        for key, options in candidates.items():
+            if key in up or not options:
+                self.position.pop(key, None)
+                continue
+            index, since = self.position.get(key, (0, now))
+            if now - since >= self.interval:
+                index, since = (index + 1) % len(options), now
+            self.position[key] = [index, since]
+            chosen[key] = options[index][0]
+        for key in list(self.position):
+            if key not in candidates:
+                del self.position[key]
+        return chosen
+
+
+class Watcher:
+    def __init__(self, settings_path=SETTINGS, config_path=CONFIG):
+        self.settings_path = settings_path
+        self.config_path = config_path
+        self.options = load_options(config_path)
+        self.events = queue.Queue()
+        self.stop = threading.Event()
+        self.sweeper = Sweeper(self.options['sweep_interval'])
+        self.params = None
+        self.last = None            # (config, peers, candidates) of the last good reconcile
+        self.last_publish = 0.0
+        self.published = None
+        self.watch_threads = {}
+        self.reconciles = 0
+
+    # -- events ----------------------------------------------------------
+    def trigger(self, why):
+        self.events.put(why)
+
+    def _files_changed(self, seen):
+        stamps = []
+        for path in (self.settings_path, self.config_path):
+            try:
+                stat = os.stat(path)
+                stamps.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+            except OSError:
+                stamps.append(None)
+        changed = seen[0] is not None and stamps != seen[0]
+        seen[0] = stamps
+        return changed
+
+    def _watch_discovery(self, params):
+        from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
+        client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
+                                 params['discovery_ca'])
+        since = 0
+        while not self.stop.is_set():
+            try:
+                answer = client.watch(since, lambda text: None, timeout=20)
+            except WglanError as exc:
+                log('discovery watch: %s; retrying in 5 s' % exc)
+                self.stop.wait(5)
+                continue
+            version = int(answer.get('version') or 0)
+            if since and version != since:
+                self.trigger('discovery service changed')
+            since = version
+
+    def _watch_kubernetes(self, params):
+        from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api
+        while not self.stop.is_set():
+            try:
+                client = kubernetes_api.connect(params['kubeconfig'], params['kube_context'])
+                _nodes, version = client.list_nodes()
+                for kind, _obj in client.watch_nodes(version, timeout_seconds=240):
+                    if self.stop.is_set():
+                        return
+                    if kind in ('ADDED', 'MODIFIED', 'DELETED'):
+                        self.trigger('kubernetes node %s' % kind.lower())
+            except kubernetes_api.Gone:
+                self.trigger('kubernetes watch expired')
+            except WglanError as exc:
+                log('kubernetes watch: %s; retrying in 5 s' % exc)
+                self.stop.wait(5)
+
+    def _start_watches(self, params):
+        wanted = {}
+        if params.get('discovery_url') and params.get('cluster_token'):
+            wanted['discovery'] = (self._watch_discovery, (params['discovery_url'], params['cluster_id']))
+        if params.get('kubernetes'):
+            wanted['kubernetes'] = (self._watch_kubernetes, (params['kubeconfig'], params['kube_context']))
+        for name, (target, identity) in wanted.items():
+            current = self.watch_threads.get(name)
+            if current is not None and current[1] == identity and current[0].is_alive():
+                continue
+            thread = threading.Thread(target=target, args=(dict(params),), name='watch-' + name, daemon=True)
+            thread.start()
+            self.watch_threads[name] = (thread, identity)
+
+    # -- work --------------------------------------------------------------
+    def reconcile(self, why):
+        """Sources -> model -> device, state and targets. On any error the last good state stays."""
+        started = time.monotonic()
+        try:
+            params = load_settings(self.settings_path)
+            self.options = load_options(self.config_path)
+            self.sweeper.interval = self.options['sweep_interval']
+        except WglanError as exc:
+            log('not reconciling: %s' % exc)
+            return False
+        params['publish'] = self._record_to_publish(params)
+        warnings = []
+        mesh_out = {}
+        try:
+            config, peers, _dropped, used, _endpoints, _reports = pipeline.desired_state(
+                params, warnings.append, False, mesh_out)
+        except WglanError as exc:
+            log('not reconciling: %s' % exc)
+            return False
+        for text in warnings:
+            log(text)
+        candidates = {}
+        me, records = mesh_out.get('me'), mesh_out.get('records') or []
+        by_key = dict((r.public_key, r) for r in records)
+        for peer in peers:
+            record = by_key.get(peer.public_key)
+            if record is not None and me is not None:
+                candidates[peer.public_key] = mesh.endpoint_candidates(me, record, records)
+        self.params = params
+        self.last = (config, peers, candidates)
+        if params['publish'] is not None:
+            self.last_publish = time.monotonic()
+            self.published = node_record.without_observations(params['publish']), params['publish'].get('observed')
+        try:
+            if used is not None:
+                node_record.write_json_if_changed(params['state_path'], used, 0o644, False,
+                                                  node_record.without_observations)
+        except WglanError as exc:
+            log('cannot save the records: %s' % exc)
+        changed = self.apply(purge=params['purge'])
+        self._start_watches(params)
+        self.reconciles += 1
+        elapsed = (time.monotonic() - started) * 1000
+        log('reconciled (%s) in %.0f ms: %d peers%s' % (why, elapsed, len(peers), ', changes applied' if changed else ''))
+        return True
+
+    def _record_to_publish(self, params):
+        """This node's record with fresh observations, when it changed or is due for a TTL refresh; else None."""
+        record = params.get('publish')
+        if not record:
+            return None
+        try:
+            observed = node_record.observed_endpoints(params['interface'])
+        except WglanError:
+            observed = record.get('observed') or {}
+        fresh = dict(record, observed=observed)
+        due = time.monotonic() - self.last_publish >= self.options['publish_every'] or self.last_publish == 0
+        if due or self.published != (node_record.without_observations(fresh), observed):
+            return fresh
+        return None
+
+    def apply(self, purge=True):
+        """The last desired peers, with swept endpoints, onto the device; then the targets."""
+        if self.last is None:
+            return False
+        config, peers, candidates = self.last
+        found = wg_device.read_device(config.ifname)
+        up = set()
+        now = time.time()
+        if found is not None:
+            state = found[2]
+            up = set(p.public_key for p in state.peers if state.stats_of(p).state(now) == 'up')
+        swept = self.sweeper.endpoints(candidates, up, time.monotonic())
+        desired = [p.replace(endpoint=swept[p.public_key], endpoint_fallback=False) if p.public_key in swept else p
+                   for p in peers]
+        try:
+            outcome = wg_device.apply_device(config, desired, purge=purge)
+        except WglanError as exc:
+            log('device not updated: %s' % exc)
+            return False
+        for op in outcome.ops:
+            if op.action == 'update' and set(op.fields) == set(['endpoint']):
+                log('peer %s: trying endpoint %s' % (self._name(op.public_key, peers), op.fields['endpoint']))
+        targets_changed = self._apply_targets(config, desired, up)
+        self._write_status(config, desired, found)
+        return outcome.changed or targets_changed
+
+    @staticmethod
+    def _name(public_key, peers):
+        for peer in peers:
+            if peer.public_key == public_key:
+                return peer.name or public_key[:8]
+        return public_key[:8]
+
+    def _apply_targets(self, config, peers, up):
+        if not self.options['manage_rules']:
+            return False
+        routed = [net for p in peers if self.options['force_routing'] or p.public_key in up for net in p.allowed_ips]
+        try:
+            rules = nft_rules.RulesConfig(config.ifname, routed, self.options['table'], config.fwmark,
+                                          self.options['route_mark'], self.options['mark_mask'], config.mtu)
+            changed, _before, _after = nft_rules.ensure_table(rules, True, False)
+            routing = policy_routing.ensure(config.ifname, table=self.options['route_table'],
+                                            priority=self.options['rule_priority'], mark=self.options['route_mark'],
+                                            mask=self.options['mark_mask'], present=True, check_mode=False)
+        except WglanError as exc:
+            log('rules not updated: %s' % exc)
+            return False
+        return bool(changed or routing)
+
+    def _write_status(self, config, peers, found):
+        now = time.time()
+        stats = {}
+        endpoints = {}
+        if found is not None:
+            state = found[2]
+            for peer in state.peers:
+                stats[peer.public_key] = state.stats_of(peer)
+                endpoints[peer.public_key] = peer.endpoint
+        rows = []
+        for peer in sorted(peers, key=lambda p: p.name or p.public_key):
+            st = stats.get(peer.public_key)
+            handshake = st.last_handshake if st is not None else 0
+            rows.append(dict(name=peer.name or peer.public_key[:8], public_key=peer.public_key,
+                             address=str(peer.allowed_ips[0]) if peer.allowed_ips else '',
+                             endpoint=endpoints.get(peer.public_key) or peer.endpoint or '',
+                             state=st.state(now) if st is not None else 'unknown',
+                             handshake_age=int(now - handshake) if handshake else None, path='direct'))
+        status = dict(interface=config.ifname, time=int(now), reconciles=self.reconciles, peers=rows)
+        path = self.options['status_path']
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            node_record.write_json_if_changed(path, status, 0o644)
+        except (OSError, WglanError) as exc:
+            log('cannot write the status: %s' % exc)
+
+    # -- loop --------------------------------------------------------------
+    def run(self, max_seconds=None):
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        seen = [None]
+        self._files_changed(seen)
+        self.reconcile('start')
+        next_resync = time.monotonic() + self.options['resync']
+        next_sweep = time.monotonic() + 1.0
+        while not self.stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            why = None
+            try:
+                why = self.events.get(timeout=0.25)
+            except queue.Empty:
+                pass
+            if self._files_changed(seen):
+                why = 'settings changed'
+            if why is None and time.monotonic() >= next_resync:
+                why = 'resync'
+            if why is not None:
+                while not self.events.empty():  # one reconcile for a burst of events
+                    self.events.get_nowait()
+                self.reconcile(why)
+                next_resync = time.monotonic() + self.options['resync']
+            elif time.monotonic() >= next_sweep:
+                self.apply(purge=bool(self.params and self.params.get('purge')))
+                next_sweep = time.monotonic() + 1.0
+        self.stop.set()
+
+
+def format_status(status):
+    rows = [('PEER', 'ADDRESS', 'ENDPOINT', 'STATE', 'HANDSHAKE', 'PATH')]
+    for peer in status.get('peers', []):
+        age = peer.get('handshake_age')
+        rows.append((peer['name'], peer['address'], peer['endpoint'] or '-', peer['state'],
+                     '-' if age is None else '%ds ago' % age, peer.get('path', 'direct')))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ['  '.join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    return '\n'.join(['interface %s, status of %s' % (status.get('interface'), time.strftime(
+        '%Y-%m-%d %H:%M:%S', time.localtime(status.get('time', 0))))] + lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='wglan', description='wglan.mesh watcher')
+    parser.add_argument('command', choices=['run', 'status'])
+    parser.add_argument('--settings', default=SETTINGS)
+    parser.add_argument('--config', default=CONFIG)
+    parser.add_argument('--status-path', default=None)
+    parser.add_argument('--json', action='store_true', help='status as JSON')
+    args = parser.parse_args(argv)
+    if args.command == 'status':
+        path = args.status_path or load_options(args.config if os.path.exists(args.config) else None)['status_path']
+        status = node_record.read_json(path)
+        if status is None:
+            out('no status at %s: is wglan-watcher running?' % path, sys.stderr)
+            return 1
+        out(json.dumps(status, indent=2) if args.json else format_status(status))
+        return 0
+    try:
+        watcher = Watcher(args.settings, args.config)
+    except WglanError as exc:
+        out('wglan-watcher: %s' % exc, sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_args: watcher.stop.set())
+    signal.signal(signal.SIGHUP, lambda *_args: watcher.trigger('SIGHUP'))
+    log('started (settings %s, options %s)' % (args.settings, args.config))
+    watcher.run()
+    log('stopped')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
