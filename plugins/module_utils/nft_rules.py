@@ -36,8 +36,12 @@ _SET6 = 'targets6'
 
 
 class RulesConfig:
+    """targets None: keep what the table's sets hold (ensure_table reads them)."""
+
     def __init__(self, interface, targets=(), table=DEFAULT_TABLE, wg_mark=DEFAULT_WG_MARK,
                  route_mark=DEFAULT_ROUTE_MARK, mark_mask=DEFAULT_MARK_MASK, mtu=1420):
+        self.keep_targets = targets is None
+        targets = targets or ()
         self.interface = interface
         self.table = table
         self.wg_mark = int(wg_mark)
@@ -236,6 +240,10 @@ def ensure_table(config, present=True, check_mode=False):
         if current is not None and not check_mode:
             apply_commands(delete_commands(config.table))
         return current is not None, before, None
+    if config.keep_targets:
+        held = target_view(current) if current is not None else {_SET4: [], _SET6: []}
+        config.targets4 = [ipaddress.ip_network(n) for n in held[_SET4]]
+        config.targets6 = [ipaddress.ip_network(n) for n in held[_SET6]]
     wanted = desired_objects(config)
     after = target_view(wanted)
     if current is not None and canonical(current) == canonical(wanted):

@@ -29,10 +29,12 @@ options:
     type: str
     default: wglan0
   targets:
-    description: Prefixes whose traffic goes through the mesh (normally every peer's allowed IPs).
+    description:
+      - Prefixes whose traffic goes through the mesh (normally every peer's allowed IPs).
+      - When omitted, the target sets keep what they hold (the watcher service owns them; it routes
+        the peers that are up), and a new table starts with empty sets.
     type: list
     elements: str
-    default: []
   state:
     description: Whether the rules should exist.
     type: str
@@ -145,7 +147,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             interface=dict(type='str', default='wglan0'),
-            targets=dict(type='list', elements='str', default=[]),
+            targets=dict(type='list', elements='str'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             table=dict(type='str', default=nft_rules.DEFAULT_TABLE),
             route_table=dict(type='int', default=policy_routing.DEFAULT_TABLE),

@@ -171,6 +171,10 @@ def test_only_up_peers_are_routed_and_status_shows_them(world):
     time.sleep(1.5)
     elements = targets()
     assert '200:1001::dead' not in elements and STATE['n3']['address'] in elements
+    # wglan_rules without targets (what the role does when the watcher runs) leaves the watcher's sets alone.
+    kept = Playbook(n1, n1.workdir).one('wglan.mesh.wglan_rules', dict(interface=n1.ifname, table='wglan%s' % world['tag']))
+    assert not kept.get('failed') and kept['changed'] is False, kept
+    assert STATE['n3']['address'] + '/128' in kept['targets6']
 
 
 def test_kill_9_and_restart_lose_nothing(world):

@@ -5,9 +5,13 @@ hub1 runs the service (role wglan.mesh.discovery); every node has
 wglan_use_inventory=false, so it learns its peers from the service only.
 """
 import os
+import subprocess
+import sys
+import threading
+import time
 import uuid
 
-from lab import mesh_matrix, wg_report
+from lab import ROOT, mesh_matrix, wg_report
 
 TOKEN = 'lab-token-%s' % uuid.uuid4().hex
 
@@ -97,3 +101,61 @@ def test_service_restart_loses_no_record(lab):
     assert all(len(p) == 4 for p in after.values()), 'b2, known only to the service, is still everyone\'s peer'
     names, reach, _age = mesh_matrix(lab)
     assert all(reach[s][d] for s, d in all_pairs(names)), (reach, wg_report(lab, names))
+
+
+def in_controller(lab, code, timeout=60):
+    """Run Python in the controller namespace (where the lab's public switch is)."""
+    proc = subprocess.run(['ip', 'netns', 'exec', lab.controller, sys.executable, '-c', code],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout,
+                          env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, 'build', 'collections')), check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+PUBLISH = '''
+from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
+c = DiscoveryClient('http://203.0.113.10:8443', %(token)r)
+%(action)s
+'''
+
+
+def test_watchers_learn_a_new_node_within_2_s_without_ansible(lab):
+    hosts = ['hub1', 'a1', 'a2', 'b1', 'b2']
+    for host in hosts:
+        assert lab.ssh(host, 'systemctl is-active wglan-watcher').stdout.strip() == 'active', host
+    ghost = lab.ssh('hub1', 'wg genkey | wg pubkey').stdout.strip()
+    record = dict(version=1, name='ghost', public_key=ghost, address='200:1001::9', node_ips=['203.0.113.99/24'],
+                  port=51820, extra_endpoints=[], pod_cidrs=[], observed={})
+    in_controller(lab, PUBLISH % dict(token=TOKEN, action='c.publish(%r)' % record))
+    published = time.time()  # the machines share this clock (containers)
+    # Every machine polls its own device; the slowest one decides.
+    script = ('for i in $(seq 1 100); do wg show wglan0 peers | grep -q %s && { date +%%s.%%N; exit 0; }; '
+              'sleep 0.05; done; exit 1') % ghost.replace('+', '\\+')
+    results = {}
+    threads = [threading.Thread(target=lambda h=h: results.__setitem__(h, lab.ssh(h, script, check=False)))
+               for h in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(r.returncode == 0 for r in results.values()), dict((h, r.stdout) for h, r in results.items())
+    latency = dict((h, float(r.stdout.strip()) - published) for h, r in results.items())
+    assert max(latency.values()) < 2.0, 'seconds from publish to peer: %s' % latency
+    in_controller(lab, PUBLISH % dict(token=TOKEN, action='c.delete(%r)' % ghost))
+    gone = 'for i in $(seq 1 60); do wg show wglan0 peers | grep -q %s || exit 0; sleep 0.05; done; exit 1' \
+        % ghost.replace('+', '\\+')
+    assert all(lab.ssh(h, gone, check=False).returncode == 0 for h in hosts), 'a deleted node is dropped too'
+
+
+def test_watcher_killed_mid_reconcile_is_restarted_and_loses_nothing(lab):
+    before = peers(lab, 'a1')
+    lab.ssh('a1', 'systemctl reload wglan-watcher; sleep 0.05; systemctl kill -s KILL wglan-watcher')
+    restarted = 'for i in $(seq 1 100); do systemctl is-active -q wglan-watcher && exit 0; sleep 0.1; done; exit 1'
+    assert lab.ssh('a1', restarted, check=False).returncode == 0
+    assert lab.ssh('a1', 'systemctl show -p NRestarts --value wglan-watcher').stdout.strip() != '0'
+    assert peers(lab, 'a1') == before
+    status = lab.ssh('a1', 'wglan status').stdout
+    assert status.splitlines()[1].split()[:4] == ['PEER', 'ADDRESS', 'ENDPOINT', 'STATE'], status
+    assert sum(1 for line in status.splitlines()[2:] if line.split()[3] == 'up') == len(before), status
+    verify = lab.ssh('a1', 'systemd-analyze verify /etc/systemd/system/wglan-watcher.service', check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
