@@ -146,6 +146,7 @@ def test_sweep_finds_the_good_endpoint_after_bogus_ones(world):
 
 def test_only_up_peers_are_routed_and_status_shows_them(world):
     n1 = world['nodes']['n1']
+
     def targets():
         return json.dumps(n1.json('nft -j list set inet wglan%s targets6' % world['tag']))
 

@@ -22,7 +22,8 @@ def inventory(lab, name, hosts):
     kept = [line for line in lines if not line or not line[0].isalnum() or line.split()[0] in hosts
             or line.startswith(('ansible_', '[')) or '=' in line.split()[0]]
     text = '\n'.join(kept)
-    text += '\n[wglan_discovery]\nhub1\n\n[all:vars]\nwglan_use_inventory=false\nwglan_cluster_token=%s\n' % TOKEN
+    text += ('\n[wglan_discovery]\nhub1\n\n[all:vars]\nwglan_use_inventory=false\nwglan_watcher=true\n'
+             'wglan_cluster_token=%s\n' % TOKEN)
     if 'hub1' not in hosts:
         # hub1 stays known (its address is the service URL) but outside group wglan
         text += '\n[others]\n' + [line for line in lines if line.startswith('hub1 ')][0] + '\n'
@@ -120,7 +121,7 @@ c = DiscoveryClient('http://203.0.113.10:8443', %(token)r)
 
 
 def test_watchers_learn_a_new_node_within_2_s_without_ansible(lab):
-    hosts = ['hub1', 'a1', 'a2', 'b1', 'b2']
+    hosts = ['hub1', 'a1', 'a2', 'b1', 'b2']  # every run of this module installed the watcher
     for host in hosts:
         assert lab.ssh(host, 'systemctl is-active wglan-watcher').stdout.strip() == 'active', host
     ghost = lab.ssh('hub1', 'wg genkey | wg pubkey').stdout.strip()
@@ -149,7 +150,7 @@ def test_watchers_learn_a_new_node_within_2_s_without_ansible(lab):
 
 def test_watcher_killed_mid_reconcile_is_restarted_and_loses_nothing(lab):
     before = peers(lab, 'a1')
-    lab.ssh('a1', 'systemctl reload wglan-watcher; sleep 0.05; systemctl kill -s KILL wglan-watcher')
+    lab.ssh('a1', 'systemctl reload wglan-watcher; sleep 0.05; kill -9 "$(systemctl show -p MainPID --value wglan-watcher)"')
     restarted = 'for i in $(seq 1 100); do systemctl is-active -q wglan-watcher && exit 0; sleep 0.1; done; exit 1'
     assert lab.ssh('a1', restarted, check=False).returncode == 0
     assert lab.ssh('a1', 'systemctl show -p NRestarts --value wglan-watcher').stdout.strip() != '0'
