@@ -91,10 +91,8 @@ def load_settings(path):
     saved = node_record.read_json(path)
     if not isinstance(saved, dict) or saved.get('version') != 1:
         raise WglanError('%s is missing or not settings the role wrote' % path)
-    params = dict((k, None) for k in pipeline.DEFAULTS)
+    params = dict((name, saved.get(name, default)) for name, default in pipeline.DEFAULTS.items())
     params.update(records=None, settings_path=path)
-    for name, default in pipeline.DEFAULTS.items():
-        params[name] = saved.get(name, default)
     if params['kubeconfig']:
         params['kubernetes'] = True
     return params

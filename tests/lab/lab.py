@@ -432,6 +432,16 @@ if __name__ == '__main__':
     sys.exit(main())
 
 
+def recap_changed(output):
+    """{host: changed count} from the PLAY RECAP."""
+    counts = {}
+    for line in output.split('PLAY RECAP')[-1].splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[1] == ':':
+            counts[parts[0]] = int([p for p in parts if p.startswith('changed=')][0].split('=')[1])
+    return counts
+
+
 def wg_report(lab, names):
     """Each machine's WireGuard endpoints and handshakes, for failure messages."""
     out = []

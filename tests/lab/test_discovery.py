@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 
-from lab import ROOT, mesh_matrix, wg_report
+from lab import ROOT, mesh_matrix, recap_changed, wg_report
 
 TOKEN = 'lab-token-%s' % uuid.uuid4().hex
 
@@ -43,16 +43,6 @@ def keys_of(lab, hosts):
 
 def all_pairs(names):
     return [(s, d) for s in names for d in names if s != d]
-
-
-def recap_changed(output):
-    """{host: changed count} from the PLAY RECAP."""
-    counts = {}
-    for line in output.split('PLAY RECAP')[-1].splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[1] == ':':
-            counts[parts[0]] = int([p for p in parts if p.startswith('changed=')][0].split('=')[1])
-    return counts
 
 
 def test_mesh_forms_from_the_discovery_service_alone(lab):

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from lab import Lab, ROOT, mesh_matrix, new_name, plan, wg_report
+from lab import Lab, ROOT, mesh_matrix, new_name, plan, recap_changed, wg_report
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kube_apiserver  # noqa: E402  (tests/ is not a package)
@@ -98,16 +98,6 @@ def peers(lab, host):
 
 def keys_of(lab):
     return dict((h, lab.ssh(h, 'wg show wglan0 public-key').stdout.strip()) for h in HOSTS)
-
-
-def recap_changed(output):
-    """{host: changed count} from the PLAY RECAP."""
-    counts = {}
-    for line in output.split('PLAY RECAP')[-1].splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[1] == ':':
-            counts[parts[0]] = int([p for p in parts if p.startswith('changed=')][0].split('=')[1])
-    return counts
 
 
 def changed_tasks(output):
