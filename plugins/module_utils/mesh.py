@@ -8,11 +8,14 @@ node, later also a Kubernetes annotation or a discovery-service entry):
 
     {"version": 1, "name": "node1", "public_key": "...", "address": "200:1001::...",
      "node_ips": ["192.0.2.11/26"], "port": 51820, "extra_endpoints": ["203.0.113.9:51820"],
-     "pod_cidrs": ["10.244.1.0/24"], "observed": {"<peer public key>": "203.0.113.101:51820"}}
+     "pod_cidrs": ["10.244.1.0/24"], "observed": {"<peer public key>": "203.0.113.101:51820"},
+     "relay": true}
 
 node_ips keep their prefix length: a peer uses it to see that it shares a
 link with the node. observed holds, for each peer that is up, the endpoint the
 node's WireGuard sees that peer at; this is how nodes behind NAT find each other.
+relay (present only when true) says the node forwards mesh traffic between two
+peers that cannot reach each other directly (see relay.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,10 +34,10 @@ RECORD_VERSION = 1
 
 class NodeRecord:
     __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed',
-                 'public_ip')
+                 'public_ip', 'relay')
 
     def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
-                 observed=None, public_ip=None):
+                 observed=None, public_ip=None, relay=False):
         self.name = name
         self.public_key = public_key
         self.address = address
@@ -44,6 +47,7 @@ class NodeRecord:
         self.pod_cidrs = list(pod_cidrs)
         self.observed = dict(observed or {})
         self.public_ip = public_ip  # the address a discovery service saw this node's requests come from
+        self.relay = bool(relay)
 
     def own_endpoints(self):
         return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
@@ -65,6 +69,8 @@ class NodeRecord:
         }
         if self.public_ip is not None:
             out['discovery_observed'] = str(self.public_ip)
+        if self.relay:
+            out['relay'] = True
         return out
 
 
@@ -111,7 +117,8 @@ def parse_record(raw, name=None):
             public_ip = ipaddress.ip_address(str(raw['discovery_observed']))
         except ValueError:
             public_ip = None  # an odd observation does not invalidate the record
-    return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip)
+    return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip,
+                      raw.get('relay') is True)
 
 
 def _networks(record):

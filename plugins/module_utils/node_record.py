@@ -61,8 +61,9 @@ def observed_endpoints(interface):
     return out
 
 
-def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), pod_cidrs=(), observed=None):
-    return {
+def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), pod_cidrs=(), observed=None,
+                 relay=False):
+    record = {
         'version': RECORD_VERSION,
         'name': name,
         'public_key': public_key,
@@ -73,6 +74,9 @@ def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), 
         'pod_cidrs': [str(parse_network(n, 'pod CIDR')) for n in pod_cidrs],
         'observed': dict(sorted((observed or {}).items())),
     }
+    if relay:
+        record['relay'] = True
+    return record
 
 
 def without_observations(data):

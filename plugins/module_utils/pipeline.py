@@ -26,7 +26,8 @@ DEFAULTS = dict(
     persistent_keepalive=peer_model.DEFAULT_KEEPALIVE, purge=False, members=None, self_name=None,
     pod_networking=False, state_path='/etc/wglan/mesh.json', discovery_url=None, cluster_token=None,
     cluster_id=None, discovery_ca=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
-    peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None,
+    peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
+    relays_path='/run/wglan/paths.json',
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
 SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'kubernetes', 'kubeconfig')

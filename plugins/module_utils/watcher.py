@@ -14,8 +14,13 @@ loops:
     when either file changes, and every `resync` seconds as a safety net;
   - between reconciles, a sweep every second: each peer that is not up gets
     its next endpoint candidate after `sweep_interval` seconds without a
-    handshake (no source I/O, only the device); a peer that comes up keeps the
-    endpoint that worked;
+    handshake (no source I/O, only the device), and a handshake is started at
+    once on each new candidate; a peer that comes up keeps the endpoint that
+    worked;
+  - a peer still not up after one full sweep is relayed through a node that
+    reaches both (relay.py); sweeping goes on, and the path is direct again
+    as soon as a handshake completes. With `relay` on, this node offers to
+    relay: it forwards IPv4 that arrives on the interface back into it;
   - this node's record is published with the endpoints its up peers are seen
     at (so NATed nodes find each other) when it changes, and again before its
     TTL runs out;
@@ -40,7 +45,7 @@ import threading
 import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils import mesh, nft_rules, node_record, pipeline
-from ansible_collections.wglan.mesh.plugins.module_utils import policy_routing, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils import policy_routing, relay, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 SETTINGS = '/etc/wglan/settings.json'
@@ -57,6 +62,7 @@ OPTIONS = dict(
     table=nft_rules.DEFAULT_TABLE, route_mark=nft_rules.DEFAULT_ROUTE_MARK, mark_mask=nft_rules.DEFAULT_MARK_MASK,
     route_table=policy_routing.DEFAULT_TABLE, rule_priority=policy_routing.DEFAULT_PRIORITY,
     manage_rules=True,
+    relay=False,            # offer to relay (forward what arrives on the interface back into it)
 )
 
 
@@ -99,28 +105,45 @@ def load_settings(path):
 
 
 class Sweeper:
-    """Which endpoint candidate each peer that is not up is on, and since when."""
+    """Which endpoint candidate each peer that is not up is on, since when, and how many it has tried."""
 
     def __init__(self, interval):
         self.interval = interval
-        self.position = {}  # public key -> [index, since]
+        self.position = {}  # public key -> [index, since, tried]
 
     def endpoints(self, candidates, up, now):
-        """{public key: endpoint} to use instead of the pipeline's choice, for peers that are not up."""
+        """({public key: endpoint} for peers that are not up, keys that moved to a new candidate this tick).
+
+        A peer seen for the first time, or moved on after `interval` seconds
+        without a handshake, counts as moved: the caller kicks a handshake.
+        """
         chosen = {}
+        moved = set()
         for key, options in candidates.items():
             if key in up or not options:
                 self.position.pop(key, None)
                 continue
-            index, since = self.position.get(key, (0, now))
+            if key not in self.position:
+                self.position[key] = [0, now, 1]
+                moved.add(key)
+            index, since, tried = self.position[key]
             if now - since >= self.interval:
-                index, since = (index + 1) % len(options), now
-            self.position[key] = [index, since]
-            chosen[key] = options[index][0]
+                index, since, tried = (index + 1) % len(options), now, tried + 1
+                moved.add(key)
+            self.position[key] = [index % len(options), since, tried]
+            chosen[key] = options[index % len(options)][0]
         for key in list(self.position):
             if key not in candidates:
                 del self.position[key]
-        return chosen
+        return chosen, moved
+
+    def exhausted(self, key, count, now):
+        """Whether the peer has had every one of its count candidates for a full interval."""
+        position = self.position.get(key)
+        if position is None:
+            return False
+        _index, since, tried = position
+        return tried > count or (tried == count and now - since >= self.interval)
 
 
 class Watcher:
@@ -137,6 +160,11 @@ class Watcher:
         self.published = None
         self.watch_threads = {}
         self.reconciles = 0
+        self.records = None         # the records of the last good reconcile (relay choice)
+        self.own_key = None
+        self.up = None              # public keys of the peers up at the last apply
+        self.relays = None          # {peer key: relay key}; read back at the first reconcile (restarts keep them)
+        self.forwarding_warned = False
 
     # -- events ----------------------------------------------------------
     def trigger(self, why):
@@ -232,7 +260,11 @@ class Watcher:
             if record is not None and me is not None:
                 candidates[peer.public_key] = mesh.endpoint_candidates(me, record, records)
         self.params = params
+        if self.relays is None:
+            self.relays = relay.read_relays(params['relays_path'])
         self.last = (config, peers, candidates)
+        self.records = records
+        self.own_key = me.public_key if me is not None else None
         if params['publish'] is not None:
             self.last_publish = time.monotonic()
             self.published = node_record.without_observations(params['publish']), params['publish'].get('observed')
@@ -265,7 +297,7 @@ class Watcher:
         return None
 
     def apply(self, purge=True):
-        """The last desired peers, with swept endpoints, onto the device; then the targets."""
+        """The last desired peers, with swept endpoints and relays, onto the device; then the targets."""
         if self.last is None:
             return False
         config, peers, candidates = self.last
@@ -275,20 +307,74 @@ class Watcher:
         if found is not None:
             state = found[2]
             up = set(p.public_key for p in state.peers if state.stats_of(p).state(now) == 'up')
-        swept = self.sweeper.endpoints(candidates, up, time.monotonic())
+        if up != self.up:
+            if self.up is not None:
+                self.trigger('peers up changed')  # publish the fresh observations
+            self.up = up
+        swept, moved = self.sweeper.endpoints(candidates, up, time.monotonic())
+        self._choose_relays(peers, candidates, up)
         desired = [p.replace(endpoint=swept[p.public_key], endpoint_fallback=False) if p.public_key in swept else p
                    for p in peers]
+        desired = relay.apply_relays(desired, self.relays)
         try:
             outcome = wg_device.apply_device(config, desired, purge=purge)
+            wg_device.kick(config, [p for p in desired if p.public_key in moved])
         except WglanError as exc:
             log('device not updated: %s' % exc)
             return False
         for op in outcome.ops:
             if op.action == 'update' and set(op.fields) == set(['endpoint']):
                 log('peer %s: trying endpoint %s' % (self._name(op.public_key, peers), op.fields['endpoint']))
+        self._ensure_forwarding(config.ifname)
         targets_changed = self._apply_targets(config, desired, up)
-        self._write_status(config, desired, found)
+        self._write_status(config, peers, found)
         return outcome.changed or targets_changed
+
+    def _choose_relays(self, peers, candidates, up):
+        """Relay a peer that is not up after a full sweep; go direct again as soon as it is up."""
+        records = self.records or []
+        keys = set(p.public_key for p in peers)
+        now = time.monotonic()
+        before = dict(self.relays)
+        for key in list(self.relays):
+            if key in up or key not in keys:
+                del self.relays[key]
+        for key in sorted(keys - up):
+            if key not in self.relays and not self.sweeper.exhausted(key, len(candidates.get(key) or ()), now):
+                continue
+            chosen = relay.choose_relay(self.own_key, key, records, up, self.relays.get(key))
+            if chosen is None:
+                self.relays.pop(key, None)
+            else:
+                self.relays[key] = chosen
+        if self.relays != before:
+            for key in sorted(set(before) | set(self.relays)):
+                if before.get(key) != self.relays.get(key):
+                    via = self.relays.get(key)
+                    log('peer %s: %s' % (self._name(key, peers), 'via %s' % self._name(via, peers) if via
+                                         else 'direct' if key in up else 'no relay'))
+            try:
+                relay.write_relays(self.relays, self.params['relays_path'])
+            except WglanError as exc:
+                log('cannot save the relays: %s' % exc)
+
+    def _ensure_forwarding(self, ifname):
+        """With relay on, forward what arrives on the interface (IPv4, this interface only; no redirects)."""
+        if not self.options['relay']:
+            return
+        for name, value in (('forwarding', '1'), ('send_redirects', '0')):
+            path = '/proc/sys/net/ipv4/conf/%s/%s' % (ifname, name)
+            try:
+                with open(path) as handle:
+                    if handle.read().strip() == value:
+                        continue
+                with open(path, 'w') as handle:
+                    handle.write(value)
+                log('%s set to %s' % (path, value))
+            except OSError as exc:
+                if not self.forwarding_warned:
+                    log('cannot relay: %s: %s' % (path, exc.strerror or exc))
+                    self.forwarding_warned = True
 
     @staticmethod
     def _name(public_key, peers):
@@ -330,7 +416,9 @@ class Watcher:
                              address=str(peer.allowed_ips[0]) if peer.allowed_ips else '',
                              endpoint=endpoints.get(peer.public_key) or peer.endpoint or '',
                              state=st.state(now) if st is not None else 'unknown',
-                             handshake_age=int(now - handshake) if handshake else None, path='direct'))
+                             handshake_age=int(now - handshake) if handshake else None,
+                             path='via %s' % self._name(self.relays[peer.public_key], peers)
+                             if peer.public_key in self.relays else 'direct'))
         status = dict(interface=config.ifname, time=int(now), reconciles=self.reconciles, peers=rows)
         path = self.options['status_path']
         try:

@@ -138,18 +138,22 @@ def _gc_paused():
             gc.enable()
 
 
-def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff=False):
-    """Make the interface and its peers match. Returns a DeviceResult."""
+def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff=False, keep_endpoints=False):
+    """Make the interface and its peers match. Returns a DeviceResult.
+
+    keep_endpoints: a running peer keeps its endpoint whenever the desired one
+    is only a fallback guess, up or not (a watcher on the node sweeps those).
+    """
     with _gc_paused():
-        return _apply_device(config, desired_peers, purge, check_mode, want_diff)
+        return _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endpoints)
 
 
-def _apply_device(config, desired_peers, purge, check_mode, want_diff):
+def _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endpoints=False):
     result = DeviceResult()
     if config.private_key is not None:
         result.public_key = public_key_from_private(config.private_key)
     # Handshake times are read only when some endpoint is a fallback guess (see diff_peers).
-    with_stats = any(p.endpoint_fallback for p in desired_peers)
+    with_stats = not keep_endpoints and any(p.endpoint_fallback for p in desired_peers)
     with Links() as links:
         # Ask the device first: it prepares its answer while rtnetlink is read.
         pending = None
@@ -189,7 +193,10 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff):
         else:
             state = backend.read(with_stats=with_stats)
         now = time.time()
-        up = set(k for k, stats in (state.stats or {}).items() if stats.state(now) == 'up')
+        if keep_endpoints:
+            up = set(p.key_hex for p in state.peers)
+        else:
+            up = set(k for k, stats in (state.stats or {}).items() if stats.state(now) == 'up')
         key = None
         if config.private_key is not None and state.private_key != config.private_key:
             key = config.private_key
@@ -219,6 +226,29 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff):
             result.after = _device_view(config, after_addresses,
                                         _peer_view(_apply_ops_view(state.peers, desired_peers, result.ops)))
         return result
+
+
+def kick(config, peers):
+    """Make WireGuard send a handshake initiation to each of peers now, to the endpoint it has.
+
+    WireGuard starts a handshake only when it has a packet for a peer. Turning
+    persistent keepalive from off to on sends one keepalive at once (both the
+    kernel and wireguard-go do so), which needs a session, hence a handshake,
+    retried every 5 s for up to 90 s. The keepalive ends as it was.
+    """
+    if not peers:
+        return
+    with Links() as links:
+        link = links.get(config.ifname)
+        if link is None:
+            return
+        backend = backend_for_link(link, config.backend)
+    backend.write(ops=[PeerOp(PeerOp.UPDATE, p.public_key, {'persistent_keepalive': 0}) for p in peers])
+    backend.write(ops=[PeerOp(PeerOp.UPDATE, p.public_key, {'persistent_keepalive': p.persistent_keepalive or 25})
+                       for p in peers])
+    off = [p for p in peers if not p.persistent_keepalive]
+    if off:
+        backend.write(ops=[PeerOp(PeerOp.UPDATE, p.public_key, {'persistent_keepalive': 0}) for p in off])
 
 
 def _device_view(config, addresses, peers):

@@ -200,6 +200,17 @@ options:
     description:
       - Name of this node's Node object. Default, the host name in lower case (what the kubelet registers).
     type: str
+  watcher:
+    description:
+      - A watcher service (C(wglan-watcher), installed by the node role) keeps this interface current.
+        This run then leaves it the endpoints of peers already configured (it sweeps those of peers
+        that are down) and keeps the relays it chose (read from O(relays_path)), so a run
+        does not undo its work and reports no change when the mesh is as it should be.
+      - Default V(false).
+    type: bool
+  relays_path:
+    description: Where the watcher keeps the relays it chose. Default C(/run/wglan/paths.json).
+    type: path
   settings_path:
     description:
       - Where O(save_settings) keeps this call's settings (JSON, mode C(0600), as it holds O(cluster_token)).
@@ -350,7 +361,7 @@ dropped_allowed_ips:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import node_record, pipeline, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils import node_record, pipeline, relay, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
 PEER_OPTIONS = dict(
@@ -394,6 +405,8 @@ def main():
             kubeconfig=dict(type='path'),
             kube_context=dict(type='str'),
             node_name=dict(type='str'),
+            watcher=dict(type='bool'),
+            relays_path=dict(type='path'),
             settings_path=dict(type='path', default='/etc/wglan/settings.json'),
             save_settings=dict(type='bool', default=False),
         ),
@@ -418,8 +431,11 @@ def main():
 
     config, peer_list, dropped, used, endpoints, reports = run_or_fail(module, pipeline.desired_state, params,
                                                                        module.warn, module.check_mode)
+    if params['watcher']:
+        # The watcher's relays stand: the same allowed IPs, so a run does not undo them.
+        peer_list = relay.apply_relays(peer_list, relay.read_relays(params['relays_path']))
     outcome = run_or_fail(module, wg_device.apply_device, config, peer_list, purge=params['purge'],
-                          check_mode=module.check_mode, want_diff=module._diff)
+                          check_mode=module.check_mode, want_diff=module._diff, keep_endpoints=params['watcher'])
     state_changed = False
     if used is not None:
         # Saved after the device took the peers: the last good set is what stands in next time.

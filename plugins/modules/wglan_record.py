@@ -64,6 +64,13 @@ options:
     type: list
     elements: str
     default: []
+  relay:
+    description:
+      - Announce that this node relays traffic between two peers that cannot reach each other directly
+        (both behind symmetric NAT, for example). The watcher on the node then forwards packets that
+        arrive on the WireGuard interface back into it (IPv4 forwarding on that interface only).
+    type: bool
+    default: false
   fact_path:
     description: Where to write the record.
     type: path
@@ -128,7 +135,7 @@ def make(module):
     node_ips = node_record.local_node_ips(p['interface'], prefix, exclude)
     observed = node_record.observed_endpoints(p['interface'])
     record = node_record.build_record(p['name'], public_key, address, node_ips, p['port'],
-                                      p['extra_endpoints'], p['pod_cidrs'], observed)
+                                      p['extra_endpoints'], p['pod_cidrs'], observed, p['relay'])
     before = node_record.read_json(p['fact_path']) if module._diff else None
     changed = node_record.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
                                                 significant=node_record.without_observations)
@@ -147,6 +154,7 @@ def main():
             extra_endpoints=dict(type='list', elements='str', default=[]),
             exclude_prefixes=dict(type='list', elements='str', default=[]),
             pod_cidrs=dict(type='list', elements='str', default=[]),
+            relay=dict(type='bool', default=False),
             fact_path=dict(type='path', default=node_record.DEFAULT_FACT_PATH),
         ),
         supports_check_mode=True,

@@ -11,7 +11,6 @@ and a restart lose nothing; a dead source leaves the last good peers in place.
 """
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -20,40 +19,12 @@ import pytest
 
 from ansible_collections.wglan.mesh.plugins.module_utils import keys
 from netns import ALL_OUTPUT, COLLECTIONS, Playbook, record_of, switched, wait_for
+from watchlab import PROBE, Watchers, start_service
 
 TOKEN = 'watcher-test-token-%s' % uuid.uuid4().hex
 URL = 'http://198.51.100.100:8443'
 SWEEP = 6.0  # the default: WireGuard tries a new endpoint at most every 5 s
 STATE = {}
-
-
-def watcher_cmd(ns, *args):
-    return ['ip', 'netns', 'exec', ns.name, sys.executable, '-m',
-            'ansible_collections.wglan.mesh.plugins.module_utils.watcher'] + list(args) + [
-        '--settings', os.path.join(ns.workdir, 'settings.json'), '--config', os.path.join(ns.workdir, 'watcher.json')]
-
-
-class Watchers:
-    def __init__(self):
-        self.procs = {}
-
-    def start(self, ns):
-        log = open(os.path.join(ns.workdir, 'watcher.log'), 'a')
-        self.procs[ns.name] = subprocess.Popen(watcher_cmd(ns, 'run'), stdout=log, stderr=subprocess.STDOUT,
-                                               env=dict(os.environ, PYTHONPATH=COLLECTIONS))
-        return self.procs[ns.name]
-
-    def kill(self, ns):
-        proc = self.procs.pop(ns.name, None)
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-    def stop_all(self):
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
 
 
 @pytest.fixture(scope='module')
@@ -63,13 +34,8 @@ def world(tmp_path_factory):
     spaces, server, watchers = [], None, Watchers()
     try:
         nodes = switched(tag, ((100, 'srv'), (1, 'n1'), (2, 'n2'), (3, 'n3')), ('n1', 'n2', 'n3'), work, spaces)
-        server = subprocess.Popen(['ip', 'netns', 'exec', nodes['srv'].name, sys.executable, '-m',
-                                   'ansible_collections.wglan.mesh.plugins.module_utils.discovery_server',
-                                   '--listen', '198.51.100.100:8443', '--db', os.path.join(work, 'db')],
-                                  env=dict(os.environ, PYTHONPATH=COLLECTIONS), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        probe = 'python3 -c "import socket; socket.create_connection((\'198.51.100.100\', 8443), 1)"'
-        assert wait_for(lambda: nodes['n1'].sh(probe, check=False).returncode == 0, timeout=15)
+        server = start_service(nodes['srv'], '198.51.100.100', work)
+        assert wait_for(lambda: nodes['n1'].sh(PROBE, check=False).returncode == 0, timeout=15)
         for name in ('n1', 'n3'):
             with open(os.path.join(nodes[name].workdir, 'watcher.json'), 'w') as handle:
                 json.dump(dict(sweep_interval=SWEEP, resync=30, table='wglan%s' % tag,
@@ -89,7 +55,8 @@ def role_like_setup(ns, name, **extra):
     args = dict(interface=ns.ifname, backend='userspace', private_key_path=ns.key_path,
                 addresses=[STATE[name]['cidr']], purge=True, self_name=name, discovery_url=URL,
                 cluster_token=TOKEN, publish=STATE[name]['record'], state_path=os.path.join(ns.workdir, 'mesh.json'),
-                settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True)
+                settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True,
+                relays_path=os.path.join(ns.workdir, 'paths.json'))
     args.update(extra)
     result = Playbook(ns, ns.workdir).one('wglan.mesh.wglan_peers', args)
     assert not result.get('failed'), result

@@ -1,0 +1,149 @@
+"""Relay on real wireguard-go, nftables and policy routing in namespaces.
+
+x and y cannot reach each other directly: a firewall in x drops every
+WireGuard packet between them (what symmetric NAT on both sides amounts to).
+r reaches both and offers to relay. All three run the watcher with the
+discovery service as the source. What is checked: after one full sweep x and y
+go through r (allowed IPs moved, traffic flows, `status` says via r, the
+relays are saved for wglan_peers, a wglan_peers run changes nothing); when
+the firewall goes, the path is direct again without anyone's help. The lab
+version with real symmetric NAT routers is tests/lab/test_discovery.py.
+"""
+import json
+import os
+import sys
+import time
+import uuid
+
+import pytest
+
+from netns import COLLECTIONS, Playbook, record_of, switched, wait_for
+from watchlab import PROBE, Watchers, start_service
+
+TOKEN = 'relay-test-token-%s' % uuid.uuid4().hex
+URL = 'http://198.51.100.100:8443'
+SWEEP = 6.0
+BLOCK = '''
+table inet wglanblock {
+  chain out { type filter hook output priority 0; policy accept;
+    ip daddr 198.51.100.13 udp dport 51820 drop
+  }
+  chain in { type filter hook input priority 0; policy accept;
+    ip saddr 198.51.100.13 udp sport 51820 drop
+  }
+}
+'''
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    tag = uuid.uuid4().hex[:6]
+    work = str(tmp_path_factory.mktemp('relay'))
+    spaces, server, watchers = [], None, Watchers()
+    try:
+        nodes = switched(tag, ((100, 'srv'), (11, 'r'), (12, 'x'), (13, 'y')), ('r', 'x', 'y'), work, spaces)
+        server = start_service(nodes['srv'], '198.51.100.100', work)
+        assert wait_for(lambda: nodes['x'].sh(PROBE, check=False).returncode == 0, timeout=15)
+        nodes['x'].cmd(['nft', '-f', '-'], input=BLOCK)
+        state = {}
+        for name in ('r', 'x', 'y'):
+            ns = nodes[name]
+            with open(os.path.join(ns.workdir, 'watcher.json'), 'w') as handle:
+                json.dump(dict(sweep_interval=SWEEP, resync=30, table='wglan%s' % tag, relay=name == 'r',
+                               status_path=os.path.join(ns.workdir, 'status.json')), handle)
+            state[name] = record_of(ns, name)
+            record = dict(state[name]['record'], relay=True) if name == 'r' else state[name]['record']
+            result = Playbook(ns, ns.workdir).one('wglan.mesh.wglan_peers', dict(
+                interface=ns.ifname, backend='userspace', private_key_path=ns.key_path,
+                addresses=[state[name]['cidr']], purge=True, self_name=name, discovery_url=URL,
+                cluster_token=TOKEN, publish=record, state_path=os.path.join(ns.workdir, 'mesh.json'),
+                settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True,
+                relays_path=os.path.join(ns.workdir, 'paths.json')))
+            assert not result.get('failed'), result
+        for name in ('r', 'x', 'y'):
+            watchers.start(nodes[name])
+        yield dict(nodes=nodes, state=state, tag=tag, watchers=watchers)
+    finally:
+        watchers.stop_all()
+        if server is not None and server.poll() is None:
+            server.kill()
+        for ns in reversed(spaces):
+            ns.destroy()
+
+
+def allowed(ns, key):
+    for line in ns.sh('wg show %s allowed-ips' % ns.ifname).stdout.splitlines():
+        fields = line.split('\t')
+        if fields[0] == key:
+            return fields[1].split() if fields[1] != '(none)' else []
+    return None
+
+
+def status_rows(ns):
+    out = ns.cmd([sys.executable, '-m', 'ansible_collections.wglan.mesh.plugins.module_utils.watcher', 'status',
+                  '--json', '--status-path', os.path.join(ns.workdir, 'status.json')],
+                 env=dict(os.environ, PYTHONPATH=COLLECTIONS)).stdout
+    return dict((row['name'], row) for row in json.loads(out)['peers'])
+
+
+def log_of(ns):
+    with open(os.path.join(ns.workdir, 'watcher.log')) as handle:
+        return handle.read()
+
+
+def ping(ns, ip):
+    return ns.sh('ping -c 1 -W 1 %s' % ip, check=False).returncode == 0
+
+
+def test_no_direct_path_goes_through_the_relay(world):
+    nodes, state = world['nodes'], world['state']
+    x, y, r = nodes['x'], nodes['y'], nodes['r']
+    started = time.monotonic()
+    # x and y each reach r first (r is up for both and publishes that), then give up on each other.
+    assert wait_for(lambda: status_rows(x).get('y', {}).get('path') == 'via r'
+                    and status_rows(y).get('x', {}).get('path') == 'via r', timeout=60, interval=0.5), (
+        log_of(x)[-3000:], log_of(y)[-3000:], x.sh('wg show').stdout)
+    world['relay_seconds'] = time.monotonic() - started
+    y_ip = '198.51.100.13/32'
+    assert allowed(x, state['y']['public_key']) == []          # the peer stays, without addresses
+    assert y_ip in allowed(x, state['r']['public_key'])         # its addresses go to the relay
+    assert '198.51.100.12/32' in allowed(y, state['r']['public_key'])
+    assert r.sh('cat /proc/sys/net/ipv4/conf/%s/forwarding' % r.ifname).stdout.strip() == '1'
+    before = r.sh('wg show %s transfer' % r.ifname).stdout
+    assert wait_for(lambda: ping(x, '198.51.100.13'), timeout=10, interval=0.5), (log_of(r)[-2000:],
+                                                                                  r.sh('wg show').stdout)
+    assert r.sh('wg show %s transfer' % r.ifname).stdout != before  # it went through r
+    with open(os.path.join(x.workdir, 'paths.json')) as handle:
+        assert json.load(handle)['relays'] == {state['y']['public_key']: state['r']['public_key']}
+    assert 'peer y: via r' in log_of(x)
+
+
+def test_a_wglan_peers_run_keeps_the_relay(world):
+    x, state = world['nodes']['x'], world['state']
+    result = Playbook(x, x.workdir).one('wglan.mesh.wglan_peers', dict(
+        watcher=True, interface=x.ifname, discovery_url=URL, cluster_token=TOKEN, backend='userspace',
+        private_key_path=x.key_path, purge=True, self_name='x', state_path=os.path.join(x.workdir, 'mesh.json'),
+        publish=state['x']['record'], relays_path=os.path.join(x.workdir, 'paths.json')))
+    assert not result.get('failed'), result
+    assert result['changed'] is False, result  # neither the relay nor the swept endpoint is undone
+    assert allowed(x, state['y']['public_key']) == []
+    assert '198.51.100.13/32' in allowed(x, state['r']['public_key'])
+
+
+def test_direct_again_when_a_path_opens(world):
+    nodes, state = world['nodes'], world['state']
+    x, y = nodes['x'], nodes['y']
+    x.sh('nft delete table inet wglanblock')
+    opened = time.monotonic()
+    assert wait_for(lambda: status_rows(x).get('y', {}).get('path') == 'direct'
+                    and status_rows(x)['y']['state'] == 'up', timeout=4 * SWEEP + 10, interval=0.5), (
+        log_of(x)[-3000:], x.sh('wg show').stdout)
+    world['direct_seconds'] = time.monotonic() - opened
+    assert wait_for(lambda: '198.51.100.13/32' in (allowed(x, state['y']['public_key']) or []), timeout=3)
+    assert '198.51.100.13/32' not in allowed(x, state['r']['public_key'])
+    assert wait_for(lambda: '198.51.100.12/32' in (allowed(y, state['x']['public_key']) or []), timeout=10)
+    assert ping(x, '198.51.100.13')
+    with open(os.path.join(x.workdir, 'paths.json')) as handle:
+        assert json.load(handle)['relays'] == {}
+    sys.stdout.write('\nrelay took over after %.1f s; direct again %.1f s after the path opened\n'
+                     % (world['relay_seconds'], world['direct_seconds']))

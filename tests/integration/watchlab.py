@@ -1,0 +1,50 @@
+"""Helpers for the watcher's namespace tests: the discovery service and watchers as processes in namespaces.
+
+Every process started here runs inside a namespace the test made; the tests
+kill them (and destroy the namespaces) in their fixtures' teardown.
+"""
+import os
+import subprocess
+import sys
+
+from netns import COLLECTIONS
+
+PROBE = 'python3 -c "import socket; socket.create_connection((\'198.51.100.100\', 8443), 1)"'
+
+
+def start_service(ns, address, workdir):
+    """The discovery service in namespace ns, listening on address:8443, its database in workdir."""
+    return subprocess.Popen(['ip', 'netns', 'exec', ns.name, sys.executable, '-m',
+                             'ansible_collections.wglan.mesh.plugins.module_utils.discovery_server',
+                             '--listen', '%s:8443' % address, '--db', os.path.join(workdir, 'db')],
+                            env=dict(os.environ, PYTHONPATH=COLLECTIONS), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def watcher_cmd(ns, *args):
+    return ['ip', 'netns', 'exec', ns.name, sys.executable, '-m',
+            'ansible_collections.wglan.mesh.plugins.module_utils.watcher'] + list(args) + [
+        '--settings', os.path.join(ns.workdir, 'settings.json'), '--config', os.path.join(ns.workdir, 'watcher.json')]
+
+
+class Watchers:
+    def __init__(self):
+        self.procs = {}
+
+    def start(self, ns):
+        log = open(os.path.join(ns.workdir, 'watcher.log'), 'a')
+        self.procs[ns.name] = subprocess.Popen(watcher_cmd(ns, 'run'), stdout=log, stderr=subprocess.STDOUT,
+                                               env=dict(os.environ, PYTHONPATH=COLLECTIONS))
+        return self.procs[ns.name]
+
+    def kill(self, ns):
+        proc = self.procs.pop(ns.name, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+    def stop_all(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
