@@ -63,7 +63,7 @@ lab-base:
 	./tests/lab/build-base.sh
 
 lab: collections
-	$(PY) -m pytest -q tests/lab
+	$(PY) -m pytest -q --durations=25 tests/lab
 
 lab-down:
 	$(PY) tests/lab/lab.py down

@@ -20,12 +20,15 @@ loops:
   - a peer still not up after one full sweep is relayed through a node that
     reaches both (relay.py); sweeping goes on, and the path is direct again
     as soon as a handshake completes. With `relay` on, this node offers to
-    relay: it forwards IPv4 that arrives on the interface back into it;
+    relay: it forwards IPv4 that arrives on the interface (and IPv6 with
+    `relay_ipv6`);
   - this node's record is published with the endpoints its up peers are seen
     at (so NATed nodes find each other) when it changes, and again before its
     TTL runs out;
   - nftables targets hold the allowed IPs of peers that are up (all peers with
-    force_routing), so traffic to a dead peer falls back to the normal routes.
+    force_routing), so traffic to a dead peer falls back to the normal routes;
+  - with metrics_port, Prometheus metrics (text format) of that status on
+    metrics_address (127.0.0.1 by default): GET /metrics.
 A source that fails leaves the last good state in place. Logs (stdout, the
 journal under systemd) never contain secrets. The status (peer, address,
 endpoint, state, handshake age) is written to status_path for `status`.
@@ -62,7 +65,10 @@ OPTIONS = dict(
     table=nft_rules.DEFAULT_TABLE, route_mark=nft_rules.DEFAULT_ROUTE_MARK, mark_mask=nft_rules.DEFAULT_MARK_MASK,
     route_table=policy_routing.DEFAULT_TABLE, rule_priority=policy_routing.DEFAULT_PRIORITY,
     manage_rules=True,
+    metrics_port=0,         # serve Prometheus metrics on metrics_address:metrics_port (0: off)
+    metrics_address='127.0.0.1',
     relay=False,            # offer to relay (forward what arrives on the interface back into it)
+    relay_ipv6=False,       # relay IPv6 too: turns on the host's IPv6 forwarding (see _ensure_forwarding)
 )
 
 
@@ -86,6 +92,9 @@ def load_options(path):
         if unknown:
             raise WglanError('%s: unknown options %s' % (path, ', '.join(unknown)))
         options.update(data)
+    port = options['metrics_port']
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise WglanError('%s: metrics_port must be a port number (0: no metrics)' % path)
     for key in ('resync', 'sweep_interval', 'publish_every'):
         if not isinstance(options[key], (int, float)) or options[key] <= 0:
             raise WglanError('%s: %s must be a positive number' % (path, key))
@@ -165,6 +174,8 @@ class Watcher:
         self.up = None              # public keys of the peers up at the last apply
         self.relays = None          # {peer key: relay key}; read back at the first reconcile (restarts keep them)
         self.forwarding_warned = False
+        self.status = None          # the last status written (also served as metrics)
+        self.metrics_server = None
 
     # -- events ----------------------------------------------------------
     def trigger(self, why):
@@ -359,15 +370,27 @@ class Watcher:
                 log('cannot save the relays: %s' % exc)
 
     def _ensure_forwarding(self, ifname):
-        """With relay on, forward what arrives on the interface (IPv4, this interface only; no redirects)."""
+        """With relay on, forward what arrives on the interface: IPv4 on this interface only (no
+        redirects); IPv6 only with relay_ipv6, which turns on IPv6 forwarding for the host (Linux has
+        no per-interface switch for it) after moving interfaces that accept router advertisements to
+        accept_ra=2, so they keep accepting them."""
         if not self.options['relay']:
             return
-        for name, value in (('forwarding', '1'), ('send_redirects', '0')):
-            path = '/proc/sys/net/ipv4/conf/%s/%s' % (ifname, name)
+        wanted = [('ipv4/conf/%s/forwarding' % ifname, '1'), ('ipv4/conf/%s/send_redirects' % ifname, '0')]
+        if self.options['relay_ipv6']:
             try:
-                with open(path) as handle:
-                    if handle.read().strip() == value:
-                        continue
+                names = sorted(os.listdir('/proc/sys/net/ipv6/conf'))
+            except OSError:
+                names = []
+            for name in names:
+                if name not in ('all', 'default', 'lo', ifname) and self._sysctl('ipv6/conf/%s/accept_ra' % name) == '1':
+                    wanted.append(('ipv6/conf/%s/accept_ra' % name, '2'))
+            wanted.append(('ipv6/conf/all/forwarding', '1'))
+        for name, value in wanted:
+            if self._sysctl(name) == value:
+                continue
+            path = '/proc/sys/net/' + name
+            try:
                 with open(path, 'w') as handle:
                     handle.write(value)
                 log('%s set to %s' % (path, value))
@@ -375,6 +398,14 @@ class Watcher:
                 if not self.forwarding_warned:
                     log('cannot relay: %s: %s' % (path, exc.strerror or exc))
                     self.forwarding_warned = True
+
+    @staticmethod
+    def _sysctl(name):
+        try:
+            with open('/proc/sys/net/' + name) as handle:
+                return handle.read().strip()
+        except OSError:
+            return None
 
     @staticmethod
     def _name(public_key, peers):
@@ -418,8 +449,11 @@ class Watcher:
                              state=st.state(now) if st is not None else 'unknown',
                              handshake_age=int(now - handshake) if handshake else None,
                              path='via %s' % self._name(self.relays[peer.public_key], peers)
-                             if peer.public_key in self.relays else 'direct'))
+                             if peer.public_key in self.relays else 'direct',
+                             rx_bytes=st.rx_bytes if st is not None else 0,
+                             tx_bytes=st.tx_bytes if st is not None else 0))
         status = dict(interface=config.ifname, time=int(now), reconciles=self.reconciles, peers=rows)
+        self.status = status
         path = self.options['status_path']
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -430,6 +464,13 @@ class Watcher:
     # -- loop --------------------------------------------------------------
     def run(self, max_seconds=None):
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        if self.options['metrics_port']:
+            try:
+                self.metrics_server = serve_metrics(self, self.options['metrics_address'], self.options['metrics_port'])
+                log('metrics on http://%s:%d/metrics' % (self.options['metrics_address'], self.options['metrics_port']))
+            except (OSError, ValueError) as exc:
+                log('no metrics: cannot listen on %s:%s: %s' % (self.options['metrics_address'],
+                                                                 self.options['metrics_port'], exc))
         seen = [None]
         self._files_changed(seen)
         self.reconcile('start')
@@ -454,6 +495,71 @@ class Watcher:
                 self.apply(purge=bool(self.params and self.params.get('purge')))
                 next_sweep = time.monotonic() + 1.0
         self.stop.set()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+
+
+def _label(value):
+    return str(value).replace('\\', '\\\\').replace('"', '\\"').replace('\n', '\\n')
+
+
+def format_metrics(status):
+    """The status as Prometheus text exposition (version 0.0.4)."""
+    lines = []
+
+    def metric(name, kind, help_text, samples):
+        lines.append('# HELP %s %s' % (name, help_text))
+        lines.append('# TYPE %s %s' % (name, kind))
+        for labels, value in samples:
+            text = ','.join('%s="%s"' % (k, _label(v)) for k, v in labels)
+            lines.append('%s%s %s' % (name, '{%s}' % text if text else '', value))
+
+    peers = status.get('peers', []) if status else []
+    ident = [(p, (('peer', p['name']), ('public_key', p['public_key']))) for p in peers]
+    metric('wglan_peer_up', 'gauge', 'Whether the peer had a handshake in the last 275 s.',
+           [(labels, 1 if p['state'] == 'up' else 0) for p, labels in ident])
+    metric('wglan_peer_relayed', 'gauge', 'Whether the peer is reached through a relay (label via).',
+           [(labels + (('via', p.get('path', 'direct')[4:] if p.get('path', '').startswith('via ') else ''),),
+             1 if p.get('path', '').startswith('via ') else 0) for p, labels in ident])
+    metric('wglan_peer_last_handshake_age_seconds', 'gauge', 'Seconds since the latest handshake with the peer.',
+           [(labels, p['handshake_age']) for p, labels in ident if p.get('handshake_age') is not None])
+    metric('wglan_peer_receive_bytes_total', 'counter', 'Bytes received from the peer.',
+           [(labels, p.get('rx_bytes', 0)) for p, labels in ident])
+    metric('wglan_peer_transmit_bytes_total', 'counter', 'Bytes sent to the peer.',
+           [(labels, p.get('tx_bytes', 0)) for p, labels in ident])
+    metric('wglan_peers', 'gauge', 'Peers configured.', [((), len(peers))])
+    metric('wglan_reconciles_total', 'counter', 'Reconciles since the watcher started.',
+           [((), status.get('reconciles', 0) if status else 0)])
+    metric('wglan_status_timestamp_seconds', 'gauge', 'When the watcher last wrote its status.',
+           [((), status.get('time', 0) if status else 0)])
+    return '\n'.join(lines) + '\n'
+
+
+def serve_metrics(watcher, address, port):
+    """A thread serving GET /metrics from the watcher's last status. Returns the server."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server API)
+            if self.path.split('?')[0] != '/metrics':
+                self.send_error(404, 'only /metrics here')
+                return
+            body = format_metrics(watcher.status).encode('utf-8')
+            self.send_response(200)
+            self.send_header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # no access log in the journal
+            return
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name='metrics', daemon=True)
+    thread.start()
+    return server
 
 
 def format_status(status):

@@ -29,6 +29,12 @@ options:
         Never fails for peers that stay down; RV(peers_up) and RV(waited) say how it went.
     type: int
     default: 0
+  watcher_status:
+    description:
+      - The status file of the watcher service (C(wglan-watcher)). When it exists, RV(watcher) reports
+        the watcher's view (per peer its state and path, direct or through which relay).
+    type: path
+    default: /run/wglan/status.json
 attributes:
   check_mode:
     description: Read-only; runs the same in check mode.
@@ -135,13 +141,22 @@ waited:
   description: Seconds spent waiting for handshakes.
   returned: always
   type: float
+watcher:
+  description:
+    - The watcher's last status, null when there is none (no watcher, or it has not run yet).
+      C(age) is the seconds since the watcher wrote it (it does so every second while something
+      changes and at least on every reconcile); C(peers) lists per peer C(name), C(public_key),
+      C(address), C(endpoint), C(state), C(handshake_age) and C(path) (V(direct) or V(via <relay>)).
+  returned: always
+  type: dict
 '''
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils import keys, node_record, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
 
@@ -175,6 +190,19 @@ def gather(ifname):
     )
 
 
+def watcher_view(path):
+    """The watcher's status file, with its age; None when there is none or it is unreadable."""
+    try:
+        status = node_record.read_json(path)
+    except WglanError:
+        return None
+    if not isinstance(status, dict):
+        return None
+    view = dict(status)
+    view['age'] = int(time.time() - status['time']) if isinstance(status.get('time'), (int, float)) else None
+    return view
+
+
 def gather_waiting(ifname, wait):
     """gather(), again every half second until every peer is up or wait seconds passed."""
     start = time.monotonic()
@@ -192,14 +220,16 @@ def main():
         argument_spec=dict(
             interface=dict(type='str', default='wglan0'),
             wait=dict(type='int', default=0),
+            watcher_status=dict(type='path', default='/run/wglan/status.json'),
         ),
         supports_check_mode=True,
     )
     require_libs(module, 'pyroute2', 'cryptography')
     if not 0 <= module.params['wait'] <= 3600:
         module.fail_json(msg='wait must be between 0 and 3600 seconds')
-    module.exit_json(changed=False, **run_or_fail(module, gather_waiting, module.params['interface'],
-                                                  module.params['wait']))
+    info = run_or_fail(module, gather_waiting, module.params['interface'], module.params['wait'])
+    info['watcher'] = watcher_view(module.params['watcher_status'])
+    module.exit_json(changed=False, **info)
 
 
 if __name__ == '__main__':

@@ -23,6 +23,7 @@ from watchlab import PROBE, Watchers, start_service
 TOKEN = 'relay-test-token-%s' % uuid.uuid4().hex
 URL = 'http://198.51.100.100:8443'
 SWEEP = 6.0
+METRICS_PORT = 9586
 BLOCK = '''
 table inet wglanblock {
   chain out { type filter hook output priority 0; policy accept;
@@ -50,6 +51,7 @@ def world(tmp_path_factory):
             ns = nodes[name]
             with open(os.path.join(ns.workdir, 'watcher.json'), 'w') as handle:
                 json.dump(dict(sweep_interval=SWEEP, resync=30, table='wglan%s' % tag, relay=name == 'r',
+                               metrics_port=METRICS_PORT if name == 'x' else 0,
                                status_path=os.path.join(ns.workdir, 'status.json')), handle)
             state[name] = record_of(ns, name)
             record = dict(state[name]['record'], relay=True) if name == 'r' else state[name]['record']
@@ -80,10 +82,14 @@ def allowed(ns, key):
 
 
 def status_rows(ns):
-    out = ns.cmd([sys.executable, '-m', 'ansible_collections.wglan.mesh.plugins.module_utils.watcher', 'status',
-                  '--json', '--status-path', os.path.join(ns.workdir, 'status.json')],
-                 env=dict(os.environ, PYTHONPATH=COLLECTIONS)).stdout
-    return dict((row['name'], row) for row in json.loads(out)['peers'])
+    """`wglan status --json` by peer name; {} before the watcher wrote its first status."""
+    proc = ns.cmd([sys.executable, '-m', 'ansible_collections.wglan.mesh.plugins.module_utils.watcher', 'status',
+                   '--json', '--status-path', os.path.join(ns.workdir, 'status.json')],
+                  env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=False)
+    if proc.returncode != 0:
+        assert 'no status at' in proc.stderr, proc.stderr
+        return {}
+    return dict((row['name'], row) for row in json.loads(proc.stdout)['peers'])
 
 
 def log_of(ns):
@@ -116,6 +122,20 @@ def test_no_direct_path_goes_through_the_relay(world):
     with open(os.path.join(x.workdir, 'paths.json')) as handle:
         assert json.load(handle)['relays'] == {state['y']['public_key']: state['r']['public_key']}
     assert 'peer y: via r' in log_of(x)
+    # wglan_info reports the watcher's view
+    info = Playbook(x, x.workdir).one('wglan.mesh.wglan_info', dict(
+        interface=x.ifname, watcher_status=os.path.join(x.workdir, 'status.json')))
+    rows = dict((row['name'], row) for row in info['watcher']['peers'])
+    assert rows['y']['path'] == 'via r' and rows['r']['state'] == 'up', info['watcher']
+    assert 0 <= info['watcher']['age'] < 10
+    # and so do its Prometheus metrics (opt-in port, loopback of x's namespace)
+    fetch = ('import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:%d/metrics", timeout=5)'
+             '.read().decode())' % METRICS_PORT)
+    metrics = x.cmd([sys.executable, '-c', fetch]).stdout
+    assert 'wglan_peer_relayed{peer="y",public_key="%s",via="r"} 1' % state['y']['public_key'] in metrics, metrics
+    assert 'wglan_peer_up{peer="r",public_key="%s"} 1' % state['r']['public_key'] in metrics, metrics
+    assert '# TYPE wglan_peer_receive_bytes_total counter' in metrics
+    assert 'wglan_peers 2' in metrics
 
 
 def test_a_wglan_peers_run_keeps_the_relay(world):

@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -490,6 +491,52 @@ def mesh_matrix(lab, interface='wglan0', count=1, wait=3, only=None):
             if key in by_key:
                 age[src][by_key[key]] = (now - int(when)) if when.strip().isdigit() and int(when) else None
     return names, reach, age
+
+
+def all_pairs(names):
+    return [(s, d) for s in names for d in names if s != d]
+
+
+def full_mesh(lab, only=None, timeout=90):
+    """Poll until every ordered pair reaches the other over the mesh (direct or relayed), bounded.
+
+    Two machines behind one Linux NAT that both use port 51820 get a different
+    public port for each destination when they collide, so pairs across two
+    such NATs may have no direct path at all: the watchers relay those through
+    a node that reaches both after one full sweep (a few times sweep_interval).
+    Returns the last matrix and each machine's `wglan status`.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        names, reach, _age = mesh_matrix(lab, only=only)
+        if all(reach[s][d] for s, d in all_pairs(names)) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    status = dict((n, lab.ssh(n, 'wglan status', check=False).stdout) for n in names)
+    return names, reach, status
+
+
+def peer_latency(lab, hosts, key, since):
+    """Seconds from `since` (time.time(); the machines share the controller's clock) until key is a
+    peer of each host's wglan0. Every machine polls its own device (5 s at most); the slowest decides."""
+    script = ('for i in $(seq 1 100); do wg show wglan0 peers | grep -q %s && { date +%%s.%%N; exit 0; }; '
+              'sleep 0.05; done; exit 1') % key.replace('+', '\\+')
+    results = {}
+    threads = [threading.Thread(target=lambda h=h: results.__setitem__(h, lab.ssh(h, script, check=False)))
+               for h in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(r.returncode == 0 for r in results.values()), dict((h, r.stdout) for h, r in results.items())
+    return dict((h, float(r.stdout.strip()) - since) for h, r in results.items())
+
+
+def peer_gone(lab, hosts, key):
+    """Whether key stops being a peer of every host within 3 s."""
+    gone = 'for i in $(seq 1 60); do wg show wglan0 peers | grep -q %s || exit 0; sleep 0.05; done; exit 1' \
+        % key.replace('+', '\\+')
+    return all(lab.ssh(h, gone, check=False).returncode == 0 for h in hosts)
 
 
 def format_matrix(names, reach, age):
