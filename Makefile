@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 SANITY_ROOT := /tmp/wglan-mesh-sanity
 SANITY_DIR := $(SANITY_ROOT)/ansible_collections/wglan/mesh
 
-.PHONY: setup lint test unit integration sanity docs build-check bench-peers bench-playbook demo clean collections lab lab-base lab-down
+.PHONY: setup lint test unit integration sanity docs build-check bench-peers bench-playbook bench-convergence demo clean collections lab lab-base lab-down
 
 setup:
 	./scripts/setup.sh
@@ -70,6 +70,9 @@ lab-down:
 
 bench-playbook: setup collections lab-base
 	$(PY) benchmarks/playbook.py
+
+bench-convergence: setup collections lab-base
+	$(PY) benchmarks/convergence.py
 
 bench-peers: setup
 	$(PY) benchmarks/peers_scale.py

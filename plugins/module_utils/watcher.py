@@ -175,6 +175,8 @@ class Watcher:
         self.relays = None          # {peer key: relay key}; read back at the first reconcile (restarts keep them)
         self.forwarding_warned = False
         self.status = None          # the last status written (also served as metrics)
+        self.rx_seen = {}           # public key -> (rx bytes, monotonic time they last changed)
+        self.stale = set()          # peers with a recent handshake but nothing received for too long
         self.metrics_server = None
 
     # -- events ----------------------------------------------------------
@@ -313,11 +315,7 @@ class Watcher:
             return False
         config, peers, candidates = self.last
         found = wg_device.read_device(config.ifname)
-        up = set()
-        now = time.time()
-        if found is not None:
-            state = found[2]
-            up = set(p.public_key for p in state.peers if state.stats_of(p).state(now) == 'up')
+        up = self._alive(found, candidates)
         if up != self.up:
             if self.up is not None:
                 self.trigger('peers up changed')  # publish the fresh observations
@@ -340,6 +338,35 @@ class Watcher:
         targets_changed = self._apply_targets(config, desired, up)
         self._write_status(config, peers, found)
         return outcome.changed or targets_changed
+
+    def _alive(self, found, candidates):
+        """Public keys of the peers that are up: a handshake in the last 275 s and, for peers built from
+        records (they keep a persistent keepalive, and so does the other end), bytes received in the
+        last 2 keepalives + 15 s. A path that broke (NAT changed, the peer moved) shows as stale in
+        about a minute instead of 275 s, and the sweep (then the relay) starts."""
+        self.stale = set()
+        if found is None:
+            return set()
+        state = found[2]
+        now, ticks = time.time(), time.monotonic()
+        alive = set()
+        for peer in state.peers:
+            stats = state.stats_of(peer)
+            key = peer.public_key
+            seen = self.rx_seen.get(key)
+            if seen is None or seen[0] != stats.rx_bytes:
+                self.rx_seen[key] = seen = (stats.rx_bytes, ticks)
+            if stats.state(now) != 'up':
+                continue
+            if key in candidates and peer.persistent_keepalive \
+                    and ticks - seen[1] > 2 * peer.persistent_keepalive + 15:
+                self.stale.add(key)
+                continue
+            alive.add(key)
+        for key in list(self.rx_seen):
+            if key not in candidates and key not in alive:
+                self.rx_seen.pop(key, None)
+        return alive
 
     def _choose_relays(self, peers, candidates, up):
         """Relay a peer that is not up after a full sweep; go direct again as soon as it is up."""
@@ -446,7 +473,8 @@ class Watcher:
             rows.append(dict(name=peer.name or peer.public_key[:8], public_key=peer.public_key,
                              address=str(peer.allowed_ips[0]) if peer.allowed_ips else '',
                              endpoint=endpoints.get(peer.public_key) or peer.endpoint or '',
-                             state=st.state(now) if st is not None else 'unknown',
+                             state='stale' if peer.public_key in self.stale
+                             else st.state(now) if st is not None else 'unknown',
                              handshake_age=int(now - handshake) if handshake else None,
                              path='via %s' % self._name(self.relays[peer.public_key], peers)
                              if peer.public_key in self.relays else 'direct',

@@ -23,6 +23,7 @@ from watchlab import PROBE, Watchers, start_service
 TOKEN = 'relay-test-token-%s' % uuid.uuid4().hex
 URL = 'http://198.51.100.100:8443'
 SWEEP = 6.0
+KEEPALIVE = 5  # a live path delivers something every 5 s; silence for 2 x 5 + 15 s marks it stale
 METRICS_PORT = 9586
 BLOCK = '''
 table inet wglanblock {
@@ -59,6 +60,7 @@ def world(tmp_path_factory):
                 interface=ns.ifname, backend='userspace', private_key_path=ns.key_path,
                 addresses=[state[name]['cidr']], purge=True, self_name=name, discovery_url=URL,
                 cluster_token=TOKEN, publish=record, state_path=os.path.join(ns.workdir, 'mesh.json'),
+                persistent_keepalive=KEEPALIVE,
                 settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True,
                 relays_path=os.path.join(ns.workdir, 'paths.json')))
             assert not result.get('failed'), result
@@ -143,7 +145,8 @@ def test_a_wglan_peers_run_keeps_the_relay(world):
     result = Playbook(x, x.workdir).one('wglan.mesh.wglan_peers', dict(
         watcher=True, interface=x.ifname, discovery_url=URL, cluster_token=TOKEN, backend='userspace',
         private_key_path=x.key_path, purge=True, self_name='x', state_path=os.path.join(x.workdir, 'mesh.json'),
-        publish=state['x']['record'], relays_path=os.path.join(x.workdir, 'paths.json')))
+        publish=state['x']['record'], relays_path=os.path.join(x.workdir, 'paths.json'),
+        persistent_keepalive=KEEPALIVE))
     assert not result.get('failed'), result
     assert result['changed'] is False, result  # neither the relay nor the swept endpoint is undone
     assert allowed(x, state['y']['public_key']) == []
@@ -165,5 +168,21 @@ def test_direct_again_when_a_path_opens(world):
     assert ping(x, '198.51.100.13')
     with open(os.path.join(x.workdir, 'paths.json')) as handle:
         assert json.load(handle)['relays'] == {}
-    sys.stdout.write('\nrelay took over after %.1f s; direct again %.1f s after the path opened\n'
-                     % (world['relay_seconds'], world['direct_seconds']))
+
+
+def test_a_path_that_breaks_is_noticed_before_275_s_and_relayed(world):
+    nodes, state = world['nodes'], world['state']
+    x = nodes['x']
+    x.cmd(['nft', '-f', '-'], input=BLOCK)
+    broke = time.monotonic()
+    # The handshake is recent (WireGuard would call the peer up for 275 s), but nothing arrives any more.
+    assert wait_for(lambda: status_rows(x).get('y', {}).get('state') == 'stale', timeout=2 * KEEPALIVE + 25,
+                    interval=0.5), log_of(x)[-2000:]
+    stale = time.monotonic() - broke
+    assert wait_for(lambda: status_rows(x).get('y', {}).get('path') == 'via r', timeout=4 * SWEEP + 20,
+                    interval=0.5), (log_of(x)[-3000:], x.sh('wg show').stdout)
+    relayed = time.monotonic() - broke
+    assert wait_for(lambda: ping(x, '198.51.100.13'), timeout=15, interval=0.5)
+    sys.stdout.write('\nrelay took over after %.1f s; direct again %.1f s after the path opened; a broken path '
+                     'was stale after %.1f s and relayed after %.1f s\n'
+                     % (world['relay_seconds'], world['direct_seconds'], stale, relayed))
