@@ -73,7 +73,10 @@ class Cluster:
     def __init__(self, verifier):
         self.verifier = verifier
         self.members = {}          # member -> dict(seq, data, observed, expires, version)
-        self.version = 0
+        # Versions are opaque to clients. Starting from the clock (ms) keeps them rising across a
+        # restart of the service, so a watcher's `since` from before the restart is never taken
+        # for a version of this run (see changes_since for one that is ahead).
+        self.version = int(time.time() * 1000)
         self.changes = collections.deque()  # (version, member)
         self.waiters = set()
 
@@ -168,7 +171,13 @@ class Store:
         c = self.clusters.get(cluster)
         if c is None:
             return None, None
-        if since >= c.version:
+        if since > c.version:
+            # A version this run never gave (the client watched an earlier run of the service):
+            # start the client over with the whole listing.
+            answer = self.listing(cluster)
+            answer.update(reset=True, deleted=[])
+            return answer, None
+        if since == c.version:
             return None, c
         oldest = c.changes[0][0] if c.changes else c.version + 1
         if since < oldest - 1:

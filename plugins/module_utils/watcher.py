@@ -171,7 +171,7 @@ class Watcher:
         self.reconciles = 0
         self.records = None         # the records of the last good reconcile (relay choice)
         self.own_key = None
-        self.up = None              # public keys of the peers up at the last apply
+        self.up = None              # {public key: endpoint} of the peers up at the last apply
         self.relays = None          # {peer key: relay key}; read back at the first reconcile (restarts keep them)
         self.forwarding_warned = False
         self.status = None          # the last status written (also served as metrics)
@@ -316,10 +316,13 @@ class Watcher:
         config, peers, candidates = self.last
         found = wg_device.read_device(config.ifname)
         up = self._alive(found, candidates)
-        if up != self.up:
+        # Where the peers that are up are seen: when that changes (a peer came up, went down, or
+        # roamed behind its NAT), reconcile, which publishes the fresh observations.
+        seen = dict((p.public_key, p.endpoint) for p in found[2].peers if p.public_key in up) if found else {}
+        if seen != self.up:
             if self.up is not None:
-                self.trigger('peers up changed')  # publish the fresh observations
-            self.up = up
+                self.trigger('observations changed')
+            self.up = seen
         swept, moved = self.sweeper.endpoints(candidates, up, time.monotonic())
         self._choose_relays(peers, candidates, up)
         desired = [p.replace(endpoint=swept[p.public_key], endpoint_fallback=False) if p.public_key in swept else p

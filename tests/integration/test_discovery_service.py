@@ -164,6 +164,10 @@ c = DiscoveryClient(%r, "token-a")
 c.publish(record("keep", 1)); c.publish(record("brief", 2), ttl=1)
 print("{}")
 ''' % URL)
+    before = service.run('''
+c = DiscoveryClient(%r, "token-a")
+print(json.dumps(c.fetch(warnings.append)[0]))
+''' % URL)
     service.stop()
     service.start()
     time.sleep(2)
@@ -171,6 +175,17 @@ print("{}")
 print(json.dumps(sorted(r["name"] for r in DiscoveryClient(%r, "token-a").fetch(warnings.append)[1])))
 ''' % URL)
     assert out == ['keep']
+    # A watcher that still holds a version from before the restart is answered at once (a fresh
+    # listing), not left waiting for this run's versions to catch up with it.
+    out = service.run('''
+c = DiscoveryClient(%r, "token-a")
+started = time.monotonic()
+answer = c.watch(%d + 1000, warnings.append, timeout=10)
+print(json.dumps(dict(seconds=time.monotonic() - started, reset=answer["reset"], version=answer["version"],
+                      names=sorted(r["name"] for r in answer["records"]))))
+''' % (URL, before))
+    assert out['seconds'] < 2 and out['reset'] is True and out['names'] == ['keep'], out
+    assert out['version'] > before, 'versions keep rising across a restart'
 
 
 def test_watch_sees_a_change_within_a_second(service):

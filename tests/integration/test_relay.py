@@ -60,7 +60,7 @@ def world(tmp_path_factory):
                 interface=ns.ifname, backend='userspace', private_key_path=ns.key_path,
                 addresses=[state[name]['cidr']], purge=True, self_name=name, discovery_url=URL,
                 cluster_token=TOKEN, publish=record, state_path=os.path.join(ns.workdir, 'mesh.json'),
-                persistent_keepalive=KEEPALIVE,
+                persistent_keepalive=KEEPALIVE, watcher=True,
                 settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True,
                 relays_path=os.path.join(ns.workdir, 'paths.json')))
             assert not result.get('failed'), result
@@ -151,6 +151,10 @@ def test_a_wglan_peers_run_keeps_the_relay(world):
     assert result['changed'] is False, result  # neither the relay nor the swept endpoint is undone
     assert allowed(x, state['y']['public_key']) == []
     assert '198.51.100.13/32' in allowed(x, state['r']['public_key'])
+    # The ad-hoc form (no arguments but the settings file the setup saved) is just as quiet.
+    adhoc = Playbook(x, x.workdir).one('wglan.mesh.wglan_peers', dict(
+        settings_path=os.path.join(x.workdir, 'settings.json')))
+    assert not adhoc.get('failed') and adhoc['changed'] is False, adhoc
 
 
 def test_direct_again_when_a_path_opens(world):
