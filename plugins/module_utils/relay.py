@@ -12,9 +12,9 @@ allowed-IPs checks.
 
 Who relays for whom is decided from the records alone, so both ends agree:
 a relay for the pair (A, B) is a node whose record says `relay: true` and
-whose observations show it up with both A and B (it reaches both). Of those,
-the one with the smallest public key is chosen. This node must also see the
-relay up itself.
+whose observations show it up with both A and B (it reaches both: the
+watcher publishes only peers it receives from). Of those, the one with the
+smallest public key is chosen, and used once this node sees it up itself.
 
 The peer itself stays configured (without allowed IPs), and the watcher keeps
 sweeping its endpoints; when a handshake completes the addresses move back
@@ -45,16 +45,18 @@ def relay_candidates(me_key, peer_key, records):
     return sorted(out)
 
 
-def choose_relay(me_key, peer_key, records, up, current=None):
+def choose_relay(me_key, peer_key, records, up):
     """The relay to use for peer, or None. up: keys of peers this node sees up.
 
-    The current relay is kept while it still qualifies (no flapping between
-    equal choices); otherwise the first candidate that this node sees up.
+    Always the first candidate by the records, which both ends read alike, so
+    both choose the same node; None while this node does not see that one up
+    (choosing another here could split the pair over two relays, and each
+    would drop the other's replies).
     """
-    candidates = [key for key in relay_candidates(me_key, peer_key, records) if key in up]
-    if current in candidates:
-        return current
-    return candidates[0] if candidates else None
+    candidates = relay_candidates(me_key, peer_key, records)
+    if candidates and candidates[0] in up:
+        return candidates[0]
+    return None
 
 
 def apply_relays(peers, relays):

@@ -299,10 +299,15 @@ class Watcher:
         record = params.get('publish')
         if not record:
             return None
-        try:
-            observed = node_record.observed_endpoints(params['interface'])
-        except WglanError:
-            observed = record.get('observed') or {}
+        if self.up is not None:
+            # The peers it receives from now (a handshake alone can be minutes old): other nodes
+            # take these as paths that work, and choose relays by them.
+            observed = dict((k, e) for k, e in self.up.items() if e)
+        else:
+            try:
+                observed = node_record.observed_endpoints(params['interface'])
+            except WglanError:
+                observed = record.get('observed') or {}
         fresh = dict(record, observed=observed)
         due = time.monotonic() - self.last_publish >= self.options['publish_every'] or self.last_publish == 0
         if due or self.published != (node_record.without_observations(fresh), observed):
@@ -383,7 +388,7 @@ class Watcher:
         for key in sorted(keys - up):
             if key not in self.relays and not self.sweeper.exhausted(key, len(candidates.get(key) or ()), now):
                 continue
-            chosen = relay.choose_relay(self.own_key, key, records, up, self.relays.get(key))
+            chosen = relay.choose_relay(self.own_key, key, records, up)
             if chosen is None:
                 self.relays.pop(key, None)
             else:

@@ -513,6 +513,13 @@ def full_mesh(lab, only=None, timeout=90):
             break
         time.sleep(3)
     status = dict((n, lab.ssh(n, 'wglan status', check=False).stdout) for n in names)
+    if not all(reach[s][d] for s, d in all_pairs(names)):
+        # pytest shows a failed test's stdout in full (assertion messages get cut)
+        sys.stdout.write('\nmesh incomplete after %d s:\n%s\n' % (timeout, format_matrix(names, reach, _age)))
+        for name in names:
+            journal = lab.ssh(name, 'journalctl -u wglan-watcher --no-pager -n 40', check=False).stdout
+            sys.stdout.write('== %s\n%s\n%s\n' % (name, status[name], journal))
+        sys.stdout.write(wg_report(lab, names) + '\n')
     return names, reach, status
 
 
