@@ -505,8 +505,8 @@ class Watcher:
                 self.metrics_server = serve_metrics(self, self.options['metrics_address'], self.options['metrics_port'])
                 log('metrics on http://%s:%d/metrics' % (self.options['metrics_address'], self.options['metrics_port']))
             except (OSError, ValueError) as exc:
-                log('no metrics: cannot listen on %s:%s: %s' % (self.options['metrics_address'],
-                                                                 self.options['metrics_port'], exc))
+                log('no metrics: cannot listen on %s:%s: %s'
+                    % (self.options['metrics_address'], self.options['metrics_port'], exc))
         seen = [None]
         self._files_changed(seen)
         self.reconcile('start')
