@@ -11,7 +11,7 @@ PACKAGES=(
   python3-apt python3-kubernetes nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
   linux-image-amd64 initramfs-tools
 )
-STAMP_VALUE="v4 ${PACKAGES[*]}"
+STAMP_VALUE="v5 ${PACKAGES[*]}"
 
 if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
   echo "lab base: $TREE is current"
@@ -40,6 +40,16 @@ done
 # (systemd-network-generator) and the lab's SSH key from wglan.key=; nspawn
 # machines have neither on their command line, so both stay idle there.
 chroot "$tmp" systemctl enable systemd-networkd.service systemd-network-generator.service >/dev/null 2>&1
+# In nspawn machines the lab sets the addresses from outside and networkd manages no
+# link, so the stock wait-online would hold network-online.target (and every unit
+# ordered after it, like wglan-discovery) for its full 2 minutes. Wait for any
+# link, briefly: qemu machines have theirs from ip= by then.
+mkdir -p "$tmp/etc/systemd/system/systemd-networkd-wait-online.service.d"
+cat > "$tmp/etc/systemd/system/systemd-networkd-wait-online.service.d/wglan-lab.conf" <<'UNIT'
+[Service]
+ExecStart=
+ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=5
+UNIT
 cat > "$tmp/etc/systemd/system/wglan-lab-key.service" <<'UNIT'
 [Unit]
 Description=wglan lab: root's SSH key from the kernel command line
