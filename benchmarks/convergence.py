@@ -24,7 +24,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests', 'lab'))
 
-from lab import ROOT, Lab, all_pairs, full_mesh, new_name, peer_latency, plan  # noqa: E402
+from lab import ROOT, Lab, all_pairs, full_mesh, new_name, peer_latency, plan, status_rows  # noqa: E402
 
 TOKEN = 'bench-token-%s' % uuid.uuid4().hex
 # KubeSpan (Talos docs, see REFERENCE.md): reconcile every 30 s, 15 s per endpoint, a peer is down 275 s
@@ -63,8 +63,9 @@ def wait_mesh(lab, timeout):
 
 
 def cross_site(status, host, others, kind):
-    rows = [line.split() for line in status[host].splitlines()[2:]]
-    return [r[0] for r in rows if r and r[0] in others and (r[-2] == 'via') == (kind == 'relay')]
+    """Peers among others that host reaches directly (kind 'direct') or through a relay ('relay')."""
+    return [peer for peer, (_st, path) in status_rows(status[host]).items()
+            if peer in others and path.startswith('via ') == (kind == 'relay')]
 
 
 def main():

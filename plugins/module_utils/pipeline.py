@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.wglan.mesh.plugins.module_utils import keys, mesh, node_record, peers as peer_model, sources, wg_device
-from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api, kubernetes_source
+from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api, kubernetes_source, relay
 from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.links import parse_interface_address
@@ -27,7 +27,7 @@ DEFAULTS = dict(
     pod_networking=False, state_path='/etc/wglan/mesh.json', discovery_url=None, cluster_token=None,
     cluster_id=None, discovery_ca=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
     peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
-    relays_path='/run/wglan/paths.json',
+    relays_path=relay.PATHS,
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
 SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'kubernetes', 'kubeconfig')

@@ -171,7 +171,7 @@ class Watcher:
         self.reconciles = 0
         self.records = None         # the records of the last good reconcile (relay choice)
         self.own_key = None
-        self.up = None              # {public key: endpoint} of the peers up at the last apply
+        self.observed = None        # {public key: endpoint} of the peers up at the last apply
         self.relays = None          # {peer key: relay key}; read back at the first reconcile (restarts keep them)
         self.forwarding_warned = False
         self.status = None          # the last status written (also served as metrics)
@@ -288,6 +288,7 @@ class Watcher:
         except WglanError as exc:
             log('cannot save the records: %s' % exc)
         changed = self.apply(purge=params['purge'])
+        self._ensure_forwarding(config.ifname)
         self._start_watches(params)
         self.reconciles += 1
         elapsed = (time.monotonic() - started) * 1000
@@ -299,10 +300,10 @@ class Watcher:
         record = params.get('publish')
         if not record:
             return None
-        if self.up is not None:
+        if self.observed is not None:
             # The peers it receives from now (a handshake alone can be minutes old): other nodes
             # take these as paths that work, and choose relays by them.
-            observed = dict((k, e) for k, e in self.up.items() if e)
+            observed = dict((k, e) for k, e in self.observed.items() if e)
         else:
             try:
                 observed = node_record.observed_endpoints(params['interface'])
@@ -324,17 +325,17 @@ class Watcher:
         # Where the peers that are up are seen: when that changes (a peer came up, went down, or
         # roamed behind its NAT), reconcile, which publishes the fresh observations.
         seen = dict((p.public_key, p.endpoint) for p in found[2].peers if p.public_key in up) if found else {}
-        if seen != self.up:
-            if self.up is not None:
+        if seen != self.observed:
+            if self.observed is not None:
                 self.trigger('observations changed')
-            self.up = seen
+            self.observed = seen
         swept, moved = self.sweeper.endpoints(candidates, up, time.monotonic())
         self._choose_relays(peers, candidates, up)
         desired = [p.replace(endpoint=swept[p.public_key], endpoint_fallback=False) if p.public_key in swept else p
                    for p in peers]
         desired = relay.apply_relays(desired, self.relays)
         try:
-            outcome = wg_device.apply_device(config, desired, purge=purge)
+            outcome = wg_device.apply_device(config, desired, purge=purge, current=found)
             wg_device.kick(config, [p for p in desired if p.public_key in moved])
         except WglanError as exc:
             log('device not updated: %s' % exc)
@@ -342,7 +343,8 @@ class Watcher:
         for op in outcome.ops:
             if op.action == 'update' and set(op.fields) == set(['endpoint']):
                 log('peer %s: trying endpoint %s' % (self._name(op.public_key, peers), op.fields['endpoint']))
-        self._ensure_forwarding(config.ifname)
+        if outcome.created:  # a new interface starts with the kernel's defaults
+            self._ensure_forwarding(config.ifname)
         targets_changed = self._apply_targets(config, desired, up)
         self._write_status(config, peers, found)
         return outcome.changed or targets_changed
@@ -371,9 +373,10 @@ class Watcher:
                 self.stale.add(key)
                 continue
             alive.add(key)
+        on_device = set(p.public_key for p in state.peers)
         for key in list(self.rx_seen):
-            if key not in candidates and key not in alive:
-                self.rx_seen.pop(key, None)
+            if key not in on_device:
+                del self.rx_seen[key]
         return alive
 
     def _choose_relays(self, peers, candidates, up):
@@ -484,10 +487,12 @@ class Watcher:
                              state='stale' if peer.public_key in self.stale
                              else st.state(now) if st is not None else 'unknown',
                              handshake_age=int(now - handshake) if handshake else None,
-                             path='via %s' % self._name(self.relays[peer.public_key], peers)
-                             if peer.public_key in self.relays else 'direct',
+                             via=self._name(self.relays[peer.public_key], peers)
+                             if peer.public_key in self.relays else None,
                              rx_bytes=st.rx_bytes if st is not None else 0,
                              tx_bytes=st.tx_bytes if st is not None else 0))
+        for row in rows:
+            row['path'] = 'via %s' % row['via'] if row['via'] else 'direct'
         status = dict(interface=config.ifname, time=int(now), reconciles=self.reconciles, peers=rows)
         self.status = status
         path = self.options['status_path']
@@ -553,11 +558,10 @@ def format_metrics(status):
 
     peers = status.get('peers', []) if status else []
     ident = [(p, (('peer', p['name']), ('public_key', p['public_key']))) for p in peers]
-    metric('wglan_peer_up', 'gauge', 'Whether the peer had a handshake in the last 275 s.',
+    metric('wglan_peer_up', 'gauge', 'Whether the peer is up (handshake in the last 275 s, and not stale).',
            [(labels, 1 if p['state'] == 'up' else 0) for p, labels in ident])
     metric('wglan_peer_relayed', 'gauge', 'Whether the peer is reached through a relay (label via).',
-           [(labels + (('via', p.get('path', 'direct')[4:] if p.get('path', '').startswith('via ') else ''),),
-             1 if p.get('path', '').startswith('via ') else 0) for p, labels in ident])
+           [(labels + (('via', p.get('via') or ''),), 1 if p.get('via') else 0) for p, labels in ident])
     metric('wglan_peer_last_handshake_age_seconds', 'gauge', 'Seconds since the latest handshake with the peer.',
            [(labels, p['handshake_age']) for p, labels in ident if p.get('handshake_age') is not None])
     metric('wglan_peer_receive_bytes_total', 'counter', 'Bytes received from the peer.',

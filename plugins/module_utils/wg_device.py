@@ -138,17 +138,20 @@ def _gc_paused():
             gc.enable()
 
 
-def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff=False, keep_endpoints=False):
+def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff=False, keep_endpoints=False,
+                 current=None):
     """Make the interface and its peers match. Returns a DeviceResult.
 
     keep_endpoints: a running peer keeps its endpoint whenever the desired one
     is only a fallback guess, up or not (a watcher on the node sweeps those).
+    current: what read_device() returned just before, so the device is not
+    read twice (the watcher reads it every second anyway).
     """
     with _gc_paused():
-        return _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endpoints)
+        return _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endpoints, current)
 
 
-def _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endpoints=False):
+def _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endpoints=False, current=None):
     result = DeviceResult()
     if config.private_key is not None:
         result.public_key = public_key_from_private(config.private_key)
@@ -157,7 +160,7 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endp
     with Links() as links:
         # Ask the device first: it prepares its answer while rtnetlink is read.
         pending = None
-        if config.backend in ('auto', 'userspace'):
+        if current is None and config.backend in ('auto', 'userspace'):
             candidate = UapiBackend(config.ifname)
             if candidate.available():
                 try:
@@ -188,7 +191,9 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endp
 
         backend = backend_for_link(link, config.backend)
         result.backend = backend.name
-        if pending is not None and backend.name == pending[0].name:
+        if current is not None and backend.name == current[1]:
+            state = current[2]
+        elif pending is not None and backend.name == pending[0].name:
             state = pending[1]()
         else:
             state = backend.read(with_stats=with_stats)

@@ -146,7 +146,8 @@ watcher:
     - The watcher's last status, null when there is none (no watcher, or it has not run yet).
       C(age) is the seconds since the watcher wrote it (it does so every second while something
       changes and at least on every reconcile); C(peers) lists per peer C(name), C(public_key),
-      C(address), C(endpoint), C(state), C(handshake_age) and C(path) (V(direct) or V(via <relay>)).
+      C(address), C(endpoint), C(state), C(handshake_age), C(rx_bytes), C(tx_bytes), C(via) (the relay's
+      name, or null) and C(path) (V(direct) or V(via <relay>)).
   returned: always
   type: dict
 '''

@@ -17,8 +17,8 @@ import uuid
 
 import pytest
 
-from netns import COLLECTIONS, Playbook, record_of, switched, wait_for
-from watchlab import PROBE, Watchers, start_service
+from netns import COLLECTIONS, Playbook, record_of, wait_for
+from watchlab import service_world
 
 TOKEN = 'relay-test-token-%s' % uuid.uuid4().hex
 URL = 'http://198.51.100.100:8443'
@@ -39,13 +39,8 @@ table inet wglanblock {
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
-    tag = uuid.uuid4().hex[:6]
     work = str(tmp_path_factory.mktemp('relay'))
-    spaces, server, watchers = [], None, Watchers()
-    try:
-        nodes = switched(tag, ((100, 'srv'), (11, 'r'), (12, 'x'), (13, 'y')), ('r', 'x', 'y'), work, spaces)
-        server = start_service(nodes['srv'], '198.51.100.100', work)
-        assert wait_for(lambda: nodes['x'].sh(PROBE, check=False).returncode == 0, timeout=15)
+    with service_world(work, ((11, 'r'), (12, 'x'), (13, 'y')), ('r', 'x', 'y')) as (tag, nodes, _server, watchers):
         nodes['x'].cmd(['nft', '-f', '-'], input=BLOCK)
         state = {}
         for name in ('r', 'x', 'y'):
@@ -67,12 +62,6 @@ def world(tmp_path_factory):
         for name in ('r', 'x', 'y'):
             watchers.start(nodes[name])
         yield dict(nodes=nodes, state=state, tag=tag, watchers=watchers)
-    finally:
-        watchers.stop_all()
-        if server is not None and server.poll() is None:
-            server.kill()
-        for ns in reversed(spaces):
-            ns.destroy()
 
 
 def allowed(ns, key):
@@ -81,6 +70,15 @@ def allowed(ns, key):
         if fields[0] == key:
             return fields[1].split() if fields[1] != '(none)' else []
     return None
+
+
+def received_from(ns, key):
+    """Bytes ns's interface received from the peer with key."""
+    for line in ns.sh('wg show %s transfer' % ns.ifname).stdout.splitlines():
+        fields = line.split('\t')
+        if fields[0] == key:
+            return int(fields[1])
+    raise AssertionError('%s has no peer %s' % (ns.name, key))
 
 
 def status_rows(ns):
@@ -117,10 +115,13 @@ def test_no_direct_path_goes_through_the_relay(world):
     assert y_ip in allowed(x, state['r']['public_key'])         # its addresses go to the relay
     assert '198.51.100.12/32' in allowed(y, state['r']['public_key'])
     assert r.sh('cat /proc/sys/net/ipv4/conf/%s/forwarding' % r.ifname).stdout.strip() == '1'
-    before = r.sh('wg show %s transfer' % r.ifname).stdout
     assert wait_for(lambda: ping(x, '198.51.100.13'), timeout=10, interval=0.5), (log_of(r)[-2000:],
                                                                                   r.sh('wg show').stdout)
-    assert r.sh('wg show %s transfer' % r.ifname).stdout != before  # it went through r
+    # It goes through r: 20 pings of 1000 bytes from x are 20 kB more that r received from x
+    # (keepalives, every 5 s, are 32 bytes).
+    before = received_from(r, state['x']['public_key'])
+    assert x.sh('ping -c 20 -i 0.2 -s 1000 -W 1 198.51.100.13', check=False).returncode == 0
+    assert received_from(r, state['x']['public_key']) - before >= 20 * 1000
     with open(os.path.join(x.workdir, 'paths.json')) as handle:
         assert json.load(handle)['relays'] == {state['y']['public_key']: state['r']['public_key']}
     assert 'peer y: via r' in log_of(x)
@@ -175,8 +176,7 @@ def test_direct_again_when_a_path_opens(world):
 
 
 def test_a_path_that_breaks_is_noticed_before_275_s_and_relayed(world):
-    nodes, state = world['nodes'], world['state']
-    x = nodes['x']
+    x = world['nodes']['x']
     x.cmd(['nft', '-f', '-'], input=BLOCK)
     broke = time.monotonic()
     # The handshake is recent (WireGuard would call the peer up for 275 s), but nothing arrives any more.

@@ -18,8 +18,8 @@ import uuid
 import pytest
 
 from ansible_collections.wglan.mesh.plugins.module_utils import keys
-from netns import ALL_OUTPUT, COLLECTIONS, Playbook, record_of, switched, wait_for
-from watchlab import PROBE, Watchers, start_service
+from netns import ALL_OUTPUT, COLLECTIONS, Playbook, record_of, wait_for
+from watchlab import service_world
 
 TOKEN = 'watcher-test-token-%s' % uuid.uuid4().hex
 URL = 'http://198.51.100.100:8443'
@@ -29,24 +29,14 @@ STATE = {}
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
-    tag = uuid.uuid4().hex[:6]
     work = str(tmp_path_factory.mktemp('watch'))
-    spaces, server, watchers = [], None, Watchers()
-    try:
-        nodes = switched(tag, ((100, 'srv'), (1, 'n1'), (2, 'n2'), (3, 'n3')), ('n1', 'n2', 'n3'), work, spaces)
-        server = start_service(nodes['srv'], '198.51.100.100', work)
-        assert wait_for(lambda: nodes['n1'].sh(PROBE, check=False).returncode == 0, timeout=15)
+    members = ((1, 'n1'), (2, 'n2'), (3, 'n3'))
+    with service_world(work, members, ('n1', 'n2', 'n3')) as (tag, nodes, server, watchers):
         for name in ('n1', 'n3'):
             with open(os.path.join(nodes[name].workdir, 'watcher.json'), 'w') as handle:
                 json.dump(dict(sweep_interval=SWEEP, resync=30, table='wglan%s' % tag,
                                status_path=os.path.join(nodes[name].workdir, 'status.json')), handle)
         yield dict(nodes=nodes, server=server, watchers=watchers, tag=tag)
-    finally:
-        watchers.stop_all()
-        if server is not None and server.poll() is None:
-            server.kill()
-        for ns in reversed(spaces):
-            ns.destroy()
 
 
 def role_like_setup(ns, name, **extra):

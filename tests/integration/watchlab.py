@@ -3,11 +3,13 @@
 Every process started here runs inside a namespace the test made; the tests
 kill them (and destroy the namespaces) in their fixtures' teardown.
 """
+import contextlib
 import os
 import subprocess
 import sys
+import uuid
 
-from netns import COLLECTIONS
+from netns import COLLECTIONS, switched, wait_for
 
 PROBE = 'python3 -c "import socket; socket.create_connection((\'198.51.100.100\', 8443), 1)"'
 
@@ -48,3 +50,23 @@ class Watchers:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+@contextlib.contextmanager
+def service_world(workdir, members, wireguard):
+    """Namespaces on one switch (see netns.switched) plus 'srv' at 198.51.100.100 running the discovery
+    service. Yields (tag, nodes, server, watchers); on the way out, whatever happened, the watchers
+    and the service are killed and every namespace made is destroyed."""
+    tag = uuid.uuid4().hex[:6]
+    spaces, server, watchers = [], None, Watchers()
+    try:
+        nodes = switched(tag, ((100, 'srv'),) + tuple(members), wireguard, workdir, spaces)
+        server = start_service(nodes['srv'], '198.51.100.100', workdir)
+        assert wait_for(lambda: nodes[wireguard[0]].sh(PROBE, check=False).returncode == 0, timeout=15)
+        yield tag, nodes, server, watchers
+    finally:
+        watchers.stop_all()
+        if server is not None and server.poll() is None:
+            server.kill()
+        for ns in reversed(spaces):
+            ns.destroy()

@@ -523,6 +523,16 @@ def full_mesh(lab, only=None, timeout=90):
     return names, reach, status
 
 
+def status_rows(text):
+    """`wglan status` (the table) -> {peer: (STATE, PATH)}; PATH is 'direct' or 'via <relay>'."""
+    rows = {}
+    for line in text.splitlines()[2:]:
+        fields = line.split()
+        if len(fields) >= 6:
+            rows[fields[0]] = (fields[3], ' '.join(fields[-2:]) if fields[-2] == 'via' else fields[-1])
+    return rows
+
+
 def peer_latency(lab, hosts, key, since):
     """Seconds from `since` (time.time(); the machines share the controller's clock) until key is a
     peer of each host's wglan0. Every machine polls its own device (5 s at most); the slowest decides."""

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 
-from lab import ROOT, all_pairs, full_mesh, peer_gone, peer_latency, recap_changed, wg_report
+from lab import ROOT, all_pairs, full_mesh, peer_gone, peer_latency, recap_changed, status_rows, wg_report
 
 TOKEN = 'lab-token-%s' % uuid.uuid4().hex
 
@@ -140,20 +140,10 @@ def test_watcher_killed_mid_reconcile_is_restarted_and_loses_nothing(lab):
     status = lab.ssh('a1', 'wglan status').stdout
     assert status.splitlines()[1].split()[:4] == ['PEER', 'ADDRESS', 'ENDPOINT', 'STATE'], status
     # every peer is up, or reached through a relay (then its own row is not up, the PATH says via whom)
-    rows = [line.split() for line in status.splitlines()[2:]]
-    assert len(rows) == len(before) and all(r[3] == 'up' or r[-2] == 'via' for r in rows), status
+    rows = status_rows(status)
+    assert len(rows) == len(before) and all(st == 'up' or path.startswith('via ') for st, path in rows.values()), status
     verify = lab.ssh('a1', 'systemd-analyze verify /etc/systemd/system/wglan-watcher.service', check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-
-
-def cross_site_paths(status, host, others):
-    """{peer: PATH column} of `wglan status` on host, for the given peers."""
-    paths = {}
-    for line in status[host].splitlines()[2:]:
-        fields = line.split()
-        if fields and fields[0] in others:
-            paths[fields[0]] = ' '.join(fields[-2:]) if fields[-2] == 'via' else fields[-1]
-    return paths
 
 
 def test_symmetric_nat_on_both_sites_goes_through_a_relay_and_back(lab):
@@ -167,8 +157,8 @@ def test_symmetric_nat_on_both_sites_goes_through_a_relay_and_back(lab):
         names, reach, status = full_mesh(lab, timeout=300)
         assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
         for host, others in (('a1', ('b1', 'b2')), ('a2', ('b1', 'b2')), ('b1', ('a1', 'a2'))):
-            paths = cross_site_paths(status, host, others)
-            assert all(p.startswith('via ') for p in paths.values()), (host, paths, status[host])
+            paths = dict((peer, path) for peer, (_st, path) in status_rows(status[host]).items() if peer in others)
+            assert len(paths) == 2 and all(p.startswith('via ') for p in paths.values()), (host, paths, status[host])
     finally:
         for router in ('ra', 'rb'):
             lab.set_nat(router, False)
@@ -176,7 +166,7 @@ def test_symmetric_nat_on_both_sites_goes_through_a_relay_and_back(lab):
     direct = {}
     while time.monotonic() < deadline:
         status = dict((n, lab.ssh(n, 'wglan status', check=False).stdout) for n in ('a1', 'a2'))
-        direct = dict((h, [p for p, v in cross_site_paths(status, h, ('b1', 'b2')).items() if v == 'direct'])
+        direct = dict((h, [p for p, (_st, path) in status_rows(status[h]).items() if p in ('b1', 'b2') and path == 'direct'])
                       for h in status)
         if any(direct.values()):
             break
