@@ -39,6 +39,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
+import ipaddress
 import json
 import os
 import queue
@@ -69,7 +70,14 @@ OPTIONS = dict(
     metrics_address='127.0.0.1',
     relay=False,            # offer to relay (forward what arrives on the interface back into it)
     relay_ipv6=False,       # relay IPv6 too: turns on the host's IPv6 forwarding (see _ensure_forwarding)
+    refresh_node_ips=True,  # publish the host's addresses as they are now (a machine that moves keeps its peers)
+    endpoint_exclude=[],    # prefixes of addresses not to publish (the role's wglan_endpoint_exclude)
+    address_check=2.0,      # seconds between looks at the host's addresses
 )
+
+
+# The order of a moved peer's endpoint candidates, by the reason they are one (mesh.endpoint_candidates).
+AFTER_A_MOVE = {'same-link': 0, 'announced': 1, 'discovery': 2, 'own-address': 3, 'observed': 4}
 
 
 def log(message):
@@ -95,7 +103,15 @@ def load_options(path):
     port = options['metrics_port']
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise WglanError('%s: metrics_port must be a port number (0: no metrics)' % path)
-    for key in ('resync', 'sweep_interval', 'publish_every'):
+    exclude = options['endpoint_exclude']
+    if not isinstance(exclude, list):
+        raise WglanError('%s: endpoint_exclude must be a list of prefixes' % path)
+    for net in exclude:
+        try:
+            ipaddress.ip_network(str(net), strict=False)
+        except ValueError as exc:
+            raise WglanError('%s: endpoint_exclude: %s' % (path, exc))
+    for key in ('resync', 'sweep_interval', 'publish_every', 'address_check'):
         if not isinstance(options[key], (int, float)) or options[key] <= 0:
             raise WglanError('%s: %s must be a positive number' % (path, key))
     return options
@@ -175,9 +191,18 @@ class Watcher:
         self.relays = None          # {peer key: relay key}; read back at the first reconcile (restarts keep them)
         self.forwarding_warned = False
         self.status = None          # the last status written (also served as metrics)
-        self.rx_seen = {}           # public key -> (rx bytes, monotonic time they last changed)
+        # public key -> (rx bytes, monotonic time they last changed, whether a change was seen: the
+        # first sight of a peer is not news from it)
+        self.rx_seen = {}
         self.stale = set()          # peers with a recent handshake but nothing received for too long
         self.metrics_server = None
+        self.own_ips = None         # the node IPs this node last published (None: not looked at yet)
+        self.places = {}            # public key -> where its record says it is (node IPs, address seen by the service)
+        # public key -> (wall time, monotonic time, whether the peer moved (else this node did)): it counts
+        # as up again only once something came from it since (a keepalive on the old session will do)
+        self.suspect = {}
+        self.address_exclude = []
+        self.heard_again = set()    # peers whose suspicion ended this tick (they get a keepalive)   # prefixes whose addresses are not node IPs (options, mesh prefix, pod CIDRs)
 
     # -- events ----------------------------------------------------------
     def trigger(self, why):
@@ -200,7 +225,7 @@ class Watcher:
         client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
                                  params['discovery_ca'])
         since = 0
-        while not self.stop.is_set():
+        while not self.stop.is_set() and self._current_watch('discovery'):
             try:
                 answer = client.watch(since, lambda text: None, timeout=20)
             except WglanError as exc:
@@ -208,18 +233,18 @@ class Watcher:
                 self.stop.wait(5)
                 continue
             version = int(answer.get('version') or 0)
-            if since and version != since:
+            if since and version != since and self._current_watch('discovery'):
                 self.trigger('discovery service changed')
             since = version
 
     def _watch_kubernetes(self, params):
         from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api
-        while not self.stop.is_set():
+        while not self.stop.is_set() and self._current_watch('kubernetes'):
             try:
                 client = kubernetes_api.connect(params['kubeconfig'], params['kube_context'])
                 _nodes, version = client.list_nodes()
                 for kind, _obj in client.watch_nodes(version, timeout_seconds=240):
-                    if self.stop.is_set():
+                    if self.stop.is_set() or not self._current_watch('kubernetes'):
                         return
                     if kind in ('ADDED', 'MODIFIED', 'DELETED'):
                         self.trigger('kubernetes node %s' % kind.lower())
@@ -229,19 +254,27 @@ class Watcher:
                 log('kubernetes watch: %s; retrying in 5 s' % exc)
                 self.stop.wait(5)
 
+    def _current_watch(self, name):
+        """Whether the calling thread is still the watch of that name (a replaced one ends)."""
+        current = self.watch_threads.get(name)
+        return current is not None and current[0] is threading.current_thread()
+
     def _start_watches(self, params):
+        """One watch per source; a new one when the source or this node's addresses changed (a long poll
+        opened from an address this node no longer has would hang until it times out)."""
         wanted = {}
+        here = tuple(self.own_ips or ())
         if params.get('discovery_url') and params.get('cluster_token'):
-            wanted['discovery'] = (self._watch_discovery, (params['discovery_url'], params['cluster_id']))
+            wanted['discovery'] = (self._watch_discovery, (params['discovery_url'], params['cluster_id'], here))
         if params.get('kubernetes'):
-            wanted['kubernetes'] = (self._watch_kubernetes, (params['kubeconfig'], params['kube_context']))
+            wanted['kubernetes'] = (self._watch_kubernetes, (params['kubeconfig'], params['kube_context'], here))
         for name, (target, identity) in wanted.items():
             current = self.watch_threads.get(name)
             if current is not None and current[1] == identity and current[0].is_alive():
                 continue
             thread = threading.Thread(target=target, args=(dict(params),), name='watch-' + name, daemon=True)
+            self.watch_threads[name] = (thread, identity)  # before it runs: it checks that it is current
             thread.start()
-            self.watch_threads[name] = (thread, identity)
 
     # -- work --------------------------------------------------------------
     def reconcile(self, why):
@@ -254,6 +287,7 @@ class Watcher:
         except WglanError as exc:
             log('not reconciling: %s' % exc)
             return False
+        self._refresh_node_ips(params)
         params['publish'] = self._record_to_publish(params)
         warnings = []
         mesh_out = {}
@@ -267,11 +301,17 @@ class Watcher:
             log(text)
         candidates = {}
         me, records = mesh_out.get('me'), mesh_out.get('records') or []
+        self._notice_moves(me, records, peers)
         by_key = dict((r.public_key, r) for r in records)
         for peer in peers:
             record = by_key.get(peer.public_key)
             if record is not None and me is not None:
-                candidates[peer.public_key] = mesh.endpoint_candidates(me, record, records)
+                options = mesh.endpoint_candidates(me, record, records)
+                if self.suspect.get(peer.public_key, (0, 0, False))[2]:
+                    # Observations of a peer that moved may be of its old place: the address the
+                    # service saw its new record come from, and its own addresses, first.
+                    options.sort(key=lambda option: AFTER_A_MOVE.get(option[1], len(AFTER_A_MOVE)))
+                candidates[peer.public_key] = options
         self.params = params
         if self.relays is None:
             self.relays = relay.read_relays(params['relays_path'])
@@ -294,6 +334,66 @@ class Watcher:
         elapsed = (time.monotonic() - started) * 1000
         log('reconciled (%s) in %.0f ms: %d peers%s' % (why, elapsed, len(peers), ', changes applied' if changed else ''))
         return True
+
+    def _local_ips(self, params):
+        """This host's addresses as a record's node_ips (what wglan_record publishes), or None."""
+        try:
+            return [str(i) for i in node_record.local_node_ips(params['interface'], None, self.address_exclude)]
+        except WglanError as exc:
+            log('cannot read this host\'s addresses: %s' % exc)
+            return None
+
+    def _refresh_node_ips(self, params):
+        """Publish the node IPs the host has now. A change after the first look means this machine
+        moved (another site, a new lease): every peer must handshake again before it counts as up,
+        since NAT mappings and paths made for the old address are gone."""
+        record = params.get('publish')
+        if not record or not self.options['refresh_node_ips']:
+            return
+        exclude = [ipaddress.ip_network(str(n), strict=False) for n in self.options['endpoint_exclude']]
+        # the mesh's own prefix, and the pod CIDRs (a CNI bridge's address is not where this node is)
+        for text in list(params.get('addresses') or []) + list(record.get('pod_cidrs') or []):
+            try:
+                exclude.append(ipaddress.ip_interface(str(text)).network)
+            except ValueError:
+                continue
+        self.address_exclude = exclude
+        ips = self._local_ips(params)
+        if not ips:
+            return  # no address at all (network not up yet): keep what the role saw
+        if ips != record.get('node_ips'):
+            params['publish'] = dict(record, node_ips=ips)
+        if self.own_ips is not None and ips != self.own_ips:
+            log('this node\'s addresses changed: %s -> %s; handshaking with every peer again'
+                % (', '.join(self.own_ips) or '-', ', '.join(ips)))
+            for key in self.places:
+                self.suspect[key] = (time.time(), time.monotonic(), False)
+        self.own_ips = ips
+
+    def _addresses_changed(self):
+        if self.own_ips is None or self.params is None or not self.options['refresh_node_ips']:
+            return False
+        ips = self._local_ips(self.params)
+        return bool(ips) and ips != self.own_ips
+
+    def _notice_moves(self, me, records, peers):
+        """A peer whose record shows new addresses (it moved) counts as up only after a new handshake:
+        the path the device still uses may be one that led to its old place."""
+        now = time.time()
+        places = {}
+        for record in records:
+            if me is not None and record.public_key == me.public_key:
+                continue
+            place = (sorted(str(i.ip) for i in record.node_ips), str(record.public_ip or ''))
+            places[record.public_key] = place
+            before = self.places.get(record.public_key)
+            if before is not None and before != place:
+                log('peer %s moved: %s -> %s' % (self._name(record.public_key, peers), _place(before), _place(place)))
+                self.suspect[record.public_key] = (now, time.monotonic(), True)
+        self.places = places
+        for key in list(self.suspect):
+            if key not in places and key not in set(p.public_key for p in peers):
+                del self.suspect[key]
 
     def _record_to_publish(self, params):
         """This node's record with fresh observations, when it changed or is due for a TTL refresh; else None."""
@@ -336,7 +436,7 @@ class Watcher:
         desired = relay.apply_relays(desired, self.relays)
         try:
             outcome = wg_device.apply_device(config, desired, purge=purge, current=found)
-            wg_device.kick(config, [p for p in desired if p.public_key in moved])
+            wg_device.kick(config, [p for p in desired if p.public_key in moved or p.public_key in self.heard_again])
         except WglanError as exc:
             log('device not updated: %s' % exc)
             return False
@@ -355,6 +455,7 @@ class Watcher:
         last 2 keepalives + 15 s. A path that broke (NAT changed, the peer moved) shows as stale in
         about a minute instead of 275 s, and the sweep (then the relay) starts."""
         self.stale = set()
+        self.heard_again = set()
         if found is None:
             return set()
         state = found[2]
@@ -365,7 +466,16 @@ class Watcher:
             key = peer.public_key
             seen = self.rx_seen.get(key)
             if seen is None or seen[0] != stats.rx_bytes:
-                self.rx_seen[key] = seen = (stats.rx_bytes, ticks)
+                self.rx_seen[key] = seen = (stats.rx_bytes, ticks, seen is not None)
+            mark = self.suspect.get(key)
+            if mark is not None:
+                if stats.last_handshake > mark[0] or (seen[2] and seen[1] > mark[1]):
+                    # Heard from since it (or this node) moved. Say hello back at once: it may have
+                    # learned of the move later than this node and be waiting to hear from it.
+                    del self.suspect[key]
+                    self.heard_again.add(key)
+                else:
+                    continue
             if stats.state(now) != 'up':
                 continue
             if key in candidates and peer.persistent_keepalive \
@@ -517,6 +627,7 @@ class Watcher:
         self.reconcile('start')
         next_resync = time.monotonic() + self.options['resync']
         next_sweep = time.monotonic() + 1.0
+        next_address_check = time.monotonic() + self.options['address_check']
         while not self.stop.is_set() and (deadline is None or time.monotonic() < deadline):
             why = None
             try:
@@ -525,6 +636,10 @@ class Watcher:
                 pass
             if self._files_changed(seen):
                 why = 'settings changed'
+            if why is None and time.monotonic() >= next_address_check:
+                next_address_check = time.monotonic() + self.options['address_check']
+                if self._addresses_changed():
+                    why = 'addresses changed'
             if why is None and time.monotonic() >= next_resync:
                 why = 'resync'
             if why is not None:
@@ -539,6 +654,11 @@ class Watcher:
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
             self.metrics_server.server_close()
+
+
+def _place(place):
+    ips, seen = place
+    return '%s%s' % (', '.join(ips) or 'no address', ' (seen at %s)' % seen if seen else '')
 
 
 def _label(value):

@@ -60,7 +60,7 @@ options:
     elements: str
     default: []
   pod_cidrs:
-    description: Pod CIDRs of this node, routed to it when pod networking is on.
+    description: Pod CIDRs of this node, routed to it when pod networking is on. Addresses in them are not published as node IPs.
     type: list
     elements: str
     default: []
@@ -125,6 +125,11 @@ def make(module):
         exclude = [ipaddress.ip_network(n, strict=False) for n in p['exclude_prefixes']]
     except ValueError as exc:
         raise WglanError('invalid exclude_prefixes: %s' % exc)
+    try:
+        # A pod CIDR's address (a CNI bridge) is not where the node is.
+        exclude.extend(ipaddress.ip_network(n, strict=False) for n in p['pod_cidrs'])
+    except ValueError as exc:
+        raise WglanError('invalid pod_cidrs: %s' % exc)
     public_key = normalize_key(p['public_key'], 'public_key') if p['public_key'] else None
     address = None
     if p['address']:

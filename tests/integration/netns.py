@@ -35,6 +35,13 @@ class Namespace:
         self.sh('ip link set lo up')
         self.interfaces = []
 
+    @classmethod
+    def existing(cls, name):
+        """A handle on a namespace made elsewhere (its maker destroys it)."""
+        ns = cls.__new__(cls)
+        ns.name, ns.interfaces = name, []
+        return ns
+
     def cmd(self, args, check=True, timeout=60, **kw):
         return run(['ip', 'netns', 'exec', self.name] + list(args), check=check, timeout=timeout, **kw)
 
@@ -101,6 +108,47 @@ def switched(tag, members, wireguard, workdir, spaces):
             os.makedirs(ns.workdir)
             ns.key_path = os.path.join(ns.workdir, 'private.key')
     return nodes
+
+
+NAT_RULES = '''
+table inet nat
+delete table inet nat
+table inet nat {
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan0" masquerade
+  }
+  chain forward { type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname "lan" oifname "wan0" accept
+  }
+  chain input { type filter hook input priority filter; policy accept;
+    ct state established,related accept
+    iifname "wan0" drop
+  }
+}
+'''
+
+
+def nat_router(tag, sw, name, wan_ip, lan_cidr, spaces):
+    """A home router: wan0 on the switch at wan_ip/24, a LAN bridge holding lan_cidr (the gateway),
+    port-preserving masquerade, nothing unsolicited let in. Appended to spaces for teardown."""
+    router = Namespace('wglan-%s-%s' % (tag, name))
+    spaces.append(router)
+    veth(sw, 'p%s' % name, router, 'wan0')
+    sw.sh('ip link set p%s master br0' % name)
+    router.sh('ip addr add %s/24 dev wan0 && ip link add lan type bridge && ip link set lan up && '
+              'ip addr add %s dev lan && sysctl -qw net.ipv4.ip_forward=1' % (wan_ip, lan_cidr))
+    router.cmd(['nft', '-f', '-'], input=NAT_RULES)
+    return router
+
+
+def move(ns, router, address, gateway):
+    """Unplug ns's eth0 and plug it into router's LAN with address (CIDR) and a default route via gateway."""
+    ns.sh('ip link del eth0')
+    port = 'l%s' % uuid.uuid4().hex[:8]
+    veth(router, port, ns, 'eth0')
+    router.sh('ip link set %s master lan' % port)
+    ns.sh('ip addr add %s dev eth0 && ip route add default via %s' % (address, gateway))
 
 
 class Playbook:

@@ -1,0 +1,164 @@
+"""The watcher's view of a machine that moves: its own new addresses, and peers whose records moved.
+
+These drive the Watcher's bookkeeping with device states built in memory (the
+namespace and lab tests run the whole watcher on wireguard-go).
+"""
+import base64
+import json
+import time
+
+import pytest
+
+from ansible_collections.wglan.mesh.plugins.module_utils import mesh
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer
+from ansible_collections.wglan.mesh.plugins.module_utils.watcher import Watcher, load_options
+from ansible_collections.wglan.mesh.plugins.module_utils.wg_state import DeviceState, PeerStats
+
+
+def key(n):
+    return base64.b64encode(n.to_bytes(32, 'big')).decode()
+
+
+ME, P1, P2 = key(1), key(2), key(3)
+
+
+def record(name, k, ips, seen=None):
+    raw = dict(name=name, public_key=k, node_ips=ips)
+    if seen:
+        raw['discovery_observed'] = seen
+    return mesh.parse_record(raw)
+
+
+def peer(k, name):
+    return Peer(k, None, [], None, 25, name)
+
+
+@pytest.fixture
+def watcher(tmp_path):
+    config = tmp_path / 'watcher.json'
+    config.write_text(json.dumps(dict(status_path=str(tmp_path / 'status.json'))))
+    w = Watcher(str(tmp_path / 'settings.json'), str(config))
+    w.logged = []
+    return w
+
+
+def device(handshakes, rx=100):
+    peers = [peer(k, k[:4]) for k in handshakes]
+    stats = dict((p.key_hex, PeerStats(h, rx, 100)) for p, h in zip(peers, handshakes.values()))
+    return (None, None, DeviceState(peers=peers, stats=stats))
+
+
+def test_a_peer_whose_record_moved_counts_as_up_only_when_heard_from_again(watcher):
+    me = record('me', ME, ['192.0.2.1/24'])
+    peers = [peer(P1, 'p1'), peer(P2, 'p2')]
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.2/24']), record('p2', P2, ['192.0.2.3/24'])], peers)
+    assert watcher.suspect == {}  # the first look is not a move
+    before = time.time()
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.70/26'], '198.51.100.61'),
+                               record('p2', P2, ['192.0.2.3/24'])], peers)
+    assert list(watcher.suspect) == [P1]
+    handshake = int(before) - 1  # a handshake from before the move
+    assert watcher._alive(device({P1: handshake, P2: handshake}), {}) == set([P2])
+    assert watcher._alive(device({P1: handshake, P2: handshake}), {}) == set([P2])  # nothing heard since
+    found = device({P1: int(time.time()) + 1, P2: handshake})  # a new handshake: up again, no longer suspect
+    assert watcher._alive(found, {}) == set([P1, P2])
+    assert watcher.suspect == {}
+
+
+def test_anything_received_after_the_move_clears_it(watcher):
+    me = record('me', ME, ['192.0.2.1/24'])
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.2/24'])], [peer(P1, 'p1')])
+    handshake = int(time.time()) - 30  # the session from before the move is still valid
+    watcher.rx_seen[P1] = (100, time.monotonic() - 60, True)  # last heard from a minute ago
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.66/26'])], [peer(P1, 'p1')])
+    assert watcher._alive(device({P1: handshake}, rx=100), {}) == set()
+    assert P1 in watcher.suspect
+    # a keepalive on that session came in (from the new place: WireGuard roams to it)
+    assert watcher._alive(device({P1: handshake}, rx=132), {}) == set([P1])
+    assert watcher.suspect == {}
+
+
+def test_what_came_before_the_news_of_a_move_does_not_count(watcher):
+    me = record('me', ME, ['192.0.2.1/24'])
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.2/24'])], [peer(P1, 'p1')])
+    watcher.rx_seen[P1] = (132, time.monotonic() - 1, True)  # maybe still by the old path
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.66/26'])], [peer(P1, 'p1')])
+    assert watcher._alive(device({P1: int(time.time()) - 30}, rx=132), {}) == set()
+    assert watcher._alive(device({P1: int(time.time()) - 30}, rx=164), {}) == set([P1])
+    assert watcher.heard_again == set([P1])  # it gets a keepalive back at once
+
+
+def test_own_move_counts_only_what_comes_after_it(watcher, monkeypatch):
+    me = record('me', ME, ['192.0.2.1/24'])
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.2/24'])], [peer(P1, 'p1')])
+    here = ['192.0.2.1/24']
+    monkeypatch.setattr(watcher, '_local_ips', lambda params: list(here))
+    params = dict(publish=dict(name='me', public_key=ME, node_ips=here[:]), interface='wg0', addresses=[])
+    watcher._refresh_node_ips(params)
+    watcher.rx_seen[P1] = (132, time.monotonic() - 1, True)
+    here[:] = ['203.0.113.10/24']
+    watcher._refresh_node_ips(dict(params, publish=dict(params['publish'])))
+    assert watcher._alive(device({P1: int(time.time()) - 30}, rx=132), {}) == set()
+    assert watcher._alive(device({P1: int(time.time()) - 30}, rx=164), {}) == set([P1])
+
+
+def test_the_same_record_again_is_not_a_move(watcher):
+    me = record('me', ME, ['192.0.2.1/24'])
+    records = [me, record('p1', P1, ['192.0.2.2/24', '2001:db8::2/64'], '198.51.100.9')]
+    for _ in range(3):
+        watcher._notice_moves(me, records, [peer(P1, 'p1')])
+    assert watcher.suspect == {}
+
+
+def test_a_peer_that_left_is_forgotten(watcher):
+    me = record('me', ME, ['192.0.2.1/24'])
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.2/24'])], [peer(P1, 'p1')])
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.9/24'])], [peer(P1, 'p1')])
+    assert P1 in watcher.suspect
+    watcher._notice_moves(me, [me], [])
+    assert watcher.suspect == {} and watcher.places == {}
+
+
+def test_own_move_makes_every_peer_handshake_again(watcher, monkeypatch):
+    me = record('me', ME, ['192.0.2.1/24'])
+    watcher._notice_moves(me, [me, record('p1', P1, ['192.0.2.2/24']), record('p2', P2, ['192.0.2.3/24'])],
+                          [peer(P1, 'p1'), peer(P2, 'p2')])
+    here = ['192.0.2.1/24']
+    monkeypatch.setattr(watcher, '_local_ips', lambda params: list(here))
+    params = dict(publish=dict(name='me', public_key=ME, node_ips=['192.0.2.1/24']), interface='wg0', addresses=[])
+    watcher._refresh_node_ips(params)
+    assert watcher.suspect == {} and watcher.own_ips == here
+    watcher.params = params
+    assert not watcher._addresses_changed()
+    here[:] = ['203.0.113.10/24']
+    assert watcher._addresses_changed()
+    params = dict(publish=dict(name='me', public_key=ME, node_ips=['192.0.2.1/24']), interface='wg0', addresses=[])
+    watcher._refresh_node_ips(params)
+    assert params['publish']['node_ips'] == ['203.0.113.10/24']  # what is published now
+    assert set(watcher.suspect) == set([P1, P2])
+
+
+def test_no_address_keeps_the_role_s_node_ips(watcher, monkeypatch):
+    monkeypatch.setattr(watcher, '_local_ips', lambda params: [])
+    params = dict(publish=dict(name='me', public_key=ME, node_ips=['192.0.2.1/24']), interface='wg0', addresses=[])
+    watcher._refresh_node_ips(params)
+    assert params['publish']['node_ips'] == ['192.0.2.1/24']
+
+
+def test_refresh_can_be_turned_off(watcher, monkeypatch):
+    watcher.options['refresh_node_ips'] = False
+    monkeypatch.setattr(watcher, '_local_ips', lambda params: ['203.0.113.10/24'])
+    params = dict(publish=dict(name='me', public_key=ME, node_ips=['192.0.2.1/24']), interface='wg0', addresses=[])
+    watcher._refresh_node_ips(params)
+    assert params['publish']['node_ips'] == ['192.0.2.1/24']
+
+
+@pytest.mark.parametrize('bad', [dict(endpoint_exclude='192.0.2.0/24'), dict(endpoint_exclude=['not a prefix']),
+                                 dict(address_check=0), dict(refresh_node_ip=True)])
+def test_bad_options_are_refused_with_the_reason(tmp_path, bad):
+    path = tmp_path / 'watcher.json'
+    path.write_text(json.dumps(bad))
+    with pytest.raises(WglanError) as info:
+        load_options(str(path))
+    assert str(path) in str(info.value)
