@@ -201,8 +201,8 @@ class Watcher:
         # public key -> (wall time, monotonic time, whether the peer moved (else this node did)): it counts
         # as up again only once something came from it since (a keepalive on the old session will do)
         self.suspect = {}
-        self.address_exclude = []
-        self.heard_again = set()    # peers whose suspicion ended this tick (they get a keepalive)   # prefixes whose addresses are not node IPs (options, mesh prefix, pod CIDRs)
+        self.address_exclude = []   # prefixes whose addresses are not node IPs (options, mesh prefix, pod CIDRs)
+        self.heard_again = set()    # peers whose suspicion ended this tick (they get a keepalive)
 
     # -- events ----------------------------------------------------------
     def trigger(self, why):
