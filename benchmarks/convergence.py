@@ -10,9 +10,10 @@ watcher. Measured, in one run:
 - site B's router switches to fully random (symmetric) NAT on the live mesh:
   the direct paths between the sites break; time until every pair pings
   again, through relays (stale detection, one sweep, relay);
-- site B's NAT friendly again: time until a pair across the sites is direct.
-Not measured yet: recovery after a machine changes address (the lab cannot
-move a machine between sites yet).
+- site B's NAT friendly again: time until a pair across the sites is direct;
+- b2 moves from site B to the public side (new address, no NAT): time until
+  every pair pings again, without Ansible;
+- b1 reboots: time from its boot until every pair pings again, without Ansible.
 
 Usage (root): python3 benchmarks/convergence.py
 """
@@ -107,7 +108,17 @@ def main():
         rows.append(('seconds per endpoint candidate while a peer is down', '6 s', KUBESPAN['endpoint']))
         rows.append(('a peer with a broken path is noticed after',
                      '65 s (nothing received for 2 keepalives + 15 s)', KUBESPAN['down'] + ' (last handshake)'))
-        rows.append(('recovery after a machine changes address', 'not measured yet', '-'))
+        moved = time.monotonic()
+        ip = lab.move('b2', 'pub')
+        seconds, names, status = wait_mesh(lab, 240)
+        rows.append(('b2 moves from site B to the public side (%s) -> every pair pings again' % ip,
+                     '%.0f s' % (time.monotonic() - moved) if seconds is not None else 'not within 240 s',
+                     'old path noticed after %s, then the sweep' % KUBESPAN['down']))
+        lab.reboot('b1')
+        booted = time.monotonic()
+        seconds, names, status = wait_mesh(lab, 240)
+        rows.append(('b1 reboots -> every pair pings again (from its boot, no Ansible)',
+                     '%.0f s' % (time.monotonic() - booted) if seconds is not None else 'not within 240 s', '-'))
     finally:
         lab.down()
     print('| measure | wglan.mesh (this run) | KubeSpan (documented) |')

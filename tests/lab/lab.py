@@ -11,7 +11,8 @@ Topology (documentation addresses only, all inside namespaces this creates):
   site's machines. Routers masquerade (fully-random for a --symmetric site)
   and drop unsolicited packets arriving on WAN, as real routers do; SSH to a
   site machine is a port forward on its router (22xx), like an operator's.
-Every machine boots the same read-only Debian tree under a volatile overlay.
+Every machine boots the same read-only Debian tree under its own overlay (its
+disk: kept across a reboot, gone with the lab).
 A switch is a bridge inside its own namespace; nothing touches the root
 namespace. `down` kills only processes inside the lab's namespaces.
 """
@@ -177,8 +178,9 @@ class Lab:
                   'sysctl -qw net.ipv4.ip_forward=1' % (router['wan'], router['lan'], PUBLIC_NET))
         self.set_nat(rname, router['symmetric'])
 
-    def set_nat(self, rname, symmetric):
-        """(Re)write a router's NAT: port-preserving masquerade, or fully random (symmetric)."""
+    def set_nat(self, rname, symmetric, flush=True):
+        """(Re)write a router's NAT: port-preserving masquerade, or fully random (symmetric).
+        flush: forget the router's mappings, so the new behaviour applies to running flows too."""
         router = self.state['layout']['routers'][rname]
         router['symmetric'] = symmetric
         forwards = '\n'.join('    iifname "wan0" tcp dport %d dnat ip to %s:22' % (port, ip)
@@ -208,8 +210,8 @@ table inet lab {
                               universal_newlines=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         if proc.returncode != 0:
             raise RuntimeError('router %s: %s' % (rname, proc.stderr))
-        # Forget old mappings so the new behaviour applies to running flows too.
-        in_ns(self.ns(rname), 'conntrack -F 2>/dev/null || true', check=False)
+        if flush:
+            in_ns(self.ns(rname), 'conntrack -F 2>/dev/null || true', check=False)
         self._save()
 
     def _boot(self, mname):
@@ -217,12 +219,21 @@ table inet lab {
             return self._boot_qemu(mname)
         ns = self.ns(mname)
         log = open(os.path.join(self.dir, mname + '.console.log'), 'w')
-        # nspawn cleans /run/systemd/nspawn and insists it is a tmpfs: give it a private one.
-        script = ('mount -t tmpfs tmpfs /run/systemd/nspawn && exec systemd-nspawn --quiet --boot --keep-unit '
-                  '--register=no --console=passive --directory=%s --volatile=overlay --machine=%s --hostname=%s '
-                  '--network-namespace-path=/run/netns/%s --capability=CAP_NET_ADMIN '
+        # Each machine has its own disk: an overlay of the shared base tree, its writes kept in the
+        # lab's directory, so a reboot keeps them (/run and /tmp start empty, as on a real machine).
+        disk = os.path.join(self.dir, 'disk-' + mname)
+        for part in ('upper', 'work', 'root'):
+            os.makedirs(os.path.join(disk, part), exist_ok=True)
+        # nspawn cleans /run/systemd/nspawn and insists it is a tmpfs: give it a private one. It exits
+        # with 133 when the machine reboots: boot it again, like systemd-nspawn@.service does.
+        nspawn = ('systemd-nspawn --quiet --boot --keep-unit --register=no --console=passive --directory=%s/root '
+                  '--machine=%s --hostname=%s --network-namespace-path=/run/netns/%s --capability=CAP_NET_ADMIN '
                   '--bind-ro=%s:/root/.ssh/authorized_keys'
-                  % (BASE_TREE, ns, mname, ns, os.path.join(self.dir, 'authorized_keys')))
+                  % (disk, ns, mname, ns, os.path.join(self.dir, 'authorized_keys')))
+        script = ('mount -t tmpfs tmpfs /run/systemd/nspawn && '
+                  'mount -t overlay overlay -o lowerdir=%s,upperdir=%s/upper,workdir=%s/work %s/root && '
+                  'while :; do %s; rc=$?; [ $rc -eq 133 ] || exit $rc; echo "(rebooting)"; done'
+                  % (BASE_TREE, disk, disk, disk, nspawn))
         env = dict(os.environ, SYSTEMD_NSPAWN_LOCK='0')
         proc = subprocess.Popen(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -322,6 +333,52 @@ table inet lab {
 
     def machines(self):
         return sorted(self.state['layout']['machines'])
+
+    def reboot(self, mname, timeout=BOOT_TIMEOUT):
+        """`systemctl reboot` on a container machine; returns once it answers SSH again, booted."""
+        self.ssh(mname, 'systemctl reboot', check=False, timeout=20)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # SSH goes away first
+            if self.ssh(mname, 'true', check=False, timeout=5).returncode != 0:
+                break
+            time.sleep(0.2)
+        self._wait_ssh([mname])
+
+    def move(self, mname, site):
+        """Unplug a machine and plug it into another site ('pub' or a site letter) with a new address,
+        like a machine carried to another office: its SSH forward moves along. The routers keep
+        their mappings (nobody else's flows are disturbed). Returns the new address."""
+        layout = self.state['layout']
+        machine = layout['machines'][mname]
+        used = set(m['ip'] for m in layout['machines'].values())
+        old_router = [r for r, router in layout['routers'].items() if router['site'] == machine['site']]
+        if site == 'pub':
+            ip = next('%s.%d' % (PUBLIC_NET, n) for n in range(30, 99) if '%s.%d' % (PUBLIC_NET, n) not in used)
+            new = dict(switch='pub', ip=ip, prefix=24, gateway=PUBLIC_NET + '.1', ssh_host=ip, ssh_port=22, site=None)
+            new_router = None
+        else:
+            new_router = [r for r, router in layout['routers'].items() if router['site'] == site][0]
+            router = layout['routers'][new_router]
+            base = 64 * (ord(site) - ord('a'))
+            k = next(k for k in range(40) if '192.0.2.%d' % (base + 10 + k) not in used)
+            ip = '192.0.2.%d' % (base + 10 + k)
+            port = 2200 + 10 * (ord(site) - ord('a')) + k
+            router['forwards'].append((port, ip))
+            new = dict(switch='site-' + site, ip=ip, prefix=26, gateway='192.0.2.%d' % (base + 1),
+                       ssh_host=router['wan'], ssh_port=port, site=site)
+        ns = self.ns(mname)
+        in_ns(ns, 'ip link del eth0')
+        self._wire(new['switch'], ns, 'eth0')
+        in_ns(ns, 'ip addr add %s/%d dev eth0 && ip route add default via %s' % (ip, new['prefix'], new['gateway']))
+        for rname in old_router:
+            layout['routers'][rname]['forwards'] = [f for f in layout['routers'][rname]['forwards']
+                                                    if f[1] != machine['ip']]
+        machine.update(new)
+        for rname in set(old_router + ([new_router] if new_router else [])):
+            self.set_nat(rname, layout['routers'][rname]['symmetric'], flush=False)
+        self._write_inventory()
+        self._save()
+        return ip
 
     # -- tearing down ------------------------------------------------------
     def down(self):

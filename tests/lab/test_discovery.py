@@ -177,3 +177,38 @@ def test_symmetric_nat_on_both_sites_goes_through_a_relay_and_back(lab):
     names, reach, status = full_mesh(lab)
     assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
     sys.stdout.write('\nafter the NATs turned friendly again, direct across the sites: %s\n' % direct)
+
+
+def test_a_machine_that_moves_to_another_site_is_reached_again(lab):
+    """b2 is carried from site B to the public side: new address, no NAT. Its watcher sees the new
+    address and publishes it, the others see the move, and every pair reaches every other again,
+    without Ansible."""
+    moved = time.monotonic()
+    ip = lab.move('b2', 'pub')
+    names, reach, status = full_mesh(lab, timeout=150)
+    took = time.monotonic() - moved
+    assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
+    journal = lab.ssh('b2', 'journalctl -u wglan-watcher --no-pager -o cat').stdout
+    assert "this node's addresses changed" in journal and '-> %s/24' % ip in journal, journal[-2000:]
+    assert 'peer b2 moved' in lab.ssh('a1', 'journalctl -u wglan-watcher --no-pager -o cat').stdout
+    sys.stdout.write('\nb2 moved to the public side (%s): every pair reached again after %.0f s\n' % (ip, took))
+
+
+def test_a_rebooted_machine_rejoins_from_its_saved_state_without_ansible(lab):
+    """b1 reboots while the discovery service is down. At boot the watcher makes the interface
+    again (wireguard-go, key, address, peers) from the settings, key and records it saved, and every
+    pair reaches every other; nothing runs Ansible."""
+    lab.ssh('hub1', 'systemctl stop wglan-discovery')
+    try:
+        started = time.monotonic()
+        lab.reboot('b1')
+        booted = time.monotonic()
+        assert lab.ssh('b1', 'systemctl is-enabled wglan-watcher').stdout.strip() == 'enabled'
+        names, reach, status = full_mesh(lab, timeout=150)
+        assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
+        journal = lab.ssh('b1', 'journalctl -b -u wglan-watcher --no-pager -o cat').stdout
+        assert 'keeping the' in journal, journal[-2000:]  # the service was down: the saved records served
+        sys.stdout.write('\nb1 rebooted in %.0f s; every pair reached again %.0f s after it was up\n'
+                         % (booted - started, time.monotonic() - booted))
+    finally:
+        lab.ssh('hub1', 'systemctl start wglan-discovery')
