@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lab import Lab, format_matrix, mesh_matrix, new_name, plan
+from lab import Lab, all_pairs, full_mesh, new_name, plan
 from test_site import recap
 
 
@@ -25,9 +25,9 @@ def test_kernel_machine_joins_the_mesh(kernel_lab):
     assert 'wireguard' in lab.ssh('kvm1', 'ip -d link show wglan0').stdout
     assert 'tun' in lab.ssh('hub1', 'ip -d link show wglan0').stdout
     assert lab.ssh('kvm1', 'pgrep -x wireguard-go', check=False).returncode != 0
-    names, reach, age = mesh_matrix(lab)
-    print(format_matrix(names, reach, age))
-    assert all(reach[s][d] for s in names for d in names if s != d)
+    names, reach, status = full_mesh(lab)
+    print('\n'.join(status.values()))
+    assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status)
 
 
 def test_kernel_backend_is_idempotent(kernel_lab):
