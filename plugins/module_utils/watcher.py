@@ -592,7 +592,7 @@ class Watcher:
             st = stats.get(peer.public_key)
             handshake = st.last_handshake if st is not None else 0
             rows.append(dict(name=peer.name or peer.public_key[:8], public_key=peer.public_key,
-                             address=str(peer.allowed_ips[0]) if peer.allowed_ips else '',
+                             address=_main_address(peer.allowed_ips),
                              endpoint=endpoints.get(peer.public_key) or peer.endpoint or '',
                              state='stale' if peer.public_key in self.stale
                              else st.state(now) if st is not None else 'unknown',
@@ -654,6 +654,12 @@ class Watcher:
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
             self.metrics_server.server_close()
+
+
+def _main_address(allowed):
+    """The address to show for a peer: its mesh address (the IPv6 host route) before node IPs and CIDRs."""
+    hosts = [n for n in allowed if n.version == 6 and n.prefixlen == 128]
+    return str((hosts or list(allowed) or [''])[0])
 
 
 def _place(place):

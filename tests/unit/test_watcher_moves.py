@@ -162,3 +162,13 @@ def test_bad_options_are_refused_with_the_reason(tmp_path, bad):
     with pytest.raises(WglanError) as info:
         load_options(str(path))
     assert str(path) in str(info.value)
+
+
+def test_status_shows_the_mesh_address_first():
+    import ipaddress
+    from ansible_collections.wglan.mesh.plugins.module_utils.watcher import _main_address
+    nets = sorted([ipaddress.ip_network('192.0.2.10/32'), ipaddress.ip_network('200:1001::1/128'),
+                   ipaddress.ip_network('203.0.113.32/28')], key=lambda n: (n.version, n))
+    assert _main_address(nets) == '200:1001::1/128'
+    assert _main_address([ipaddress.ip_network('192.0.2.10/32')]) == '192.0.2.10/32'
+    assert _main_address([]) == ''
