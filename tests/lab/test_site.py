@@ -9,7 +9,7 @@ import re
 
 import time
 
-from lab import all_pairs, format_matrix, full_mesh, mesh_matrix, status_rows
+from lab import all_pairs, full_mesh, mesh_matrix, status_rows
 
 HOSTS = ['a1', 'a2', 'b1', 'b2', 'hub1']
 

@@ -106,7 +106,7 @@ def test_own_move_counts_only_what_comes_after_it(watcher, monkeypatch):
 def test_the_same_record_again_is_not_a_move(watcher):
     me = record('me', ME, ['192.0.2.1/24'])
     records = [me, record('p1', P1, ['192.0.2.2/24', '2001:db8::2/64'], '198.51.100.9')]
-    for _ in range(3):
+    for _round in range(3):
         watcher._notice_moves(me, records, [peer(P1, 'p1')])
     assert watcher.suspect == {}
 
