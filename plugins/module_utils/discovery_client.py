@@ -26,10 +26,44 @@ from ansible_collections.wglan.mesh.plugins.module_utils.mesh import parse_recor
 MAX_ENDPOINTS = 64  # per record; the server cannot count them, so the client refuses more
 DEFAULT_TTL = 1800
 TIMEOUT = 10
+SO_MARK = getattr(socket, 'SO_MARK', 36)
+
+
+def marked_connection(mark):
+    """socket.create_connection, with the socket marked before it connects (None: unmarked).
+
+    The node's own traffic to the service carries WireGuard's fwmark, so the
+    mesh's rules leave it on the underlay like WireGuard's own packets: the
+    service may run on a mesh member, and a node whose address just changed
+    could otherwise not reach it (its peers drop tunnel traffic from an address
+    they do not know yet, and it is the service that tells them). Without the
+    privilege to mark (CAP_NET_ADMIN) the socket goes unmarked.
+    """
+    def connect(address, timeout=socket.getdefaulttimeout(), source_address=None):
+        host, port = address
+        error = None
+        for family, kind, proto, _name, target in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                if mark:
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
+                    except OSError:
+                        pass
+                sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(target)
+                return sock
+            except OSError as exc:
+                error = exc
+                sock.close()
+        raise error or OSError('no address for %s' % host)
+    return connect
 
 
 class DiscoveryClient:
-    def __init__(self, url, token, cluster=None, ca_file=None, timeout=TIMEOUT):
+    def __init__(self, url, token, cluster=None, ca_file=None, timeout=TIMEOUT, mark=None):
         parts = urlsplit(url)
         if parts.scheme not in ('http', 'https') or not parts.hostname:
             raise WglanError('discovery URL must look like http(s)://host:port')
@@ -43,11 +77,16 @@ class DiscoveryClient:
         self.write_key = crypto.write_key(token)
         self.timeout = timeout
         self.context = ssl.create_default_context(cafile=ca_file) if parts.scheme == 'https' else None
+        self.mark = mark
 
     def _connection(self, timeout):
         if self.scheme == 'https':
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+            connection = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
+        else:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        if self.mark:
+            connection._create_connection = marked_connection(self.mark)
+        return connection
 
     def _call(self, method, path, body=None, auth=False, timeout=None):
         headers = {'Content-Type': 'application/json'}

@@ -89,7 +89,7 @@ def peers_from_records(params, own_public_key, warn, check_mode=False, mesh_out=
         if not params['cluster_token']:
             raise WglanError('discovery_url needs cluster_token')
         client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
-                                 params['discovery_ca'])
+                                 params['discovery_ca'], mark=params['fwmark'])
         found, published, reached = sources.from_discovery(client, params['publish'], params['discovery_ttl'],
                                                            saved_discovery, warn, check_mode)
         before = len(records)

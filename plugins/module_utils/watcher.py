@@ -223,7 +223,7 @@ class Watcher:
     def _watch_discovery(self, params):
         from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
         client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
-                                 params['discovery_ca'])
+                                 params['discovery_ca'], mark=params.get('fwmark'))
         since = 0
         while not self.stop.is_set() and self._current_watch('discovery'):
             try:
