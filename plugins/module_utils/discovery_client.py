@@ -22,44 +22,11 @@ from urllib.parse import urlsplit
 from ansible_collections.wglan.mesh.plugins.module_utils import discovery_crypto as crypto
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.mesh import parse_record
+from ansible_collections.wglan.mesh.plugins.module_utils.underlay import marked_connection
 
 MAX_ENDPOINTS = 64  # per record; the server cannot count them, so the client refuses more
 DEFAULT_TTL = 1800
 TIMEOUT = 10
-SO_MARK = getattr(socket, 'SO_MARK', 36)
-
-
-def marked_connection(mark):
-    """socket.create_connection, with the socket marked before it connects (None: unmarked).
-
-    The node's own traffic to the service carries WireGuard's fwmark, so the
-    mesh's rules leave it on the underlay like WireGuard's own packets: the
-    service may run on a mesh member, and a node whose address just changed
-    could otherwise not reach it (its peers drop tunnel traffic from an address
-    they do not know yet, and it is the service that tells them). Without the
-    privilege to mark (CAP_NET_ADMIN) the socket goes unmarked.
-    """
-    def connect(address, timeout=socket.getdefaulttimeout(), source_address=None):
-        host, port = address
-        error = None
-        for family, kind, proto, _name, target in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
-            sock = socket.socket(family, kind, proto)
-            try:
-                if mark:
-                    try:
-                        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
-                    except OSError:
-                        pass
-                sock.settimeout(timeout)
-                if source_address:
-                    sock.bind(source_address)
-                sock.connect(target)
-                return sock
-            except OSError as exc:
-                error = exc
-                sock.close()
-        raise error or OSError('no address for %s' % host)
-    return connect
 
 
 class DiscoveryClient:

@@ -26,6 +26,7 @@ import ssl
 from urllib.parse import quote, urlencode, urlsplit
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.underlay import marked_connection
 
 try:
     from kubernetes import config as kube_config
@@ -72,7 +73,7 @@ def load_configuration(kubeconfig=None, context=None):
 
 
 class KubeClient:
-    def __init__(self, configuration, timeout=TIMEOUT):
+    def __init__(self, configuration, timeout=TIMEOUT, mark=None):
         parts = urlsplit(configuration.host or '')
         if parts.scheme not in ('http', 'https') or not parts.hostname:
             raise WglanError('kubernetes: the API server address %r is not an http(s) URL' % configuration.host)
@@ -94,6 +95,7 @@ class KubeClient:
             if configuration.cert_file:
                 self.context.load_cert_chain(configuration.cert_file, configuration.key_file)
         self.server_name = getattr(configuration, 'tls_server_name', None) or self.host
+        self.mark = mark  # WireGuard's fwmark: stay on the underlay (underlay.marked_connection)
 
     def _headers(self, content_type=None):
         headers = {'Accept': 'application/json', 'User-Agent': 'wglan.mesh'}
@@ -109,8 +111,11 @@ class KubeClient:
             connection = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
             if self.server_name != self.host:  # tls-server-name in the kubeconfig
                 connection.host = self.server_name
-            return connection
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        else:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        if self.mark:
+            connection._create_connection = marked_connection(self.mark)
+        return connection
 
     def _open(self, method, path, query=None, body=None, content_type=None, timeout=None):
         """(connection, response); the caller reads and closes."""
@@ -206,5 +211,5 @@ class KubeClient:
             connection.close()
 
 
-def connect(kubeconfig=None, context=None, timeout=TIMEOUT):
-    return KubeClient(load_configuration(kubeconfig, context), timeout)
+def connect(kubeconfig=None, context=None, timeout=TIMEOUT, mark=None):
+    return KubeClient(load_configuration(kubeconfig, context), timeout, mark)

@@ -61,7 +61,7 @@ def save_settings(params, check_mode=False):
 
 
 def kubernetes_client(params):
-    return kubernetes_api.connect(params['kubeconfig'], params['kube_context'])
+    return kubernetes_api.connect(params['kubeconfig'], params['kube_context'], mark=params.get('fwmark'))
 
 
 def peers_from_records(params, own_public_key, warn, check_mode=False, mesh_out=None):

@@ -241,7 +241,8 @@ class Watcher:
         from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api
         while not self.stop.is_set() and self._current_watch('kubernetes'):
             try:
-                client = kubernetes_api.connect(params['kubeconfig'], params['kube_context'])
+                client = kubernetes_api.connect(params['kubeconfig'], params['kube_context'],
+                                                mark=params.get('fwmark'))
                 _nodes, version = client.list_nodes()
                 for kind, _obj in client.watch_nodes(version, timeout_seconds=240):
                     if self.stop.is_set() or not self._current_watch('kubernetes'):

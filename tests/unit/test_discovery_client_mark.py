@@ -1,4 +1,4 @@
-"""The discovery client marks its sockets with WireGuard's fwmark before connecting (the mesh's rules
+"""The discovery and Kubernetes clients mark their sockets with WireGuard's fwmark before connecting (the mesh's rules
 leave such packets on the underlay). A recording socket stands in for the kernel here: what the mark
 does to routing is shown on real nftables and policy routing by the lab (a machine that moves to
 the public side reaches the service on a mesh member)."""
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import discovery_client
+from ansible_collections.wglan.mesh.plugins.module_utils import discovery_client, kubernetes_api, underlay
 
 
 class Recorder:
@@ -32,16 +32,16 @@ class Recorder:
 @pytest.fixture
 def recorded(monkeypatch):
     Recorder.made = []
-    monkeypatch.setattr(discovery_client.socket, 'socket', Recorder)
-    monkeypatch.setattr(discovery_client.socket, 'getaddrinfo',
+    monkeypatch.setattr(underlay.socket, 'socket', Recorder)
+    monkeypatch.setattr(underlay.socket, 'getaddrinfo',
                         lambda host, port, *a: [(socket.AF_INET, socket.SOCK_STREAM, 6, '', ('198.51.100.100', port))])
     return Recorder
 
 
 def test_the_mark_is_set_before_the_connect(recorded):
-    discovery_client.marked_connection(0x20)(('198.51.100.100', 8443), 5)
+    underlay.marked_connection(0x20)(('198.51.100.100', 8443), 5)
     calls = recorded.made[0].calls
-    assert calls[0] == ('setsockopt', socket.SOL_SOCKET, discovery_client.SO_MARK, 0x20)
+    assert calls[0] == ('setsockopt', socket.SOL_SOCKET, underlay.SO_MARK, 0x20)
     assert calls[-1] == ('connect', ('198.51.100.100', 8443))
 
 
@@ -57,5 +57,16 @@ def test_no_privilege_to_mark_still_connects(recorded, monkeypatch):
     def refuse(self, *args):
         raise PermissionError(1, 'Operation not permitted')
     monkeypatch.setattr(Recorder, 'setsockopt', refuse)
-    discovery_client.marked_connection(0x20)(('198.51.100.100', 8443), 5)
+    underlay.marked_connection(0x20)(('198.51.100.100', 8443), 5)
     assert recorded.made[0].calls[-1] == ('connect', ('198.51.100.100', 8443))
+
+
+def test_the_kubernetes_client_marks_too(recorded):
+    class Configuration:
+        host = 'https://198.51.100.100:6443'
+        verify_ssl = False
+        cert_file = None
+        ssl_ca_cert = None
+    client = kubernetes_api.KubeClient(Configuration(), mark=0x20)
+    client._connect(5)._create_connection(('198.51.100.100', 6443), 5)
+    assert recorded.made[0].calls[0] == ('setsockopt', socket.SOL_SOCKET, underlay.SO_MARK, 0x20)
