@@ -45,10 +45,6 @@ def apply_settings(params):
                              % params['settings_path'])
     for name, default in DEFAULTS.items():
         if params[name] is None:
-            if name == 'publish' and saved.get('watcher'):
-                # The watcher on the node publishes this node's record, with its addresses as they
-                # are now; the record saved by the last run may be older (the machine moved).
-                continue
             params[name] = saved.get(name, default)
     return bool(saved)
 

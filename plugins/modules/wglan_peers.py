@@ -218,8 +218,6 @@ options:
         O(kubeconfig) takes every option it does not give from this file, when it exists. So on a node set up by
         the role, C(ansible wglan -m wglan.mesh.wglan_peers) refreshes the peers from the configured sources,
         with the records of inventory members last used standing in for their facts.
-      - When the saved settings say O(watcher), such a call does not publish the saved record of this node; the
-        watcher publishes it, with the node's addresses as they are now.
     type: path
     default: /etc/wglan/settings.json
   save_settings:

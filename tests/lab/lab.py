@@ -389,7 +389,7 @@ table inet lab {
                 os.killpg(pid, 15)
             except OSError:
                 pass
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 5  # then SIGKILL: the machines are thrown away anyway
         for pid in self.state.get('pids', {}).values():
             while time.monotonic() < deadline:
                 try:

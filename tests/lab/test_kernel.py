@@ -11,7 +11,6 @@ import json
 import pytest
 
 from lab import Lab, all_pairs, full_mesh, new_name, plan
-from test_site import recap
 
 NO_WATCHER = ('-e', 'wglan_watcher=false')
 
@@ -39,10 +38,13 @@ def test_kernel_machine_joins_the_mesh(kernel_lab):
 
 
 def test_kernel_backend_is_idempotent(kernel_lab):
-    result = kernel_lab.playbook('playbooks/site.yml', *NO_WATCHER)
-    assert result.returncode == 0, result.stdout[-3000:]
-    counts = recap(result.stdout)
-    assert dict((h, c['changed']) for h, c in counts.items()) == dict((h, 0) for h in counts)
+    # wglan_peers and wglan_rules again on the kernel machine, from the settings the role saved: nothing
+    # to change on the kernel device. (A whole second site.yml takes two minutes on the emulated machine;
+    # the role's own idempotence is held by test_site.py.)
+    for module in ('wglan.mesh.wglan_peers', 'wglan.mesh.wglan_rules'):
+        result = kernel_lab.adhoc('kvm1', module)
+        line = [entry for entry in result.stdout.splitlines() if entry.startswith('kvm1 ')]
+        assert line and 'SUCCESS' in line[0] and '"changed": false' in line[0], (module, result.stdout[-3000:])
 
 
 def test_wglan_info_reads_the_kernel_device(kernel_lab):
