@@ -378,8 +378,8 @@ class Watcher:
         return bool(ips) and ips != self.own_ips
 
     def _notice_moves(self, me, records, peers):
-        """A peer whose record shows new addresses (it moved) counts as up only after a new handshake:
-        the path the device still uses may be one that led to its old place."""
+        """A peer whose record shows new addresses (it moved) counts as up only once heard from since
+        (see _alive): the path the device still uses may be one that led to its old place."""
         now = time.time()
         places = {}
         for record in records:
@@ -392,8 +392,9 @@ class Watcher:
                 log('peer %s moved: %s -> %s' % (self._name(record.public_key, peers), _place(before), _place(place)))
                 self.suspect[record.public_key] = (now, time.monotonic(), True)
         self.places = places
+        known = set(places) | set(p.public_key for p in peers)
         for key in list(self.suspect):
-            if key not in places and key not in set(p.public_key for p in peers):
+            if key not in known:
                 del self.suspect[key]
 
     def _record_to_publish(self, params):
