@@ -114,8 +114,8 @@ def test_unreachable_and_unknown_members_do_not_break_the_mesh(lab):
     assert all(result.recap[h]['failed'] == 0 and result.recap[h]['unreachable'] == 0 for h in HOSTS)
     assert 'ghost: no record yet' in result.stdout
     assert dict((h, peers_of(lab, h)) for h in HOSTS) == before
-    names, reach, _age = mesh_matrix(lab)
-    assert all(reach[s][d] for s in names for d in names if s != d)
+    names, reach, _status = full_mesh(lab)
+    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
 
 
 def test_duplicate_mac_has_a_deterministic_owner(lab):
@@ -137,6 +137,10 @@ def test_duplicate_mac_has_a_deterministic_owner(lab):
     assert all(reach[s][d] for s in unaffected for d in unaffected if s != d)
     # back to distinct addresses: the whole mesh again
     result = site(lab)
-    assert result.returncode == 0
-    names, reach, _age = mesh_matrix(lab)
-    assert all(reach[s][d] for s in names for d in names if s != d)
+    assert result.returncode == 0, result.stdout[-3000:]
+    # the node that gave up the shared address comes back as a new peer everywhere; pairs across the
+    # two NAT sites may need the watchers' sweep (or a relay) again, as after the first run
+    started = time.monotonic()
+    names, reach, _status = full_mesh(lab)
+    print('whole mesh again %.1f s after the run' % (time.monotonic() - started))
+    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
