@@ -13,7 +13,8 @@ short_description: Publish this node's mesh record as a local fact
 version_added: 0.1.0
 description:
   - Builds the record other nodes need to peer with this one, the public key, mesh address,
-    node addresses (with their prefix length, so peers on the same link can see it), port,
+    node addresses (global ones, with their prefix length, so peers on the same link can see it;
+    not IPv6 privacy, deprecated or duplicate addresses, which come and go on their own), port,
     announced endpoints, pod CIDRs, and the endpoints this node's WireGuard currently sees
     each peer that is up at (how nodes behind NAT find each other).
   - Writes it as JSON to O(fact_path) (a custom fact, C(ansible_local.wglan)), atomically and
