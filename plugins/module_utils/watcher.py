@@ -364,12 +364,28 @@ class Watcher:
             return  # no address at all (network not up yet): keep what the role saw
         if ips != record.get('node_ips'):
             params['publish'] = dict(record, node_ips=ips)
+            self._save_node_ips(ips)
         if self.own_ips is not None and ips != self.own_ips:
             log('this node\'s addresses changed: %s -> %s; handshaking with every peer again'
                 % (', '.join(self.own_ips) or '-', ', '.join(ips)))
             for key in self.places:
                 self.suspect[key] = (time.time(), time.monotonic(), False)
         self.own_ips = ips
+
+    def _save_node_ips(self, ips):
+        """Keep the saved settings' record in step with the host, so that an ad-hoc wglan_peers call
+        (which publishes the saved record) does not announce the addresses from before a move."""
+        try:
+            saved = node_record.read_json(self.settings_path)
+            publish = saved.get('publish') if isinstance(saved, dict) else None
+            if not isinstance(publish, dict) or publish.get('node_ips') == ips:
+                return
+            saved['publish'] = dict(publish, node_ips=ips)
+            # the settings hold the cluster token: root only, as the role writes them
+            node_record.write_json_if_changed(self.settings_path, saved, 0o600)
+            log('saved this node\'s addresses in %s' % self.settings_path)
+        except (OSError, WglanError) as exc:
+            log('cannot save this node\'s addresses in %s: %s' % (self.settings_path, exc))
 
     def _addresses_changed(self):
         if self.own_ips is None or self.params is None or not self.options['refresh_node_ips']:
