@@ -76,7 +76,7 @@ def peers_from_records(params, own_public_key, warn, check_mode=False, mesh_out=
         found, published, reached = kubernetes_source.from_kubernetes(
             client, node_name, params['publish'], saved_kubernetes, warn, check_mode)
         before = len(records)
-        records = sources.merge(records, found, warn, 'kubernetes')
+        records = sources.merge(records, found, warn, 'kubernetes', live=reached)
         saved_kubernetes = dict((r.name, r.as_dict()) for r in records[before:])
         kubernetes = dict(reached=reached, node=node_name, published=published, records=len(found))
     discovery = None
@@ -89,7 +89,7 @@ def peers_from_records(params, own_public_key, warn, check_mode=False, mesh_out=
         found, published, reached = sources.from_discovery(client, params['publish'], params['discovery_ttl'],
                                                            saved_discovery, warn, check_mode)
         before = len(records)
-        records = sources.merge(records, found, warn, 'discovery')
+        records = sources.merge(records, found, warn, 'discovery', live=reached)
         saved_discovery = dict((r.name, r.as_dict()) for r in records[before:])
         discovery = dict(reached=reached, observed=published.get('observed') if published else None,
                          records=len(found))

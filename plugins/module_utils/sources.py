@@ -5,10 +5,13 @@
 
 Precedence (documented in wglan_peers): explicit peers > inventory records >
 Kubernetes records > discovery records. A record whose public key an earlier
-source already has is the same node and is skipped; one whose name an earlier
-source has with another key is skipped with a warning; among themselves,
-records with the same public key keep the one with the smallest name
-(mesh.build_mesh).
+source already has is the same node: the earlier record stays, but where the
+node is now (LOCATION: its node IPs, the address the service saw it at, what
+it observes) comes from the live source when that source answered, since the
+node keeps it current there between Ansible runs (a machine that moved). One
+whose name an earlier source has with another key is skipped with a warning;
+among themselves, records with the same public key keep the one with the
+smallest name (mesh.build_mesh).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,7 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.mesh import parse_record
+from ansible_collections.wglan.mesh.plugins.module_utils.mesh import NodeRecord, parse_record
 
 try:
     import jmespath
@@ -38,10 +41,27 @@ def from_discovery(client, publish_record, ttl, saved, warn, check_mode):
         return list((saved or {}).values()), None, False
 
 
-def merge(earlier, discovered, warn, source='discovery'):
-    """NodeRecords from earlier sources first, then the records of source they do not already cover."""
+LOCATION = ('node_ips', 'public_ip', 'observed')
+
+
+def located(record, live):
+    """record, with where the node is taken from live (the same node's record from a live source)."""
+    values = dict((name, getattr(record, name)) for name in NodeRecord.__slots__)
+    for name in LOCATION:
+        if getattr(live, name):
+            values[name] = getattr(live, name)
+    return NodeRecord(**values)
+
+
+def merge(earlier, discovered, warn, source='discovery', live=True):
+    """NodeRecords from earlier sources first, then the records of source they do not already cover.
+
+    live: the records came from the source now (not the copy kept from the last time it answered);
+    then they also update the location of the earlier records of the same nodes.
+    """
     merged = list(earlier)
-    keys = set(r.public_key for r in earlier)
+    index = dict((r.public_key, i) for i, r in enumerate(earlier))
+    keys = set(index)
     names = set(r.name for r in earlier)
     for raw in discovered:
         try:
@@ -51,7 +71,9 @@ def merge(earlier, discovered, warn, source='discovery'):
                                                       exc))
             continue
         if record.public_key in keys:
-            continue  # the same node, known from the inventory
+            if live and record.public_key in index:  # the same node, known from a source of higher precedence
+                merged[index[record.public_key]] = located(merged[index[record.public_key]], record)
+            continue
         if record.name in names:
             warn('%s: node %s has another public key than the %s known from a source of higher precedence; '
                  'that one is used' % (source, record.name, record.name))

@@ -119,6 +119,9 @@ options:
         place of the endpoint of a peer that is up (handshake in the last 275 s), since WireGuard roamed there,
         so it works.
       - Explicit O(peers) win over records with the same public key.
+      - When Kubernetes or the discovery service (reached in this call) also has a record with the same public
+        key, the inventory's record stays but where the node is now comes from the live one (node IPs, the
+        address the service saw it at, what it observes), since the node's watcher keeps those current between runs.
     type: list
     elements: raw
   self_name:

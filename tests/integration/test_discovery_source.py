@@ -53,8 +53,9 @@ def peers_args(ns, name, record, **extra):
 STATE = {}
 
 
-def run_peers(ns, name, **extra):
-    return Playbook(ns, ns.workdir).one('wglan.mesh.wglan_peers', peers_args(ns, name, STATE[name], **extra))
+def run_peers(ns, name, _check=False, **extra):
+    return Playbook(ns, ns.workdir).one('wglan.mesh.wglan_peers', peers_args(ns, name, STATE[name], **extra),
+                                        check=_check)
 
 
 def test_nodes_learn_each_other_only_from_the_service(world):
@@ -81,6 +82,17 @@ def test_pairs_share_a_derived_preshared_key_and_traffic_flows(world):
     assert psk1[1] == psk2[1] and psk1[1] != '(none)'
     assert wait_for(lambda: n1.sh('ping -6 -c 1 -W 2 %s' % STATE['n2']['address'], check=False).returncode == 0,
                     timeout=15, interval=0.5)
+
+
+def test_the_service_says_where_an_inventory_node_is_now(world):
+    """n2 also has n1 in its inventory, with the addresses of a place n1 left since the last run: where n1
+    is comes from the service, which n1 keeps current (who n1 is stays the inventory's)."""
+    n2 = world['nodes']['n2']
+    stale = dict(STATE['n1']['record'], node_ips=['203.0.113.77/24'])
+    result = run_peers(n2, 'n2', members=['n1', 'n2'], records=[stale, STATE['n2']['record']],
+                       state_path=os.path.join(n2.workdir, 'mixed.json'), _check=True)
+    assert not result.get('failed'), result
+    assert result['endpoints']['n1'] == dict(endpoint='198.51.100.1:51820', reason='same-link')
 
 
 def test_unreachable_service_keeps_the_mesh(world):

@@ -25,6 +25,31 @@ def test_inventory_wins_and_bad_discovery_records_are_skipped_by_name():
     assert any('d2: record skipped' in w and 'not an IPv6 address' in w for w in warnings)
 
 
+def test_a_live_source_says_where_an_inventory_node_is_now():
+    # the inventory's record is from the last Ansible run; the node's watcher keeps the live one current
+    inventory = [mesh.parse_record(dict(raw('a1', 1), pod_cidrs=['203.0.113.16/28'])), mesh.parse_record(raw('a2', 2))]
+    moved = dict(raw('a1', 1), node_ips=['198.51.100.7/24'], discovery_observed='203.0.113.9',
+                 observed={key(2): '192.0.2.2:51820'}, address='200:1001::99', pod_cidrs=[], name='elsewhere')
+    merged = sources.merge(inventory, [moved, raw('a2', 2)], [].append)
+    assert [str(i) for i in merged[0].node_ips] == ['198.51.100.7/24']
+    assert str(merged[0].public_ip) == '203.0.113.9'
+    assert merged[0].observed == {key(2): '192.0.2.2:51820'}
+    # who the node is stays the inventory's
+    assert (merged[0].name, str(merged[0].address), [str(n) for n in merged[0].pod_cidrs]) == \
+        ('a1', '200:1001::1', ['203.0.113.16/28'])
+    # a live record that says nothing of its location leaves the inventory's
+    assert [str(i) for i in merged[1].node_ips] == ['192.0.2.2/24'] and merged[1].public_ip is None
+    # the earlier list is not changed in place
+    assert [str(i) for i in inventory[0].node_ips] == ['192.0.2.1/24']
+
+
+def test_records_kept_from_an_unreachable_source_do_not_move_anyone():
+    inventory = [mesh.parse_record(raw('a1', 1))]
+    stale = dict(raw('a1', 1), node_ips=['198.51.100.7/24'], discovery_observed='203.0.113.9')
+    merged = sources.merge(inventory, [stale], [].append, live=False)
+    assert [str(i) for i in merged[0].node_ips] == ['192.0.2.1/24'] and merged[0].public_ip is None
+
+
 def test_selector_hub_and_spoke():
     records = [mesh.parse_record(raw(n, i)) for i, n in enumerate(['hub1', 'a1', 'a2', 'b1'], start=1)]
     expression = "self.name == 'hub1' && nodes || nodes[?name == 'hub1']"
