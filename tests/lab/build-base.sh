@@ -11,7 +11,7 @@ PACKAGES=(
   python3-apt python3-kubernetes nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
   linux-image-amd64 initramfs-tools
 )
-STAMP_VALUE="v5 ${PACKAGES[*]}"
+STAMP_VALUE="v6 ${PACKAGES[*]}"
 
 if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
   echo "lab base: $TREE is current"
@@ -29,6 +29,11 @@ cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
 chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" \
   >"$LAB_DIR/packages.log" 2>&1 || { tail -20 "$LAB_DIR/packages.log"; exit 1; }
 chroot "$tmp" apt-get clean
+# The lab has no name server (the builder's is outside the lab, and nothing may be sent
+# there): an empty resolv.conf makes lookups fail at once instead of after two 5 s
+# timeouts (Ansible's fact gathering looks up the host name: 10 s per host and run).
+: > "$tmp/etc/resolv.conf"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$tmp/etc/hosts"
 # Lab machines: root over SSH with the lab key only, no consoles to wait on.
 mkdir -p "$tmp/root/.ssh" && chmod 700 "$tmp/root/.ssh"
 sed -i 's/^#\?PermitRootLogin.*/PermitRootLogin prohibit-password/' "$tmp/etc/ssh/sshd_config"

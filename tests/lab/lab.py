@@ -227,7 +227,7 @@ table inet lab {
         # nspawn cleans /run/systemd/nspawn and insists it is a tmpfs: give it a private one. It exits
         # with 133 when the machine reboots: boot it again, like systemd-nspawn@.service does.
         nspawn = ('systemd-nspawn --quiet --boot --keep-unit --register=no --console=passive --directory=%s/root '
-                  '--machine=%s --hostname=%s --network-namespace-path=/run/netns/%s --capability=CAP_NET_ADMIN '
+                  '--machine=%s --hostname=%s --network-namespace-path=/run/netns/%s --capability=CAP_NET_ADMIN --resolv-conf=off '
                   '--bind-ro=%s:/root/.ssh/authorized_keys'
                   % (disk, ns, mname, ns, os.path.join(self.dir, 'authorized_keys')))
         script = ('mount -t tmpfs tmpfs /run/systemd/nspawn && '
