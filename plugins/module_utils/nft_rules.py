@@ -10,6 +10,16 @@ Design (see REFERENCE.md):
   routing table whose default routes point at the WireGuard link.
 - Marks are read and written under mark_mask only: bits outside the mask
   belong to others (Cilium, Calico, kube-proxy) and are kept.
+- Replies leave the way the request came: a connection that arrives from
+  outside the WireGuard link gets wg_mark in its conntrack mark, and its
+  replies get wg_mark as their packet mark, so they take the main table even
+  when the other end's address is a target. (A discovery service or API
+  server on a mesh node answers a peer that reaches it over the underlay
+  while that peer's addresses are routed through a relay, or before the
+  peer can handshake: without this the answers went into the tunnel.)
+- IPv6 neighbour discovery the node sends is never routed into the tunnel
+  (its solicitations and advertisements to a target's address on an IPv6
+  underlay: the neighbour must still be found on the link).
 - TCP MSS is clamped on the way out of the link (MTU - 40 for IPv4, - 60 for IPv6).
 The table is always replaced in one nft transaction.
 """
@@ -82,11 +92,20 @@ def _match(left, right, op='=='):
     return {'match': {'op': op, 'left': left, 'right': right}}
 
 
+def _set_mark(config, mark, key=None):
+    # (mark & ~(mask & ~value)) | value: the bits under the mask become value, the others stay;
+    # the form nft itself prints back.
+    key = key or _meta('mark')
+    keep = (~(config.mark_mask & ~mark)) & 0xFFFFFFFF
+    return {'mangle': {'key': key, 'value': {'|': [{'&': [key, keep]}, mark]}}}
+
+
 def _set_route_mark(config):
-    # (mark & ~(mask & ~route_mark)) | route_mark: the form nft itself prints back.
-    keep = (~(config.mark_mask & ~config.route_mark)) & 0xFFFFFFFF
-    return {'mangle': {'key': _meta('mark'),
-                       'value': {'|': [{'&': [_meta('mark'), keep]}, config.route_mark]}}}
+    return _set_mark(config, config.route_mark)
+
+
+def _ct(key):
+    return {'ct': {'key': key}}
 
 
 def _element(net):
@@ -109,10 +128,20 @@ def desired_objects(config):
     for name, kind, hook in chains:
         objects.append({'chain': dict(t, name=name, type=kind, hook=hook, prio=MANGLE_PRIORITY, policy='accept')})
     own = [_match({'&': [_meta('mark'), config.mark_mask]}, config.wg_mark), {'accept': None}]
+    # a connection from outside the link: remembered in its conntrack mark
+    from_outside = [_match(_meta('iifname'), config.interface, '!='), _match(_ct('state'), 'new', 'in'),
+                    _set_mark(config, config.wg_mark, _ct('mark'))]
+    # its replies go back the way it came (the main table), not into the tunnel
+    answer = [_match(_ct('direction'), 'reply'), _match({'&': [_ct('mark'), config.mark_mask]}, config.wg_mark),
+              _set_mark(config, config.wg_mark), {'accept': None}]
+    # neighbour discovery stays on its link, also toward a target's address (an IPv6 underlay)
+    neighbours = [_match({'payload': {'protocol': 'icmpv6', 'field': 'type'}},
+                         {'set': ['nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-redirect']}), {'accept': None}]
     to4 = [_match({'payload': {'protocol': 'ip', 'field': 'daddr'}}, '@' + _SET4), _set_route_mark(config)]
     to6 = [_match({'payload': {'protocol': 'ip6', 'field': 'daddr'}}, '@' + _SET6), _set_route_mark(config)]
-    for chain in ('prerouting', 'output'):
-        for expr in (own, to4, to6):
+    for chain, rules in (('prerouting', (from_outside, own, answer, to4, to6)),
+                         ('output', (own, answer, neighbours, to4, to6))):
+        for expr in rules:
             objects.append({'rule': dict(t, chain=chain, expr=expr)})
     for proto, overhead in (('ipv4', 40), ('ipv6', 60)):
         mss = config.mtu - overhead

@@ -18,6 +18,14 @@ description:
     default routes (C(0.0.0.0/0) and C(::/0)) through O(interface).
   - WireGuard's own packets carry O(wg_mark) (the interface's fwmark) and are left alone, so the
     tunnel never routes into itself.
+  - Replies leave the way the request came. A connection that arrives from outside O(interface) is
+    marked in conntrack (O(wg_mark) in its conntrack mark, under O(mark_mask)), and its replies carry
+    O(wg_mark), so they take the main table even when the other end is a target. A peer that reaches
+    a service on this node over the underlay (a discovery service or API server on a mesh member) is
+    answered there, also while its addresses are routed through a relay or before the two handshake.
+  - IPv6 neighbour discovery this node sends (solicitations, advertisements, redirects) is never
+    routed into the tunnel, so neighbours on an IPv6 underlay are found even when their addresses are
+    targets.
   - Marks are matched and set under O(mark_mask) only. Mark bits outside the mask belong to
     others (CNIs such as Cilium and Calico, kube-proxy) and are kept as they are.
   - TCP MSS is clamped on packets leaving O(interface) to O(mtu) - 40 (IPv4) and O(mtu) - 60 (IPv6).

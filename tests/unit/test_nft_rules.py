@@ -36,12 +36,17 @@ def test_bad_config_rejected(kw, fragment):
     assert fragment in str(err.value)
 
 
+def _target_rules(exprs):
+    return [i for i, e in enumerate(exprs)
+            if e[0].get('match', {}).get('left', {}).get('payload', {}).get('field') == 'daddr']
+
+
 def test_marks_respect_the_mask():
     objects = nft.desired_objects(config(wg_mark=0x100, route_mark=0x200, mark_mask=0x300))
-    rules = find(objects, 'rule', chain='output')
-    own = rules[0]['expr'][0]['match']
+    exprs = [r['expr'] for r in find(objects, 'rule', chain='output')]
+    own = exprs[0][0]['match']
     assert own['left'] == {'&': [{'meta': {'key': 'mark'}}, 0x300]} and own['right'] == 0x100
-    mangle = rules[1]['expr'][1]['mangle']['value']['|']
+    mangle = exprs[_target_rules(exprs)[0]][1]['mangle']['value']['|']
     keep, value = mangle[0]['&'][1], mangle[1]
     # bits outside the mask pass through untouched; inside it the result is route_mark
     for other in (0, 0x4000, 0xffff0000, 0x0f00):
@@ -55,11 +60,42 @@ def test_wireguard_packets_are_exempt_before_marking_in_both_chains():
     objects = nft.desired_objects(config())
     for chain in ('prerouting', 'output'):
         exprs = [r['expr'] for r in find(objects, 'rule', chain=chain)]
-        assert exprs[0][-1] == {'accept': None}
-        assert exprs[1][0]['match']['left'] == {'payload': {'protocol': 'ip', 'field': 'daddr'}}
+        own = [i for i, e in enumerate(exprs) if e[-1] == {'accept': None}
+               and e[0]['match']['left'] == {'&': [{'meta': {'key': 'mark'}}, 0x60]}]
+        targets = _target_rules(exprs)
+        assert own and targets and own[0] < min(targets)
+        assert exprs[targets[0]][0]['match']['left'] == {'payload': {'protocol': 'ip', 'field': 'daddr'}}
         # the IPv6 rule matches IPv6 headers (WgLAN matched IPv6 with IPv4 offsets)
-        assert exprs[2][0]['match']['left'] == {'payload': {'protocol': 'ip6', 'field': 'daddr'}}
-        assert exprs[2][0]['match']['right'] == '@targets6'
+        assert exprs[targets[1]][0]['match']['left'] == {'payload': {'protocol': 'ip6', 'field': 'daddr'}}
+        assert exprs[targets[1]][0]['match']['right'] == '@targets6'
+
+
+def test_replies_to_connections_from_outside_the_link_leave_by_the_main_table():
+    objects = nft.desired_objects(config(wg_mark=0x100, route_mark=0x200, mark_mask=0x300))
+    pre = [r['expr'] for r in find(objects, 'rule', chain='prerouting')]
+    # first in prerouting: a new connection not from the link gets wg_mark in its conntrack mark
+    first = pre[0]
+    assert first[0]['match'] == {'op': '!=', 'left': {'meta': {'key': 'iifname'}}, 'right': 'wglan0'}
+    assert first[1]['match']['left'] == {'ct': {'key': 'state'}} and first[1]['match']['right'] == 'new'
+    value = first[2]['mangle']['value']['|']
+    assert first[2]['mangle']['key'] == {'ct': {'key': 'mark'}} and value[1] == 0x100
+    for chain in ('prerouting', 'output'):
+        exprs = [r['expr'] for r in find(objects, 'rule', chain=chain)]
+        answer = [i for i, e in enumerate(exprs) if e[0].get('match', {}).get('left') == {'ct': {'key': 'direction'}}]
+        assert answer and answer[0] < min(_target_rules(exprs)), chain
+        rule = exprs[answer[0]]
+        assert rule[0]['match']['right'] == 'reply'
+        assert rule[1]['match'] == {'op': '==', 'left': {'&': [{'ct': {'key': 'mark'}}, 0x300]}, 'right': 0x100}
+        assert rule[2]['mangle']['key'] == {'meta': {'key': 'mark'}} and rule[2]['mangle']['value']['|'][1] == 0x100
+        assert rule[3] == {'accept': None}
+
+
+def test_neighbour_discovery_is_never_routed_into_the_tunnel():
+    exprs = [r['expr'] for r in find(nft.desired_objects(config()), 'rule', chain='output')]
+    nd = [i for i, e in enumerate(exprs)
+          if e[0]['match']['left'] == {'payload': {'protocol': 'icmpv6', 'field': 'type'}}]
+    assert nd and nd[0] < min(_target_rules(exprs)) and exprs[nd[0]][-1] == {'accept': None}
+    assert {'nd-neighbor-solicit', 'nd-neighbor-advert'} <= set(exprs[nd[0]][0]['match']['right']['set'])
 
 
 def test_mss_clamp_values():
