@@ -27,8 +27,14 @@ options:
     description:
       - Wait up to this many seconds for every peer to be V(up) before reporting (0 does not wait).
         Never fails for peers that stay down; RV(peers_up) and RV(waited) say how it went.
+      - A peer the watcher reaches through a relay that is up counts as settled (it has no direct
+        handshake to wait for), so a run does not wait the whole time for it.
     type: int
     default: 0
+  relays_path:
+    description: Where the watcher keeps the relays it uses (see M(wglan.mesh.wglan_peers)).
+    type: path
+    default: /run/wglan/paths.json
   watcher_status:
     description:
       - The status file of the watcher service (C(wglan-watcher)). When it exists, RV(watcher) reports
@@ -137,6 +143,10 @@ peers_up:
   description: Number of peers that are up.
   returned: when the interface exists
   type: int
+peers_relayed:
+  description: Number of peers the watcher reaches through a relay that is up (not counted in RV(peers_up)).
+  returned: when the interface exists
+  type: int
 waited:
   description: Seconds spent waiting for handshakes.
   returned: always
@@ -156,7 +166,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, node_record, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils import keys, node_record, relay, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
@@ -204,12 +214,18 @@ def watcher_view(path):
     return view
 
 
-def gather_waiting(ifname, wait):
-    """gather(), again every half second until every peer is up or wait seconds passed."""
+def gather_waiting(ifname, wait, relays_path=relay.PATHS):
+    """gather(), again every half second until every peer is up (or relayed through a peer that is
+    up) or wait seconds passed."""
     start = time.monotonic()
     while True:
         info = gather(ifname)
-        done = not info['exists'] or info['peers_up'] == len(info['peers'])
+        if info['exists']:
+            relays = relay.read_relays(relays_path)
+            up = set(p['public_key'] for p in info['peers'] if p['state'] == 'up')
+            info['peers_relayed'] = sum(1 for p in info['peers']
+                                        if p['state'] != 'up' and relays.get(p['public_key']) in up)
+        done = not info['exists'] or info['peers_up'] + info['peers_relayed'] == len(info['peers'])
         if done or time.monotonic() - start >= wait:
             info['waited'] = round(time.monotonic() - start, 1)
             return info
@@ -222,13 +238,15 @@ def main():
             interface=dict(type='str', default='wglan0'),
             wait=dict(type='int', default=0),
             watcher_status=dict(type='path', default='/run/wglan/status.json'),
+            relays_path=dict(type='path', default=relay.PATHS),
         ),
         supports_check_mode=True,
     )
     require_libs(module, 'pyroute2', 'cryptography')
     if not 0 <= module.params['wait'] <= 3600:
         module.fail_json(msg='wait must be between 0 and 3600 seconds')
-    info = run_or_fail(module, gather_waiting, module.params['interface'], module.params['wait'])
+    info = run_or_fail(module, gather_waiting, module.params['interface'], module.params['wait'],
+                       module.params['relays_path'])
     info['watcher'] = watcher_view(module.params['watcher_status'])
     module.exit_json(changed=False, **info)
 

@@ -131,6 +131,14 @@ def test_no_direct_path_goes_through_the_relay(world):
     rows = dict((row['name'], row) for row in info['watcher']['peers'])
     assert rows['y']['path'] == 'via r' and rows['r']['state'] == 'up', info['watcher']
     assert 0 <= info['watcher']['age'] < 10
+    # a run's wait for handshakes counts y as settled (relayed through r, which is up) ...
+    waited = Playbook(x, x.workdir).one('wglan.mesh.wglan_info', dict(
+        interface=x.ifname, wait=20, relays_path=os.path.join(x.workdir, 'paths.json')))
+    assert waited['peers_relayed'] == 1 and waited['peers_up'] == 1 and waited['waited'] < 5, waited
+    # ... where without the watcher's relays it waits the whole time for a handshake that does not come
+    waited = Playbook(x, x.workdir).one('wglan.mesh.wglan_info', dict(
+        interface=x.ifname, wait=3, relays_path=os.path.join(x.workdir, 'none.json')))
+    assert waited['peers_relayed'] == 0 and waited['waited'] >= 3, waited
     # and so do its Prometheus metrics (opt-in port, loopback of x's namespace)
     fetch = ('import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:%d/metrics", timeout=5)'
              '.read().decode())' % METRICS_PORT)
