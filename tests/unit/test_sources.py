@@ -30,7 +30,7 @@ def test_a_live_source_says_where_an_inventory_node_is_now():
     inventory = [mesh.parse_record(dict(raw('a1', 1), pod_cidrs=['203.0.113.16/28'])), mesh.parse_record(raw('a2', 2))]
     moved = dict(raw('a1', 1), node_ips=['198.51.100.7/24'], discovery_observed='203.0.113.9',
                  observed={key(2): '192.0.2.2:51820'}, address='200:1001::99', pod_cidrs=[], name='elsewhere')
-    merged = sources.merge(inventory, [moved, raw('a2', 2)], [].append)
+    merged = sources.merge(inventory, [moved, dict(raw('a2', 2), node_ips=[])], [].append)
     assert [str(i) for i in merged[0].node_ips] == ['198.51.100.7/24']
     assert str(merged[0].public_ip) == '203.0.113.9'
     assert merged[0].observed == {key(2): '192.0.2.2:51820'}

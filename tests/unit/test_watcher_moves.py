@@ -159,11 +159,12 @@ def test_own_move_is_saved_for_ad_hoc_calls(watcher, monkeypatch, tmp_path, caps
     watcher._refresh_node_ips(dict(publish=dict(old), interface='wg0', addresses=[]))
     assert (os.stat(str(settings)).st_mtime_ns, os.stat(str(settings)).st_ino) == before
     # settings that cannot be read: logged, nothing raised, the record to publish still fresh
-    settings.write_text('{not json')
+    broken = '{"cluster_token": "secret-token", not json'
+    settings.write_text(broken)
     params = dict(publish=dict(old), interface='wg0', addresses=[])
     watcher._refresh_node_ips(params)
     assert params['publish']['node_ips'] == here
-    assert settings.read_text() == '{not json'
+    assert settings.read_text() == broken
     logged = capsys.readouterr().out
     assert 'cannot save' in logged and 'secret-token' not in logged
 
