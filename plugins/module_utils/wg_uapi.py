@@ -20,6 +20,7 @@ import socket
 import subprocess
 import time
 
+from ansible_collections.wglan.mesh.plugins.module_utils import process_owner
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer, PeerOp, ZERO_KEY
 from ansible_collections.wglan.mesh.plugins.module_utils.wg_state import DeviceState, PeerStats
@@ -281,28 +282,47 @@ class UapiBackend:
         answer = self._exchange(request)
         parse_get_response(answer)
 
+    @property
+    def unit(self):
+        return process_owner.unit_name('wglan-wireguard-go', self.ifname)
+
     def start(self, env=None):
-        """Start wireguard-go for this interface; it daemonizes once the socket is up."""
+        """Start wireguard-go for this interface, owned by systemd (or in a session of its own).
+
+        Never as a child of the caller's session: an Ansible task over SSH with
+        a tty ends with SIGHUP to everything left in it (see process_owner).
+        """
+        if process_owner.systemd_owns_processes():
+            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+            process_owner.start_unit(self.unit, [self.binary, '-f', self.ifname],
+                                     'wglan.mesh: userspace WireGuard for %s' % self.ifname, env)
+            self._wait_for_socket(lambda: process_owner.unit_failure(self.unit))
+            return
         run_env = dict(os.environ)
         run_env.pop('WG_PROCESS_FOREGROUND', None)
         run_env.update(env or {})
         try:
-            proc = subprocess.run([self.binary, self.ifname], env=run_env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=START_TIMEOUT,
-                                  check=False)
+            proc = process_owner.start_detached([self.binary, self.ifname], run_env, START_TIMEOUT)
         except FileNotFoundError:
             raise WglanError('the kernel cannot create WireGuard links and %s is not installed' % self.binary)
         except subprocess.TimeoutExpired:
             raise WglanError('%s %s did not start within %ds' % (self.binary, self.ifname, START_TIMEOUT))
         if proc.returncode != 0:
             raise WglanError('%s %s failed: %s' % (self.binary, self.ifname, _daemon_error(proc)))
+        self._wait_for_socket(lambda: None)
+
+    def _wait_for_socket(self, failure):
         deadline = time.monotonic() + START_TIMEOUT
         while not self.available():
-            if time.monotonic() > deadline:
-                raise WglanError('%s started but its socket %s did not appear' % (self.binary, self.path))
-            time.sleep(0.02)
+            problem = failure()
+            if problem or time.monotonic() > deadline:
+                raise WglanError('%s %s started but its socket %s did not appear%s'
+                                 % (self.binary, self.ifname, self.path, ': %s' % problem if problem else ''))
+            time.sleep(0.05)
 
     def stop(self):
-        """Ask the daemon to exit: removing its socket makes wireguard-go shut down."""
+        """Stop the daemon: its unit where systemd owns it; removing its socket makes wireguard-go exit."""
+        if process_owner.systemd_owns_processes():
+            process_owner.stop_unit(self.unit)
         if os.path.exists(self.path):
             os.unlink(self.path)
