@@ -39,14 +39,14 @@ docs: collections
 build-check:
 	rm -rf build/galaxy && mkdir -p build/galaxy
 	$(VENV)/bin/ansible-galaxy collection build --output-path build/galaxy --force .
-	$(VENV)/bin/ansible-galaxy collection install -p build/galaxy/installed build/galaxy/wglan-mesh-*.tar.gz --force
+	$(VENV)/bin/ansible-galaxy collection install --no-deps -p build/galaxy/installed build/galaxy/wglan-mesh-*.tar.gz --force
 	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/galaxy/installed $(VENV)/bin/ansible-doc -l wglan.mesh | grep -q wglan_peers
 	@if tar -tzf build/galaxy/wglan-mesh-*.tar.gz | grep -q -e '^\.venv' -e '^build/'; then \
 	  echo "build-check: the artifact contains local build files"; exit 1; fi
 	@echo "build-check: $$(tar -tzf build/galaxy/wglan-mesh-*.tar.gz | wc -l) files in the artifact, ok"
 
 lint: collections
-	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(VENV)/bin/ansible-lint roles/ playbooks/
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections:$(CURDIR)/build/ecosystem $(VENV)/bin/ansible-lint roles/ playbooks/
 
 sanity:
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_DIR)

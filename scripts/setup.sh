@@ -49,4 +49,23 @@ if [ ! -x build/kubectl-debian/kubectl ]; then
   install -m 0755 "$tmp/root/usr/bin/kubectl" build/kubectl-debian/kubectl
   rm -rf "$tmp"
 fi
+# community.general (ufw) and ansible.posix (firewalld): the modules the role opens the
+# WireGuard port with on hosts running those firewalls. Taken from the `ansible` package
+# on PyPI (Galaxy is not reachable offline), unpacked into build/ecosystem.
+ECOSYSTEM=build/ecosystem
+ANSIBLE_BUNDLE=ansible==12.3.0
+if [ "$(cat "$ECOSYSTEM/.stamp" 2>/dev/null)" != "$ANSIBLE_BUNDLE" ]; then
+  rm -rf "$ECOSYSTEM" && mkdir -p "$ECOSYSTEM/download"
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps -d "$ECOSYSTEM/download" "$ANSIBLE_BUNDLE"
+  .venv/bin/python - "$ECOSYSTEM" <<'PY'
+import glob, sys, zipfile
+target = sys.argv[1]
+wheel = glob.glob(target + '/download/ansible-*.whl')[0]
+keep = ('ansible_collections/community/general/', 'ansible_collections/ansible/posix/')
+with zipfile.ZipFile(wheel) as bundle:
+    bundle.extractall(target, [n for n in bundle.namelist() if n.startswith(keep)])
+PY
+  rm -rf "$ECOSYSTEM/download"
+  echo "$ANSIBLE_BUNDLE" > "$ECOSYSTEM/.stamp"
+fi
 echo "setup: done"

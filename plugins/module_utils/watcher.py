@@ -48,7 +48,7 @@ import sys
 import threading
 import time
 
-from ansible_collections.wglan.mesh.plugins.module_utils import mesh, nft_rules, node_record, pipeline
+from ansible_collections.wglan.mesh.plugins.module_utils import host_firewall, mesh, nft_rules, node_record, pipeline
 from ansible_collections.wglan.mesh.plugins.module_utils import policy_routing, relay, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
@@ -73,6 +73,10 @@ OPTIONS = dict(
     refresh_node_ips=True,  # publish the host's addresses as they are now (a machine that moves keeps its peers)
     endpoint_exclude=[],    # prefixes of addresses not to publish (the role's wglan_endpoint_exclude)
     address_check=2.0,      # seconds between looks at the host's addresses
+    # Keep the WireGuard port open in the admin's nftables chains that drop by default (the
+    # role's wglan_firewall): put back after a flush, at every resync and whenever wglan's
+    # own table had to be made again (a flush takes both).
+    host_firewall=False,
 )
 
 
@@ -330,6 +334,7 @@ class Watcher:
             log('cannot save the records: %s' % exc)
         changed = self.apply(purge=params['purge'])
         self._ensure_forwarding(config.ifname)
+        self._ensure_host_firewall(config)
         self._start_watches(params)
         self.reconciles += 1
         elapsed = (time.monotonic() - started) * 1000
@@ -588,6 +593,8 @@ class Watcher:
             rules = nft_rules.RulesConfig(config.ifname, routed, self.options['table'], config.fwmark,
                                           self.options['route_mark'], self.options['mark_mask'], config.mtu)
             changed, _before, _after = nft_rules.ensure_table(rules, True, False)
+            if changed and _before is None:  # the table was gone: a flush takes the admin's holes too
+                self._ensure_host_firewall(config)
             routing = policy_routing.ensure(config.ifname, table=self.options['route_table'],
                                             priority=self.options['rule_priority'], mark=self.options['route_mark'],
                                             mask=self.options['mark_mask'], present=True, check_mode=False)
@@ -595,6 +602,20 @@ class Watcher:
             log('rules not updated: %s' % exc)
             return False
         return bool(changed or routing)
+
+    def _ensure_host_firewall(self, config):
+        if not self.options['host_firewall']:
+            return
+        holes = host_firewall.wanted_holes(config.ifname, [config.listen_port],
+                                           forward_interface=config.ifname if self.options['relay'] else None)
+        try:
+            changed, added, _removed, _skipped = host_firewall.ensure_holes(config.ifname, holes,
+                                                                             own_table=self.options['table'])
+        except WglanError as exc:
+            log('host firewall not updated: %s' % exc)
+            return
+        if changed:
+            log('host firewall: put back %s' % ', '.join(added))
 
     def _write_status(self, config, peers, found):
         now = time.time()

@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Builds (once) the Debian bookworm tree every lab machine boots from, read-only,
-# under a volatile overlay. Rebuilt when missing or when the package list changes.
+# Builds (once) the Debian trees lab machines boot from, read-only, under a volatile
+# overlay: one per release given (default: bookworm and trixie, the two the lab mixes).
+# A tree is rebuilt when missing or when its package list or setup changes.
+#   build-base.sh [RELEASE ...]
 set -euo pipefail
 
+if [ "$#" -gt 1 ]; then
+  for release in "$@"; do "$0" "$release"; done
+  exit 0
+elif [ "$#" -eq 0 ]; then
+  exec "$0" bookworm trixie
+fi
+RELEASE=$1
 LAB_DIR=${WGLAN_LAB_DIR:-/var/lib/wglan-lab}
-TREE="$LAB_DIR/bookworm"
+TREE="$LAB_DIR/$RELEASE"
 MIRROR=${WGLAN_LAB_MIRROR:-http://deb.debian.org/debian}
+# sudo: the lab's Ansible logs in as "admin" and becomes root through it, as on cloud images.
+# ufw and firewalld: host firewalls some machines turn on (both off in the tree).
 PACKAGES=(
-  systemd systemd-sysv dbus openssh-server python3 python3-pyroute2 python3-cryptography
+  systemd systemd-sysv dbus openssh-server sudo python3 python3-pyroute2 python3-cryptography
   python3-apt python3-kubernetes nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
-  linux-image-amd64 initramfs-tools
+  linux-image-amd64 initramfs-tools ufw firewalld
 )
-STAMP_VALUE="v6 ${PACKAGES[*]}"
+STAMP_VALUE="v7 $RELEASE ${PACKAGES[*]}"
 
 if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
   echo "lab base: $TREE is current"
@@ -19,15 +30,15 @@ if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$ST
 fi
 
 mkdir -p "$LAB_DIR"
-tmp="$LAB_DIR/bookworm.tmp.$$"
+tmp="$LAB_DIR/$RELEASE.tmp.$$"
 trap 'rm -rf "$tmp"' EXIT
-echo "lab base: debootstrap bookworm into $tmp"
-debootstrap --variant=minbase bookworm "$tmp" "$MIRROR" >"$LAB_DIR/debootstrap.log" 2>&1 || {
-  tail -20 "$LAB_DIR/debootstrap.log"; exit 1; }
+echo "lab base: debootstrap $RELEASE into $tmp"
+debootstrap --variant=minbase "$RELEASE" "$tmp" "$MIRROR" >"$LAB_DIR/debootstrap-$RELEASE.log" 2>&1 || {
+  tail -20 "$LAB_DIR/debootstrap-$RELEASE.log"; exit 1; }
 echo "lab base: installing packages"
 cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
 chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" \
-  >"$LAB_DIR/packages.log" 2>&1 || { tail -20 "$LAB_DIR/packages.log"; exit 1; }
+  >"$LAB_DIR/packages-$RELEASE.log" 2>&1 || { tail -20 "$LAB_DIR/packages-$RELEASE.log"; exit 1; }
 chroot "$tmp" apt-get clean
 # The lab has no name server (the builder's is outside the lab, and nothing may be sent
 # there): an empty resolv.conf makes lookups fail at once instead of after two 5 s
@@ -41,6 +52,14 @@ echo 'UseDNS no' >> "$tmp/etc/ssh/sshd_config"
 for unit in getty@tty1.service console-getty.service apt-daily.timer apt-daily-upgrade.timer; do
   chroot "$tmp" systemctl mask "$unit" >/dev/null 2>&1 || true
 done
+# The operator's account: SSH with the lab key (bind-mounted, or from wglan.key= on qemu),
+# password-less sudo. Ansible runs as this user and becomes root, as fleets do.
+chroot "$tmp" useradd --create-home --shell /bin/bash admin
+install -d -m 0700 -o "$(chroot "$tmp" id -u admin)" -g "$(chroot "$tmp" id -g admin)" "$tmp/home/admin/.ssh"
+echo 'admin ALL=(ALL) NOPASSWD:ALL' > "$tmp/etc/sudoers.d/admin"
+chmod 0440 "$tmp/etc/sudoers.d/admin"
+# Host firewalls are off until a machine's admin turns one on (Debian enables firewalld when installed).
+chroot "$tmp" systemctl disable firewalld.service >/dev/null 2>&1 || true
 # Kernel machines (qemu) take their address from ip= on the kernel command line
 # (systemd-network-generator) and the lab's SSH key from wglan.key=; nspawn
 # machines have neither on their command line, so both stay idle there.
@@ -63,7 +82,7 @@ Before=ssh.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'k=$(sed -n "s/.*wglan.key=\([^ ]*\).*/\1/p" /proc/cmdline); mkdir -p /root/.ssh; echo "ssh-ed25519 $k" > /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys'
+ExecStart=/bin/sh -c 'k=$(sed -n "s/.*wglan.key=\([^ ]*\).*/\1/p" /proc/cmdline); for h in /root /home/admin; do mkdir -p $h/.ssh; echo "ssh-ed25519 $k" > $h/.ssh/authorized_keys; chmod 600 $h/.ssh/authorized_keys; done; chown -R admin:admin /home/admin/.ssh'
 
 [Install]
 WantedBy=multi-user.target

@@ -29,7 +29,11 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 LAB_DIR = os.environ.get('WGLAN_LAB_DIR', '/var/lib/wglan-lab')
-BASE_TREE = os.path.join(LAB_DIR, 'bookworm')
+RELEASES = ('bookworm', 'trixie')
+BASE_TREE = os.path.join(LAB_DIR, 'bookworm')  # kernel (qemu) machines boot this one
+# Ansible logs in as this user and becomes root with sudo, as on cloud images; the
+# tests' own look-ups (Lab.ssh) go in as root.
+ANSIBLE_USER = 'admin'
 STATE_ROOT = '/run/wglan-lab'
 PUBLIC_NET = '203.0.113'
 CONTROLLER_IP = PUBLIC_NET + '.2'
@@ -49,11 +53,17 @@ def in_ns(ns, script, check=True, timeout=60):
     return sh(['ip', 'netns', 'exec', ns, 'sh', '-c', script], check=check, timeout=timeout)
 
 
-def plan(public=1, sites=2, per_site=2, symmetric=(), kernel=0):
+def tree(release):
+    return os.path.join(LAB_DIR, release)
+
+
+def plan(public=1, sites=2, per_site=2, symmetric=(), kernel=0, releases=None, firewalls=None):
     """The lab as data: machines, routers, addresses. per_site: a number, or one per site.
 
     kernel: machines on the public side that boot Debian's own kernel under
     qemu (kernel WireGuard) instead of running in a container.
+    releases: {machine: Debian release} (default bookworm); firewalls:
+    {machine: 'nftables' | 'ufw' | 'firewalld'}, the host firewall its admin runs.
     """
     sizes = list(per_site) if isinstance(per_site, (list, tuple)) else [per_site] * sites
     machines = {}
@@ -78,6 +88,12 @@ def plan(public=1, sites=2, per_site=2, symmetric=(), kernel=0):
             routers['r' + site]['forwards'].append((port, ip))
             machines[name] = dict(switch='site-' + site, ip=ip, prefix=26, gateway='192.0.2.%d' % (base + 1),
                                   ssh_host=routers['r' + site]['wan'], ssh_port=port, site=site)
+    for name, release in (releases or {}).items():
+        if release not in RELEASES:
+            raise ValueError('no lab tree for release %s' % release)
+        machines[name]['release'] = release
+    for name, firewall in (firewalls or {}).items():
+        machines[name]['firewall'] = firewall
     return dict(machines=machines, routers=routers)
 
 
@@ -131,8 +147,9 @@ class Lab:
     def up(self, layout):
         if self.state is not None:
             raise SystemExit('lab %s is already up (state in %s)' % (self.name, self.dir))
-        if not os.path.exists(os.path.join(BASE_TREE, '.wglan-lab-stamp')):
-            sh([os.path.join(HERE, 'build-base.sh')], timeout=1800)
+        wanted = set(m.get('release', 'bookworm') for m in layout['machines'].values())
+        if not all(os.path.exists(os.path.join(tree(r), '.wglan-lab-stamp')) for r in wanted):
+            sh([os.path.join(HERE, 'build-base.sh')] + sorted(wanted), timeout=3600)
         os.makedirs(self.dir, exist_ok=True)
         self.state = dict(name=self.name, namespaces=[], pids={}, layout=layout, timings={})
         self._save()
@@ -166,6 +183,9 @@ class Lab:
             self._boot(mname)
         self._wait_ssh(sorted(layout['machines']))
         self.state['timings']['boot'] = round(time.monotonic() - boot, 2)
+        for mname, machine in sorted(layout['machines'].items()):
+            if machine.get('firewall'):
+                self.ssh(mname, FIREWALLS[machine['firewall']], timeout=120)
         self._write_inventory()
         self._save()
         return self
@@ -228,12 +248,14 @@ table inet lab {
         # with 133 when the machine reboots: boot it again, like systemd-nspawn@.service does.
         nspawn = ('systemd-nspawn --quiet --boot --keep-unit --register=no --console=passive --directory=%s/root '
                   '--machine=%s --hostname=%s --network-namespace-path=/run/netns/%s --capability=CAP_NET_ADMIN --resolv-conf=off '
-                  '--bind-ro=%s:/root/.ssh/authorized_keys'
-                  % (disk, ns, mname, ns, os.path.join(self.dir, 'authorized_keys')))
+                  '--bind-ro=%s:/root/.ssh/authorized_keys --bind-ro=%s:/home/%s/.ssh/authorized_keys'
+                  % (disk, ns, mname, ns, os.path.join(self.dir, 'authorized_keys'),
+                     os.path.join(self.dir, 'authorized_keys'), ANSIBLE_USER))
         script = ('mount -t tmpfs tmpfs /run/systemd/nspawn && '
                   'mount -t overlay overlay -o lowerdir=%s,upperdir=%s/upper,workdir=%s/work %s/root && '
                   'while :; do %s; rc=$?; [ $rc -eq 133 ] || exit $rc; echo "(rebooting)"; done'
-                  % (BASE_TREE, disk, disk, disk, nspawn))
+                  % (tree(self.state['layout']['machines'][mname].get('release', 'bookworm')), disk, disk, disk,
+                     nspawn))
         env = dict(os.environ, SYSTEMD_NSPAWN_LOCK='0')
         proc = subprocess.Popen(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -296,40 +318,47 @@ table inet lab {
         lines = ['[wglan]']
         for mname, m in sorted(self.state['layout']['machines'].items()):
             lines.append('%s ansible_host=%s ansible_port=%d' % (mname, m['ssh_host'], m['ssh_port']))
-        lines += ['', '[wglan:vars]', 'ansible_user=root', 'ansible_ssh_private_key_file=%s' % self.key,
-                  "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'",
-                  'ansible_python_interpreter=/usr/bin/python3', '']
+        # Connection settings only: the interpreter is discovered and become is the playbook's.
+        lines += ['', '[all:vars]', 'ansible_user=%s' % ANSIBLE_USER, 'ansible_ssh_private_key_file=%s' % self.key,
+                  "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'", '']
         with open(self.inventory, 'w') as handle:
             handle.write('\n'.join(lines))
 
     # -- using -------------------------------------------------------------
-    def playbook(self, *args, timeout=900):
+    def playbook(self, *args, timeout=900, pipelining=False):
         """ansible-playbook from the controller namespace against the lab inventory."""
-        return self.playbook_with_inventory(self.inventory, *args, timeout=timeout)
+        return self.playbook_with_inventory(self.inventory, *args, timeout=timeout, pipelining=pipelining)
 
-    def playbook_with_inventory(self, inventory, *args, timeout=900):
-        """ansible-playbook from the controller namespace against another inventory of this lab."""
-        env = dict(os.environ,
-                   ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'build', 'collections'),
-                   ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_PIPELINING='True', ANSIBLE_FORKS='10',
-                   ANSIBLE_NOCOLOR='1', ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
-                   ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(self.dir, 'cp'))
+    def _ansible_env(self, pipelining=False, **extra):
+        """Ansible's defaults, as a fleet runs it: no ansible.cfg (the commands run outside the
+        checkout), no pipelining (modules run over `ssh -tt`), five forks, the collection as
+        ansible-galaxy installs it. Only the lab's throw-away host keys are not checked.
+        pipelining=True: the one run with that convenience on."""
+        env = dict((k, v) for k, v in os.environ.items() if not k.startswith('ANSIBLE_'))
+        env.update(ANSIBLE_COLLECTIONS_PATH=installed_collection(), ANSIBLE_HOST_KEY_CHECKING='False',
+                   ANSIBLE_NOCOLOR='1', ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(self.dir, 'cp'), **extra)
+        if pipelining:
+            env['ANSIBLE_PIPELINING'] = 'True'
+        return env
+
+    def playbook_with_inventory(self, inventory, *args, timeout=900, pipelining=False):
+        """ansible-playbook from the controller namespace against another inventory of this lab.
+        The repository's playbooks/site.yml is run as users run it: wglan.mesh.site."""
+        args = ['wglan.mesh.site' if a == 'playbooks/site.yml' else a for a in args]
         cmd = ['ip', 'netns', 'exec', self.controller, 'ansible-playbook', '-i', inventory] + list(args)
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                              env=env, timeout=timeout, cwd=ROOT, check=False)
+                              env=self._ansible_env(pipelining), timeout=timeout, cwd=self.dir, check=False)
 
-    def adhoc(self, pattern, module, args='', timeout=300):
+    def adhoc(self, pattern, module, args='', timeout=300, become=True):
         """`ansible PATTERN -m MODULE -a ARGS` from the controller; one line of JSON per host."""
-        env = dict(os.environ,
-                   ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, 'build', 'collections'),
-                   ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
-                   ANSIBLE_STDOUT_CALLBACK='oneline', ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
-                   ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(self.dir, 'cp'))
+        env = self._ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='oneline')
         cmd = ['ip', 'netns', 'exec', self.controller, 'ansible', '-i', self.inventory, pattern, '-m', module]
+        if become:
+            cmd.append('--become')
         if args:
             cmd += ['-a', args]
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                              env=env, timeout=timeout, cwd=ROOT, check=False)
+                              env=env, timeout=timeout, cwd=self.dir, check=False)
 
     def machines(self):
         return sorted(self.state['layout']['machines'])
@@ -411,6 +440,50 @@ table inet lab {
             sh(['ip', 'netns', 'del', ns], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.state = None
+
+
+# What each machine's admin had before we came: a host firewall of each kind Debian ships.
+FIREWALLS = {
+    # their own table, input policy drop (SSH, ping, established) and a forward chain that drops
+    'nftables': """cat > /etc/nftables.conf <<'EOF'
+#!/usr/sbin/nft -f
+flush ruleset
+table inet admin {
+  chain input { type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iifname "lo" accept
+    tcp dport 22 accept
+    meta l4proto { icmp, ipv6-icmp } accept
+  }
+  chain forward { type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+  }
+}
+EOF
+systemctl enable --now nftables.service""",
+    'ufw': 'ufw allow 22/tcp >/dev/null && ufw --force enable >/dev/null',
+    'firewalld': 'systemctl enable --now firewalld.service >/dev/null 2>&1 && firewall-cmd --state',
+}
+
+
+def installed_collection():
+    """The collection built and installed with ansible-galaxy, as users get it (once per process)."""
+    path = os.path.join(STATE_ROOT, 'collections-%d' % os.getpid())
+    if not os.path.isdir(os.path.join(path, 'ansible_collections', 'wglan', 'mesh')):
+        artifact = os.path.join(path, 'artifact')
+        sh(['ansible-galaxy', 'collection', 'build', '--force', '--output-path', artifact, ROOT], timeout=300)
+        tarball = [f for f in os.listdir(artifact) if f.endswith('.tar.gz')][0]
+        sh(['ansible-galaxy', 'collection', 'install', '--force', '--no-deps', '-p', path,
+            os.path.join(artifact, tarball)], timeout=300)
+        extra = os.path.join(ROOT, 'build', 'ecosystem', 'ansible_collections')
+        if os.path.isdir(extra):  # community.general and ansible.posix, as scripts/setup.sh unpacks them
+            for namespace in os.listdir(extra):
+                for name in os.listdir(os.path.join(extra, namespace)):
+                    link = os.path.join(path, 'ansible_collections', namespace, name)
+                    os.makedirs(os.path.dirname(link), exist_ok=True)
+                    if not os.path.exists(link):
+                        os.symlink(os.path.join(extra, namespace, name), link)
+    return path
 
 
 def vm_image():
