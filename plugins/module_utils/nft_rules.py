@@ -194,8 +194,21 @@ def _merged(intervals):
     return out
 
 
+def _same_spelling(value):
+    """One spelling for what nft versions print differently: nftables 1.1 prints a set of
+    flags as {"|": ["syn", "rst"]} where 1.0 prints ["syn", "rst"] (both mean the same)."""
+    if isinstance(value, dict):
+        if list(value) == ['|'] and isinstance(value['|'], list) and all(isinstance(v, str) for v in value['|']):
+            return list(value['|'])
+        return dict((k, _same_spelling(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_same_spelling(v) for v in value]
+    return value
+
+
 def canonical(objects):
-    """Comparable form of a table: handles dropped, set elements as merged intervals."""
+    """Comparable form of a table: handles dropped, set elements as merged intervals,
+    one spelling for what nft versions print differently."""
     out = []
     for obj in objects:
         kind = next(iter(obj))
@@ -209,7 +222,7 @@ def canonical(objects):
             version = 4 if body.get('type') == 'ipv4_addr' else 6
             body['elem'] = _merged(_element_interval(e, version) for e in body.get('elem', []))
             body['flags'] = sorted(body.get('flags', []))
-        out.append((kind, json.dumps(body, sort_keys=True)))
+        out.append((kind, json.dumps(_same_spelling(body), sort_keys=True)))
     return sorted(out)
 
 

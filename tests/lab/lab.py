@@ -17,6 +17,7 @@ A switch is a bridge inside its own namespace; nothing touches the root
 namespace. `down` kills only processes inside the lab's namespaces.
 """
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -251,7 +252,7 @@ table inet lab {
                   '--bind-ro=%s:/root/.ssh/authorized_keys --bind-ro=%s:/home/%s/.ssh/authorized_keys'
                   % (disk, ns, mname, ns, os.path.join(self.dir, 'authorized_keys'),
                      os.path.join(self.dir, 'authorized_keys'), ANSIBLE_USER))
-        script = ('mount -t tmpfs tmpfs /run/systemd/nspawn && '
+        script = ('mkdir -p /run/systemd/nspawn && mount -t tmpfs tmpfs /run/systemd/nspawn && '
                   'mount -t overlay overlay -o lowerdir=%s,upperdir=%s/upper,workdir=%s/work %s/root && '
                   'while :; do %s; rc=$?; [ $rc -eq 133 ] || exit $rc; echo "(rebooting)"; done'
                   % (tree(self.state['layout']['machines'][mname].get('release', 'bookworm')), disk, disk, disk,
@@ -274,7 +275,8 @@ table inet lab {
                   'ip=%s::%s:255.255.255.0:%s:eth0:off wglan.key=%s'
                   % (mname, machine['ip'], machine['gateway'], mname, key_body))
         cmd = ['ip', 'netns', 'exec', self.ns(mname), 'qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'max',
-               '-m', '1024', '-smp', '2', '-display', 'none', '-monitor', 'none', '-no-reboot',
+               # a guest reboot resets the machine inside this qemu, which keeps the snapshot's writes
+               '-m', '1024', '-smp', '2', '-display', 'none', '-monitor', 'none',
                '-serial', 'file:' + os.path.join(self.dir, mname + '.console.log'),
                '-kernel', kernel, '-initrd', initrd, '-append', append,
                '-drive', 'file=%s,format=raw,if=virtio,snapshot=on' % image,
@@ -363,8 +365,8 @@ table inet lab {
     def machines(self):
         return sorted(self.state['layout']['machines'])
 
-    def reboot(self, mname, timeout=BOOT_TIMEOUT):
-        """`systemctl reboot` on a container machine; returns once it answers SSH again, booted."""
+    def reboot(self, mname):
+        """`systemctl reboot` on a machine; returns once it answers SSH again, booted."""
         self.ssh(mname, 'systemctl reboot', check=False, timeout=20)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # SSH goes away first
@@ -468,8 +470,9 @@ systemctl enable --now nftables.service""",
 
 def installed_collection():
     """The collection built and installed with ansible-galaxy, as users get it (once per process)."""
-    path = os.path.join(STATE_ROOT, 'collections-%d' % os.getpid())
+    path = '/run/wglan-lab-collections/%d' % os.getpid()
     if not os.path.isdir(os.path.join(path, 'ansible_collections', 'wglan', 'mesh')):
+        atexit.register(shutil.rmtree, path, True)
         artifact = os.path.join(path, 'artifact')
         sh(['ansible-galaxy', 'collection', 'build', '--force', '--output-path', artifact, ROOT], timeout=300)
         tarball = [f for f in os.listdir(artifact) if f.endswith('.tar.gz')][0]

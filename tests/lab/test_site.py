@@ -1,5 +1,11 @@
 """site.yml on real machines (systemd-nspawn) behind real NATs, over real SSH.
 
+Run the way fleets run Ansible: its defaults (no pipelining, so every module
+runs over `ssh -tt`; no ansible.cfg of ours), as the user "admin" becoming root
+with sudo, the collection installed from its built artifact, Debian 12 and 13
+machines in one mesh, three of them behind their admin's own host firewall
+(conftest.py). The --limit run is the one run with pipelining on.
+
 The tests build on each other in file order: check mode on fresh machines,
 first run, second run, --limit, then bad inventories.
 """
@@ -21,9 +27,9 @@ def recap(output):
     return out
 
 
-def site(lab, *args, inventory=None):
+def site(lab, *args, inventory=None, pipelining=False):
     extra = ['-i', inventory] if inventory else []
-    result = lab.playbook('playbooks/site.yml', *(extra + list(args)))
+    result = lab.playbook('playbooks/site.yml', *(extra + list(args)), pipelining=pipelining)
     result.recap = recap(result.stdout)
     return result
 
@@ -49,8 +55,16 @@ def extra_inventory(lab, name, lines):
     return path
 
 
+def test_the_lab_is_a_mixed_fleet(lab):
+    releases = dict((h, lab.ssh(h, '. /etc/os-release; echo $VERSION_CODENAME').stdout.strip()) for h in HOSTS)
+    assert releases == {'a1': 'bookworm', 'a2': 'trixie', 'b1': 'trixie', 'b2': 'trixie', 'hub1': 'bookworm'}
+    assert 'Status: active' in lab.ssh('a1', 'ufw status').stdout
+    assert lab.ssh('b1', 'firewall-cmd --state').stdout.strip() == 'running'
+    assert 'policy drop' in lab.ssh('hub1', 'nft list chain inet admin input').stdout
+
+
 def test_check_mode_on_fresh_machines_changes_nothing(lab):
-    result = site(lab, '--check')
+    result = site(lab, '--check', '--diff')
     assert result.returncode == 0, result.stdout[-3000:]
     assert all(result.recap[h]['failed'] == 0 for h in HOSTS)
     assert all(result.recap[h]['changed'] > 0 for h in HOSTS), 'check mode should report what it would do'
@@ -71,6 +85,18 @@ def test_first_run_forms_a_full_mesh(lab):
         assert footprint(lab, host)[:5] == ['link', 'key', 'fact', 'nft', 'rule']
         mode = lab.ssh(host, 'stat -c %a /etc/wglan/private.key').stdout.strip()
         assert mode == '600'
+        # wireguard-go belongs to systemd, not to the task's SSH session that started it
+        unit = lab.ssh(host, 'systemctl is-active wglan-wireguard-go-wglan0.service', check=False).stdout.strip()
+        assert unit == 'active', host
+
+
+def test_the_host_firewalls_let_the_mesh_in(lab):
+    assert 'wglan.mesh:wglan0 udp/51820' in lab.ssh('hub1', 'nft list chain inet admin input').stdout
+    assert 'wglan.mesh:wglan0 relay' in lab.ssh('hub1', 'nft list chain inet admin forward').stdout
+    ufw = lab.ssh('a1', 'ufw status').stdout
+    assert re.search(r'^51820/udp\s+ALLOW', ufw, re.M) and '# wglan.mesh:wglan0 relay' in ufw, ufw
+    assert '51820/udp' in lab.ssh('b1', 'firewall-cmd --list-ports').stdout.split()
+    assert '51820/udp' in lab.ssh('b1', 'firewall-cmd --permanent --list-ports').stdout.split()
 
 
 def test_nated_nodes_reach_each_other_directly(lab):
@@ -100,7 +126,7 @@ def test_second_run_changes_nothing(lab):
 def test_limit_run_removes_no_peer(lab):
     before = dict((h, peers_of(lab, h)) for h in HOSTS)
     assert all(len(p) == 4 for p in before.values())
-    result = site(lab, '--limit', 'a1')
+    result = site(lab, '--limit', 'a1', pipelining=True)
     assert result.returncode == 0, result.stdout[-3000:]
     assert set(result.recap) == {'a1'} and result.recap['a1']['changed'] == 0
     assert dict((h, peers_of(lab, h)) for h in HOSTS) == before
@@ -143,4 +169,74 @@ def test_duplicate_mac_has_a_deterministic_owner(lab):
     started = time.monotonic()
     names, reach, _status = full_mesh(lab)
     print('whole mesh again %.1f s after the run' % (time.monotonic() - started))
+    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
+
+
+def test_an_ad_hoc_call_over_a_tty_leaves_a_running_interface(lab):
+    # `ansible -m` with Ansible's defaults runs the module over `ssh -tt`: the session ends with the
+    # task, and what it left in the session would get SIGHUP. created must mean it is still there.
+    args = 'interface=wgtty0 backend=userspace listen_port=51999'
+    result = lab.adhoc('a2', 'wglan.mesh.wglan_peers', args)
+    assert 'SUCCESS' in result.stdout and '"created": true' in result.stdout, result.stdout[-2000:]
+    time.sleep(2)
+    assert lab.ssh('a2', 'ip link show wgtty0', check=False).returncode == 0, 'the interface died with the task'
+    assert lab.ssh('a2', 'systemctl is-active wglan-wireguard-go-wgtty0').stdout.strip() == 'active'
+    gone = lab.adhoc('a2', 'wglan.mesh.wglan_peers', 'interface=wgtty0 state=absent')
+    assert '"changed": true' in gone.stdout, gone.stdout[-2000:]
+    assert lab.ssh('a2', 'ip link show wgtty0', check=False).returncode != 0
+    assert lab.ssh('a2', 'systemctl is-active wglan-wireguard-go-wgtty0', check=False).stdout.strip() != 'active'
+
+
+def test_a_crashed_wireguard_go_is_restarted_and_the_watcher_restores_the_mesh(lab):
+    old = lab.ssh('b2', 'systemctl show -p MainPID --value wglan-wireguard-go-wglan0').stdout.strip()
+    started = time.monotonic()
+    lab.ssh('b2', 'kill -9 %s' % old)
+    names, reach, _status = full_mesh(lab)
+    print('mesh whole again %.1f s after wireguard-go was killed' % (time.monotonic() - started))
+    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
+    new = lab.ssh('b2', 'systemctl show -p MainPID --value wglan-wireguard-go-wglan0').stdout.strip()
+    assert new not in ('0', old), (old, new)
+
+
+def wait_for_rule(lab, host, chain, timeout=90):
+    """Seconds until our rule is in the chain again (None: not within timeout)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if 'wglan.mesh:wglan0 udp/51820' in lab.ssh(host, 'nft list chain %s' % chain, check=False).stdout:
+            return time.monotonic() - started
+        time.sleep(0.2)
+    return None
+
+
+def test_the_watcher_puts_back_what_an_admin_flush_removed(lab):
+    # Debian's nftables.conf starts with `flush ruleset`: a restart of nftables takes our holes and table
+    for command in ('systemctl restart nftables', 'nft flush ruleset && nft -f /etc/nftables.conf'):
+        lab.ssh('hub1', command)
+        took = wait_for_rule(lab, 'hub1', 'inet admin input')
+        print('%s: the watcher put the port back after %.1f s' % (command, took or -1))
+        assert took is not None, lab.ssh('hub1', 'journalctl -u wglan-watcher -n 30 --no-pager').stdout
+        assert lab.ssh('hub1', 'nft list table inet wglan', check=False).returncode == 0
+    names, reach, _status = full_mesh(lab)
+    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
+
+
+def test_a_firewalld_reload_keeps_the_port(lab):
+    lab.ssh('b1', 'firewall-cmd --reload')
+    assert '51820/udp' in lab.ssh('b1', 'firewall-cmd --list-ports').stdout.split()
+    names, reach, _status = full_mesh(lab)
+    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
+
+
+def test_a_run_reports_and_repairs_a_flushed_firewall(lab):
+    # without the watcher (stopped by its admin), the role's next run is what repairs it
+    lab.ssh('hub1', 'systemctl stop wglan-watcher && systemctl restart nftables')
+    assert wait_for_rule(lab, 'hub1', 'inet admin input', timeout=3) is None
+    result = site(lab, '--limit', 'hub1')
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert result.recap['hub1']['changed'] > 0
+    block = result.stdout.split("Open the ports in the host's nftables chains that drop by default]")[1]
+    assert block.split('TASK [')[0].strip().startswith('changed: [hub1]'), block[:500]
+    assert wait_for_rule(lab, 'hub1', 'inet admin input', timeout=3) is not None
+    assert lab.ssh('hub1', 'systemctl is-active wglan-watcher').stdout.strip() == 'active'
+    names, reach, _status = full_mesh(lab)
     assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []

@@ -141,3 +141,15 @@ def test_canonical_form_sees_real_differences():
     tampered = listed(wanted)
     del tampered[-1]
     assert nft.canonical(tampered) != nft.canonical(wanted)
+
+
+def test_canonical_form_reads_both_nft_spellings_of_a_flag_set():
+    # nftables 1.0 (Debian 12) lists the MSS clamp's flag mask as ["syn", "rst"], nftables 1.1
+    # (Debian 13) as {"|": ["syn", "rst"]}: the same table, which must not be replaced on every call
+    wanted = nft.desired_objects(config())
+    as_debian13 = json.loads(json.dumps(listed(wanted)).replace('["syn", "rst"]', '{"|": ["syn", "rst"]}'))
+    assert as_debian13 != listed(wanted)
+    assert nft.canonical(as_debian13) == nft.canonical(wanted)
+    # a real difference in the same spot is still one
+    other = json.loads(json.dumps(listed(wanted)).replace('["syn", "rst"]', '{"|": ["syn", "fin"]}'))
+    assert nft.canonical(other) != nft.canonical(wanted)
