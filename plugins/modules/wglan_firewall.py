@@ -24,7 +24,7 @@ description:
     (C(community.general.ufw), C(ansible.posix.firewalld)); RV(manager) says which one is active, so a
     role can call it.
   - Rules added this way live in the running ruleset. An admin's C(nft flush ruleset), or a restart of
-    C(nftables.service) (Debian's C(/etc/nftables.conf) starts with C(flush ruleset)), removes them:
+    C(nftables.service) (Debian's C(/etc/nftables.conf) starts with C(flush ruleset)), removes them;
     the watcher service puts them back, and the next run of this module reports a change and repairs it.
     To keep them across a reboot without the watcher, add the same rules to C(/etc/nftables.conf).
 options:
@@ -84,12 +84,12 @@ manager:
   returned: always
   type: str
 added:
-  description: Rules added (or that would be), as C(family table chain: comment).
+  description: Rules added (or that would be), as C(family table chain) and comment.
   returned: always
   type: list
   elements: str
 removed:
-  description: Rules of O(owner) removed (or that would be), as C(family table chain: comment).
+  description: Rules of O(owner) removed (or that would be), as C(family table chain) and comment.
   returned: always
   type: list
   elements: str
