@@ -1,0 +1,76 @@
+"""plan_holes: which of the admin's chains get our accept rule, and only ours change."""
+import itertools
+
+from hypothesis import given, strategies as st
+
+from ansible_collections.wglan.mesh.plugins.module_utils import host_firewall as hf
+
+HANDLES = itertools.count(100)
+
+
+def chain(family, table, name, hook, policy):
+    return {'chain': {'family': family, 'table': table, 'name': name, 'hook': hook, 'policy': policy,
+                      'type': 'filter', 'prio': 0, 'handle': next(HANDLES)}}
+
+
+def admin_ruleset():
+    return [
+        chain('inet', 'admin', 'input', 'input', 'drop'),
+        chain('inet', 'admin', 'forward', 'forward', 'drop'),
+        chain('inet', 'admin', 'output', 'output', 'drop'),      # output: never ours to open
+        chain('ip6', 'edge', 'in6', 'input', 'drop'),
+        chain('inet', 'relaxed', 'input', 'input', 'accept'),   # accepts anyway
+        chain('inet', 'wglan', 'prerouting', 'prerouting', 'accept'),
+        chain('ip', 'filter', 'INPUT', 'input', 'drop'),        # iptables-nft's
+        {'rule': {'family': 'inet', 'table': 'admin', 'chain': 'input', 'handle': next(HANDLES),
+                  'expr': [{'accept': None}], 'comment': 'the admin'}},
+    ]
+
+
+def applied(ruleset, commands):
+    """What nft would hold after the commands (inserted rules get handles)."""
+    out = list(ruleset)
+    for command in commands:
+        if 'insert' in command:
+            out.append({'rule': dict(command['insert']['rule'], handle=next(HANDLES))})
+        else:
+            gone = command['delete']['rule']['handle']
+            out = [o for o in out if o.get('rule', {}).get('handle') != gone]
+    return out
+
+
+def test_every_chain_that_drops_by_default_gets_one_rule_and_nothing_else_does():
+    holes = hf.wanted_holes('wglan0', [51820], forward_interface='wglan0')
+    commands, added, removed, skipped = hf.plan_holes(admin_ruleset(), holes, owner='wglan0')
+    assert sorted(added) == ['inet admin forward: wglan.mesh:wglan0 relay',
+                             'inet admin input: wglan.mesh:wglan0 udp/51820',
+                             'ip6 edge in6: wglan.mesh:wglan0 udp/51820']
+    assert removed == [] and skipped == [('ip filter INPUT', 'managed by iptables')]
+    assert all('insert' in c for c in commands)
+
+
+@given(st.lists(st.integers(1, 65535), max_size=3), st.lists(st.integers(1, 65535), max_size=3), st.booleans(),
+       st.lists(st.integers(1, 65535), max_size=3), st.booleans())
+def test_planning_again_after_applying_plans_nothing_and_a_change_touches_only_ours(udp, tcp, relay, udp2, relay2):
+    ruleset = admin_ruleset()
+    first = hf.wanted_holes('wglan0', udp, tcp, 'wglan0' if relay else None)
+    commands, _added, _removed, _skipped = hf.plan_holes(ruleset, first, owner='wglan0')
+    after = applied(ruleset, commands)
+    assert hf.plan_holes(after, first, owner='wglan0')[0] == []
+    # another owner's rules (a second mesh) are never touched by this one
+    other = hf.plan_holes(after, hf.wanted_holes('wgmgmt', [51900]), owner='wgmgmt')[0]
+    assert all('insert' in c for c in other)
+    second = hf.wanted_holes('wglan0', udp2, tcp, 'wglan0' if relay2 else None)
+    commands2 = hf.plan_holes(after, second, owner='wglan0')[0]
+    final = applied(after, commands2)
+    assert hf.plan_holes(final, second, owner='wglan0')[0] == []
+    admin = [o for o in final if 'rule' in o and not o['rule'].get('comment', '').startswith(hf.COMMENT_PREFIX)]
+    assert admin == [o for o in ruleset if 'rule' in o]
+
+
+def test_absent_removes_all_of_ours():
+    ruleset = admin_ruleset()
+    after = applied(ruleset, hf.plan_holes(ruleset, hf.wanted_holes('wglan0', [51820]), owner='wglan0')[0])
+    commands, added, removed, _ = hf.plan_holes(after, [], owner='wglan0')
+    assert added == [] and len(removed) == 2 and all('delete' in c for c in commands)
+    assert applied(after, commands) == ruleset
