@@ -19,7 +19,10 @@ collections:
 	@ln -sfn ../../../.. build/collections/ansible_collections/wglan/mesh
 
 ## The whole test suite (what CI runs).
-test: setup unit integration docs build-check lint sanity lab-base lab
+SUITES := setup unit integration docs build-check lint sanity lab-base lab
+test:
+	@set -e; for suite in $(SUITES); do started=$$(date +%s); $(MAKE) --no-print-directory $$suite; \
+	  echo "== make $$suite: $$(( $$(date +%s) - started )) s"; done
 	@echo "make test: all suites passed"
 
 unit: collections

@@ -21,11 +21,13 @@ __metaclass__ = type
 import os
 import shutil
 import subprocess
+import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 SYSTEMD_RUN = 'systemd-run'
 SYSTEMCTL = 'systemctl'
+UNLOAD_TIMEOUT = 5.0
 # What a transient unit may do: a userspace WireGuard needs /dev/net/tun, its sockets and the fwmark.
 HARDENING = ('CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE', 'NoNewPrivileges=yes',
              'ProtectHome=yes', 'PrivateTmp=yes')
@@ -60,12 +62,33 @@ def _run(argv, timeout=30):
         raise WglanError('%s failed: %s' % (argv[0], exc))
 
 
+def unit_state(unit):
+    """(LoadState, ActiveState) of a unit, e.g. ('not-found', 'inactive') when there is none."""
+    proc = _run([SYSTEMCTL, 'show', '--property', 'LoadState', '--property', 'ActiveState', unit])
+    values = dict(line.split('=', 1) for line in proc.stdout.splitlines() if '=' in line)
+    return values.get('LoadState', 'not-found'), values.get('ActiveState', 'inactive')
+
+
 def start_unit(unit, argv, description, env=None):
-    """Start argv (a foreground process) as the transient unit `unit`, replacing a stale one."""
+    """Start argv (a foreground process) as the transient unit `unit`.
+
+    Returns False when the unit is already running or being restarted by systemd
+    (after a crash: Restart=on-failure brings it back, and stopping it to start it
+    again would only race systemd), True when it was started now.
+    """
     binary = shutil.which(argv[0])
     if binary is None:
         raise WglanError('%s is not installed' % argv[0])
-    stop_unit(unit)
+    load, active = unit_state(unit)
+    if active in ('active', 'activating', 'deactivating', 'reloading'):
+        return False
+    if load != 'not-found':
+        # stopped or failed but still loaded: forget it, then wait until systemd has unloaded it
+        # (a transient unit of the same name cannot be made while the old one is loaded)
+        stop_unit(unit)
+        deadline = time.monotonic() + UNLOAD_TIMEOUT
+        while unit_state(unit)[0] != 'not-found' and time.monotonic() < deadline:
+            time.sleep(0.1)
     command = [SYSTEMD_RUN, '--unit', unit, '--description', description, '--collect', '--quiet',
                '--property', 'Restart=on-failure', '--property', 'RestartSec=1']
     for prop in HARDENING:
@@ -75,6 +98,7 @@ def start_unit(unit, argv, description, env=None):
     proc = _run(command + [binary] + list(argv[1:]))
     if proc.returncode != 0:
         raise WglanError('systemd-run could not start %s: %s' % (unit, proc.stderr.strip() or proc.stdout.strip()))
+    return True
 
 
 def unit_failure(unit):

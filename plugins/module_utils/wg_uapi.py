@@ -294,9 +294,13 @@ class UapiBackend:
         """
         if process_owner.systemd_owns_processes():
             os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
-            process_owner.start_unit(self.unit, [self.binary, '-f', self.ifname],
-                                     'wglan.mesh: userspace WireGuard for %s' % self.ifname, env)
-            self._wait_for_socket(lambda: process_owner.unit_failure(self.unit))
+            if not process_owner.start_unit(self.unit, [self.binary, '-f', self.ifname],
+                                            'wglan.mesh: userspace WireGuard for %s' % self.ifname, env):
+                # systemd restarts it (it crashed): the old socket may still be there, so wait
+                # for the link, which only a running daemon has
+                self._wait_for(self._link_exists, lambda: None, 'its interface')
+                return
+            self._wait_for(self.available, lambda: process_owner.unit_failure(self.unit), 'its socket %s' % self.path)
             return
         run_env = dict(os.environ)
         run_env.pop('WG_PROCESS_FOREGROUND', None)
@@ -309,15 +313,18 @@ class UapiBackend:
             raise WglanError('%s %s did not start within %ds' % (self.binary, self.ifname, START_TIMEOUT))
         if proc.returncode != 0:
             raise WglanError('%s %s failed: %s' % (self.binary, self.ifname, _daemon_error(proc)))
-        self._wait_for_socket(lambda: None)
+        self._wait_for(self.available, lambda: None, 'its socket %s' % self.path)
 
-    def _wait_for_socket(self, failure):
+    def _link_exists(self):
+        return os.path.exists('/sys/class/net/%s' % self.ifname) and self.available()
+
+    def _wait_for(self, ready, failure, what):
         deadline = time.monotonic() + START_TIMEOUT
-        while not self.available():
+        while not ready():
             problem = failure()
             if problem or time.monotonic() > deadline:
-                raise WglanError('%s %s started but its socket %s did not appear%s'
-                                 % (self.binary, self.ifname, self.path, ': %s' % problem if problem else ''))
+                raise WglanError('%s %s started but %s did not appear%s'
+                                 % (self.binary, self.ifname, what, ': %s' % problem if problem else ''))
             time.sleep(0.05)
 
     def stop(self):

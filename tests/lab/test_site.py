@@ -175,16 +175,22 @@ def test_duplicate_mac_has_a_deterministic_owner(lab):
 def test_an_ad_hoc_call_over_a_tty_leaves_a_running_interface(lab):
     # `ansible -m` with Ansible's defaults runs the module over `ssh -tt`: the session ends with the
     # task, and what it left in the session would get SIGHUP. created must mean it is still there.
-    args = 'interface=wgtty0 backend=userspace listen_port=51999'
-    result = lab.adhoc('a2', 'wglan.mesh.wglan_peers', args)
-    assert 'SUCCESS' in result.stdout and '"created": true' in result.stdout, result.stdout[-2000:]
-    time.sleep(2)
-    assert lab.ssh('a2', 'ip link show wgtty0', check=False).returncode == 0, 'the interface died with the task'
-    assert lab.ssh('a2', 'systemctl is-active wglan-wireguard-go-wgtty0').stdout.strip() == 'active'
-    gone = lab.adhoc('a2', 'wglan.mesh.wglan_peers', 'interface=wgtty0 state=absent')
-    assert '"changed": true' in gone.stdout, gone.stdout[-2000:]
-    assert lab.ssh('a2', 'ip link show wgtty0', check=False).returncode != 0
-    assert lab.ssh('a2', 'systemctl is-active wglan-wireguard-go-wgtty0', check=False).stdout.strip() != 'active'
+    # settings_path that holds nothing: an interface without peers, not a copy of the mesh's (a call
+    # that names no source takes the saved settings, and a second device with the mesh's key and
+    # peers would pull the peers' endpoints away from wglan0)
+    args = 'interface=wgtty0 backend=userspace listen_port=51999 settings_path=/nonexistent/settings.json'
+    try:
+        result = lab.adhoc('a2', 'wglan.mesh.wglan_peers', args)
+        assert 'a2 | CHANGED' in result.stdout and '"created": true' in result.stdout, result.stdout[-2000:]
+        time.sleep(2)
+        assert lab.ssh('a2', 'ip link show wgtty0', check=False).returncode == 0, 'the interface died with the task'
+        assert lab.ssh('a2', 'systemctl is-active wglan-wireguard-go-wgtty0').stdout.strip() == 'active'
+        gone = lab.adhoc('a2', 'wglan.mesh.wglan_peers', 'interface=wgtty0 state=absent')
+        assert '"changed": true' in gone.stdout, gone.stdout[-2000:]
+        assert lab.ssh('a2', 'ip link show wgtty0', check=False).returncode != 0
+        assert lab.ssh('a2', 'systemctl is-active wglan-wireguard-go-wgtty0', check=False).stdout.strip() != 'active'
+    finally:  # never leave it to the tests after this one
+        lab.ssh('a2', 'systemctl stop wglan-wireguard-go-wgtty0; ip link del wgtty0', check=False)
 
 
 def test_a_crashed_wireguard_go_is_restarted_and_the_watcher_restores_the_mesh(lab):
@@ -231,11 +237,16 @@ def test_a_run_reports_and_repairs_a_flushed_firewall(lab):
     # without the watcher (stopped by its admin), the role's next run is what repairs it
     lab.ssh('hub1', 'systemctl stop wglan-watcher && systemctl restart nftables')
     assert wait_for_rule(lab, 'hub1', 'inet admin input', timeout=3) is None
+    # wglan_firewall=false: neither the run nor the watcher it starts touches the host firewall
+    alone = site(lab, '--limit', 'hub1', '-e', 'wglan_firewall=false')
+    assert alone.returncode == 0, alone.stdout[-3000:]
+    assert wait_for_rule(lab, 'hub1', 'inet admin input', timeout=5) is None
+    assert lab.ssh('hub1', 'systemctl is-active wglan-watcher').stdout.strip() == 'active'
     result = site(lab, '--limit', 'hub1')
     assert result.returncode == 0, result.stdout[-3000:]
     assert result.recap['hub1']['changed'] > 0
     block = result.stdout.split("Open the ports in the host's nftables chains that drop by default]")[1]
-    assert block.split('TASK [')[0].strip().startswith('changed: [hub1]'), block[:500]
+    assert block.split('TASK [')[0].strip(' *\n').startswith('changed: [hub1]'), block[:500]
     assert wait_for_rule(lab, 'hub1', 'inet admin input', timeout=3) is not None
     assert lab.ssh('hub1', 'systemctl is-active wglan-watcher').stdout.strip() == 'active'
     names, reach, _status = full_mesh(lab)
