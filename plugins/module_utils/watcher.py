@@ -609,8 +609,7 @@ class Watcher:
         holes = host_firewall.wanted_holes(config.ifname, [config.listen_port],
                                            forward_interface=config.ifname if self.options['relay'] else None)
         try:
-            changed, added, _removed, _skipped = host_firewall.ensure_holes(config.ifname, holes,
-                                                                             own_table=self.options['table'])
+            changed, added = host_firewall.ensure_holes(config.ifname, holes, own_table=self.options['table'])[:2]
         except WglanError as exc:
             log('host firewall not updated: %s' % exc)
             return

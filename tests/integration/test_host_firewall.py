@@ -8,8 +8,7 @@ port: it arrives only once the module opened it, the admin's rules stay as they
 were, a flush + reload (what `systemctl restart nftables` does) is repaired by
 the next call, and state=absent takes away exactly what was added.
 """
-import json
-import socket
+import subprocess
 import uuid
 
 import pytest
@@ -68,14 +67,13 @@ def world(tmp_path_factory):
 
 def packet_arrives(world):
     """Send one UDP datagram from the client to the port; True if the host's socket got it."""
-    import subprocess
     listener = subprocess.Popen(['ip', 'netns', 'exec', world['host'].name, 'python3', '-c', LISTENER],
                                 stdout=subprocess.PIPE, universal_newlines=True)
     try:
-        for _ in range(3):
+        for _attempt in range(3):
             world['client'].sh('python3 -c "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); '
                                's.sendto(b\'hello\', (\'198.51.100.1\', %d))"; sleep 0.2' % PORT)
-        out, _ = listener.communicate(timeout=10)
+        out = listener.communicate(timeout=10)[0]
     finally:
         if listener.poll() is None:
             listener.kill()

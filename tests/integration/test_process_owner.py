@@ -49,7 +49,7 @@ def start_on_a_terminal(ns, ifname):
     output = b''
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
+        ready = select.select([master], [], [], 0.5)[0]
         if ready:
             try:
                 chunk = os.read(master, 4096)
@@ -78,7 +78,7 @@ def test_wireguard_go_survives_the_end_of_a_terminal_session(namespace):
     time.sleep(1.0)  # SIGHUP is delivered at once; give a killed daemon time to take its link along
     shown = namespace.sh('ip link show %s' % ifname, check=False)
     assert shown.returncode == 0, 'the interface died with the session: %s' % output
-    daemons = [pid for pid in namespace.sh('pgrep -x wireguard-go', check=False).stdout.split()]
+    daemons = namespace.sh('pgrep -x wireguard-go', check=False).stdout.split()
     assert daemons, 'no wireguard-go left'
     for pid in daemons:
         assert os.getsid(int(pid)) != os.getsid(0), 'wireguard-go shares a session it did not start'

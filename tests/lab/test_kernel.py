@@ -10,6 +10,7 @@ import pytest
 
 from lab import Lab, all_pairs, full_mesh, new_name, plan
 
+
 @pytest.fixture(scope='module')
 def kernel_lab():
     instance = Lab(new_name())
