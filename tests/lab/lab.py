@@ -246,13 +246,18 @@ table inet lab {
         for part in ('upper', 'work', 'root'):
             os.makedirs(os.path.join(disk, part), exist_ok=True)
         # Lab only: on this host's hybrid cgroup layout, Debian 13's systemd (257) under nspawn
-        # never finishes stopping a user manager (user@.service stays in final-sigkill, its cgroup
-        # already gone), and every later login of that user waits for it forever. Lingering users'
-        # managers start at boot and are never stopped, so no login waits.
+        # never sees the cgroup of a stopped user manager empty (user@.service stays in
+        # final-sigkill), so every later login of that user waits forever, and a shutdown waits for
+        # the stop timeout. Lingering users' managers start at boot and are never stopped; at
+        # shutdown a short stop timeout ends the wait.
         linger = os.path.join(disk, 'upper', 'var', 'lib', 'systemd', 'linger')
         os.makedirs(linger, exist_ok=True)
         for user in ('root', ANSIBLE_USER):
             open(os.path.join(linger, user), 'a').close()
+        dropin = os.path.join(disk, 'upper', 'etc', 'systemd', 'system', 'user@.service.d')
+        os.makedirs(dropin, exist_ok=True)
+        with open(os.path.join(dropin, 'wglan-lab.conf'), 'w') as handle:
+            handle.write('[Service]\nTimeoutStopSec=3\n')
         # nspawn cleans /run/systemd/nspawn and insists it is a tmpfs: give it a private one. It exits
         # with 133 when the machine reboots: boot it again, like systemd-nspawn@.service does.
         nspawn = ('systemd-nspawn --quiet --boot --keep-unit --register=no --console=passive --directory=%s/root '
