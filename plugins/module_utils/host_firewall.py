@@ -91,8 +91,9 @@ def _our_rules(ruleset, owner):
             if 'rule' in obj and str(obj['rule'].get('comment', '')).startswith(prefix)]
 
 
-def chain_id(chain):
-    return '%s %s %s' % (chain['family'], chain['table'], chain.get('chain', chain.get('name')))
+def chain_id(obj):
+    """'family table chain' of a chain (its 'name') or of a rule (its 'chain')."""
+    return '%s %s %s' % (obj['family'], obj['table'], obj.get('chain', obj.get('name')))
 
 
 def plan_holes(ruleset, holes, own_table=DEFAULT_TABLE, owner=None):
@@ -102,15 +103,15 @@ def plan_holes(ruleset, holes, own_table=DEFAULT_TABLE, owner=None):
     ours = _our_rules(ruleset, owner) if owner is not None else []
     commands, added, removed = [], [], []
     for chain in chains:
-        present = dict(((r['comment']), r) for r in ours
-                       if (r['family'], r['table'], r['chain']) == (chain['family'], chain['table'], chain['name']))
+        present = set(r['comment'] for r in ours
+                      if (r['family'], r['table'], r['chain']) == (chain['family'], chain['table'], chain['name']))
         for hole in holes:
             if hole.hook != chain['hook'] or hole.comment in present:
                 continue
             commands.append({'insert': {'rule': {'family': chain['family'], 'table': chain['table'],
                                                  'chain': chain['name'], 'expr': hole.expr,
                                                  'comment': hole.comment}}})
-            added.append('%s: %s' % (chain_id(dict(chain, chain=chain['name'])), hole.comment))
+            added.append('%s: %s' % (chain_id(chain), hole.comment))
     wanted = set((chain['family'], chain['table'], chain['name'], hole.comment)
                  for chain in chains for hole in holes if hole.hook == chain['hook'])
     for rule in ours:
