@@ -4,7 +4,8 @@ Run the way fleets run Ansible: its defaults (no pipelining, so every module
 runs over `ssh -tt`; no ansible.cfg of ours), as the user "admin" becoming root
 with sudo, the collection installed from its built artifact, Debian 12 and 13
 machines in one mesh, three of them behind their admin's own host firewall
-(conftest.py). The --limit run is the one run with pipelining on.
+(conftest.py). The suite's one run with pipelining on is the kernel machine's
+(test_kernel.py).
 
 The tests build on each other in file order: check mode on fresh machines,
 first run, second run, --limit, then bad inventories.
@@ -27,9 +28,9 @@ def recap(output):
     return out
 
 
-def site(lab, *args, inventory=None, pipelining=False):
+def site(lab, *args, inventory=None):
     extra = ['-i', inventory] if inventory else []
-    result = lab.playbook('playbooks/site.yml', *(extra + list(args)), pipelining=pipelining)
+    result = lab.playbook('playbooks/site.yml', *(extra + list(args)))
     result.recap = recap(result.stdout)
     return result
 
@@ -126,7 +127,7 @@ def test_second_run_changes_nothing(lab):
 def test_limit_run_removes_no_peer(lab):
     before = dict((h, peers_of(lab, h)) for h in HOSTS)
     assert all(len(p) == 4 for p in before.values())
-    result = site(lab, '--limit', 'a1', pipelining=True)
+    result = site(lab, '--limit', 'a1')
     assert result.returncode == 0, result.stdout[-3000:]
     assert set(result.recap) == {'a1'} and result.recap['a1']['changed'] == 0
     assert dict((h, peers_of(lab, h)) for h in HOSTS) == before
