@@ -592,8 +592,8 @@ class Watcher:
         try:
             rules = nft_rules.RulesConfig(config.ifname, routed, self.options['table'], config.fwmark,
                                           self.options['route_mark'], self.options['mark_mask'], config.mtu)
-            changed, _before, _after = nft_rules.ensure_table(rules, True, False)
-            if changed and _before is None:  # the table was gone: a flush takes the admin's holes too
+            changed, before, _after = nft_rules.ensure_table(rules, True, False)
+            if changed and before is None:  # the table was gone: a flush takes the admin's holes too
                 self._ensure_host_firewall(config)
             routing = policy_routing.ensure(config.ifname, table=self.options['route_table'],
                                             priority=self.options['rule_priority'], mark=self.options['route_mark'],
