@@ -13,7 +13,8 @@ prefix "wglan.mesh/", with a merge patch that touches only those keys:
   wglan.mesh/assigned-prefixes   comma-separated extra prefixes routed to the node
   wglan.mesh/port                WireGuard port
   wglan.mesh/observed            JSON {peer public key: endpoint} of the peers it sees up
-  wglan.mesh/relay               "true" when the node relays for peers that cannot meet directly
+  wglan.mesh/relay               "true" (or "preferred") when the node relays for peers that cannot meet directly
+  wglan.mesh/relays              JSON {peer public key: relay public key}: the relays it uses or asks for
 
 Read back, spec.podCIDRs (and spec.podCIDR) become pod CIDRs and, when
 node-ips is absent, status.addresses (InternalIP, ExternalIP) the node addresses.
@@ -30,7 +31,8 @@ from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanErro
 from ansible_collections.wglan.mesh.plugins.module_utils.mesh import RECORD_VERSION, parse_record
 
 PREFIX = 'wglan.mesh/'
-KEYS = ('public-key', 'address', 'node-ips', 'endpoints', 'assigned-prefixes', 'port', 'observed', 'relay')
+KEYS = ('public-key', 'address', 'node-ips', 'endpoints', 'assigned-prefixes', 'port', 'observed', 'relay',
+        'relays')
 
 
 def _split(value):
@@ -47,7 +49,10 @@ def annotations_for_record(record):
         'assigned-prefixes': ','.join(record.get('pod_cidrs') or []),
         'port': str(record.get('port', 51820)),
         'observed': json.dumps(record.get('observed') or {}, sort_keys=True, separators=(',', ':')),
-        'relay': 'true' if record.get('relay') is True else 'false',
+        'relay': 'true' if record.get('relay') is True else 'preferred' if record.get('relay') == 'preferred' else 'false',
+        # '' when the node publishes no relays (no watcher): each end of a pair then decides alone
+        'relays': '' if record.get('relays') is None else json.dumps(record['relays'], sort_keys=True,
+                                                                    separators=(',', ':')),
     }
     return dict((PREFIX + key, value) for key, value in values.items())
 
@@ -101,8 +106,13 @@ def record_from_node(node):
     raw = dict(version=RECORD_VERSION, name=name, public_key=annotations.get(PREFIX + 'public-key'),
                address=annotations.get(PREFIX + 'address') or None, node_ips=node_ips, port=int(port),
                extra_endpoints=_split(annotations.get(PREFIX + 'endpoints')), pod_cidrs=pods, observed=observed)
-    if annotations.get(PREFIX + 'relay') == 'true':
-        raw['relay'] = True
+    if annotations.get(PREFIX + 'relay') in ('true', 'preferred'):
+        raw['relay'] = True if annotations[PREFIX + 'relay'] == 'true' else 'preferred'
+    if annotations.get(PREFIX + 'relays'):
+        try:
+            raw['relays'] = json.loads(annotations[PREFIX + 'relays'])
+        except ValueError:
+            raise WglanError('%srelays is not JSON' % PREFIX)
     parse_record(raw, name)  # validates everything, raising with the node's name
     return raw
 

@@ -9,13 +9,16 @@ node, later also a Kubernetes annotation or a discovery-service entry):
     {"version": 1, "name": "node1", "public_key": "...", "address": "200:1001::...",
      "node_ips": ["192.0.2.11/26"], "port": 51820, "extra_endpoints": ["203.0.113.9:51820"],
      "pod_cidrs": ["10.244.1.0/24"], "observed": {"<peer public key>": "203.0.113.101:51820"},
-     "relay": true}
+     "relay": true, "relays": {"<peer public key>": "<relay public key>"}}
 
 node_ips keep their prefix length: a peer uses it to see that it shares a
 link with the node. observed holds, for each peer that is up, the endpoint the
 node's WireGuard sees that peer at; this is how nodes behind NAT find each other.
-relay (present only when true) says the node forwards mesh traffic between two
-peers that cannot reach each other directly (see relay.py).
+relay (present only when set) says the node forwards mesh traffic between two
+peers that cannot reach each other directly (see relay.py); "preferred" puts it
+before the other relays. relays (published by the watcher only) holds, for each
+peer this node reaches or wants to reach through a relay, the relay: the two
+ends of a pair agree on it through these (relay.agree).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,14 +33,15 @@ from ansible_collections.wglan.mesh.plugins.module_utils.peers import (
     DEFAULT_KEEPALIVE, Peer, format_endpoint, parse_endpoint, parse_network)
 
 RECORD_VERSION = 1
+PREFERRED = 'preferred'
 
 
 class NodeRecord:
     __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed',
-                 'public_ip', 'relay')
+                 'public_ip', 'relay', 'relays')
 
     def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
-                 observed=None, public_ip=None, relay=False):
+                 observed=None, public_ip=None, relay=False, relays=None):
         self.name = name
         self.public_key = public_key
         self.address = address
@@ -47,7 +51,8 @@ class NodeRecord:
         self.pod_cidrs = list(pod_cidrs)
         self.observed = dict(observed or {})
         self.public_ip = public_ip  # the address a discovery service saw this node's requests come from
-        self.relay = bool(relay)
+        self.relay = PREFERRED if relay == PREFERRED else bool(relay)
+        self.relays = None if relays is None else dict(relays)  # None: the node publishes no relays
 
     def own_endpoints(self):
         return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
@@ -70,7 +75,9 @@ class NodeRecord:
         if self.public_ip is not None:
             out['discovery_observed'] = str(self.public_ip)
         if self.relay:
-            out['relay'] = True
+            out['relay'] = self.relay
+        if self.relays is not None:
+            out['relays'] = dict(sorted(self.relays.items()))
         return out
 
 
@@ -117,8 +124,22 @@ def parse_record(raw, name=None):
             public_ip = ipaddress.ip_address(str(raw['discovery_observed']))
         except ValueError:
             public_ip = None  # an odd observation does not invalidate the record
+    relay = raw.get('relay')
     return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip,
-                      raw.get('relay') is True)
+                      relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')))
+
+
+def _relays(raw):
+    """A record's relays ({peer key: relay key}); None when it has none. Odd entries are left out."""
+    if not isinstance(raw, dict):
+        return None
+    out = {}
+    for peer, via in raw.items():
+        try:
+            out[normalize_key(peer, 'relayed peer key')] = normalize_key(via, 'relay key')
+        except (WglanError, TypeError, AttributeError):
+            continue
+    return out
 
 
 def _networks(record):

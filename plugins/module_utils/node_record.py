@@ -95,12 +95,12 @@ def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), 
         'observed': dict(sorted((observed or {}).items())),
     }
     if relay:
-        record['relay'] = True
+        record['relay'] = relay if relay == 'preferred' else True
     return record
 
 
 def without_observations(data):
-    """A record, or a state holding records, minus what nodes observed (a cache that moves)."""
+    """A record, or a state holding records, minus what nodes observed and the relays they use (caches that move)."""
     if not isinstance(data, dict):
         return data
     sections = [k for k in ('records', 'discovery', 'kubernetes') if isinstance(data.get(k), dict)]
@@ -109,7 +109,7 @@ def without_observations(data):
         for section in sections:
             stripped[section] = dict((k, without_observations(v)) for k, v in data[section].items())
         return stripped
-    return dict((k, v) for k, v in data.items() if k != 'observed')
+    return dict((k, v) for k, v in data.items() if k not in ('observed', 'relays'))
 
 
 def write_json_if_changed(path, data, mode=0o644, check_mode=False, significant=None):

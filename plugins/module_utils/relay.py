@@ -10,11 +10,18 @@ belong to P. P does the same for this node (both ends decide alike, from the
 same records), so replies come back through R and pass R's and P's
 allowed-IPs checks.
 
-Who relays for whom is decided from the records alone, so both ends agree:
-a relay for the pair (A, B) is a node whose record says `relay: true` and
-whose observations show it up with both A and B (it reaches both: the
-watcher publishes only peers it receives from). Of those, the one with the
-smallest public key is chosen, and used once this node sees it up itself.
+Who relays for whom: a relay for the pair (A, B) is a node whose record says
+`relay: true` (or `preferred`) and whose observations show it up with both A
+and B (it reaches both: the watcher publishes only peers it receives from).
+Preferred relays come first, then the smallest public key. The two ends must
+use the same relay, or each drops the other's packets (they arrive from a peer
+that does not hold their addresses), yet they may see the records at different
+moments and the path fail one way only. So of each pair, the node with the
+smaller public key (the leader) decides, and says so in its record (`relays`);
+the other end follows what the leader's record says, and asks for a relay by
+listing it in its own record. A node whose record has no `relays` (it runs no
+watcher, or an older version) leaves each end to decide alone, as before. A
+relay in use is kept while it is up: a warm path beats a better-ranked cold one.
 
 The peer itself stays configured (without allowed IPs), and the watcher keeps
 sweeping its endpoints; when a handshake completes the addresses move back
@@ -30,33 +37,61 @@ __metaclass__ = type
 
 from ansible_collections.wglan.mesh.plugins.module_utils import node_record
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.mesh import PREFERRED
 
 PATHS = '/run/wglan/paths.json'
 
 
 def relay_candidates(me_key, peer_key, records):
-    """Public keys of the nodes that can relay between me and peer, best first (smallest key)."""
+    """Public keys of the nodes that can relay between me and peer, best first (preferred, then smallest key)."""
     out = []
     for record in records:
         if not record.relay or record.public_key in (me_key, peer_key):
             continue
         if me_key in record.observed and peer_key in record.observed:
-            out.append(record.public_key)
-    return sorted(out)
+            out.append((record.relay != PREFERRED, record.public_key))
+    return [key for _rank, key in sorted(out)]
 
 
-def choose_relay(me_key, peer_key, records, up):
+def choose_relay(me_key, peer_key, records, up, current=None):
     """The relay to use for peer, or None. up: keys of peers this node sees up.
 
-    Always the first candidate by the records, which both ends read alike, so
-    both choose the same node; None while this node does not see that one up
-    (choosing another here could split the pair over two relays, and each
-    would drop the other's replies).
+    The one in use (current) while it is still a candidate and up; else the
+    best candidate this node sees up.
     """
     candidates = relay_candidates(me_key, peer_key, records)
-    if candidates and candidates[0] in up:
-        return candidates[0]
+    if current in candidates and current in up:
+        return current
+    for key in candidates:
+        if key in up:
+            return key
     return None
+
+
+def agree(me_key, wanted, records, up, current):
+    """The relays both ends of each pair agree on: ({peer: relay} to use, {peer: relay} to publish).
+
+    wanted: keys of the peers this node wants a relay for (no direct path);
+    current: {peer: relay} in use now. See the module's docstring.
+    """
+    by_key = dict((r.public_key, r) for r in records if r.public_key != me_key)
+    use, publish = {}, {}
+    for key in sorted(set(by_key) | set(wanted)):
+        record = by_key.get(key)
+        theirs = record.relays.get(me_key) if record is not None and record.relays is not None else None
+        if record is None or record.relays is None or me_key < key:
+            if key in wanted or theirs:
+                chosen = choose_relay(me_key, key, records, up, current.get(key) or theirs)
+                if chosen is not None:
+                    use[key] = publish[key] = chosen
+            continue
+        if theirs is not None and theirs in up and theirs != key:
+            use[key] = theirs
+        if key in wanted:  # ask the leader for a relay; a hint of which one
+            hint = choose_relay(me_key, key, records, up, current.get(key))
+            if hint is not None:
+                publish[key] = hint
+    return use, publish
 
 
 def apply_relays(peers, relays):
@@ -97,5 +132,19 @@ def read_relays(path=PATHS):
     return dict((k, v) for k, v in data['relays'].items() if isinstance(k, str) and isinstance(v, str))
 
 
-def write_relays(relays, path=PATHS):
-    node_record.write_json_if_changed(path, dict(version=1, relays=dict(sorted(relays.items()))), 0o644)
+def read_published(path=PATHS):
+    """{peer key: relay key} the watcher last published in this node's record; None when unknown."""
+    try:
+        data = node_record.read_json(path)
+    except WglanError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get('published'), dict):
+        return None
+    return dict((k, v) for k, v in data['published'].items() if isinstance(k, str) and isinstance(v, str))
+
+
+def write_relays(relays, path=PATHS, published=None):
+    data = dict(version=1, relays=dict(sorted(relays.items())))
+    if published is not None:
+        data['published'] = dict(sorted(published.items()))
+    node_record.write_json_if_changed(path, data, 0o644)

@@ -420,6 +420,11 @@ def main():
     run_or_fail(module, pipeline.apply_settings, params)
     if params['kubeconfig']:
         params['kubernetes'] = True
+    if params['watcher'] and isinstance(params.get('publish'), dict):
+        # what the watcher asked of its peers stays in the record a run publishes (relay.agree)
+        requests = relay.read_published(params['relays_path'] or relay.PATHS)
+        if requests is not None:
+            params['publish'] = dict(params['publish'], relays=requests)
     if params['peer_selector']:
         require_libs(module, 'jmespath')
     if params['kubernetes']:

@@ -2,7 +2,7 @@
 import base64
 import ipaddress
 
-from ansible_collections.wglan.mesh.plugins.module_utils import mesh, relay
+from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_source, mesh, node_record, relay
 from ansible_collections.wglan.mesh.plugins.module_utils.kubernetes_source import annotations_for_record
 from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer
 from ansible_collections.wglan.mesh.plugins.module_utils.watcher import Sweeper
@@ -15,11 +15,13 @@ def key(n):
 A, B, HUB, HUB2, C = key(1), key(2), key(3), key(4), key(5)
 
 
-def record(name, k, observed=(), relay_on=False):
+def record(name, k, observed=(), relay_on=False, relays=None):
     raw = dict(name=name, public_key=k, node_ips=['192.0.2.%d/26' % (ord(k[-2]) % 60 + 1)],
                observed=dict((o, '203.0.113.9:51820') for o in observed))
     if relay_on:
-        raw['relay'] = True
+        raw['relay'] = relay_on
+    if relays is not None:
+        raw['relays'] = relays
     return mesh.parse_record(raw)
 
 
@@ -44,9 +46,12 @@ def test_a_relay_must_offer_it_and_reach_both_ends_and_both_ends_choose_alike():
     # both ends see both hubs up: the same (smallest) key on each side
     assert relay.choose_relay(A, B, records, {HUB, HUB2, C}) == relay.choose_relay(B, A, records, {HUB, HUB2, C})
     assert relay.choose_relay(A, B, records, {HUB, HUB2}) == min(HUB, HUB2)
-    # the first candidate not up here: no relay yet, never another one (the two ends would split)
-    assert relay.choose_relay(A, B, records, {max(HUB, HUB2)}) is None
+    # the best candidate this node sees up (the pair's leader decides, so the ends do not split: agree())
+    assert relay.choose_relay(A, B, records, {max(HUB, HUB2)}) == max(HUB, HUB2)
     assert relay.choose_relay(A, B, records, set()) is None
+    # the relay in use stays while it is up: a warm path beats a better-ranked cold one
+    assert relay.choose_relay(A, B, records, {HUB, HUB2}, current=max(HUB, HUB2)) == max(HUB, HUB2)
+    assert relay.choose_relay(A, B, records, {HUB}, current=HUB2) == HUB
     # a hub that does not see B cannot relay to B
     blind = [record('a1', A), record('b1', B), record('hub1', HUB, [A], relay_on=True)]
     assert relay.choose_relay(A, B, blind, {HUB}) is None
@@ -104,3 +109,80 @@ def test_sweeper_moves_after_the_interval_and_reports_exhaustion():
     # up: forgotten, nothing chosen
     chosen, moved = sweeper.endpoints(options, {B}, 119.0)
     assert chosen == {} and moved == set() and not sweeper.exhausted(B, 3, 200.0)
+
+
+def test_a_preferred_relay_comes_first_and_the_flag_survives_every_record_form():
+    records = [record('a1', A), record('b1', B), record('hub1', HUB, [A, B], relay_on=True),
+               record('hub2', HUB2, [A, B], relay_on='preferred')]
+    assert relay.relay_candidates(A, B, records) == [HUB2, HUB]  # preferred before the smaller key
+    preferred = records[3]
+    assert preferred.as_dict()['relay'] == 'preferred' and mesh.parse_record(preferred.as_dict()).relay == 'preferred'
+    annotations = annotations_for_record(preferred.as_dict())
+    assert annotations['wglan.mesh/relay'] == 'preferred'
+    node = dict(metadata=dict(name='hub2', annotations=annotations))
+    assert kubernetes_source.record_from_node(node)['relay'] == 'preferred'
+
+
+def test_relays_published_in_a_record_survive_every_form_and_odd_entries_are_dropped():
+    rec = record('a1', A, relays={B: HUB, 'not a key': HUB, C: 'nor this'})
+    assert rec.relays == {B: HUB}
+    assert mesh.parse_record(rec.as_dict()).relays == {B: HUB}
+    assert record('b1', B).relays is None and 'relays' not in record('b1', B).as_dict()
+    assert record('b1', B, relays={}).relays == {}
+    node = dict(metadata=dict(name='a1', annotations=annotations_for_record(rec.as_dict())))
+    assert mesh.parse_record(kubernetes_source.record_from_node(node)).relays == {B: HUB}
+    node = dict(metadata=dict(name='b1', annotations=annotations_for_record(record('b1', B).as_dict())))
+    assert mesh.parse_record(kubernetes_source.record_from_node(node)).relays is None
+    # a node's observations and relays are caches: they never make a record "changed"
+    assert node_record.without_observations(rec.as_dict()) == node_record.without_observations(
+        dict(rec.as_dict(), relays={}, observed={}))
+
+
+def world(a_relays=None, b_relays=None, hubs=(HUB, HUB2)):
+    """Records as both ends see them: a1 and b1 (A < B, so a1 leads the pair), hubs that reach both."""
+    out = [record('a1', A, relays=a_relays), record('b1', B, relays=b_relays)]
+    out.extend(record('hub%d' % i, k, [A, B], relay_on=True) for i, k in enumerate(hubs))
+    return out
+
+
+def test_the_leader_decides_and_the_other_end_follows_its_record():
+    # b1 (not the leader) wants a relay: it asks in its record, and uses none until a1's record says one
+    use, publish = relay.agree(B, {A}, world(a_relays={}, b_relays={}), {HUB, HUB2}, {})
+    assert use == {} and publish == {A: min(HUB, HUB2)}
+    # a1 sees b1 up itself, but b1 asked: a1 relays, through the relay a1 chooses, and says so
+    use_a, publish_a = relay.agree(A, set(), world(a_relays={}, b_relays=publish), {B, HUB, HUB2}, {})
+    assert use_a == publish_a == {B: min(HUB, HUB2)}
+    # b1 follows a1's record, even where it would have chosen another relay
+    use_b = relay.agree(B, {A}, world(a_relays={B: HUB2}, b_relays=publish), {HUB, HUB2}, {})[0]
+    assert use_b == {A: HUB2}
+    # ...but only through a relay it sees up (else it has no path to A anyway, and says what it wants)
+    use_b, publish_b = relay.agree(B, {A}, world(a_relays={B: HUB2}, b_relays=publish), {HUB}, {})
+    assert use_b == {} and publish_b == {A: HUB}
+
+
+def test_both_ends_agree_whatever_each_sees_and_go_direct_when_neither_asks():
+    import itertools
+    ups = [set(), {HUB}, {HUB2}, {HUB, HUB2}]
+    for up_a, up_b, wants_a, wants_b in itertools.product(ups, ups, (False, True), (False, True)):
+        # one round: each publishes, then each reads the other's record
+        pub_a = relay.agree(A, {B} if wants_a else set(), world({}, {}), up_a, {})[1]
+        pub_b = relay.agree(B, {A} if wants_b else set(), world({}, {}), up_b, {})[1]
+        records = world(pub_a, pub_b)
+        use_a, pub_a = relay.agree(A, {B} if wants_a else set(), records, up_a, {})
+        records = world(pub_a, pub_b)
+        use_b = relay.agree(B, {A} if wants_b else set(), records, up_b, {})[0]
+        case = (up_a, up_b, wants_a, wants_b, use_a, use_b)
+        if use_a and use_b:
+            assert use_a[B] == use_b[A], case          # never split over two relays
+        if not (wants_a or wants_b):
+            assert use_a == {} and use_b == {}, case   # direct when neither end asks
+        if use_b:
+            assert use_a, case                         # the follower never relays alone
+        if (wants_a or (wants_b and up_b)) and up_a:
+            assert use_a, case                         # asked for, and a relay is up: the leader relays
+
+
+def test_a_peer_that_publishes_no_relays_leaves_each_end_to_itself():
+    # b1 runs no watcher (no relays in its record): a1 decides alone, as before the agreement
+    assert relay.agree(A, {B}, world(a_relays={}, b_relays=None), {HUB}, {})[0] == {B: HUB}
+    assert relay.agree(B, {A}, world(a_relays=None, b_relays={}), {HUB}, {})[0] == {A: HUB}
