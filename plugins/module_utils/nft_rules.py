@@ -28,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import ipaddress
 import json
 import subprocess
@@ -293,3 +294,84 @@ def ensure_table(config, present=True, check_mode=False):
     if not check_mode:
         apply_commands(replace_commands(config))
     return True, before, after
+
+
+# -- the relay path: IPv6 forwarded at the WireGuard link's ingress -------------------------------
+#
+# A relay forwards what a peer sends it for another peer. For IPv6 that needs no forwarding
+# sysctl (Linux has only a host-wide one, which also changes how every interface treats router
+# advertisements): a netdev table hooks the WireGuard link's ingress and sends packets for the
+# addresses of the peers this node reaches directly back out of the same link, the hop limit
+# decremented (through a map: nftables has no arithmetic). A packet whose hop limit is used up
+# goes on to the host's stack, which does not forward it. Nothing else is touched: packets for
+# this node, and for anything else, take their usual way. (IPv4 stays with the forwarding switch
+# of the WireGuard interface alone: nftables 1.0.6 of Debian 12 cannot set the TTL in a netdev
+# chain.) The table's comment fingerprints what it was made for, the device's index included: a
+# netdev chain is bound to the device it was made on, and a recreated link needs a new one.
+
+RELAY_TABLE = 'wglan_relay'
+
+
+def relay_fingerprint(ifname, ifindex, nets6):
+    text = json.dumps([ifname, ifindex, sorted(str(n) for n in nets6)])
+    return 'wglan.mesh relay ' + hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
+
+
+def relay_ruleset(ifname, ifindex, nets6, table=RELAY_TABLE):
+    """nft text that replaces the relay table in one transaction."""
+    nets = list(ipaddress.collapse_addresses(ipaddress.ip_network(str(n)) for n in nets6))
+    if any(n.version != 6 for n in nets):
+        raise WglanError('the relay table forwards IPv6 only')
+    elements = (' elements = { %s };' % ', '.join(str(n) for n in nets)) if nets else ''
+    hops = ', '.join('%d : %d' % (i, i - 1) for i in range(2, 256))
+    return '\n'.join([
+        'table netdev %s {}' % table,
+        'delete table netdev %s' % table,
+        'table netdev %s {' % table,
+        '  comment "%s"' % relay_fingerprint(ifname, ifindex, nets),
+        '  map hoplimit { typeof ip6 hoplimit : ip6 hoplimit; elements = { %s }; }' % hops,
+        '  set peers6 { type ipv6_addr; flags interval;%s }' % elements,
+        '  chain ingress {',
+        '    type filter hook ingress device "%s" priority 0; policy accept;' % ifname,
+        '    ip6 daddr @peers6 ip6 hoplimit > 1 ip6 hoplimit set ip6 hoplimit map @hoplimit fwd to "%s"' % ifname,
+        '  }',
+        '}', ''])
+
+
+def _table_comment(family, table):
+    """The table's comment; '' when it has none, None when the table does not exist. (Read from the
+    text form: nft 1.0.6 leaves comments out of its JSON.)"""
+    proc = _run_nft(['-t', 'list', 'table', family, table])
+    if proc.returncode != 0:
+        return None
+    for line in proc.stdout.splitlines()[1:]:
+        line = line.strip()
+        if line.startswith('comment "') and line.endswith('"'):
+            return line[len('comment "'):-1]
+        if line.endswith('{') or line == '}':
+            break
+    return ''
+
+
+def ensure_relay_table(ifname, nets6, present=True, table=RELAY_TABLE):
+    """Make the relay table forward IPv6 for nets6 on ifname (or be gone). Returns whether it changed."""
+    comment = _table_comment('netdev', table)
+    if not present:
+        if comment is None:
+            return False
+        proc = _run_nft(['delete', 'table', 'netdev', table])
+        if proc.returncode != 0:
+            raise WglanError('nft delete table netdev %s failed: %s' % (table, proc.stderr.strip()))
+        return True
+    try:
+        with open('/sys/class/net/%s/ifindex' % ifname) as handle:
+            ifindex = int(handle.read().strip())
+    except (OSError, ValueError):
+        raise WglanError('no interface %s to relay on' % ifname)
+    nets = list(ipaddress.collapse_addresses(ipaddress.ip_network(str(n)) for n in nets6))
+    if comment == relay_fingerprint(ifname, ifindex, nets):
+        return False
+    proc = _run_nft(['-f', '-'], relay_ruleset(ifname, ifindex, nets, table))
+    if proc.returncode != 0:
+        raise WglanError('nft refused the relay table (nothing was changed): %s' % proc.stderr.strip())
+    return True

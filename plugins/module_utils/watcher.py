@@ -18,10 +18,12 @@ loops:
     once on each new candidate; a peer that comes up keeps the endpoint that
     worked;
   - a peer still not up after one full sweep is relayed through a node that
-    reaches both (relay.py); sweeping goes on, and the path is direct again
-    as soon as a handshake completes. With `relay` on, this node offers to
-    relay: it forwards IPv4 that arrives on the interface (and IPv6 with
-    `relay_ipv6`);
+    reaches both, the one both ends agree on (relay.py); sweeping goes on, and
+    the path is direct again as soon as a handshake completes. With `relay`
+    on, this node offers to relay: it forwards what arrives on the interface
+    for a peer it reaches directly back into it, IPv4 through the interface's
+    own forwarding switch, IPv6 through a netdev table at the interface's
+    ingress (no sysctl);
   - this node's record is published with the endpoints its up peers are seen
     at (so NATed nodes find each other) when it changes, and again before its
     TTL runs out;
@@ -69,7 +71,7 @@ OPTIONS = dict(
     metrics_port=0,         # serve Prometheus metrics on metrics_address:metrics_port (0: off)
     metrics_address='127.0.0.1',
     relay=False,            # offer to relay (forward what arrives on the interface back into it)
-    relay_ipv6=False,       # relay IPv6 too: turns on the host's IPv6 forwarding (see _ensure_forwarding)
+    relay_ipv6=False,       # no longer used: a relay forwards IPv6 without sysctls (see _ensure_forwarding)
     refresh_node_ips=True,  # publish the host's addresses as they are now (a machine that moves keeps its peers)
     endpoint_exclude=[],    # prefixes of addresses not to publish (the role's wglan_endpoint_exclude)
     address_check=2.0,      # seconds between looks at the host's addresses
@@ -193,7 +195,12 @@ class Watcher:
         self.own_key = None
         self.observed = None        # {public key: endpoint} of the peers up at the last apply
         self.relays = None          # {peer key: relay key}; read back at the first reconcile (restarts keep them)
+        self.relay_requests = None  # {peer key: relay key} this node's record says (relay.agree)
+        self.relays_saved = None
         self.forwarding_warned = False
+        self.relay_ipv6_noted = False
+        self.relay_table = None     # (interface, IPv6 prefixes) the relay table was last made for
+        self.relay_nets = None      # the IPv6 allowed IPs of the peers reached directly (relay table)
         self.status = None          # the last status written (also served as metrics)
         # public key -> (rx bytes, monotonic time they last changed, whether a change was seen: the
         # first sight of a peer is not news from it)
@@ -320,12 +327,14 @@ class Watcher:
         self.params = params
         if self.relays is None:
             self.relays = relay.read_relays(params['relays_path'])
+            self.relay_requests = relay.read_published(params['relays_path'])
         self.last = (config, peers, candidates)
         self.records = records
         self.own_key = me.public_key if me is not None else None
         if params['publish'] is not None:
             self.last_publish = time.monotonic()
-            self.published = node_record.without_observations(params['publish']), params['publish'].get('observed')
+            self.published = (node_record.without_observations(params['publish']), params['publish'].get('observed'),
+                              params['publish'].get('relays'))
         try:
             if used is not None:
                 node_record.write_json_if_changed(params['state_path'], used, 0o644, False,
@@ -432,9 +441,9 @@ class Watcher:
                 observed = node_record.observed_endpoints(params['interface'])
             except WglanError:
                 observed = record.get('observed') or {}
-        fresh = dict(record, observed=observed)
+        fresh = dict(record, observed=observed, relays=dict(self.relay_requests or {}))
         due = time.monotonic() - self.last_publish >= self.options['publish_every'] or self.last_publish == 0
-        if due or self.published != (node_record.without_observations(fresh), observed):
+        if due or self.published != (node_record.without_observations(fresh), observed, fresh['relays']):
             return fresh
         return None
 
@@ -457,6 +466,9 @@ class Watcher:
         desired = [p.replace(endpoint=swept[p.public_key], endpoint_fallback=False) if p.public_key in swept else p
                    for p in peers]
         desired = relay.apply_relays(desired, self.relays)
+        if self.options['relay']:
+            self.relay_nets = sorted(set(str(n) for p in peers if p.public_key not in self.relays
+                                         for n in p.allowed_ips if n.version == 6))
         try:
             outcome = wg_device.apply_device(config, desired, purge=purge, current=found)
             wg_device.kick(config, [p for p in desired if p.public_key in moved or p.public_key in self.heard_again])
@@ -468,6 +480,8 @@ class Watcher:
                 log('peer %s: trying endpoint %s' % (self._name(op.public_key, peers), op.fields['endpoint']))
         if outcome.created:  # a new interface starts with the kernel's defaults
             self._ensure_forwarding(config.ifname)
+        if self.options['relay']:
+            self._ensure_relay_table(config.ifname, self.relay_nets)
         targets_changed = self._apply_targets(config, desired, up)
         self._write_status(config, peers, found)
         return outcome.changed or targets_changed
@@ -513,51 +527,43 @@ class Watcher:
         return alive
 
     def _choose_relays(self, peers, candidates, up):
-        """Relay a peer that is not up after a full sweep; go direct again as soon as it is up."""
-        records = self.records or []
+        """Relay a peer that is not up after a full sweep, through the relay both ends agree on
+        (relay.agree); direct again once it is up and neither end asks for a relay."""
         keys = set(p.public_key for p in peers)
         now = time.monotonic()
         before = dict(self.relays)
-        for key in list(self.relays):
-            if key in up or key not in keys:
-                del self.relays[key]
-        for key in sorted(keys - up):
-            if key not in self.relays and not self.sweeper.exhausted(key, len(candidates.get(key) or ()), now):
-                continue
-            chosen = relay.choose_relay(self.own_key, key, records, up)
-            if chosen is None:
-                self.relays.pop(key, None)
-            else:
-                self.relays[key] = chosen
-        if self.relays != before:
+        wanted = set(key for key in keys - up
+                     if key in self.relays or self.sweeper.exhausted(key, len(candidates.get(key) or ()), now))
+        use, publish = relay.agree(self.own_key, wanted, [r for r in self.records or [] if r.public_key in keys
+                                                          or r.public_key == self.own_key], up, self.relays)
+        self.relays = dict((k, v) for k, v in use.items() if k in keys)
+        if publish != self.relay_requests:
+            self.relay_requests = publish
+            self.trigger('relays changed')  # the reconcile publishes them
+        if self.relays != before or self.relays_saved != publish:
             for key in sorted(set(before) | set(self.relays)):
                 if before.get(key) != self.relays.get(key):
                     via = self.relays.get(key)
                     log('peer %s: %s' % (self._name(key, peers), 'via %s' % self._name(via, peers) if via
                                          else 'direct' if key in up else 'no relay'))
             try:
-                relay.write_relays(self.relays, self.params['relays_path'])
+                relay.write_relays(self.relays, self.params['relays_path'], publish)
+                self.relays_saved = publish
             except WglanError as exc:
                 log('cannot save the relays: %s' % exc)
 
     def _ensure_forwarding(self, ifname):
-        """With relay on, forward what arrives on the interface: IPv4 on this interface only (no
-        redirects); IPv6 only with relay_ipv6, which turns on IPv6 forwarding for the host (Linux has
-        no per-interface switch for it) after moving interfaces that accept router advertisements to
-        accept_ra=2, so they keep accepting them."""
+        """With relay on, forward what arrives on the interface for another peer back into it: IPv4
+        through the interface's own forwarding switch (no redirects), IPv6 through the relay table
+        (nft_rules.ensure_relay_table), which needs no sysctl at all."""
         if not self.options['relay']:
+            self._ensure_relay_table(ifname, None, force=True)
             return
-        wanted = [('ipv4/conf/%s/forwarding' % ifname, '1'), ('ipv4/conf/%s/send_redirects' % ifname, '0')]
-        if self.options['relay_ipv6']:
-            try:
-                names = sorted(os.listdir('/proc/sys/net/ipv6/conf'))
-            except OSError:
-                names = []
-            for name in names:
-                if name not in ('all', 'default', 'lo', ifname) and self._sysctl('ipv6/conf/%s/accept_ra' % name) == '1':
-                    wanted.append(('ipv6/conf/%s/accept_ra' % name, '2'))
-            wanted.append(('ipv6/conf/all/forwarding', '1'))
-        for name, value in wanted:
+        if self.options['relay_ipv6'] and not self.relay_ipv6_noted:
+            log('relay_ipv6 is no longer needed and does nothing: a relay forwards IPv6 without the '
+                'host\'s IPv6 forwarding switch')
+            self.relay_ipv6_noted = True
+        for name, value in (('ipv4/conf/%s/forwarding' % ifname, '1'), ('ipv4/conf/%s/send_redirects' % ifname, '0')):
             if self._sysctl(name) == value:
                 continue
             path = '/proc/sys/net/' + name
@@ -567,8 +573,23 @@ class Watcher:
                 log('%s set to %s' % (path, value))
             except OSError as exc:
                 if not self.forwarding_warned:
-                    log('cannot relay: %s: %s' % (path, exc.strerror or exc))
+                    log('cannot relay IPv4: %s: %s' % (path, exc.strerror or exc))
                     self.forwarding_warned = True
+        self._ensure_relay_table(ifname, self.relay_nets, force=True)
+
+    def _ensure_relay_table(self, ifname, nets, force=False):
+        """The relay table for the IPv6 allowed IPs of the peers this node reaches directly (nets; None:
+        no relay table). Only when they changed, unless force (a reconcile looks whether it is still there)."""
+        wanted = None if nets is None else (ifname, tuple(nets))
+        if not force and wanted == self.relay_table:
+            return
+        try:
+            if nft_rules.ensure_relay_table(ifname, nets or [], nets is not None, self.options['table'] + '_relay'):
+                log('relay table %s' % ('removed' if nets is None else 'set for %d prefixes' % len(nets)))
+            self.relay_table = wanted
+        except WglanError as exc:
+            log('cannot relay IPv6: %s' % exc)
+            self.relay_table = None
 
     @staticmethod
     def _sysctl(name):

@@ -30,7 +30,8 @@ description:
     others (CNIs such as Cilium and Calico, kube-proxy) and are kept as they are.
   - TCP MSS is clamped on packets leaving O(interface) to O(mtu) - 40 (IPv4) and O(mtu) - 60 (IPv6).
   - V(absent) removes exactly this table, these rules and the default routes via O(interface) in
-    O(route_table); nothing else.
+    O(route_table), and the relay table the watcher may have made (the netdev table named after
+    O(table) with C(_relay) appended); nothing else.
 options:
   interface:
     description: The WireGuard interface. Must exist and be up for V(present).
@@ -148,6 +149,9 @@ def ensure(module):
     else:
         routing = policy_routing.ensure(p['interface'], present=False, check_mode=module.check_mode, **routing_args)
         nft_changed, before, after = nft_rules.ensure_table(config, False, module.check_mode)
+        # the relay table the watcher made on a relay (nft_rules.ensure_relay_table) goes too
+        if not module.check_mode:
+            nft_changed = nft_rules.ensure_relay_table(p['interface'], [], False, config.table + '_relay') or nft_changed
     return nft_changed, before, after, routing
 
 

@@ -117,6 +117,18 @@ def test_no_direct_path_goes_through_the_relay(world):
     assert r.sh('cat /proc/sys/net/ipv4/conf/%s/forwarding' % r.ifname).stdout.strip() == '1'
     assert wait_for(lambda: ping(x, '198.51.100.13'), timeout=10, interval=0.5), (log_of(r)[-2000:],
                                                                                   r.sh('wg show').stdout)
+    # The mesh's own addresses are IPv6: r relays them with the host's IPv6 forwarding off (its
+    # netdev table sends them back out of the link, the hop limit one less), both ways.
+    assert r.sh('cat /proc/sys/net/ipv6/conf/all/forwarding').stdout.strip() == '0'
+    assert wait_for(lambda: ping(x, state['y']['address']), timeout=10, interval=0.5), (
+        log_of(r)[-2000:], r.sh('nft list table netdev wglan%s_relay' % world['tag'], check=False).stdout)
+    assert ping(y, state['x']['address'])
+    hops = x.sh('ping -c 1 -W 1 %s' % state['y']['address']).stdout
+    assert 'ttl=63' in hops or 'hlim=63' in hops, hops  # one hop: r took one off the hop limit
+    # agreement: x and y (one of them the pair's leader) name r in their records
+    relays = dict((n, json.load(open(os.path.join(nodes[n].workdir, 'paths.json')))) for n in ('x', 'y'))
+    assert relays['x']['relays'] == {state['y']['public_key']: state['r']['public_key']}, relays
+    assert relays['y']['relays'] == {state['x']['public_key']: state['r']['public_key']}, relays
     # It goes through r: 20 pings of 1000 bytes from x are 20 kB more that r received from x
     # (keepalives, every 5 s, are 32 bytes).
     before = received_from(r, state['x']['public_key'])
