@@ -37,7 +37,7 @@ def write_inventory(lab):
     with open(lab.inventory) as handle:
         text = handle.read()
     text += ('\n[wglan_discovery]\nhub1\n\n[all:vars]\nwglan_use_inventory=false\nwglan_watcher=true\n'
-             'wglan_relay_ipv6=true\nwglan_cluster_token=%s\n' % TOKEN)
+             'wglan_cluster_token=%s\n' % TOKEN)
     path = os.path.join(lab.dir, 'bench.ini')
     with open(path, 'w') as handle:
         handle.write(text)

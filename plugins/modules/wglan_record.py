@@ -72,6 +72,13 @@ options:
         arrive on the WireGuard interface back into it (IPv4 forwarding on that interface only).
     type: bool
     default: false
+  relay_preferred:
+    description:
+      - With O(relay), announce this node as a preferred relay (a big link, a public address). Where
+        several nodes can relay for a pair, both ends choose a preferred one first, then the one with the
+        smallest public key.
+    type: bool
+    default: false
   fact_path:
     description: Where to write the record.
     type: path
@@ -141,7 +148,8 @@ def make(module):
     node_ips = node_record.local_node_ips(p['interface'], prefix, exclude)
     observed = node_record.observed_endpoints(p['interface'])
     record = node_record.build_record(p['name'], public_key, address, node_ips, p['port'],
-                                      p['extra_endpoints'], p['pod_cidrs'], observed, p['relay'])
+                                      p['extra_endpoints'], p['pod_cidrs'], observed,
+                                      'preferred' if p['relay'] and p['relay_preferred'] else p['relay'])
     before = node_record.read_json(p['fact_path']) if module._diff else None
     changed = node_record.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
                                                 significant=node_record.without_observations)
@@ -161,6 +169,7 @@ def main():
             exclude_prefixes=dict(type='list', elements='str', default=[]),
             pod_cidrs=dict(type='list', elements='str', default=[]),
             relay=dict(type='bool', default=False),
+            relay_preferred=dict(type='bool', default=False),
             fact_path=dict(type='path', default=node_record.DEFAULT_FACT_PATH),
         ),
         supports_check_mode=True,

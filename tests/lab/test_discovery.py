@@ -22,9 +22,9 @@ def inventory(lab, name, hosts):
     kept = [line for line in lines if not line or not line[0].isalnum() or line.split()[0] in hosts
             or line.startswith(('ansible_', '[')) or '=' in line.split()[0]]
     text = '\n'.join(kept)
-    # wglan_relay_ipv6: mesh_matrix pings the mesh (IPv6) addresses, also those of relayed pairs.
+    # Role defaults: mesh_matrix pings the mesh (IPv6) addresses, also those of relayed pairs.
     text += ('\n[wglan_discovery]\nhub1\n\n[all:vars]\nwglan_use_inventory=false\nwglan_watcher=true\n'
-             'wglan_relay_ipv6=true\nwglan_cluster_token=%s\n' % TOKEN)
+             'wglan_cluster_token=%s\n' % TOKEN)
     if 'hub1' not in hosts:
         # hub1 stays known (its address is the service URL) but outside group wglan
         text += '\n[others]\n' + [line for line in lines if line.startswith('hub1 ')][0] + '\n'

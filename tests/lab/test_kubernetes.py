@@ -86,7 +86,7 @@ def kube():
             text = handle.read()
         with open(inventory, 'w') as handle:
             handle.write(text + '\n[all:vars]\nwglan_use_inventory=false\nwglan_kubeconfig=/etc/wglan/kubeconfig\n'
-                         'wglan_watcher=true\nwglan_relay_ipv6=true\n')
+                         'wglan_watcher=true\n')
         yield dict(lab=lab, cluster=cluster, inventory=inventory)
     finally:
         if cluster is not None:

@@ -28,6 +28,15 @@ def recap(output):
     return out
 
 
+def changed_tasks(output):
+    """[(task, host)] of every task a run reports changed: what a test names when a run should change nothing."""
+    found = []
+    for block in output.split('TASK [')[1:]:
+        task = block.split(']')[0]
+        found.extend((task, host) for host in re.findall(r'^changed: \[([^\]]+)\]', block, re.M))
+    return found
+
+
 def site(lab, *args, inventory=None):
     extra = ['-i', inventory] if inventory else []
     result = lab.playbook('playbooks/site.yml', *(extra + list(args)))
@@ -119,9 +128,10 @@ def test_nated_nodes_reach_each_other_directly(lab):
 
 
 def test_second_run_changes_nothing(lab):
-    result = site(lab)
+    result = site(lab, '--diff')  # --diff: a failure shows what the run would have changed
     assert result.returncode == 0, result.stdout[-3000:]
-    assert dict((h, result.recap[h]['changed']) for h in HOSTS) == dict((h, 0) for h in HOSTS)
+    assert dict((h, result.recap[h]['changed']) for h in HOSTS) == dict((h, 0) for h in HOSTS), \
+        (changed_tasks(result.stdout), result.stdout[-3000:])
 
 
 def test_limit_run_removes_no_peer(lab):
