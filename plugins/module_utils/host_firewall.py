@@ -48,15 +48,29 @@ def _match(left, right):
     return {'match': {'op': '==', 'left': left, 'right': right}}
 
 
+def port_range(value):
+    """A port (51820) or a range of ports ('51820-51851') -> (first, last); WglanError when it is neither."""
+    text = str(value).strip()
+    first, _sep, last = text.partition('-')
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise WglanError('port %r is neither a port nor a range of ports (51820-51851)' % (value,))
+    if isinstance(value, bool) or not 0 < low <= high <= 65535:
+        raise WglanError('port %r is not between 1 and 65535 (a range: low-high)' % (value,))
+    return low, high
+
+
 def wanted_holes(owner, udp_ports=(), tcp_ports=(), forward_interface=None):
-    """The rules the mesh needs in drop-by-default chains. owner: the interface (or 'discovery')."""
+    """The rules the mesh needs in drop-by-default chains. owner: the interface (or 'discovery').
+    A port is a number or a range ('51820-51851')."""
     holes = []
     for proto, ports in (('udp', udp_ports), ('tcp', tcp_ports)):
-        for port in sorted(set(int(p) for p in ports)):
-            if not 0 < port <= 65535:
-                raise WglanError('port %s is not between 1 and 65535' % port)
-            holes.append(Hole(owner, 'input', '%s/%d' % (proto, port),
-                              [_match({'payload': {'protocol': proto, 'field': 'dport'}}, port), {'accept': None}]))
+        for low, high in sorted(set(port_range(p) for p in ports)):
+            label = '%s/%d' % (proto, low) if low == high else '%s/%d-%d' % (proto, low, high)
+            right = low if low == high else {'range': [low, high]}
+            holes.append(Hole(owner, 'input', label,
+                              [_match({'payload': {'protocol': proto, 'field': 'dport'}}, right), {'accept': None}]))
     if forward_interface:
         # a relay: what arrives on the mesh link for another member leaves on it again
         holes.append(Hole(owner, 'forward', 'relay',

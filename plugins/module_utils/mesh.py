@@ -25,6 +25,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import ipaddress
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
@@ -174,6 +175,46 @@ def useful_observations(peer, records):
             continue
         seen.append(endpoint)
     return seen
+
+
+PORT_SLOTS = 32
+
+
+def public_address(record, records):
+    """Where the internet sees a node: the address the discovery service saw it at, else the one other
+    nodes see it at from outside its site (the most common); None when nobody knows."""
+    if record.public_ip is not None:
+        return record.public_ip
+    seen = [_ip_of(e) for e in useful_observations(record, records)]
+    seen = [ip for ip in seen if ip not in record.own_ips()]
+    if not seen:
+        return None
+    return max(sorted(set(seen)), key=seen.count)
+
+
+def shared_nat_port(me, records, base):
+    """The port this node should listen on so that the NAT it shares with other members keeps one
+    mapping per node: base while it is alone behind its public address (or has that address itself);
+    else a port of its own in base .. base + PORT_SLOTS - 1.
+
+    Every node computes the same ports from the same records, without asking anyone: each member of
+    the group takes the slot its key hashes to, the smaller keys first, the next free one on a clash.
+    A member joining later moves nobody but a node whose slot it takes (a larger key on the same slot).
+    """
+    mine = public_address(me, records)
+    if mine is None or mine in me.own_ips() or base + PORT_SLOTS - 1 > 65535:
+        return base
+    group = set([me.public_key])
+    group.update(r.public_key for r in records if r.public_key != me.public_key and public_address(r, records) == mine)
+    if len(group) < 2:
+        return base
+    taken = {}
+    for key in sorted(group)[:PORT_SLOTS]:
+        slot = int(hashlib.sha256(key.encode('ascii')).hexdigest()[:8], 16) % PORT_SLOTS
+        while slot in taken.values():
+            slot = (slot + 1) % PORT_SLOTS
+        taken[key] = slot
+    return base + taken[me.public_key] if me.public_key in taken else base
 
 
 def choose_endpoint(me, peer, records):

@@ -31,6 +31,7 @@ __metaclass__ = type
 import hashlib
 import ipaddress
 import json
+import socket
 import subprocess
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
@@ -364,9 +365,8 @@ def ensure_relay_table(ifname, nets6, present=True, table=RELAY_TABLE):
             raise WglanError('nft delete table netdev %s failed: %s' % (table, proc.stderr.strip()))
         return True
     try:
-        with open('/sys/class/net/%s/ifindex' % ifname) as handle:
-            ifindex = int(handle.read().strip())
-    except (OSError, ValueError):
+        ifindex = socket.if_nametoindex(ifname)  # (not /sys: a container's may show another namespace)
+    except OSError:
         raise WglanError('no interface %s to relay on' % ifname)
     nets = list(ipaddress.collapse_addresses(ipaddress.ip_network(str(n)) for n in nets6))
     if comment == relay_fingerprint(ifname, ifindex, nets):

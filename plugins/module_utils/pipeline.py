@@ -27,7 +27,7 @@ DEFAULTS = dict(
     pod_networking=False, state_path='/etc/wglan/mesh.json', discovery_url=None, cluster_token=None,
     cluster_id=None, discovery_ca=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
     peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
-    relays_path=relay.PATHS,
+    relays_path=relay.PATHS, listen_port_auto=False,
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
 SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'kubernetes', 'kubeconfig')
@@ -128,7 +128,9 @@ def desired_state(params, warn, check_mode=False, mesh_out=None):
     addresses = None
     if params['addresses'] is not None:
         addresses = [parse_interface_address(a) for a in params['addresses']]
-    config = wg_device.DeviceConfig(params['interface'], private_key, params['listen_port'], params['fwmark'],
+    # effective_port: where the watcher moved the port behind a shared NAT (listen_port_auto)
+    port = params.get('effective_port') or params['listen_port']
+    config = wg_device.DeviceConfig(params['interface'], private_key, port, params['fwmark'],
                                     params['mtu'], addresses, params['backend'])
     peer_list = peer_model.parse_peers(params['peers'], default_keepalive=params['persistent_keepalive'])
     own = keys.public_key_from_private(private_key) if private_key is not None else None

@@ -143,8 +143,20 @@ def read_published(path=PATHS):
     return dict((k, v) for k, v in data['published'].items() if isinstance(k, str) and isinstance(v, str))
 
 
-def write_relays(relays, path=PATHS, published=None):
+def read_port(path=PATHS):
+    """The listen port the watcher moved to behind a shared NAT; None when it chose none."""
+    try:
+        data = node_record.read_json(path)
+    except WglanError:
+        return None
+    port = data.get('port') if isinstance(data, dict) else None
+    return port if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 else None
+
+
+def write_relays(relays, path=PATHS, published=None, port=None):
     data = dict(version=1, relays=dict(sorted(relays.items())))
     if published is not None:
         data['published'] = dict(sorted(published.items()))
+    if port is not None:
+        data['port'] = port
     node_record.write_json_if_changed(path, data, 0o644)

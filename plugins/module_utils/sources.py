@@ -41,7 +41,9 @@ def from_discovery(client, publish_record, ttl, saved, warn, check_mode):
         return list((saved or {}).values()), None, False
 
 
-LOCATION = ('node_ips', 'public_ip', 'observed')
+# What a live source knows better than a record kept from earlier: where the node is, the port it
+# listens on now (it may have moved behind a shared NAT), and the relays it uses.
+LOCATION = ('node_ips', 'public_ip', 'observed', 'port')
 
 
 def located(record, live):
@@ -50,6 +52,8 @@ def located(record, live):
     for name in LOCATION:
         if getattr(live, name):
             values[name] = getattr(live, name)
+    if live.relays is not None:  # {} too: the node says it asks for no relay
+        values['relays'] = live.relays
     return NodeRecord(**values)
 
 

@@ -46,6 +46,8 @@ import json
 import os
 import queue
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -79,8 +81,13 @@ OPTIONS = dict(
     # role's wglan_firewall): put back after a flush, at every resync and whenever wglan's
     # own table had to be made again (a flush takes both).
     host_firewall=False,
+    firewall_udp_ports=None,  # the UDP ports (or ranges) the role opened; None: the listen port
 )
 
+
+# Seconds a probed peer has to answer before it counts as stale (a round trip, and WireGuard's
+# handshake when the session must be renewed first).
+PROBE_WAIT = 3.0
 
 # The order of a moved peer's endpoint candidates, by the reason they are one (mesh.endpoint_candidates).
 AFTER_A_MOVE = {'same-link': 0, 'announced': 1, 'discovery': 2, 'own-address': 3, 'observed': 4}
@@ -197,10 +204,13 @@ class Watcher:
         self.relays = None          # {peer key: relay key}; read back at the first reconcile (restarts keep them)
         self.relay_requests = None  # {peer key: relay key} this node's record says (relay.agree)
         self.relays_saved = None
+        self.me = None              # this node's record at the last good reconcile
+        self.port = None            # the listen port chosen (mesh.shared_nat_port with listen_port_auto)
         self.forwarding_warned = False
         self.relay_ipv6_noted = False
         self.relay_table = None     # (interface, IPv6 prefixes) the relay table was last made for
         self.relay_nets = None      # the IPv6 allowed IPs of the peers reached directly (relay table)
+        self.relay_table_error = None
         self.status = None          # the last status written (also served as metrics)
         # public key -> (rx bytes, monotonic time they last changed, whether a change was seen: the
         # first sight of a peer is not news from it)
@@ -214,6 +224,7 @@ class Watcher:
         self.suspect = {}
         self.address_exclude = []   # prefixes whose addresses are not node IPs (options, mesh prefix, pod CIDRs)
         self.heard_again = set()    # peers whose suspicion ended this tick (they get a keepalive)
+        self.probed = {}            # public key -> monotonic time of the probe sent in its current silence
 
     # -- events ----------------------------------------------------------
     def trigger(self, why):
@@ -300,6 +311,10 @@ class Watcher:
             log('not reconciling: %s' % exc)
             return False
         self._refresh_node_ips(params)
+        port = self._listen_port(params)
+        params['effective_port'] = port
+        if params.get('publish'):
+            params['publish'] = dict(params['publish'], port=port)
         params['publish'] = self._record_to_publish(params)
         warnings = []
         mesh_out = {}
@@ -330,7 +345,10 @@ class Watcher:
             self.relay_requests = relay.read_published(params['relays_path'])
         self.last = (config, peers, candidates)
         self.records = records
+        self.me = me
         self.own_key = me.public_key if me is not None else None
+        if self._listen_port(params) != port:
+            self.trigger('the listen port moves')  # the records say this node shares its NAT now (or no longer)
         if params['publish'] is not None:
             self.last_publish = time.monotonic()
             self.published = (node_record.without_observations(params['publish']), params['publish'].get('observed'),
@@ -349,6 +367,22 @@ class Watcher:
         elapsed = (time.monotonic() - started) * 1000
         log('reconciled (%s) in %.0f ms: %d peers%s' % (why, elapsed, len(peers), ', changes applied' if changed else ''))
         return True
+
+    def _listen_port(self, params):
+        """The configured port; with listen_port_auto and a live source (others learn a new port from it
+        at once), a port of this node's own while it shares its public address with other members."""
+        base = params['listen_port']
+        live = (params.get('discovery_url') and params.get('cluster_token')) or params.get('kubernetes')
+        port = base
+        if params.get('listen_port_auto') and live and self.me is not None and self.records:
+            port = mesh.shared_nat_port(self.me, self.records, base)
+        if port != self.port:
+            if self.port is not None or port != base:
+                log('listen port %d%s' % (port, ' (other members share this node\'s public address %s)'
+                                         % mesh.public_address(self.me, self.records) if port != base else ''))
+            self.port = port
+            self._save_paths()
+        return port
 
     def _local_ips(self, params):
         """This host's addresses as a record's node_ips (what wglan_record publishes), or None."""
@@ -488,9 +522,13 @@ class Watcher:
 
     def _alive(self, found, candidates):
         """Public keys of the peers that are up: a handshake in the last 275 s and, for peers built from
-        records (they keep a persistent keepalive, and so does the other end), bytes received in the
-        last 2 keepalives + 15 s. A path that broke (NAT changed, the peer moved) shows as stale in
-        about a minute instead of 275 s, and the sweep (then the relay) starts."""
+        records (they keep a persistent keepalive, and so does the other end), something received
+        lately. At rest a peer's keepalive arrives every keepalive interval; after that and 2 s more
+        of silence the peer gets one probe (an ICMPv6 echo to its mesh address, through the tunnel:
+        data, which it answers at once), and with nothing back within PROBE_WAIT s it is stale. A path
+        that broke (NAT changed, the peer moved) shows as stale about 30 s after its last packet
+        instead of 275 s, with no traffic added at rest; 2 keepalives + 15 s of silence stay the
+        backstop (a peer that cannot be probed)."""
         self.stale = set()
         self.heard_again = set()
         if found is None:
@@ -515,8 +553,7 @@ class Watcher:
                     continue
             if stats.state(now) != 'up':
                 continue
-            if key in candidates and peer.persistent_keepalive \
-                    and ticks - seen[1] > 2 * peer.persistent_keepalive + 15:
+            if key in candidates and peer.persistent_keepalive and self._silent(peer, seen[1], ticks):
                 self.stale.add(key)
                 continue
             alive.add(key)
@@ -524,7 +561,45 @@ class Watcher:
         for key in list(self.rx_seen):
             if key not in on_device:
                 del self.rx_seen[key]
+                self.probed.pop(key, None)
         return alive
+
+    def _silent(self, peer, heard, ticks):
+        """Whether peer (up by its handshake) has been silent too long: see _alive. Sends the probe."""
+        key, keepalive = peer.public_key, peer.persistent_keepalive
+        silence = ticks - heard
+        if silence > 2 * keepalive + 15:
+            return True
+        if silence <= keepalive + 2:
+            self.probed.pop(key, None)
+            return False
+        probed = self.probed.get(key)
+        if probed is None or probed < heard:
+            self.probed[key] = ticks
+            self._probe(peer)
+            return False
+        return ticks - probed > PROBE_WAIT
+
+    def _probe(self, peer):
+        """One ICMPv6 echo request to the peer's mesh address (its first IPv6 /128), which the routing
+        rules send into the tunnel while the peer is up. Best effort."""
+        address = next((n.network_address for n in peer.allowed_ips if n.version == 6 and n.prefixlen == 128), None)
+        if address is None:
+            return
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        except OSError as exc:
+            log('cannot probe peers: %s' % exc)
+            return
+        try:
+            sock.setblocking(False)
+            # type 128 (echo request), code 0, checksum (the kernel fills it in), identifier, sequence
+            sock.sendto(struct.pack('!BBHHH', 128, 0, 0, 0x776c, len(self.probed) & 0xFFFF) + b'wglan probe',
+                        (str(address), 0))
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
     def _choose_relays(self, peers, candidates, up):
         """Relay a peer that is not up after a full sweep, through the relay both ends agree on
@@ -532,25 +607,37 @@ class Watcher:
         keys = set(p.public_key for p in peers)
         now = time.monotonic()
         before = dict(self.relays)
+        # A peer whose path just broke (stale) is relayed at once, through a relay that is up (warm),
+        # while the sweep goes on; one never up is relayed after a full sweep.
         wanted = set(key for key in keys - up
-                     if key in self.relays or self.sweeper.exhausted(key, len(candidates.get(key) or ()), now))
+                     if key in self.relays or key in self.stale
+                     or self.sweeper.exhausted(key, len(candidates.get(key) or ()), now))
         use, publish = relay.agree(self.own_key, wanted, [r for r in self.records or [] if r.public_key in keys
                                                           or r.public_key == self.own_key], up, self.relays)
         self.relays = dict((k, v) for k, v in use.items() if k in keys)
         if publish != self.relay_requests:
             self.relay_requests = publish
             self.trigger('relays changed')  # the reconcile publishes them
-        if self.relays != before or self.relays_saved != publish:
-            for key in sorted(set(before) | set(self.relays)):
-                if before.get(key) != self.relays.get(key):
-                    via = self.relays.get(key)
-                    log('peer %s: %s' % (self._name(key, peers), 'via %s' % self._name(via, peers) if via
-                                         else 'direct' if key in up else 'no relay'))
-            try:
-                relay.write_relays(self.relays, self.params['relays_path'], publish)
-                self.relays_saved = publish
-            except WglanError as exc:
-                log('cannot save the relays: %s' % exc)
+        for key in sorted(set(before) | set(self.relays)):
+            if before.get(key) != self.relays.get(key):
+                via = self.relays.get(key)
+                log('peer %s: %s' % (self._name(key, peers), 'via %s' % self._name(via, peers) if via
+                                     else 'direct' if key in up else 'no relay'))
+        self._save_paths()
+
+    def _save_paths(self):
+        """The relays, what this node's record asks for and the port it moved to, for wglan_peers runs."""
+        if self.params is None or self.relays is None:
+            return
+        wanted = (dict(self.relays), dict(self.relay_requests or {}), self.port)
+        if wanted == self.relays_saved:
+            return
+        try:
+            relay.write_relays(self.relays, self.params['relays_path'], self.relay_requests or {},
+                               self.port if self.port != self.params['listen_port'] else None)
+            self.relays_saved = wanted
+        except WglanError as exc:
+            log('cannot save the relays: %s' % exc)
 
     def _ensure_forwarding(self, ifname):
         """With relay on, forward what arrives on the interface for another peer back into it: IPv4
@@ -587,8 +674,11 @@ class Watcher:
             if nft_rules.ensure_relay_table(ifname, nets or [], nets is not None, self.options['table'] + '_relay'):
                 log('relay table %s' % ('removed' if nets is None else 'set for %d prefixes' % len(nets)))
             self.relay_table = wanted
+            self.relay_table_error = None
         except WglanError as exc:
-            log('cannot relay IPv6: %s' % exc)
+            if str(exc) != self.relay_table_error:  # once, not every second
+                log('cannot relay IPv6: %s' % exc)
+                self.relay_table_error = str(exc)
             self.relay_table = None
 
     @staticmethod
@@ -627,7 +717,7 @@ class Watcher:
     def _ensure_host_firewall(self, config):
         if not self.options['host_firewall']:
             return
-        holes = host_firewall.wanted_holes(config.ifname, [config.listen_port],
+        holes = host_firewall.wanted_holes(config.ifname, self.options['firewall_udp_ports'] or [config.listen_port],
                                            forward_interface=config.ifname if self.options['relay'] else None)
         try:
             changed, added = host_firewall.ensure_holes(config.ifname, holes, own_table=self.options['table'])[:2]

@@ -33,9 +33,11 @@ options:
     type: str
     default: wglan0
   udp_ports:
-    description: UDP ports to accept on input (the WireGuard listen port).
+    description:
+      - UDP ports to accept on input (the WireGuard listen port). Each a port number or a range of
+        ports, V(51820-51851) (the ports a node may move to behind a NAT it shares with other members).
     type: list
-    elements: int
+    elements: raw
     default: []
   tcp_ports:
     description: TCP ports to accept on input (the discovery service).
@@ -120,7 +122,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             owner=dict(type='str', default='wglan0'),
-            udp_ports=dict(type='list', elements='int', default=[]),
+            udp_ports=dict(type='list', elements='raw', default=[]),
             tcp_ports=dict(type='list', elements='int', default=[]),
             forward_interface=dict(type='str'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),

@@ -47,6 +47,15 @@ options:
   listen_port:
     description: UDP port WireGuard listens on. Default C(51820).
     type: int
+  listen_port_auto:
+    description:
+      - Let the watcher move the port when other members share this node's public address (they sit
+        behind one NAT, which keeps a port for one of them only), so each such node listens on a port
+        of its own in O(listen_port) .. O(listen_port) + 31, the same one every node computes from the
+        records, so a port-preserving NAT keeps one mapping per node and every pair can go direct.
+      - Needs O(watcher) and a live source (the discovery service, Kubernetes). A run takes the port the
+        watcher chose (saved in O(relays_path)). Default C(false).
+    type: bool
   fwmark:
     description:
       - Firewall mark WireGuard puts on its own UDP packets. Must equal O(wglan.mesh.wglan_rules#module:wg_mark)
@@ -385,6 +394,7 @@ def main():
             backend=dict(type='str', choices=list(wg_device.BACKENDS)),
             private_key_path=dict(type='path'),
             listen_port=dict(type='int'),
+            listen_port_auto=dict(type='bool'),
             fwmark=dict(type='int'),
             mtu=dict(type='int'),
             addresses=dict(type='list', elements='str'),
@@ -420,9 +430,15 @@ def main():
     run_or_fail(module, pipeline.apply_settings, params)
     if params['kubeconfig']:
         params['kubernetes'] = True
+    if params['watcher'] and params['listen_port_auto']:
+        # the port the watcher moved to behind a shared NAT (mesh.shared_nat_port) stands
+        # (listen_port stays the base the saved settings hold)
+        params['effective_port'] = relay.read_port(params['relays_path']) or params['listen_port']
+        if isinstance(params.get('publish'), dict):
+            params['publish'] = dict(params['publish'], port=params['effective_port'])
     if params['watcher'] and isinstance(params.get('publish'), dict):
         # what the watcher asked of its peers stays in the record a run publishes (relay.agree)
-        requests = relay.read_published(params['relays_path'] or relay.PATHS)
+        requests = relay.read_published(params['relays_path'])
         if requests is not None:
             params['publish'] = dict(params['publish'], relays=requests)
     if params['peer_selector']:

@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from ansible_collections.wglan.mesh.plugins.module_utils.watcher import PROBE_WAIT
 from netns import COLLECTIONS, Playbook, record_of, wait_for
 from watchlab import service_world
 
@@ -200,8 +201,11 @@ def test_a_path_that_breaks_is_noticed_before_275_s_and_relayed(world):
     x.cmd(['nft', '-f', '-'], input=BLOCK)
     broke = time.monotonic()
     # The handshake is recent (WireGuard would call the peer up for 275 s), but nothing arrives any more.
-    assert wait_for(lambda: status_rows(x).get('y', {}).get('state') == 'stale', timeout=2 * KEEPALIVE + 25,
-                    interval=0.5), log_of(x)[-2000:]
+    # After a keepalive interval + 2 s of silence the watcher probes y (an echo through the tunnel) and,
+    # with no answer within PROBE_WAIT, calls it stale: well before the backstop of 2 keepalives + 15 s
+    # of silence (which alone would take 20-25 s here).
+    assert wait_for(lambda: status_rows(x).get('y', {}).get('state') == 'stale',
+                    timeout=KEEPALIVE + 2 + PROBE_WAIT + 5, interval=0.5), log_of(x)[-2000:]
     stale = time.monotonic() - broke
     assert wait_for(lambda: status_rows(x).get('y', {}).get('path') == 'via r', timeout=4 * SWEEP + 20,
                     interval=0.5), (log_of(x)[-3000:], x.sh('wg show').stdout)

@@ -101,12 +101,13 @@ def test_first_run_forms_a_full_mesh(lab):
 
 
 def test_the_host_firewalls_let_the_mesh_in(lab):
-    assert 'wglan.mesh:wglan0 udp/51820' in lab.ssh('hub1', 'nft list chain inet admin input').stdout
+    # wglan_port is not set: the range a node may move to behind a shared NAT (51820 + 32 slots)
+    assert 'wglan.mesh:wglan0 udp/51820-51851' in lab.ssh('hub1', 'nft list chain inet admin input').stdout
     assert 'wglan.mesh:wglan0 relay' in lab.ssh('hub1', 'nft list chain inet admin forward').stdout
     ufw = lab.ssh('a1', 'ufw status').stdout
-    assert re.search(r'^51820/udp\s+ALLOW', ufw, re.M) and '# wglan.mesh:wglan0 relay' in ufw, ufw
-    assert '51820/udp' in lab.ssh('b1', 'firewall-cmd --list-ports').stdout.split()
-    assert '51820/udp' in lab.ssh('b1', 'firewall-cmd --permanent --list-ports').stdout.split()
+    assert re.search(r'^51820:51851/udp\s+ALLOW', ufw, re.M) and '# wglan.mesh:wglan0 relay' in ufw, ufw
+    assert '51820-51851/udp' in lab.ssh('b1', 'firewall-cmd --list-ports').stdout.split()
+    assert '51820-51851/udp' in lab.ssh('b1', 'firewall-cmd --permanent --list-ports').stdout.split()
 
 
 def test_nated_nodes_reach_each_other_directly(lab):
@@ -219,7 +220,7 @@ def wait_for_rule(lab, host, chain, timeout=90):
     """Seconds until our rule is in the chain again (None: not within timeout)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if 'wglan.mesh:wglan0 udp/51820' in lab.ssh(host, 'nft list chain %s' % chain, check=False).stdout:
+        if 'wglan.mesh:wglan0 udp/51820-51851' in lab.ssh(host, 'nft list chain %s' % chain, check=False).stdout:
             return time.monotonic() - started
         time.sleep(0.2)
     return None
@@ -239,7 +240,7 @@ def test_the_watcher_puts_back_what_an_admin_flush_removed(lab):
 
 def test_a_firewalld_reload_keeps_the_port(lab):
     lab.ssh('b1', 'firewall-cmd --reload')
-    assert '51820/udp' in lab.ssh('b1', 'firewall-cmd --list-ports').stdout.split()
+    assert '51820-51851/udp' in lab.ssh('b1', 'firewall-cmd --list-ports').stdout.split()
     names, reach, _status = full_mesh(lab)
     assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
 

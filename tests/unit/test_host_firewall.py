@@ -1,9 +1,11 @@
 """plan_holes: which of the admin's chains get our accept rule, and only ours change."""
 import itertools
 
+import pytest
 from hypothesis import given, strategies as st
 
 from ansible_collections.wglan.mesh.plugins.module_utils import host_firewall as hf
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 HANDLES = itertools.count(100)
 
@@ -74,3 +76,12 @@ def test_absent_removes_all_of_ours():
     commands, added, removed = hf.plan_holes(after, [], owner='wglan0')[:3]
     assert added == [] and len(removed) == 2 and all('delete' in c for c in commands)
     assert applied(after, commands) == ruleset
+
+
+def test_a_port_range_is_one_rule_and_bad_ports_are_refused():
+    holes = hf.wanted_holes('wglan0', ['51820-51851', 51820, '51820'])
+    assert [h.comment for h in holes] == ['wglan.mesh:wglan0 udp/51820', 'wglan.mesh:wglan0 udp/51820-51851']
+    assert holes[1].expr[0]['match']['right'] == {'range': [51820, 51851]}
+    for bad in ('51851-51820', '0', '70000', 'ssh', '1-2-3', True, ''):
+        with pytest.raises(WglanError):
+            hf.wanted_holes('wglan0', [bad])

@@ -149,3 +149,37 @@ def test_discovery_address_shared_by_two_nodes_is_no_candidate():
     b1, a1_r, a2_r = parsed(B1, a1, a2)
     assert mesh.choose_endpoint(b1, a1_r, [b1, a1_r, a2_r])[1] == 'own-address'
     assert mesh.choose_endpoint(b1, a1_r, [b1, a1_r])[1] == 'discovery'
+
+
+def nat_record(name, n, public_ip=None, observed=None):
+    raw = dict(name=name, public_key=base64.b64encode(bytes([n]) * 32).decode(), node_ips=['192.0.2.%d/26' % n],
+               observed=observed or {})
+    if public_ip:
+        raw['discovery_observed'] = public_ip
+    return mesh.parse_record(raw)
+
+
+def test_members_behind_one_nat_get_ports_of_their_own_and_every_node_computes_the_same():
+    site = [nat_record('a%d' % n, n, '203.0.113.101') for n in range(1, 6)]
+    others = [nat_record('hub', 50, '203.0.113.10'), nat_record('b1', 51, '203.0.113.102')]
+    records = site + others
+    ports = [mesh.shared_nat_port(r, records, 51820) for r in site]
+    assert len(set(ports)) == len(ports) and all(51820 <= p < 51820 + mesh.PORT_SLOTS for p in ports)
+    # alone behind its address, or on a public address of its own: the port stays
+    assert mesh.shared_nat_port(others[0], records, 51820) == 51820
+    assert mesh.shared_nat_port(others[1], records, 51820) == 51820
+    public = nat_record('pub', 60, '192.0.2.60')
+    assert mesh.shared_nat_port(public, records + [public], 51820) == 51820
+    # the same answer whatever order the records come in, and whoever computes it
+    assert [mesh.shared_nat_port(r, list(reversed(records)), 51820) for r in site] == ports
+    # a member that joins moves nobody except one whose slot it takes
+    late = nat_record('a9', 9, '203.0.113.101')
+    moved = [r.name for r, before in zip(site, ports) if mesh.shared_nat_port(r, records + [late], 51820) != before]
+    assert len(moved) <= 1
+    # no discovery service: what other nodes observe from outside the site tells the same
+    seen = dict((r.public_key, '203.0.113.101:%d' % (40000 + i)) for i, r in enumerate(site))
+    watcher = nat_record('hub', 50, observed=seen)
+    bare = [nat_record('a%d' % n, n) for n in range(1, 6)]
+    assert [mesh.shared_nat_port(r, bare + [watcher], 51820) for r in bare] == ports
+    # nobody knows where it is seen from: the port stays
+    assert mesh.shared_nat_port(bare[0], bare, 51820) == 51820
