@@ -296,7 +296,7 @@ table inet lab {
                '-kernel', kernel, '-initrd', initrd, '-append', append,
                '-drive', 'file=%s,format=raw,if=virtio,snapshot=on' % image,
                '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
-               '-device', 'virtio-net-pci,netdev=n0,mac=%s' % mac]
+               '-device', 'virtio-net-pci,netdev=n0,mac=%s' % mac])
         log = open(os.path.join(self.dir, mname + '.qemu.log'), 'w')
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
