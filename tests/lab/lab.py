@@ -287,16 +287,14 @@ table inet lab {
         append = ('root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=%s '
                   'ip=%s::%s:255.255.255.0:%s:eth0:off wglan.key=%s'
                   % (mname, machine['ip'], machine['gateway'], mname, key_body))
-        # KVM where the machine lends it (much faster), else software emulation: qemu takes the first that works
-        accel = ['-accel', 'kvm', '-accel', 'tcg'] if os.access('/dev/kvm', os.R_OK | os.W_OK) else ['-accel', 'tcg']
-        cmd = ['ip', 'netns', 'exec', self.ns(mname), 'qemu-system-x86_64'] + accel + ['-cpu', 'max',
+        cmd = ['ip', 'netns', 'exec', self.ns(mname), 'qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'max',
                # a guest reboot resets the machine inside this qemu, which keeps the snapshot's writes
                '-m', '1024', '-smp', '2', '-display', 'none', '-monitor', 'none',
                '-serial', 'file:' + os.path.join(self.dir, mname + '.console.log'),
                '-kernel', kernel, '-initrd', initrd, '-append', append,
                '-drive', 'file=%s,format=raw,if=virtio,snapshot=on' % image,
                '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
-               '-device', 'virtio-net-pci,netdev=n0,mac=%s' % mac])
+               '-device', 'virtio-net-pci,netdev=n0,mac=%s' % mac]
         log = open(os.path.join(self.dir, mname + '.qemu.log'), 'w')
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)

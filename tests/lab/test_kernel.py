@@ -10,7 +10,6 @@ kernel backend runs no wireguard-go. (It saves no time here: 467 s with it,
 453 s without; the emulated CPU dominates.)
 """
 import json
-import os
 import time
 
 import pytest
@@ -30,7 +29,6 @@ def kernel_lab():
 
 def test_kernel_machine_joins_the_mesh(kernel_lab):
     lab = kernel_lab
-    print('\nkernel machine accelerator: %s' % ('KVM, else TCG' if os.access('/dev/kvm', os.R_OK | os.W_OK) else 'TCG'))
     result = lab.playbook('playbooks/site.yml', pipelining=True)
     assert result.returncode == 0, result.stdout[-3000:]
     assert 'wireguard' in lab.ssh('kvm1', 'ip -d link show wglan0').stdout
