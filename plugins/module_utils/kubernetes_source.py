@@ -51,8 +51,8 @@ def annotations_for_record(record):
         'observed': json.dumps(record.get('observed') or {}, sort_keys=True, separators=(',', ':')),
         'relay': 'true' if record.get('relay') is True else 'preferred' if record.get('relay') == 'preferred' else 'false',
         # '' when the node publishes no relays (no watcher): each end of a pair then decides alone
-        'relays': '' if record.get('relays') is None else json.dumps(record['relays'], sort_keys=True,
-                                                                    separators=(',', ':')),
+        'relays': '' if record.get('relays') is None else json.dumps(
+            record['relays'], sort_keys=True, separators=(',', ':')),
     }
     return dict((PREFIX + key, value) for key, value in values.items())
 

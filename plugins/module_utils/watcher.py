@@ -378,8 +378,9 @@ class Watcher:
             port = mesh.shared_nat_port(self.me, self.records, base)
         if port != self.port:
             if self.port is not None or port != base:
-                log('listen port %d%s' % (port, ' (other members share this node\'s public address %s)'
-                                         % mesh.public_address(self.me, self.records) if port != base else ''))
+                shared = mesh.public_address(self.me, self.records) if port != base else None
+                log('listen port %d%s' % (port, ' (other members share this node\'s public address %s)' % shared
+                                          if shared else ''))
             self.port = port
             self._save_paths()
         return port

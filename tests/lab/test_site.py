@@ -144,24 +144,21 @@ def test_limit_run_removes_no_peer(lab):
     assert dict((h, peers_of(lab, h)) for h in HOSTS) == before
 
 
-def test_unreachable_and_unknown_members_do_not_break_the_mesh(lab):
+def test_unreachable_members_and_duplicate_macs_break_nothing(lab):
+    # One run with two faults a fleet has (one run: each run costs a minute or two here):
+    # a member that does not answer (and has no record), and two clones with the same MAC.
     before = dict((h, peers_of(lab, h)) for h in HOSTS)
-    inventory = extra_inventory(lab, 'ghosts.ini', ['ghost ansible_host=203.0.113.250 ansible_port=22'])
-    result = site(lab, inventory=inventory)
-    assert result.recap['ghost']['unreachable'] == 1
-    assert all(result.recap[h]['failed'] == 0 and result.recap[h]['unreachable'] == 0 for h in HOSTS)
-    assert 'ghost: no record yet' in result.stdout
-    assert dict((h, peers_of(lab, h)) for h in HOSTS) == before
-    names, reach, _status = full_mesh(lab)
-    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
-
-
-def test_duplicate_mac_has_a_deterministic_owner(lab):
-    inventory = extra_inventory(lab, 'clones.ini', [])
+    inventory = extra_inventory(lab, 'faults.ini', ['ghost ansible_host=203.0.113.250 ansible_port=22'])
     with open(inventory, 'a') as handle:
         handle.write('\n[clones]\nb1\nb2\n\n[clones:vars]\nwglan_mac=52:54:00:00:00:99\n')
     result = site(lab, inventory=inventory)
-    assert result.returncode == 0, result.stdout[-3000:]
+    # the unreachable member: reported, without a record, and no peer lost over it
+    assert result.recap['ghost']['unreachable'] == 1
+    assert all(result.recap[h]['failed'] == 0 and result.recap[h]['unreachable'] == 0 for h in HOSTS), \
+        result.stdout[-3000:]
+    assert 'ghost: no record yet' in result.stdout
+    assert set(peers_of(lab, 'a1')) == set(before['a1'])
+    # the clones: one address, owned by the smaller public key, everywhere alike
     records = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan.fact').stdout)) for h in HOSTS)
     assert records['b1']['address'] == records['b2']['address']
     shared = records['b1']['address'] + '/128'
@@ -173,7 +170,7 @@ def test_duplicate_mac_has_a_deterministic_owner(lab):
     unaffected = ['a1', 'a2', 'hub1']
     names, reach, _age = mesh_matrix(lab, only=unaffected)
     assert all(reach[s][d] for s in unaffected for d in unaffected if s != d)
-    # back to distinct addresses: the whole mesh again
+    # back to distinct addresses (and no ghost): the whole mesh again
     result = site(lab)
     assert result.returncode == 0, result.stdout[-3000:]
     # the node that gave up the shared address comes back as a new peer everywhere; pairs across the
@@ -182,6 +179,7 @@ def test_duplicate_mac_has_a_deterministic_owner(lab):
     names, reach, _status = full_mesh(lab)
     print('whole mesh again %.1f s after the run' % (time.monotonic() - started))
     assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
+    assert dict((h, len(peers_of(lab, h))) for h in HOSTS) == dict((h, 4) for h in HOSTS)
 
 
 def test_an_ad_hoc_call_over_a_tty_leaves_a_running_interface(lab):
