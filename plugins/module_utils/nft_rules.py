@@ -311,32 +311,45 @@ def ensure_table(config, present=True, check_mode=False):
 # netdev chain is bound to the device it was made on, and a recreated link needs a new one.
 
 RELAY_TABLE = 'wglan_relay'
+RELAY_PAIRS = 4096
 
 
-def relay_fingerprint(ifname, ifindex, nets6):
-    text = json.dumps([ifname, ifindex, sorted(str(n) for n in nets6)])
-    return 'wglan.mesh relay ' + hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
+def relay_fingerprint(ifname, ifindex):
+    return 'wglan.mesh relay %s %d' % (ifname, ifindex)
+
+
+def _relay_elements(nets):
+    return ', '.join(str(n) for n in nets)
 
 
 def relay_ruleset(ifname, ifindex, nets6, table=RELAY_TABLE):
-    """nft text that replaces the relay table in one transaction."""
-    nets = list(ipaddress.collapse_addresses(ipaddress.ip_network(str(n)) for n in nets6))
-    if any(n.version != 6 for n in nets):
-        raise WglanError('the relay table forwards IPv6 only')
-    elements = (' elements = { %s };' % ', '.join(str(n) for n in nets)) if nets else ''
+    """nft text that makes the relay table anew in one transaction. load6 counts what is forwarded per
+    (source, destination) pair (bounded: past RELAY_PAIRS pairs new ones are forwarded, not counted)."""
+    nets = _relay_nets(nets6)
+    elements = (' elements = { %s };' % _relay_elements(nets)) if nets else ''
     hops = ', '.join('%d : %d' % (i, i - 1) for i in range(2, 256))
     return '\n'.join([
         'table netdev %s {}' % table,
         'delete table netdev %s' % table,
         'table netdev %s {' % table,
-        '  comment "%s"' % relay_fingerprint(ifname, ifindex, nets),
+        '  comment "%s"' % relay_fingerprint(ifname, ifindex),
         '  map hoplimit { typeof ip6 hoplimit : ip6 hoplimit; elements = { %s }; }' % hops,
         '  set peers6 { type ipv6_addr; flags interval;%s }' % elements,
+        '  set load6 { type ipv6_addr . ipv6_addr; flags dynamic; counter; size %d; }' % RELAY_PAIRS,
         '  chain ingress {',
         '    type filter hook ingress device "%s" priority 0; policy accept;' % ifname,
+        '    ip6 daddr @peers6 ip6 hoplimit > 1 update @load6 { ip6 saddr . ip6 daddr } '
+        'ip6 hoplimit set ip6 hoplimit map @hoplimit fwd to "%s"' % ifname,
         '    ip6 daddr @peers6 ip6 hoplimit > 1 ip6 hoplimit set ip6 hoplimit map @hoplimit fwd to "%s"' % ifname,
         '  }',
         '}', ''])
+
+
+def _relay_nets(nets6):
+    nets = list(ipaddress.collapse_addresses(ipaddress.ip_network(str(n)) for n in nets6))
+    if any(n.version != 6 for n in nets):
+        raise WglanError('the relay table forwards IPv6 only')
+    return nets
 
 
 def _table_comment(family, table):
@@ -355,7 +368,9 @@ def _table_comment(family, table):
 
 
 def ensure_relay_table(ifname, nets6, present=True, table=RELAY_TABLE):
-    """Make the relay table forward IPv6 for nets6 on ifname (or be gone). Returns whether it changed."""
+    """Make the relay table forward IPv6 for nets6 on ifname (or be gone). Returns whether the table
+    was made (or removed). A table made for this very link keeps its counters: only its set of
+    destinations is replaced (in one transaction)."""
     comment = _table_comment('netdev', table)
     if not present:
         if comment is None:
@@ -368,10 +383,37 @@ def ensure_relay_table(ifname, nets6, present=True, table=RELAY_TABLE):
         ifindex = socket.if_nametoindex(ifname)  # (not /sys: a container's may show another namespace)
     except OSError:
         raise WglanError('no interface %s to relay on' % ifname)
-    nets = list(ipaddress.collapse_addresses(ipaddress.ip_network(str(n)) for n in nets6))
-    if comment == relay_fingerprint(ifname, ifindex, nets):
-        return False
-    proc = _run_nft(['-f', '-'], relay_ruleset(ifname, ifindex, nets, table))
+    nets = _relay_nets(nets6)
+    if comment == relay_fingerprint(ifname, ifindex):
+        payload = 'flush set netdev %s peers6\n' % table
+        if nets:
+            payload += 'add element netdev %s peers6 { %s }\n' % (table, _relay_elements(nets))
+        made = False
+    else:
+        payload, made = relay_ruleset(ifname, ifindex, nets, table), True
+    proc = _run_nft(['-f', '-'], payload)
     if proc.returncode != 0:
         raise WglanError('nft refused the relay table (nothing was changed): %s' % proc.stderr.strip())
-    return True
+    return made
+
+
+def relay_load(table=RELAY_TABLE):
+    """{(source address, destination address): (packets, bytes)} the relay forwarded; {} without a table."""
+    proc = _run_nft(['-j', 'list', 'set', 'netdev', table, 'load6'])
+    if proc.returncode != 0:
+        return {}
+    try:
+        objects = json.loads(proc.stdout)['nftables']
+    except (ValueError, KeyError):
+        return {}
+    out = {}
+    for obj in objects:
+        for entry in (obj.get('set') or {}).get('elem') or []:
+            elem = entry.get('elem') if isinstance(entry, dict) else None
+            if not isinstance(elem, dict):
+                continue
+            pair = (elem.get('val') or {}).get('concat') if isinstance(elem.get('val'), dict) else None
+            counter = elem.get('counter') or {}
+            if isinstance(pair, list) and len(pair) == 2:
+                out[(str(pair[0]), str(pair[1]))] = (int(counter.get('packets', 0)), int(counter.get('bytes', 0)))
+    return out

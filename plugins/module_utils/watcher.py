@@ -85,6 +85,9 @@ OPTIONS = dict(
 )
 
 
+# Seconds between two reads of the relay's counters (an nft call) for the status and metrics.
+RELAY_LOAD_EVERY = 10.0
+
 # Seconds a probed peer has to answer before it counts as stale (a round trip, and WireGuard's
 # handshake when the session must be renewed first).
 PROBE_WAIT = 3.0
@@ -211,6 +214,7 @@ class Watcher:
         self.relay_table = None     # (interface, IPv6 prefixes) the relay table was last made for
         self.relay_nets = None      # the IPv6 allowed IPs of the peers reached directly (relay table)
         self.relay_table_error = None
+        self.relay_load = None      # (monotonic time, rows) of the relay's counters, last read
         self.status = None          # the last status written (also served as metrics)
         # public key -> (rx bytes, monotonic time they last changed, whether a change was seen: the
         # first sight of a peer is not news from it)
@@ -728,6 +732,37 @@ class Watcher:
         if changed:
             log('host firewall: put back %s' % ', '.join(added))
 
+    def _relay_load(self, peers):
+        """What this node forwarded as a relay, per pair of peers (IPv6, the relay table's counters):
+        [{from, to, packets, bytes}]. Read at most every RELAY_LOAD_EVERY s."""
+        if not self.options['relay']:
+            return []
+        ticks = time.monotonic()
+        if self.relay_load is not None and ticks - self.relay_load[0] < RELAY_LOAD_EVERY:
+            return self.relay_load[1]
+        owners = []
+        for peer in peers:
+            owners.extend((net, peer.name or peer.public_key[:8]) for net in peer.allowed_ips if net.version == 6)
+
+        def owner(text):
+            try:
+                address = ipaddress.ip_address(text)
+            except ValueError:
+                return text
+            return next((name for net, name in owners if address in net), text)
+        try:
+            counted = nft_rules.relay_load(self.options['table'] + '_relay')
+        except WglanError:
+            counted = {}
+        load = {}
+        for (source, destination), (packets, octets) in counted.items():
+            pair = (owner(source), owner(destination))
+            total = load.get(pair, (0, 0))
+            load[pair] = (total[0] + packets, total[1] + octets)
+        rows = [dict(source=s, destination=d, packets=p, bytes=b) for (s, d), (p, b) in sorted(load.items())]
+        self.relay_load = (ticks, rows)
+        return rows
+
     def _write_status(self, config, peers, found):
         now = time.time()
         stats = {}
@@ -753,7 +788,8 @@ class Watcher:
                              tx_bytes=st.tx_bytes if st is not None else 0))
         for row in rows:
             row['path'] = 'via %s' % row['via'] if row['via'] else 'direct'
-        status = dict(interface=config.ifname, time=int(now), reconciles=self.reconciles, peers=rows)
+        status = dict(interface=config.ifname, time=int(now), reconciles=self.reconciles, peers=rows,
+                      relayed=self._relay_load(peers))
         self.status = status
         path = self.options['status_path']
         try:
@@ -844,6 +880,12 @@ def format_metrics(status):
            [(labels, p.get('rx_bytes', 0)) for p, labels in ident])
     metric('wglan_peer_transmit_bytes_total', 'counter', 'Bytes sent to the peer.',
            [(labels, p.get('tx_bytes', 0)) for p, labels in ident])
+    relayed = status.get('relayed', []) if status else []
+    metric('wglan_relay_forwarded_bytes_total', 'counter',
+           'Bytes this node forwarded as a relay (IPv6), by the peers they came from and went to.',
+           [((('from', r['source']), ('to', r['destination'])), r['bytes']) for r in relayed])
+    metric('wglan_relay_forwarded_packets_total', 'counter', 'Packets this node forwarded as a relay (IPv6).',
+           [((('from', r['source']), ('to', r['destination'])), r['packets']) for r in relayed])
     metric('wglan_peers', 'gauge', 'Peers configured.', [((), len(peers))])
     metric('wglan_reconciles_total', 'counter', 'Reconciles since the watcher started.',
            [((), status.get('reconciles', 0) if status else 0)])
@@ -886,6 +928,12 @@ def format_status(status):
                      '-' if age is None else '%ds ago' % age, peer.get('path', 'direct')))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ['  '.join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    relayed = status.get('relayed') or []
+    if relayed:
+        lines.append('')
+        lines.append('relayed for others (IPv6):')
+        lines.extend('  %s -> %s: %d packets, %d bytes' % (r['source'], r['destination'], r['packets'], r['bytes'])
+                     for r in relayed)
     return '\n'.join(['interface %s, status of %s' % (status.get('interface'), time.strftime(
         '%Y-%m-%d %H:%M:%S', time.localtime(status.get('time', 0))))] + lines)
 

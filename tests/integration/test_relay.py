@@ -124,6 +124,12 @@ def test_no_direct_path_goes_through_the_relay(world):
     assert wait_for(lambda: ping(x, state['y']['address']), timeout=10, interval=0.5), (
         log_of(r)[-2000:], r.sh('nft list table netdev wglan%s_relay' % world['tag'], check=False).stdout)
     assert ping(y, state['x']['address'])
+    # r counts what it relayed, per pair, in its status (and `wglan status`, and the metrics)
+    def relayed_by_r():
+        with open(os.path.join(r.workdir, 'status.json')) as handle:
+            return dict(((row['source'], row['destination']), row['bytes']) for row in json.load(handle)['relayed'])
+    assert wait_for(lambda: relayed_by_r().get(('x', 'y'), 0) > 0 and relayed_by_r().get(('y', 'x'), 0) > 0,
+                    timeout=15, interval=1), relayed_by_r()
     hops = x.sh('ping -c 1 -W 1 %s' % state['y']['address']).stdout
     assert 'ttl=63' in hops or 'hlim=63' in hops, hops  # one hop: r took one off the hop limit
     # agreement: x and y (one of them the pair's leader) name r in their records

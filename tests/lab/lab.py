@@ -673,6 +673,8 @@ def status_rows(text):
     """`wglan status` (the table) -> {peer: (STATE, PATH)}; PATH is 'direct' or 'via <relay>'."""
     rows = {}
     for line in text.splitlines()[2:]:
+        if not line.strip():
+            break  # the table ends (what the node relayed for others follows)
         fields = line.split()
         if len(fields) >= 6:
             rows[fields[0]] = (fields[3], ' '.join(fields[-2:]) if fields[-2] == 'via' else fields[-1])

@@ -1,0 +1,27 @@
+"""The watcher's status as `wglan status` prints it and as Prometheus metrics, with a relay's load."""
+from ansible_collections.wglan.mesh.plugins.module_utils import watcher
+
+STATUS = dict(interface='wglan0', time=0, reconciles=3, peers=[
+    dict(name='a1', public_key='k1', address='200:1001::1/128', endpoint='192.0.2.10:51820', state='up',
+         handshake_age=5, via=None, path='direct', rx_bytes=10, tx_bytes=20),
+    dict(name='b1', public_key='k2', address='200:1001::2/128', endpoint='', state='stale',
+         handshake_age=None, via='a1', path='via a1', rx_bytes=0, tx_bytes=0)],
+    relayed=[dict(source='a1', destination='b1', packets=3, bytes=420)])
+
+
+def test_the_status_table_lists_what_the_node_relayed_after_the_peers():
+    text = watcher.format_status(STATUS)
+    lines = text.splitlines()
+    assert lines[1].split() == ['PEER', 'ADDRESS', 'ENDPOINT', 'STATE', 'HANDSHAKE', 'PATH']
+    assert lines[3].split()[-2:] == ['via', 'a1'] and lines[4] == ''
+    assert lines[5:] == ['relayed for others (IPv6):', '  a1 -> b1: 3 packets, 420 bytes']
+    assert '' not in watcher.format_status(dict(STATUS, relayed=[])).splitlines()
+
+
+def test_the_metrics_count_the_relay_load_per_pair():
+    text = watcher.format_metrics(STATUS)
+    assert 'wglan_relay_forwarded_bytes_total{from="a1",to="b1"} 420' in text
+    assert 'wglan_relay_forwarded_packets_total{from="a1",to="b1"} 3' in text
+    assert '# TYPE wglan_relay_forwarded_bytes_total counter' in text
+    assert 'wglan_relay_forwarded' not in watcher.format_metrics(dict(STATUS, relayed=[])).replace(
+        '# HELP wglan_relay_forwarded', '').replace('# TYPE wglan_relay_forwarded', '')
