@@ -90,7 +90,7 @@ RELAY_LOAD_EVERY = 10.0
 
 # Seconds a probed peer has to answer before it counts as stale (a round trip, and WireGuard's
 # handshake when the session must be renewed first).
-PROBE_WAIT = 3.0
+PROBE_WAIT = 2.0
 
 # The order of a moved peer's endpoint candidates, by the reason they are one (mesh.endpoint_candidates).
 AFTER_A_MOVE = {'same-link': 0, 'announced': 1, 'discovery': 2, 'own-address': 3, 'observed': 4}
