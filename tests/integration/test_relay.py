@@ -125,6 +125,7 @@ def test_no_direct_path_goes_through_the_relay(world):
         log_of(r)[-2000:], r.sh('nft list table netdev wglan%s_relay' % world['tag'], check=False).stdout)
     assert ping(y, state['x']['address'])
     # r counts what it relayed, per pair, in its status (and `wglan status`, and the metrics)
+
     def relayed_by_r():
         with open(os.path.join(r.workdir, 'status.json')) as handle:
             return dict(((row['source'], row['destination']), row['bytes']) for row in json.load(handle)['relayed'])
