@@ -33,6 +33,8 @@ COMMENT_PREFIX = 'wglan.mesh:'
 FAMILIES = ('inet', 'ip', 'ip6')
 # iptables-nft's chains: upper-case names in its tables.
 IPTABLES_TABLES = ('filter', 'mangle', 'raw', 'security', 'nat')
+# Tables a firewall daemon rewrites whenever it reloads: opened through the daemon itself (the firewall role).
+DAEMON_TABLES = {'firewalld': 'managed by firewalld'}
 
 
 class Hole:
@@ -94,6 +96,9 @@ def drop_chains(ruleset, own_table=DEFAULT_TABLE):
             continue
         if _iptables_owned(chain):
             skipped.append(('%s %s %s' % (chain['family'], chain['table'], chain['name']), 'managed by iptables'))
+            continue
+        if chain['table'] in DAEMON_TABLES:
+            skipped.append(('%s %s %s' % (chain['family'], chain['table'], chain['name']), DAEMON_TABLES[chain['table']]))
             continue
         chosen.append(chain)
     return chosen, skipped

@@ -24,6 +24,7 @@ def admin_ruleset():
         chain('inet', 'relaxed', 'input', 'input', 'accept'),   # accepts anyway
         chain('inet', 'wglan', 'prerouting', 'prerouting', 'accept'),
         chain('ip', 'filter', 'INPUT', 'input', 'drop'),        # iptables-nft's
+        chain('inet', 'firewalld', 'filter_INPUT', 'input', 'drop'),  # firewalld's (rewritten at its reloads)
         {'rule': {'family': 'inet', 'table': 'admin', 'chain': 'input', 'handle': next(HANDLES),
                   'expr': [{'accept': None}], 'comment': 'the admin'}},
     ]
@@ -47,7 +48,8 @@ def test_every_chain_that_drops_by_default_gets_one_rule_and_nothing_else_does()
     assert sorted(added) == ['inet admin forward: wglan.mesh:wglan0 relay',
                              'inet admin input: wglan.mesh:wglan0 udp/51820',
                              'ip6 edge in6: wglan.mesh:wglan0 udp/51820']
-    assert removed == [] and skipped == [('ip filter INPUT', 'managed by iptables')]
+    assert removed == [] and skipped == [('ip filter INPUT', 'managed by iptables'),
+                                         ('inet firewalld filter_INPUT', 'managed by firewalld')]
     assert all('insert' in c for c in commands)
 
 
