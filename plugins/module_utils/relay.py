@@ -121,35 +121,34 @@ def apply_relays(peers, relays):
     return out
 
 
-def read_relays(path=PATHS):
-    """{peer key: relay key} the watcher last wrote; {} when there is none or it is unreadable."""
+def _read_paths(path, name):
+    """The entry name of the paths file; None when the file is missing, unreadable or odd."""
     try:
         data = node_record.read_json(path)
     except WglanError:
-        return {}
-    if not isinstance(data, dict) or not isinstance(data.get('relays'), dict):
-        return {}
-    return dict((k, v) for k, v in data['relays'].items() if isinstance(k, str) and isinstance(v, str))
+        return None
+    return data.get(name) if isinstance(data, dict) else None
+
+
+def _key_map(value):
+    if not isinstance(value, dict):
+        return None
+    return dict((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str))
+
+
+def read_relays(path=PATHS):
+    """{peer key: relay key} the watcher last wrote; {} when there is none or it is unreadable."""
+    return _key_map(_read_paths(path, 'relays')) or {}
 
 
 def read_published(path=PATHS):
     """{peer key: relay key} the watcher last published in this node's record; None when unknown."""
-    try:
-        data = node_record.read_json(path)
-    except WglanError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get('published'), dict):
-        return None
-    return dict((k, v) for k, v in data['published'].items() if isinstance(k, str) and isinstance(v, str))
+    return _key_map(_read_paths(path, 'published'))
 
 
 def read_port(path=PATHS):
     """The listen port the watcher moved to behind a shared NAT; None when it chose none."""
-    try:
-        data = node_record.read_json(path)
-    except WglanError:
-        return None
-    port = data.get('port') if isinstance(data, dict) else None
+    port = _read_paths(path, 'port')
     return port if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 else None
 
 

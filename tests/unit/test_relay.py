@@ -88,6 +88,16 @@ def test_relays_file_round_trip_and_bad_files(tmp_path):
     with open(path, 'w') as handle:
         handle.write('{"relays": {"x": 1}}')
     assert relay.read_relays(path) == {}
+    # what the record asks for and the port moved to travel in the same file
+    assert relay.read_published(path) is None and relay.read_port(path) is None
+    relay.write_relays({B: HUB}, path, published={A: HUB}, port=51837)
+    assert (relay.read_relays(path), relay.read_published(path), relay.read_port(path)) == ({B: HUB}, {A: HUB}, 51837)
+    relay.write_relays({}, path, published={})
+    assert relay.read_published(path) == {} and relay.read_port(path) is None
+    for odd in ('{"port": true}', '{"port": 70000}', '{"port": "51821"}', '[]'):
+        with open(path, 'w') as handle:
+            handle.write(odd)
+        assert relay.read_port(path) is None, odd
 
 
 def test_sweeper_moves_after_the_interval_and_reports_exhaustion():
