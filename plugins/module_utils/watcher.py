@@ -229,6 +229,7 @@ class Watcher:
         self.address_exclude = []   # prefixes whose addresses are not node IPs (options, mesh prefix, pod CIDRs)
         self.heard_again = set()    # peers whose suspicion ended this tick (they get a keepalive)
         self.probed = {}            # public key -> monotonic time of the probe sent in its current silence
+        self.probes = 0             # probes sent since the start (a healthy mesh at rest sends none)
 
     # -- events ----------------------------------------------------------
     def trigger(self, why):
@@ -591,6 +592,7 @@ class Watcher:
         address = next((n.network_address for n in peer.allowed_ips if n.version == 6 and n.prefixlen == 128), None)
         if address is None:
             return
+        self.probes += 1
         try:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
         except OSError as exc:
@@ -789,7 +791,7 @@ class Watcher:
         for row in rows:
             row['path'] = 'via %s' % row['via'] if row['via'] else 'direct'
         status = dict(interface=config.ifname, time=int(now), reconciles=self.reconciles, peers=rows,
-                      relayed=self._relay_load(peers))
+                      relayed=self._relay_load(peers), probes=self.probes)
         self.status = status
         path = self.options['status_path']
         try:
@@ -889,6 +891,8 @@ def format_metrics(status):
     metric('wglan_peers', 'gauge', 'Peers configured.', [((), len(peers))])
     metric('wglan_reconciles_total', 'counter', 'Reconciles since the watcher started.',
            [((), status.get('reconciles', 0) if status else 0)])
+    metric('wglan_probes_total', 'counter', 'Probes sent to peers that went silent (none at rest).',
+           [((), status.get('probes', 0) if status else 0)])
     metric('wglan_status_timestamp_seconds', 'gauge', 'When the watcher last wrote its status.',
            [((), status.get('time', 0) if status else 0)])
     return '\n'.join(lines) + '\n'

@@ -214,6 +214,8 @@ def test_a_path_that_breaks_is_noticed_before_275_s_and_relayed(world):
     assert wait_for(lambda: status_rows(x).get('y', {}).get('state') == 'stale',
                     timeout=KEEPALIVE + 2 + PROBE_WAIT + 5, interval=0.5), log_of(x)[-2000:]
     stale = time.monotonic() - broke
+    with open(os.path.join(x.workdir, 'status.json')) as handle:
+        assert json.load(handle)['probes'] >= 1  # the silence was probed before y counted as stale
     assert wait_for(lambda: status_rows(x).get('y', {}).get('path') == 'via r', timeout=4 * SWEEP + 20,
                     interval=0.5), (log_of(x)[-3000:], x.sh('wg show').stdout)
     relayed = time.monotonic() - broke

@@ -6,7 +6,7 @@ STATUS = dict(interface='wglan0', time=0, reconciles=3, peers=[
          handshake_age=5, via=None, path='direct', rx_bytes=10, tx_bytes=20),
     dict(name='b1', public_key='k2', address='200:1001::2/128', endpoint='', state='stale',
          handshake_age=None, via='a1', path='via a1', rx_bytes=0, tx_bytes=0)],
-    relayed=[dict(source='a1', destination='b1', packets=3, bytes=420)])
+    relayed=[dict(source='a1', destination='b1', packets=3, bytes=420)], probes=2)
 
 
 def test_the_status_table_lists_what_the_node_relayed_after_the_peers():
@@ -23,5 +23,6 @@ def test_the_metrics_count_the_relay_load_per_pair():
     assert 'wglan_relay_forwarded_bytes_total{from="a1",to="b1"} 420' in text
     assert 'wglan_relay_forwarded_packets_total{from="a1",to="b1"} 3' in text
     assert '# TYPE wglan_relay_forwarded_bytes_total counter' in text
+    assert 'wglan_probes_total 2' in text
     assert 'wglan_relay_forwarded' not in watcher.format_metrics(dict(STATUS, relayed=[])).replace(
         '# HELP wglan_relay_forwarded', '').replace('# TYPE wglan_relay_forwarded', '')
