@@ -306,10 +306,15 @@ def ensure_table(config, present=True, check_mode=False):
 # goes on to the host's stack, which does not forward it. Nothing else is touched: packets for
 # this node, and for anything else, take their usual way. (IPv4 stays with the forwarding switch
 # of the WireGuard interface alone: nftables 1.0.6 of Debian 12 cannot set the TTL in a netdev
-# chain.) The table's comment fingerprints what it was made for, the device's index included: a
+# chain.) The table's comment names the link it was made for, by name and index: a
 # netdev chain is bound to the device it was made on, and a recreated link needs a new one.
 
-RELAY_TABLE = 'wglan_relay'
+def relay_table_name(table=DEFAULT_TABLE):
+    """The netdev relay table that goes with wglan's inet table of that name."""
+    return table + '_relay'
+
+
+RELAY_TABLE = relay_table_name()
 RELAY_PAIRS = 4096
 
 

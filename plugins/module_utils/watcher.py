@@ -601,7 +601,7 @@ class Watcher:
         try:
             sock.setblocking(False)
             # type 128 (echo request), code 0, checksum (the kernel fills it in), identifier, sequence
-            sock.sendto(struct.pack('!BBHHH', 128, 0, 0, 0x776c, len(self.probed) & 0xFFFF) + b'wglan probe',
+            sock.sendto(struct.pack('!BBHHH', 128, 0, 0, 0x776c, self.probes & 0xFFFF) + b'wglan probe',
                         (str(address), 0))
         except OSError:
             pass
@@ -678,7 +678,8 @@ class Watcher:
         if not force and wanted == self.relay_table:
             return
         try:
-            if nft_rules.ensure_relay_table(ifname, nets or [], nets is not None, self.options['table'] + '_relay'):
+            table = nft_rules.relay_table_name(self.options['table'])
+            if nft_rules.ensure_relay_table(ifname, nets or [], nets is not None, table):
                 log('relay table %s' % ('removed' if nets is None else 'set for %d prefixes' % len(nets)))
             self.relay_table = wanted
             self.relay_table_error = None
@@ -753,7 +754,7 @@ class Watcher:
                 return text
             return next((name for net, name in owners if address in net), text)
         try:
-            counted = nft_rules.relay_load(self.options['table'] + '_relay')
+            counted = nft_rules.relay_load(nft_rules.relay_table_name(self.options['table']))
         except WglanError:
             counted = {}
         load = {}

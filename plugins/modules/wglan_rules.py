@@ -151,7 +151,8 @@ def ensure(module):
         nft_changed, before, after = nft_rules.ensure_table(config, False, module.check_mode)
         # the relay table the watcher made on a relay (nft_rules.ensure_relay_table) goes too
         if not module.check_mode:
-            nft_changed = nft_rules.ensure_relay_table(p['interface'], [], False, config.table + '_relay') or nft_changed
+            nft_changed = nft_rules.ensure_relay_table(p['interface'], [], False,
+                                                       nft_rules.relay_table_name(config.table)) or nft_changed
     return nft_changed, before, after, routing
 
 
