@@ -298,16 +298,19 @@ def ensure_table(config, present=True, check_mode=False):
 
 # -- the relay path: IPv6 forwarded at the WireGuard link's ingress -------------------------------
 #
-# A relay forwards what a peer sends it for another peer. For IPv6 that needs no forwarding
-# sysctl (Linux has only a host-wide one, which also changes how every interface treats router
-# advertisements): a netdev table hooks the WireGuard link's ingress and sends packets for the
-# addresses of the peers this node reaches directly back out of the same link, the hop limit
-# decremented (through a map: nftables has no arithmetic). A packet whose hop limit is used up
-# goes on to the host's stack, which does not forward it. Nothing else is touched: packets for
-# this node, and for anything else, take their usual way. (IPv4 stays with the forwarding switch
-# of the WireGuard interface alone: nftables 1.0.6 of Debian 12 cannot set the TTL in a netdev
-# chain.) The table's comment names the link it was made for, by name and index: a
-# netdev chain is bound to the device it was made on, and a recreated link needs a new one.
+# A relay forwards what a peer sends it for another peer, with no forwarding sysctl (Linux's IPv6
+# switch is host-wide and also changes how every interface treats router advertisements; the IPv4
+# one of the link would forward to anywhere): a netdev table hooks the WireGuard link's ingress and
+# sends packets for the addresses of the peers this node reaches directly back out of the same
+# link. The hop limit / TTL goes down by one on the way, through maps (nftables has no
+# arithmetic). IPv4's header checksum is fixed up by hand, as RFC 1624 says (a TTL one lower is a
+# checksum 0x0100 higher, with the end-around carry): nftables 1.0.6 of Debian 12 refuses
+# 'ip ttl set <map>', so the TTL and checksum bytes are written as raw payload, which nftables
+# leaves the checksum of alone. A packet whose hop limit is used up goes on to the host's stack,
+# which does not forward it (no ICMP time exceeded is sent: a netdev hook cannot make one).
+# Nothing else is touched: packets for this node, and for anything else, take their usual way. The
+# table's comment names the link it was made for, by name and index: a netdev chain is bound to
+# the device it was made on, and a recreated link needs a new one.
 
 def relay_table_name(table=DEFAULT_TABLE):
     """The netdev relay table that goes with wglan's inet table of that name."""
@@ -316,44 +319,66 @@ def relay_table_name(table=DEFAULT_TABLE):
 
 RELAY_TABLE = relay_table_name()
 RELAY_PAIRS = 4096
+RELAY_FAMILIES = ((6, 'ipv6_addr'), (4, 'ipv4_addr'))
 
 
 def relay_fingerprint(ifname, ifindex):
-    return 'wglan.mesh relay %s %d' % (ifname, ifindex)
+    # (the families are named: a table of an older version, which relayed IPv6 only, is made anew)
+    return 'wglan.mesh relay %s %d ipv6 ipv4' % (ifname, ifindex)
 
 
 def _relay_elements(nets):
     return ', '.join(str(n) for n in nets)
 
 
-def relay_ruleset(ifname, ifindex, nets6, table=RELAY_TABLE):
-    """nft text that makes the relay table anew in one transaction. load6 counts what is forwarded per
-    (source, destination) pair (bounded: past RELAY_PAIRS pairs new ones are forwarded, not counted)."""
-    nets = _relay_nets(nets6)
-    elements = (' elements = { %s };' % _relay_elements(nets)) if nets else ''
-    hops = ', '.join('%d : %d' % (i, i - 1) for i in range(2, 256))
-    return '\n'.join([
+def relay_ruleset(ifname, ifindex, nets, table=RELAY_TABLE):
+    """nft text that makes the relay table anew in one transaction. load6 and load4 count what is
+    forwarded per (source, destination) pair (bounded: past RELAY_PAIRS pairs new ones are
+    forwarded, not counted: a full set makes the update rule fail, and the next rule forwards)."""
+    by_family = _relay_nets(nets)
+    down = ', '.join('%d : %d' % (i, i - 1) for i in range(2, 256))
+    up = ', '.join('%d : %d' % (i, i + 1) for i in range(0, 255))
+    fwd = 'fwd to "%s"' % ifname
+    lines = [
         'table netdev %s {}' % table,
         'delete table netdev %s' % table,
         'table netdev %s {' % table,
         '  comment "%s"' % relay_fingerprint(ifname, ifindex),
-        '  map hoplimit { typeof ip6 hoplimit : ip6 hoplimit; elements = { %s }; }' % hops,
-        '  set peers6 { type ipv6_addr; flags interval;%s }' % elements,
-        '  set load6 { type ipv6_addr . ipv6_addr; flags dynamic; counter; size %d; }' % RELAY_PAIRS,
+        '  map hoplimit { typeof ip6 hoplimit : ip6 hoplimit; elements = { %s }; }' % down,
+        # IPv4: byte 8 of the header is the TTL, bytes 10-11 the header checksum
+        '  map ttl { typeof @nh,64,8 : @nh,64,8; elements = { %s }; }' % down,
+        '  map plus1 { typeof @nh,80,8 : @nh,80,8; elements = { %s }; }' % up]
+    for version, kind in RELAY_FAMILIES:
+        elements = (' elements = { %s };' % _relay_elements(by_family[version])) if by_family[version] else ''
+        lines += ['  set peers%d { type %s; flags interval;%s }' % (version, kind, elements),
+                  '  set load%d { type %s . %s; flags dynamic; counter; size %d; }' % (version, kind, kind, RELAY_PAIRS)]
+    lines += [
         '  chain ingress {',
         '    type filter hook ingress device "%s" priority 0; policy accept;' % ifname,
-        '    ip6 daddr @peers6 ip6 hoplimit > 1 update @load6 { ip6 saddr . ip6 daddr } '
-        'ip6 hoplimit set ip6 hoplimit map @hoplimit fwd to "%s"' % ifname,
-        '    ip6 daddr @peers6 ip6 hoplimit > 1 ip6 hoplimit set ip6 hoplimit map @hoplimit fwd to "%s"' % ifname,
+        '    ip6 daddr @peers6 ip6 hoplimit > 1 jump relay6',
+        '    ip daddr @peers4 ip ttl > 1 jump relay4',
         '  }',
-        '}', ''])
+        '  chain relay6 {',
+        '    update @load6 { ip6 saddr . ip6 daddr }',
+        '    ip6 hoplimit set ip6 hoplimit map @hoplimit %s' % fwd,
+        '  }',
+        '  chain relay4 {',
+        '    update @load4 { ip saddr . ip daddr }',
+        # checksum's high byte below 0xff: it goes up by one
+        '    @nh,80,8 != 255 @nh,64,8 set @nh,64,8 map @ttl @nh,80,8 set @nh,80,8 map @plus1 %s' % fwd,
+        # high byte 0xff: it wraps to 0 and the carry goes round into the low byte (a checksum of
+        # 0xffff, which no sender computes, finds no low byte in plus1 and is not forwarded)
+        '    @nh,64,8 set @nh,64,8 map @ttl @nh,80,8 set 0 @nh,88,8 set @nh,88,8 map @plus1 %s' % fwd,
+        '  }',
+        '}', '']
+    return '\n'.join(lines)
 
 
-def _relay_nets(nets6):
-    nets = list(ipaddress.collapse_addresses(ipaddress.ip_network(str(n)) for n in nets6))
-    if any(n.version != 6 for n in nets):
-        raise WglanError('the relay table forwards IPv6 only')
-    return nets
+def _relay_nets(nets):
+    """{6: [networks], 4: [networks]}, each family collapsed."""
+    parsed = [ipaddress.ip_network(str(n)) for n in nets]
+    return dict((version, list(ipaddress.collapse_addresses(n for n in parsed if n.version == version)))
+                for version in (6, 4))
 
 
 def _table_comment(family, table):
@@ -371,10 +396,11 @@ def _table_comment(family, table):
     return ''
 
 
-def ensure_relay_table(ifname, nets6, present=True, table=RELAY_TABLE):
-    """Make the relay table forward IPv6 for nets6 on ifname (or be gone). Returns whether the table
-    was made (or removed). A table made for this very link keeps its counters: only its set of
-    destinations is replaced (in one transaction)."""
+def ensure_relay_table(ifname, nets, present=True, table=RELAY_TABLE):
+    """Make the relay table forward, on ifname, what arrives for nets (the IPv6 and IPv4 allowed IPs
+    of the peers this node reaches directly), or be gone. Returns whether the table was made (or
+    removed). A table made for this very link keeps its counters: only its sets of destinations are
+    replaced (in one transaction)."""
     comment = _table_comment('netdev', table)
     if not present:
         if comment is None:
@@ -387,11 +413,14 @@ def ensure_relay_table(ifname, nets6, present=True, table=RELAY_TABLE):
         ifindex = socket.if_nametoindex(ifname)  # (not /sys: a container's may show another namespace)
     except OSError:
         raise WglanError('no interface %s to relay on' % ifname)
-    nets = _relay_nets(nets6)
+    by_family = _relay_nets(nets)
     if comment == relay_fingerprint(ifname, ifindex):
-        payload = 'flush set netdev %s peers6\n' % table
-        if nets:
-            payload += 'add element netdev %s peers6 { %s }\n' % (table, _relay_elements(nets))
+        payload = ''
+        for version, _kind in RELAY_FAMILIES:
+            payload += 'flush set netdev %s peers%d\n' % (table, version)
+            if by_family[version]:
+                payload += 'add element netdev %s peers%d { %s }\n' % (table, version,
+                                                                       _relay_elements(by_family[version]))
         made = False
     else:
         payload, made = relay_ruleset(ifname, ifindex, nets, table), True
@@ -402,22 +431,25 @@ def ensure_relay_table(ifname, nets6, present=True, table=RELAY_TABLE):
 
 
 def relay_load(table=RELAY_TABLE):
-    """{(source address, destination address): (packets, bytes)} the relay forwarded; {} without a table."""
-    proc = _run_nft(['-j', 'list', 'set', 'netdev', table, 'load6'])
-    if proc.returncode != 0:
-        return {}
-    try:
-        objects = json.loads(proc.stdout)['nftables']
-    except (ValueError, KeyError):
-        return {}
+    """{(source address, destination address): (packets, bytes)} the relay forwarded, both families;
+    {} without a table."""
     out = {}
-    for obj in objects:
-        for entry in (obj.get('set') or {}).get('elem') or []:
-            elem = entry.get('elem') if isinstance(entry, dict) else None
-            if not isinstance(elem, dict):
-                continue
-            pair = (elem.get('val') or {}).get('concat') if isinstance(elem.get('val'), dict) else None
-            counter = elem.get('counter') or {}
-            if isinstance(pair, list) and len(pair) == 2:
-                out[(str(pair[0]), str(pair[1]))] = (int(counter.get('packets', 0)), int(counter.get('bytes', 0)))
+    for version, _kind in RELAY_FAMILIES:
+        proc = _run_nft(['-j', 'list', 'set', 'netdev', table, 'load%d' % version])
+        if proc.returncode != 0:
+            continue
+        try:
+            objects = json.loads(proc.stdout)['nftables']
+        except (ValueError, KeyError, TypeError):
+            continue
+        for obj in objects:
+            for entry in (obj.get('set') or {}).get('elem') or []:
+                elem = entry.get('elem') if isinstance(entry, dict) else None
+                if not isinstance(elem, dict):
+                    continue
+                pair = (elem.get('val') or {}).get('concat') if isinstance(elem.get('val'), dict) else None
+                counter = elem.get('counter') or {}
+                if isinstance(pair, list) and len(pair) == 2:
+                    out[(str(pair[0]), str(pair[1]))] = (int(counter.get('packets', 0)),
+                                                         int(counter.get('bytes', 0)))
     return out

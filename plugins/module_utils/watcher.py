@@ -21,9 +21,8 @@ loops:
     reaches both, the one both ends agree on (relay.py); sweeping goes on, and
     the path is direct again as soon as a handshake completes. With `relay`
     on, this node offers to relay: it forwards what arrives on the interface
-    for a peer it reaches directly back into it, IPv4 through the interface's
-    own forwarding switch, IPv6 through a netdev table at the interface's
-    ingress (no sysctl);
+    for a peer it reaches directly back into it, IPv6 and IPv4, through a
+    netdev table at the interface's ingress (no forwarding sysctl);
   - this node's record is published with the endpoints its up peers are seen
     at (so NATed nodes find each other) when it changes, and again before its
     TTL runs out;
@@ -73,7 +72,7 @@ OPTIONS = dict(
     metrics_port=0,         # serve Prometheus metrics on metrics_address:metrics_port (0: off)
     metrics_address='127.0.0.1',
     relay=False,            # offer to relay (forward what arrives on the interface back into it)
-    relay_ipv6=False,       # no longer used: a relay forwards IPv6 without sysctls (see _ensure_forwarding)
+    relay_ipv6=False,       # no longer used: a relay forwards without sysctls (see _ensure_forwarding)
     refresh_node_ips=True,  # publish the host's addresses as they are now (a machine that moves keeps its peers)
     endpoint_exclude=[],    # prefixes of addresses not to publish (the role's wglan_endpoint_exclude)
     address_check=2.0,      # seconds between looks at the host's addresses
@@ -211,8 +210,8 @@ class Watcher:
         self.port = None            # the listen port chosen (mesh.shared_nat_port with listen_port_auto)
         self.forwarding_warned = False
         self.relay_ipv6_noted = False
-        self.relay_table = None     # (interface, IPv6 prefixes) the relay table was last made for
-        self.relay_nets = None      # the IPv6 allowed IPs of the peers reached directly (relay table)
+        self.relay_table = None     # (interface, prefixes) the relay table was last made for
+        self.relay_nets = None      # the allowed IPs of the peers reached directly (relay table)
         self.relay_table_error = None
         self.relay_load = None      # (monotonic time, rows) of the relay's counters, last read
         self.status = None          # the last status written (also served as metrics)
@@ -508,7 +507,7 @@ class Watcher:
         desired = relay.apply_relays(desired, self.relays)
         if self.options['relay']:
             self.relay_nets = sorted(set(str(n) for p in peers if p.public_key not in self.relays
-                                         for n in p.allowed_ips if n.version == 6))
+                                         for n in p.allowed_ips))
         try:
             outcome = wg_device.apply_device(config, desired, purge=purge, current=found)
             wg_device.kick(config, [p for p in desired if p.public_key in moved or p.public_key in self.heard_again])
@@ -647,32 +646,31 @@ class Watcher:
             log('cannot save the relays: %s' % exc)
 
     def _ensure_forwarding(self, ifname):
-        """With relay on, forward what arrives on the interface for another peer back into it: IPv4
-        through the interface's own forwarding switch (no redirects), IPv6 through the relay table
-        (nft_rules.ensure_relay_table), which needs no sysctl at all."""
+        """With relay on, forward what arrives on the interface for another peer back into it: the
+        relay table (nft_rules.ensure_relay_table), IPv6 and IPv4 alike, needs no forwarding sysctl.
+        The interface's IPv4 forwarding switch, which versions before 0.5 turned on, goes back off
+        where the host itself does not forward (so it was them)."""
         if not self.options['relay']:
             self._ensure_relay_table(ifname, None, force=True)
             return
         if self.options['relay_ipv6'] and not self.relay_ipv6_noted:
-            log('relay_ipv6 is no longer needed and does nothing: a relay forwards IPv6 without the '
-                'host\'s IPv6 forwarding switch')
+            log('relay_ipv6 is no longer needed and does nothing: a relay forwards without the '
+                'host\'s forwarding switches')
             self.relay_ipv6_noted = True
-        for name, value in (('ipv4/conf/%s/forwarding' % ifname, '1'), ('ipv4/conf/%s/send_redirects' % ifname, '0')):
-            if self._sysctl(name) == value:
-                continue
-            path = '/proc/sys/net/' + name
+        own = 'ipv4/conf/%s/forwarding' % ifname
+        if self._sysctl(own) == '1' and self._sysctl('ipv4/conf/all/forwarding') == '0':
             try:
-                with open(path, 'w') as handle:
-                    handle.write(value)
-                log('%s set to %s' % (path, value))
+                with open('/proc/sys/net/' + own, 'w') as handle:
+                    handle.write('0')
+                log('/proc/sys/net/%s set back to 0: the relay table forwards IPv4 without it' % own)
             except OSError as exc:
                 if not self.forwarding_warned:
-                    log('cannot relay IPv4: %s: %s' % (path, exc.strerror or exc))
+                    log('cannot turn /proc/sys/net/%s back off: %s' % (own, exc.strerror or exc))
                     self.forwarding_warned = True
         self._ensure_relay_table(ifname, self.relay_nets, force=True)
 
     def _ensure_relay_table(self, ifname, nets, force=False):
-        """The relay table for the IPv6 allowed IPs of the peers this node reaches directly (nets; None:
+        """The relay table for the allowed IPs of the peers this node reaches directly (nets; None:
         no relay table). Only when they changed, unless force (a reconcile looks whether it is still there)."""
         wanted = None if nets is None else (ifname, tuple(nets))
         if not force and wanted == self.relay_table:
@@ -685,7 +683,7 @@ class Watcher:
             self.relay_table_error = None
         except WglanError as exc:
             if str(exc) != self.relay_table_error:  # once, not every second
-                log('cannot relay IPv6: %s' % exc)
+                log('cannot relay: %s' % exc)
                 self.relay_table_error = str(exc)
             self.relay_table = None
 
@@ -736,7 +734,7 @@ class Watcher:
             log('host firewall: put back %s' % ', '.join(added))
 
     def _relay_load(self, peers):
-        """What this node forwarded as a relay, per pair of peers (IPv6, the relay table's counters):
+        """What this node forwarded as a relay, per pair of peers (the relay table's counters):
         [{from, to, packets, bytes}]. Read at most every RELAY_LOAD_EVERY s."""
         if not self.options['relay']:
             return []
@@ -745,7 +743,7 @@ class Watcher:
             return self.relay_load[1]
         owners = []
         for peer in peers:
-            owners.extend((net, peer.name or peer.public_key[:8]) for net in peer.allowed_ips if net.version == 6)
+            owners.extend((net, peer.name or peer.public_key[:8]) for net in peer.allowed_ips)
 
         def owner(text):
             try:
@@ -885,9 +883,9 @@ def format_metrics(status):
            [(labels, p.get('tx_bytes', 0)) for p, labels in ident])
     relayed = status.get('relayed', []) if status else []
     metric('wglan_relay_forwarded_bytes_total', 'counter',
-           'Bytes this node forwarded as a relay (IPv6), by the peers they came from and went to.',
+           'Bytes this node forwarded as a relay, by the peers they came from and went to.',
            [((('from', r['source']), ('to', r['destination'])), r['bytes']) for r in relayed])
-    metric('wglan_relay_forwarded_packets_total', 'counter', 'Packets this node forwarded as a relay (IPv6).',
+    metric('wglan_relay_forwarded_packets_total', 'counter', 'Packets this node forwarded as a relay.',
            [((('from', r['source']), ('to', r['destination'])), r['packets']) for r in relayed])
     metric('wglan_peers', 'gauge', 'Peers configured.', [((), len(peers))])
     metric('wglan_reconciles_total', 'counter', 'Reconciles since the watcher started.',
@@ -936,7 +934,7 @@ def format_status(status):
     relayed = status.get('relayed') or []
     if relayed:
         lines.append('')
-        lines.append('relayed for others (IPv6):')
+        lines.append('relayed for others:')
         lines.extend('  %s -> %s: %d packets, %d bytes' % (r['source'], r['destination'], r['packets'], r['bytes'])
                      for r in relayed)
     return '\n'.join(['interface %s, status of %s' % (status.get('interface'), time.strftime(

@@ -115,14 +115,17 @@ def test_no_direct_path_goes_through_the_relay(world):
     assert allowed(x, state['y']['public_key']) == []          # the peer stays, without addresses
     assert y_ip in allowed(x, state['r']['public_key'])         # its addresses go to the relay
     assert '198.51.100.12/32' in allowed(y, state['r']['public_key'])
-    assert r.sh('cat /proc/sys/net/ipv4/conf/%s/forwarding' % r.ifname).stdout.strip() == '1'
-    assert wait_for(lambda: ping(x, '198.51.100.13'), timeout=10, interval=0.5), (log_of(r)[-2000:],
-                                                                                  r.sh('wg show').stdout)
-    # The mesh's own addresses are IPv6: r relays them with the host's IPv6 forwarding off (its
-    # netdev table sends them back out of the link, the hop limit one less), both ways.
-    assert r.sh('cat /proc/sys/net/ipv6/conf/all/forwarding').stdout.strip() == '0'
+    # r relays with every forwarding switch off: its netdev table sends what arrives for the other
+    # peer back out of the link, the hop limit / TTL one less, IPv4 and IPv6, both ways.
+    for switch in ('ipv4/conf/%s/forwarding' % r.ifname, 'ipv4/conf/all/forwarding', 'ipv6/conf/all/forwarding'):
+        assert r.sh('cat /proc/sys/net/%s' % switch).stdout.strip() == '0', switch
+    table = 'wglan%s_relay' % world['tag']
+    assert wait_for(lambda: ping(x, '198.51.100.13'), timeout=10, interval=0.5), (
+        log_of(r)[-2000:], r.sh('wg show').stdout, r.sh('nft list table netdev %s' % table, check=False).stdout)
+    assert 'ttl=63' in x.sh('ping -c 1 -W 1 198.51.100.13').stdout  # one hop: TTL and checksum rewritten
+    assert ping(y, '198.51.100.12')
     assert wait_for(lambda: ping(x, state['y']['address']), timeout=10, interval=0.5), (
-        log_of(r)[-2000:], r.sh('nft list table netdev wglan%s_relay' % world['tag'], check=False).stdout)
+        log_of(r)[-2000:], r.sh('nft list table netdev %s' % table, check=False).stdout)
     assert ping(y, state['x']['address'])
     # r counts what it relayed, per pair, in its status (and `wglan status`, and the metrics)
 
@@ -133,6 +136,10 @@ def test_no_direct_path_goes_through_the_relay(world):
                     timeout=15, interval=1), relayed_by_r()
     hops = x.sh('ping -c 1 -W 1 %s' % state['y']['address']).stdout
     assert 'ttl=63' in hops or 'hlim=63' in hops, hops  # one hop: r took one off the hop limit
+    # both families are counted, per pair of addresses
+    for family in ('load6', 'load4'):
+        listed = r.sh('nft list set netdev %s %s' % (table, family)).stdout
+        assert 'counter packets' in listed, listed
     # agreement: x and y (one of them the pair's leader) name r in their records
     relays = dict((n, json.load(open(os.path.join(nodes[n].workdir, 'paths.json')))) for n in ('x', 'y'))
     assert relays['x']['relays'] == {state['y']['public_key']: state['r']['public_key']}, relays

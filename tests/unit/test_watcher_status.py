@@ -14,7 +14,7 @@ def test_the_status_table_lists_what_the_node_relayed_after_the_peers():
     lines = text.splitlines()
     assert lines[1].split() == ['PEER', 'ADDRESS', 'ENDPOINT', 'STATE', 'HANDSHAKE', 'PATH']
     assert lines[3].split()[-2:] == ['via', 'a1'] and lines[4] == ''
-    assert lines[5:] == ['relayed for others (IPv6):', '  a1 -> b1: 3 packets, 420 bytes']
+    assert lines[5:] == ['relayed for others:', '  a1 -> b1: 3 packets, 420 bytes']
     assert '' not in watcher.format_status(dict(STATUS, relayed=[])).splitlines()
 
 
