@@ -17,7 +17,14 @@ watcher. Measured, in one run:
   every pair pings again, without Ansible;
 - b1 reboots: time from its boot until every pair pings again, without Ansible.
 
-Usage (root): python3 benchmarks/convergence.py
+Then the NAT shapes (tests/integration/shapes.py: namespaces, wireguard-go, the watcher
+with the role's default timers, Linux NAT routers): for each shape the path found, the
+time from the watchers' start until its pairs ping (mesh IPv6, and node IPv4 where both
+ends have it), and the WireGuard traffic per peer at rest; and a site that turns
+symmetric under traffic: time until its pairs ping again (relayed), and until they are
+direct again once the NAT is friendly.
+
+Usage (root): python3 benchmarks/convergence.py [--shapes-only | --lab-only]
 """
 import os
 import subprocess
@@ -25,9 +32,13 @@ import sys
 import time
 import uuid
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests', 'lab'))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(HERE, 'tests', 'lab'))
+sys.path.insert(0, os.path.join(HERE, 'tests', 'integration'))
 
 from lab import ROOT, Lab, all_pairs, full_mesh, new_name, peer_latency, plan, status_rows  # noqa: E402
+
+import shapes  # noqa: E402
 
 TOKEN = 'bench-token-%s' % uuid.uuid4().hex
 # KubeSpan (Talos docs, see REFERENCE.md): reconcile every 30 s, 15 s per endpoint, a peer is down 275 s
@@ -88,7 +99,88 @@ def cross_site(status, host, others, kind):
             if peer in others and path.startswith('via ') == (kind == 'relay')]
 
 
+def shape_rows(rest_seconds=120):
+    """The NAT shapes' table rows (see the module's doc)."""
+    import tempfile
+    rows = []
+    with shapes.world(tempfile.mkdtemp(prefix='wglan-bench-shapes-')) as w:
+        first = shapes.converge(w, 300)
+        time.sleep(30)  # settle: relays agreed on, sweeps over
+        # at rest: nothing but the watchers; every node's WireGuard traffic, per peer
+        before = dict((n, w.transfer(n)) for n in shapes.NODES)
+        probes_before = dict((n, probes_of(w, n)) for n in shapes.NODES)
+        time.sleep(rest_seconds)
+        after = dict((n, w.transfer(n)) for n in shapes.NODES)
+        probes = sum(probes_of(w, n) - probes_before[n] for n in shapes.NODES)
+        for title, _mesh, names, expected in shapes.SHAPES:
+            pairs = [p for pair in expected for p in (pair, pair[::-1])]
+            times = [first.get(p) for p in pairs]
+            paths = ', '.join('%s-%s %s' % (a, b, w.path(a, b) or '?') for a, b in expected)
+            focus = names[0]
+            per_peer = [after[focus][k] - before[focus].get(k, 0) for k in after[focus]]
+            rest = (sum(per_peer) / float(len(per_peer)) / (rest_seconds / 60.0)) if per_peer else 0
+            rows.append((title, paths, '%.0f s' % max(times) if None not in times else 'not within 300 s',
+                         '%.0f bytes/min per peer (%s)' % (rest, focus)))
+        # a site that turns symmetric under traffic, and friendly again
+        traffic = [w.background('sb', 'ping -i 0.5 -W 1 %s' % w.state['tb']['address']),
+                   w.background('tb', 'ping -i 0.5 -W 1 %s' % w.state['sb']['address'])]
+        try:
+            w.set_nat('rsb', 'symmetric')
+            broke = time.monotonic()
+            took = wait_until(lambda: w.unreached([('sb', 'tb'), ('tb', 'sb')]) == []
+                              and w.path('sb', 'tb') == 'via pb' and w.path('tb', 'sb') == 'via pb', 180)
+            took = '%.0f s' % (took - broke) if took else 'not within 180 s'
+            w.set_nat('rsb', 'port-restricted')
+            friendly = time.monotonic()
+            back = wait_until(lambda: w.path('sb', 'tb') == 'direct' and w.path('tb', 'sb') == 'direct'
+                              and w.unreached([('sb', 'tb'), ('tb', 'sb')]) == [], 180)
+            back = '%.0f s' % (back - friendly) if back else 'not within 180 s'
+        finally:
+            for proc in traffic:
+                proc.kill()
+                proc.wait(10)
+    return rows, probes, took, back
+
+
+def probes_of(w, name):
+    import json
+    try:
+        with open(os.path.join(w.nodes[name].workdir, 'status.json')) as handle:
+            return int(json.load(handle).get('probes') or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def wait_until(predicate, timeout):
+    """The monotonic time predicate first held (polled every 0.5 s), or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(0.5)
+    return None
+
+
+def print_shapes():
+    rows, probes, took, back = shape_rows()
+    print('| NAT shape | path found | time to its pairs pinging | WireGuard traffic at rest | KubeSpan (documented) |')
+    print('|---|---|---|---|---|')
+    kubespan = {0: 'no relay: the symmetric pair stays down', 3: 'no relay: IPv6-only to IPv4-only stays down'}
+    for index, row in enumerate(rows):
+        print('| %s | %s | %s | %s | %s |' % (row + (kubespan.get(index, 'endpoints %s each, keepalive %s'
+                                                                 % (KUBESPAN['endpoint'], KUBESPAN['keepalive'])),)))
+    print('')
+    print('| on the live mesh, under traffic (sb and tb ping each other) | wglan.mesh | KubeSpan (documented) |')
+    print('|---|---|---|')
+    print('| site S turns symmetric -> sb-tb pings again (relayed) | %s | no relay: down |' % took)
+    print('| site S friendly again -> sb-tb direct again | %s | - |' % back)
+    print('| probes sent by all 8 watchers in 120 s at rest | %d | - |' % probes)
+
+
 def main():
+    if '--shapes-only' in sys.argv[1:]:
+        print_shapes()
+        return 0
     lab = Lab(new_name())
     rows = []
     try:
@@ -147,6 +239,9 @@ def main():
     print('|---|---|---|')
     for row in rows:
         print('| %s | %s | %s |' % row)
+    if '--lab-only' not in sys.argv[1:]:
+        print('')
+        print_shapes()
     return 0
 
 

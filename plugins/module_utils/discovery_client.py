@@ -45,6 +45,18 @@ class DiscoveryClient:
         self.timeout = timeout
         self.context = ssl.create_default_context(cafile=ca_file) if parts.scheme == 'https' else None
         self.mark = mark
+        self.open = None  # the connection of the call under way (abort closes it)
+
+    def abort(self):
+        """End the call under way (from another thread): a long poll on a connection a NAT forgot
+        would otherwise wait for its timeout. The call raises WglanError."""
+        connection = self.open
+        sock = getattr(connection, 'sock', None) if connection is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _connection(self, timeout):
         if self.scheme == 'https':
@@ -61,7 +73,7 @@ class DiscoveryClient:
             headers['Authorization'] = 'Bearer ' + self.write_key
         data = json.dumps(body).encode('utf-8') if body is not None else None
         what = path.rsplit('/', 1)[-1].split('?')[0]
-        connection = self._connection(timeout or self.timeout)
+        connection = self.open = self._connection(timeout or self.timeout)
         try:
             connection.request(method, self.base + path, body=data, headers=headers)
             response = connection.getresponse()
@@ -69,6 +81,7 @@ class DiscoveryClient:
         except (OSError, http.client.HTTPException, socket.timeout) as exc:
             raise WglanError('discovery service at %s is unreachable: %s' % (self.url, exc))
         finally:
+            self.open = None
             connection.close()
         try:
             answer = json.loads(payload.decode('utf-8'))

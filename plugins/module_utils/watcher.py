@@ -91,12 +91,30 @@ RELAY_LOAD_EVERY = 10.0
 # handshake when the session must be renewed first).
 PROBE_WAIT = 2.0
 
+# Seconds of silence from a peer this node keeps sending data to before it is probed. WireGuard
+# answers data within 10 s even when the traffic is one way (its passive keepalive), so a path
+# that breaks under traffic is noticed in about 7 s; at rest only keepalives and handshakes are
+# sent (UNANSWERED_ALLOWANCE), and nothing is probed before a keepalive interval has passed.
+UNANSWERED = 5.0
+KEEPALIVE_BYTES = 32      # a WireGuard keepalive: the data header and the empty payload's tag
+HANDSHAKE_BYTES = 148     # a handshake initiation
+
 # The order of a moved peer's endpoint candidates, by the reason they are one (mesh.endpoint_candidates).
 AFTER_A_MOVE = {'same-link': 0, 'announced': 1, 'discovery': 2, 'own-address': 3, 'observed': 4}
 
 
+def unanswered(sent, silence, keepalive):
+    """Whether this node sent a peer data that went unanswered: more than keepalives and a handshake
+    in silence seconds, for more than UNANSWERED seconds."""
+    if silence <= UNANSWERED:
+        return False
+    return sent > KEEPALIVE_BYTES * (2 + int(silence // max(keepalive, 1))) + HANDSHAKE_BYTES
+
+
 def log(message):
-    sys.stdout.write('wglan-watcher: %s\n' % message)
+    # (the journal stamps each line; WGLAN_LOG_TIME=1 stamps them here, for logs that go to a file)
+    stamp = time.strftime('%H:%M:%S ') if os.environ.get('WGLAN_LOG_TIME') == '1' else ''
+    sys.stdout.write('%swglan-watcher: %s\n' % (stamp, message))
     sys.stdout.flush()
 
 
@@ -144,6 +162,17 @@ def load_settings(path):
     return params
 
 
+def pick(options, index, favourite=None):
+    """The endpoint for sweep slot index: options in turn; with a favourite, it takes slots 0 and 1 of
+    every 3 and the other options take slot 2 in turn."""
+    if favourite is None:
+        return options[index % len(options)][0]
+    others = [endpoint for endpoint, _reason in options if endpoint != favourite]
+    if not others or index % 3 != 2:
+        return favourite
+    return others[(index // 3) % len(others)]
+
+
 class Sweeper:
     """Which endpoint candidate each peer that is not up is on, since when, and how many it has tried."""
 
@@ -151,12 +180,17 @@ class Sweeper:
         self.interval = interval
         self.position = {}  # public key -> [index, since, tried]
 
-    def endpoints(self, candidates, up, now):
+    def endpoints(self, candidates, up, now, favourites=None):
         """({public key: endpoint} for peers that are not up, keys that moved to a new candidate this tick).
 
         A peer seen for the first time, or moved on after `interval` seconds
         without a handshake, counts as moved: the caller kicks a handshake.
+        favourites: {public key: endpoint} most likely to work again (for a relayed peer,
+        where the relay sees it now): it gets two slots of every three, the other
+        candidates the third in turn, so a path that opens again is found within a
+        slot or two while the rest are still tried.
         """
+        favourites = favourites or {}
         chosen = {}
         moved = set()
         for key, options in candidates.items():
@@ -168,10 +202,10 @@ class Sweeper:
                 moved.add(key)
             index, since, tried = self.position[key]
             if now - since >= self.interval:
-                index, since, tried = (index + 1) % len(options), now, tried + 1
+                index, since, tried = index + 1, now, tried + 1
                 moved.add(key)
-            self.position[key] = [index % len(options), since, tried]
-            chosen[key] = options[index % len(options)][0]
+            self.position[key] = [index, since, tried]
+            chosen[key] = pick(options, index, favourites.get(key))
         for key in list(self.position):
             if key not in candidates:
                 del self.position[key]
@@ -193,6 +227,11 @@ class Watcher:
         self.options = load_options(config_path)
         self.events = queue.Queue()
         self.stop = threading.Event()
+        self.discovery_watch = None     # the discovery watch's client (renew_watches ends its long poll)
+        self.watch_renewed = threading.Event()
+        self.answering = set()          # relayed peers that answer directly again (handshake on their entry)
+        self.was_stale = set()
+        self.last_direct = {}           # public key -> the endpoint it was last up at directly
         self.sweeper = Sweeper(self.options['sweep_interval'])
         self.params = None
         self.last = None            # (config, peers, candidates) of the last good reconcile
@@ -250,11 +289,15 @@ class Watcher:
         from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
         client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
                                  params['discovery_ca'], mark=params.get('fwmark'))
+        self.discovery_watch = client
         since = 0
         while not self.stop.is_set() and self._current_watch('discovery'):
             try:
                 answer = client.watch(since, lambda text: None, timeout=20)
             except WglanError as exc:
+                if self.watch_renewed.is_set():  # ended on purpose (renew_watches): again at once
+                    self.watch_renewed.clear()
+                    continue
                 log('discovery watch: %s; retrying in 5 s' % exc)
                 self.stop.wait(5)
                 continue
@@ -262,6 +305,16 @@ class Watcher:
             if since and version != since and self._current_watch('discovery'):
                 self.trigger('discovery service changed')
             since = version
+
+    def renew_watches(self, why):
+        """Start the discovery watch's long poll anew: a path change can be a NAT that forgot this
+        node's mappings, its TCP connection to the service among them, which would then be blind
+        until the poll's timeout (up to 30 s)."""
+        client = self.discovery_watch
+        if client is not None and client.open is not None:
+            log('discovery watch renewed (%s)' % why)
+            self.watch_renewed.set()
+            client.abort()
 
     def _watch_kubernetes(self, params):
         from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api
@@ -500,7 +553,7 @@ class Watcher:
             if self.observed is not None:
                 self.trigger('observations changed')
             self.observed = seen
-        swept, moved = self.sweeper.endpoints(candidates, up, time.monotonic())
+        swept, moved = self.sweeper.endpoints(candidates, up, time.monotonic(), self._favourites(seen))
         self._choose_relays(peers, candidates, up)
         desired = [p.replace(endpoint=swept[p.public_key], endpoint_fallback=False) if p.public_key in swept else p
                    for p in peers]
@@ -530,10 +583,11 @@ class Watcher:
         records (they keep a persistent keepalive, and so does the other end), something received
         lately. At rest a peer's keepalive arrives every keepalive interval; after that and 2 s more
         of silence the peer gets one probe (an ICMPv6 echo to its mesh address, through the tunnel:
-        data, which it answers at once), and with nothing back within PROBE_WAIT s it is stale. A path
-        that broke (NAT changed, the peer moved) shows as stale about 30 s after its last packet
-        instead of 275 s, with no traffic added at rest; 2 keepalives + 15 s of silence stay the
-        backstop (a peer that cannot be probed)."""
+        data, which it answers at once), and with nothing back within PROBE_WAIT s it is stale. A peer
+        this node keeps sending data to is probed sooner, after UNANSWERED s of silence (unanswered).
+        A path that broke (NAT changed, the peer moved) shows as stale about 7 s after it broke under
+        traffic, about 30 s after the last packet at rest, instead of 275 s, with no traffic added
+        at rest; 2 keepalives + 15 s of silence stay the backstop (a peer that cannot be probed)."""
         self.stale = set()
         self.heard_again = set()
         if found is None:
@@ -546,7 +600,8 @@ class Watcher:
             key = peer.public_key
             seen = self.rx_seen.get(key)
             if seen is None or seen[0] != stats.rx_bytes:
-                self.rx_seen[key] = seen = (stats.rx_bytes, ticks, seen is not None)
+                # (bytes received, when they last moved, whether seen before, bytes sent by then)
+                self.rx_seen[key] = seen = (stats.rx_bytes, ticks, seen is not None, stats.tx_bytes)
             mark = self.suspect.get(key)
             if mark is not None:
                 if stats.last_handshake > mark[0] or (seen[2] and seen[1] > mark[1]):
@@ -558,7 +613,8 @@ class Watcher:
                     continue
             if stats.state(now) != 'up':
                 continue
-            if key in candidates and peer.persistent_keepalive and self._silent(peer, seen[1], ticks):
+            if key in candidates and peer.persistent_keepalive and self._silent(
+                    peer, seen[1], ticks, stats.tx_bytes - seen[3]):
                 self.stale.add(key)
                 continue
             alive.add(key)
@@ -569,18 +625,22 @@ class Watcher:
                 self.probed.pop(key, None)
         return alive
 
-    def _silent(self, peer, heard, ticks):
-        """Whether peer (up by its handshake) has been silent too long: see _alive. Sends the probe."""
+    def _silent(self, peer, heard, ticks, sent=0):
+        """Whether peer (up by its handshake) has been silent too long: see _alive. Sends the probe.
+        sent: bytes sent to the peer since something last came from it."""
         key, keepalive = peer.public_key, peer.persistent_keepalive
         silence = ticks - heard
         if silence > 2 * keepalive + 15:
             return True
-        if silence <= keepalive + 2:
+        if silence <= keepalive + 2 and not unanswered(sent, silence, keepalive):
             self.probed.pop(key, None)
             return False
         probed = self.probed.get(key)
         if probed is None or probed < heard:
             self.probed[key] = ticks
+            log('peer %s: silent for %.0f s%s, probing' % (self._name(key, self.last[1] if self.last else []),
+                                                           silence, ' with data unanswered'
+                                                           if unanswered(sent, silence, keepalive) else ''))
             self._probe(peer)
             return False
         return ticks - probed > PROBE_WAIT
@@ -607,6 +667,22 @@ class Watcher:
         finally:
             sock.close()
 
+    def _favourites(self, seen):
+        """{relayed peer: the endpoint its relay sees it at now}, or where it was last reached directly
+        (Sweeper.endpoints tries it two slots of three: the likeliest path to open again)."""
+        by_key = dict((r.public_key, r) for r in self.records or [])
+        for key, endpoint in seen.items():  # (peers up, where the device sees them)
+            if key not in (self.relays or {}) and endpoint:
+                self.last_direct[key] = endpoint
+        out = {}
+        for key, via in (self.relays or {}).items():
+            seen = by_key.get(via)
+            endpoint = seen.observed.get(key) if seen is not None else None
+            endpoint = endpoint or self.last_direct.get(key)
+            if endpoint:
+                out[key] = endpoint
+        return out
+
     def _choose_relays(self, peers, candidates, up):
         """Relay a peer that is not up after a full sweep, through the relay both ends agree on
         (relay.agree); direct again once it is up and neither end asks for a relay."""
@@ -618,6 +694,15 @@ class Watcher:
         wanted = set(key for key in keys - up
                      if key in self.relays or key in self.stale
                      or self.sweeper.exhausted(key, len(candidates.get(key) or ()), now))
+        # A path that just broke, or a relayed peer that answers directly again: the other end may
+        # decide (or have decided) for the pair, and the news comes through the records. Fetch them
+        # now, on a fresh connection (a NAT that changed may have dropped the watch's).
+        answering = set(key for key in self.relays or {} if key in up)
+        news = (self.stale - self.was_stale) | (answering - self.answering)
+        self.answering, self.was_stale = answering, set(self.stale)
+        if news:
+            self.renew_watches('path of %s changed' % ', '.join(sorted(self._name(k, peers) for k in news)))
+            self.trigger('paths changed')
         use, publish = relay.agree(self.own_key, wanted, [r for r in self.records or [] if r.public_key in keys
                                                           or r.public_key == self.own_key], up, self.relays)
         self.relays = dict((k, v) for k, v in use.items() if k in keys)

@@ -36,7 +36,7 @@ class Watchers:
     def start(self, ns):
         log = open(os.path.join(ns.workdir, 'watcher.log'), 'a')
         self.procs[ns.name] = subprocess.Popen(watcher_cmd(ns, 'run'), stdout=log, stderr=subprocess.STDOUT,
-                                               env=dict(os.environ, PYTHONPATH=COLLECTIONS))
+                                               env=dict(os.environ, PYTHONPATH=COLLECTIONS, WGLAN_LOG_TIME='1'))
         return self.procs[ns.name]
 
     def kill(self, ns):

@@ -6,6 +6,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_sourc
 from ansible_collections.wglan.mesh.plugins.module_utils.kubernetes_source import annotations_for_record
 from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer
 from ansible_collections.wglan.mesh.plugins.module_utils.watcher import Sweeper
+from ansible_collections.wglan.mesh.plugins.module_utils.watcher import pick as watcher_pick
 
 
 def key(n):
@@ -119,6 +120,23 @@ def test_sweeper_moves_after_the_interval_and_reports_exhaustion():
     # up: forgotten, nothing chosen
     chosen, moved = sweeper.endpoints(options, {B}, 119.0)
     assert chosen == {} and moved == set() and not sweeper.exhausted(B, 3, 200.0)
+
+
+def test_a_relayed_peer_s_favourite_endpoint_gets_two_slots_of_three():
+    sweeper = Sweeper(6.0)
+    options = {B: [('198.51.100.1:1', 'observed'), ('198.51.100.2:2', 'discovery'), ('192.0.2.74:51820', 'own')]}
+    favourite = {B: '198.51.100.2:2'}
+    slots = []
+    for step in range(9):
+        chosen, moved = sweeper.endpoints(options, set(), 100.0 + 6 * step, favourite)
+        assert moved == {B}  # each slot kicks a handshake
+        slots.append(chosen[B])
+    assert [s for i, s in enumerate(slots) if i % 3 != 2] == ['198.51.100.2:2'] * 6
+    assert [s for i, s in enumerate(slots) if i % 3 == 2] == ['198.51.100.1:1', '192.0.2.74:51820', '198.51.100.1:1']
+    # a favourite that is the only candidate, or one not among them, is simply held
+    assert watcher_pick([('198.51.100.9:9', 'observed')], 2, '198.51.100.9:9') == '198.51.100.9:9'
+    assert watcher_pick([('198.51.100.9:9', 'observed')], 1, '203.0.113.5:5') == '203.0.113.5:5'
+    assert watcher_pick([('198.51.100.9:9', 'observed')], 2, '203.0.113.5:5') == '198.51.100.9:9'
 
 
 def test_a_preferred_relay_comes_first_and_the_flag_survives_every_record_form():
