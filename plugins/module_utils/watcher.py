@@ -94,7 +94,7 @@ PROBE_WAIT = 2.0
 # Seconds of silence from a peer this node keeps sending data to before it is probed. WireGuard
 # answers data within 10 s even when the traffic is one way (its passive keepalive), so a path
 # that breaks under traffic is noticed in about 7 s; at rest only keepalives and handshakes are
-# sent (UNANSWERED_ALLOWANCE), and nothing is probed before a keepalive interval has passed.
+# sent (allowed for by unanswered), and nothing is probed before 2 keepalive intervals (see _alive).
 UNANSWERED = 5.0
 KEEPALIVE_BYTES = 32      # a WireGuard keepalive: the data header and the empty payload's tag
 HANDSHAKE_BYTES = 148     # a handshake initiation
@@ -581,13 +581,15 @@ class Watcher:
     def _alive(self, found, candidates):
         """Public keys of the peers that are up: a handshake in the last 275 s and, for peers built from
         records (they keep a persistent keepalive, and so does the other end), something received
-        lately. At rest a peer's keepalive arrives every keepalive interval; after that and 2 s more
-        of silence the peer gets one probe (an ICMPv6 echo to its mesh address, through the tunnel:
-        data, which it answers at once), and with nothing back within PROBE_WAIT s it is stale. A peer
-        this node keeps sending data to is probed sooner, after UNANSWERED s of silence (unanswered).
-        A path that broke (NAT changed, the peer moved) shows as stale about 7 s after it broke under
-        traffic, about 30 s after the last packet at rest, instead of 275 s, with no traffic added
-        at rest; 2 keepalives + 15 s of silence stay the backstop (a peer that cannot be probed)."""
+        lately. A peer this node keeps sending data to and that stays silent for UNANSWERED s
+        (unanswered) gets one probe (an ICMPv6 echo to its mesh address, through the tunnel: data,
+        which it answers at once), and with nothing back within PROBE_WAIT s it is stale: a path that
+        breaks under traffic is noticed in about 7 s instead of 275 s. At rest the two ends take
+        turns: WireGuard's persistent keepalive timer restarts on every packet, sent or received,
+        so the keepalive of one end keeps the other's from firing, and each end hears from the
+        other every second keepalive interval. So at rest nothing is probed before 2 keepalives +
+        5 s of silence (a healthy mesh sends nothing but its keepalives), and 2 keepalives + 15 s
+        stay the backstop (a peer that cannot be probed)."""
         self.stale = set()
         self.heard_again = set()
         if found is None:
@@ -632,7 +634,7 @@ class Watcher:
         silence = ticks - heard
         if silence > 2 * keepalive + 15:
             return True
-        if silence <= keepalive + 2 and not unanswered(sent, silence, keepalive):
+        if silence <= 2 * keepalive + 5 and not unanswered(sent, silence, keepalive):
             self.probed.pop(key, None)
             return False
         probed = self.probed.get(key)

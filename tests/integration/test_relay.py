@@ -1,23 +1,26 @@
 """Relay on real wireguard-go, nftables and policy routing in namespaces.
 
-x and y cannot reach each other directly: a firewall in x drops every
-WireGuard packet between them (what symmetric NAT on both sides amounts to).
+x and y cannot reach each other directly: firewalls in x and y drop every
+WireGuard packet between them where it arrives (what symmetric NAT on both
+sides amounts to).
 r reaches both and offers to relay. All three run the watcher with the
 discovery service as the source. What is checked: after one full sweep x and y
 go through r (allowed IPs moved, traffic flows, `status` says via r, the
 relays are saved for wglan_peers, a wglan_peers run changes nothing); when
-the firewall goes, the path is direct again without anyone's help. The lab
+the firewalls go, the path is direct again without anyone's help; at rest no
+probe is sent; a path that breaks under traffic is stale within seconds. The lab
 version with real symmetric NAT routers is tests/lab/test_discovery.py.
 """
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils.watcher import PROBE_WAIT
+from ansible_collections.wglan.mesh.plugins.module_utils.watcher import PROBE_WAIT, UNANSWERED
 from netns import COLLECTIONS, Playbook, record_of, wait_for
 from watchlab import service_world
 
@@ -26,23 +29,33 @@ URL = 'http://198.51.100.100:8443'
 SWEEP = 6.0
 KEEPALIVE = 5  # a live path delivers something every 5 s; silence for 2 x 5 + 15 s marks it stale
 METRICS_PORT = 9586
+# Dropped where they arrive, in both x and y, as a broken path drops them on the way: each end's
+# WireGuard still sends (and counts) what goes out. (A drop in the sender's own output hook fails
+# the send itself, which WireGuard does not count as sent.)
 BLOCK = '''
 table inet wglanblock {
-  chain out { type filter hook output priority 0; policy accept;
-    ip daddr 198.51.100.13 udp dport 51820 drop
-  }
   chain in { type filter hook input priority 0; policy accept;
-    ip saddr 198.51.100.13 udp sport 51820 drop
+    ip saddr %s udp sport 51820 drop
   }
 }
 '''
+
+
+def block(nodes):
+    nodes['x'].cmd(['nft', '-f', '-'], input=BLOCK % '198.51.100.13')
+    nodes['y'].cmd(['nft', '-f', '-'], input=BLOCK % '198.51.100.12')
+
+
+def unblock(nodes):
+    for name in ('x', 'y'):
+        nodes[name].sh('nft delete table inet wglanblock')
 
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
     work = str(tmp_path_factory.mktemp('relay'))
     with service_world(work, ((11, 'r'), (12, 'x'), (13, 'y')), ('r', 'x', 'y')) as (tag, nodes, _server, watchers):
-        nodes['x'].cmd(['nft', '-f', '-'], input=BLOCK)
+        block(nodes)
         state = {}
         for name in ('r', 'x', 'y'):
             ns = nodes[name]
@@ -196,7 +209,7 @@ def test_a_wglan_peers_run_keeps_the_relay(world):
 def test_direct_again_when_a_path_opens(world):
     nodes, state = world['nodes'], world['state']
     x, y = nodes['x'], nodes['y']
-    x.sh('nft delete table inet wglanblock')
+    unblock(nodes)
     opened = time.monotonic()
     assert wait_for(lambda: status_rows(x).get('y', {}).get('path') == 'direct'
                     and status_rows(x)['y']['state'] == 'up', timeout=4 * SWEEP + 10, interval=0.5), (
@@ -210,19 +223,44 @@ def test_direct_again_when_a_path_opens(world):
         assert json.load(handle)['relays'] == {}
 
 
+def probes(ns):
+    with open(os.path.join(ns.workdir, 'status.json')) as handle:
+        return json.load(handle)['probes']
+
+
+def test_a_mesh_at_rest_sends_no_probes(world):
+    """At rest each end hears the other's keepalive only every second interval (WireGuard restarts
+    the keepalive timer on every packet, received ones too, so the two ends take turns): a probe
+    after one missed keepalive would fire every cycle on a healthy mesh. None may."""
+    x = world['nodes']['x']
+    time.sleep(KEEPALIVE)  # whatever the last test sent is answered
+    before = dict((name, probes(world['nodes'][name])) for name in ('x', 'y', 'r'))
+    time.sleep(5 * KEEPALIVE)
+    after = dict((name, probes(world['nodes'][name])) for name in ('x', 'y', 'r'))
+    assert after == before, (before, after, log_of(x)[-1500:])
+    assert status_rows(x)['y']['state'] == 'up' and status_rows(x)['r']['state'] == 'up'
+
+
 def test_a_path_that_breaks_is_noticed_before_275_s_and_relayed(world):
     x = world['nodes']['x']
-    x.cmd(['nft', '-f', '-'], input=BLOCK)
-    broke = time.monotonic()
-    # The handshake is recent (WireGuard would call the peer up for 275 s), but nothing arrives any more.
-    # After a keepalive interval + 2 s of silence the watcher probes y (an echo through the tunnel) and,
-    # with no answer within PROBE_WAIT, calls it stale: well before the backstop of 2 keepalives + 15 s
-    # of silence (which alone would take 20-25 s here).
-    assert wait_for(lambda: status_rows(x).get('y', {}).get('state') == 'stale',
-                    timeout=KEEPALIVE + 2 + PROBE_WAIT + 5, interval=0.5), log_of(x)[-2000:]
-    stale = time.monotonic() - broke
-    with open(os.path.join(x.workdir, 'status.json')) as handle:
-        assert json.load(handle)['probes'] >= 1  # the silence was probed before y counted as stale
+    # x keeps sending to y (a ping every 0.5 s) when the path breaks
+    traffic = subprocess.Popen(['ip', 'netns', 'exec', x.name, 'ping', '-i', '0.5', '-W', '1', '198.51.100.13'],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        block(world['nodes'])
+        broke = time.monotonic()
+        # The handshake is recent (WireGuard would call the peer up for 275 s), but nothing arrives any
+        # more while x sends data: after UNANSWERED s the watcher probes y (an echo through the tunnel)
+        # and, with no answer within PROBE_WAIT, calls it stale: well before the backstop of 2
+        # keepalives + 15 s of silence (25 s here), and before a peer at rest would be probed (15 s).
+        assert wait_for(lambda: status_rows(x).get('y', {}).get('state') == 'stale',
+                        timeout=UNANSWERED + PROBE_WAIT + 4, interval=0.5), (log_of(x)[-2000:], x.sh('wg show').stdout)
+        stale = time.monotonic() - broke
+        assert probes(x) >= 1  # the silence was probed before y counted as stale
+        assert 'peer y: silent for' in log_of(x) and 'with data unanswered, probing' in log_of(x)
+    finally:
+        traffic.kill()
+        traffic.wait(10)
     assert wait_for(lambda: status_rows(x).get('y', {}).get('path') == 'via r', timeout=4 * SWEEP + 20,
                     interval=0.5), (log_of(x)[-3000:], x.sh('wg show').stdout)
     relayed = time.monotonic() - broke
