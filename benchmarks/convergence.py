@@ -166,9 +166,9 @@ def print_shapes():
     print('| NAT shape | path found | time to its pairs pinging | WireGuard traffic at rest | KubeSpan (documented) |')
     print('|---|---|---|---|---|')
     kubespan = {0: 'no relay: the symmetric pair stays down', 3: 'no relay: IPv6-only to IPv4-only stays down'}
+    usual = 'endpoints %s each, keepalive %s' % (KUBESPAN['endpoint'], KUBESPAN['keepalive'])
     for index, row in enumerate(rows):
-        print('| %s | %s | %s | %s | %s |' % (row + (kubespan.get(index, 'endpoints %s each, keepalive %s'
-                                                                 % (KUBESPAN['endpoint'], KUBESPAN['keepalive'])),)))
+        print('| %s | %s | %s | %s | %s |' % (row + (kubespan.get(index, usual),)))
     print('')
     print('| on the live mesh, under traffic (sb and tb ping each other) | wglan.mesh | KubeSpan (documented) |')
     print('|---|---|---|')

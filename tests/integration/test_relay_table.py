@@ -12,7 +12,6 @@ with its hop limit used up, is not sent back; each pair is counted. No sysctl of
 either namespace is touched (forwarding stays off in both).
 """
 import json
-import os
 import random
 import socket
 import struct
@@ -75,7 +74,7 @@ def ipv4(ttl, ident, destination):
 
 def ipv4_with_checksum_high_byte(ttl, high, rng):
     """An IPv4 packet whose header checksum's high byte is `high` (found by trying identifiers)."""
-    for _ in range(200000):
+    for _attempt in range(200000):
         packet = ipv4(ttl, rng.randrange(65536), '192.0.2.7')
         if packet[10] == high:
             return packet
@@ -119,8 +118,8 @@ def test_ipv4_comes_back_one_hop_older_with_a_right_checksum(pair):
     send, relay, mac = pair
     rng = random.Random(7)
     packets = [ipv4(rng.randint(2, 255), rng.randrange(65536), '192.0.2.%d' % rng.randint(2, 126))
-               for _ in range(60)]
-    wrapping = [ipv4_with_checksum_high_byte(rng.randint(2, 255), 0xFF, rng) for _ in range(20)]
+               for _packet in range(60)]
+    wrapping = [ipv4_with_checksum_high_byte(rng.randint(2, 255), 0xFF, rng) for _packet in range(20)]
     edge = [ipv4(2, 1, '192.0.2.7'), ipv4(255, 2, '192.0.2.7')]
     assert all(p[10] == 0xFF for p in wrapping)
     sent = packets + wrapping + edge
