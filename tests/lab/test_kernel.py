@@ -1,7 +1,8 @@
 """The kernel backend for real: a machine booting Debian's own kernel (qemu,
 kernel WireGuard over generic netlink) in one mesh with wireguard-go machines,
 the watcher on (role defaults), as most real hosts run it. It reboots and is
-reached again without Ansible. Slow under emulation (TCG): waits are generous.
+reached again without Ansible, and relays for two other members through its
+kernel WireGuard link. Slow under emulation (TCG): waits are generous.
 
 Its site.yml run is the lab's one run with pipelining on. What pipelining
 changes (the module's transport, the tty a userspace WireGuard would die
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from lab import Lab, all_pairs, full_mesh, new_name, plan
+from lab import Lab, all_pairs, full_mesh, new_name, plan, status_rows
 
 
 @pytest.fixture(scope='module')
@@ -57,6 +58,56 @@ def test_wglan_info_reads_the_kernel_device(kernel_lab):
     assert info['backend'] == 'kernel' and info['listen_port'] == 51820 and info['fwmark'] == 32
     assert len(info['peers']) == 2 and info['peers_up'] == 2
     assert all(p['handshake_age'] is not None and p['rx_bytes'] > 0 for p in info['peers'])
+
+
+BLOCK = """
+table inet labblock {
+  chain input { type filter hook input priority -10; policy accept;
+    ip saddr %s udp dport 51820-51851 drop
+  }
+}
+"""
+
+
+def test_the_kernel_machine_relays_ipv6_and_ipv4_without_forwarding(kernel_lab):
+    """hub1 stops hearing a1 directly (its WireGuard packets dropped on arrival) while it sends to a1:
+    the pair goes through kvm1, the only other member, whose relay table is on a kernel WireGuard
+    link: both the mesh address and a1's node IPv4 answer, kvm1 counts both families, and none of
+    kvm1's forwarding switches is on. Then the path opens and the pair is direct again."""
+    lab = kernel_lab
+    wan = lab.state['layout']['routers']['ra']['wan']  # where a1's packets come from
+    record = json.loads(lab.ssh('a1', 'cat /etc/ansible/facts.d/wglan.fact').stdout)
+    mesh_address = record['address'].split('/')[0]
+    node_ip = next(ip for ip in record['node_ips'] if ':' not in ip).split('/')[0]
+    lab.ssh('hub1', 'nft -f - <<EOF\n%s\nEOF' % (BLOCK % wan))
+    lab.ssh('hub1', 'timeout 300 ping -i 0.5 %s >/dev/null 2>&1 &' % mesh_address)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            paths = (status_rows(lab.ssh('hub1', 'wglan status', check=False).stdout).get('a1', ('', ''))[1],
+                     status_rows(lab.ssh('a1', 'wglan status', check=False).stdout).get('hub1', ('', ''))[1])
+            if paths == ('via kvm1', 'via kvm1'):
+                break
+            time.sleep(3)
+        assert paths == ('via kvm1', 'via kvm1'), (paths, lab.ssh('hub1', 'journalctl -u wglan-watcher -n 30').stdout)
+        for target in (mesh_address, node_ip):
+            answered = lab.ssh('hub1', 'ping -c 3 -W 3 %s' % target, check=False, timeout=30)
+            assert answered.returncode == 0, (target, answered.stdout)
+            assert 'ttl=63' in answered.stdout, answered.stdout  # one hop: kvm1's
+        for family in ('load6', 'load4'):
+            listed = lab.ssh('kvm1', 'nft list set netdev wglan_relay %s' % family).stdout
+            assert 'counter packets' in listed, listed
+        switches = lab.ssh('kvm1', 'cat /proc/sys/net/ipv4/conf/all/forwarding /proc/sys/net/ipv4/conf/wglan0/forwarding '
+                                   '/proc/sys/net/ipv6/conf/all/forwarding').stdout.split()
+        assert switches == ['0', '0', '0'], switches
+    finally:
+        lab.ssh('hub1', 'nft delete table inet labblock; pkill -x ping', check=False)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if status_rows(lab.ssh('hub1', 'wglan status', check=False).stdout).get('a1', ('', ''))[1] == 'direct':
+            break
+        time.sleep(3)
+    assert status_rows(lab.ssh('hub1', 'wglan status').stdout)['a1'][1] == 'direct'
 
 
 def test_kernel_machine_reboots_and_is_reached_again_without_ansible(kernel_lab):
