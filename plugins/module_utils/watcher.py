@@ -836,8 +836,9 @@ class Watcher:
     def _ensure_host_firewall(self, config):
         if not self.options['host_firewall']:
             return
-        holes = host_firewall.wanted_holes(config.ifname, self.options['firewall_udp_ports'] or [config.listen_port],
-                                           forward_interface=config.ifname if self.options['relay'] else None)
+        # (no forwarding hole: a relay forwards at the link's ingress, before any firewall chain; one that
+        # an older version made goes, as every rule of ours that is not wanted)
+        holes = host_firewall.wanted_holes(config.ifname, self.options['firewall_udp_ports'] or [config.listen_port])
         try:
             changed, added = host_firewall.ensure_holes(config.ifname, holes, own_table=self.options['table'])[:2]
         except WglanError as exc:
