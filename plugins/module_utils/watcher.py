@@ -162,12 +162,6 @@ def load_settings(path):
     return params
 
 
-# A peer relayed for longer than this many seconds is swept more and more slowly, up to one slot
-# (one handshake initiation) every MAX_HOLD s: about the traffic of a direct peer's keepalives.
-RELAXED_AFTER = 120.0
-MAX_HOLD = 60.0
-
-
 def pick(options, index, favourite=None):
     """The endpoint for sweep slot index: options in turn; with a favourite, it takes slots 0 and 1 of
     every 3 and the other options take slot 2 in turn."""
@@ -185,7 +179,6 @@ class Sweeper:
     def __init__(self, interval):
         self.interval = interval
         self.position = {}  # public key -> [index, since, tried]
-        self.patience = {}  # relayed peer -> [its favourite, since when, seconds per slot now]
 
     def endpoints(self, candidates, up, now, favourites=None):
         """({public key: endpoint} for peers that are not up, keys that moved to a new candidate this tick).
@@ -195,11 +188,7 @@ class Sweeper:
         favourites: {public key: endpoint} most likely to work again (for a relayed peer,
         where the relay sees it now): it gets two slots of every three, the other
         candidates the third in turn, so a path that opens again is found within a
-        slot or two while the rest are still tried. A peer relayed for longer than
-        RELAXED_AFTER s is swept ever more slowly (each slot twice as long as the last,
-        up to MAX_HOLD s): every slot is a handshake initiation, and a pair behind two
-        symmetric NATs stays relayed for good. A new favourite (the relay sees the peer
-        somewhere else: its NAT changed) starts over at once, at full speed.
+        slot or two while the rest are still tried.
         """
         favourites = favourites or {}
         chosen = {}
@@ -213,28 +202,14 @@ class Sweeper:
                 self.position[key] = [0, now, 1]
                 moved.add(key)
             index, since, tried = self.position[key]
-            hold = self.interval
-            if favourite is not None:
-                patience = self.patience.get(key)
-                if patience is None or patience[0] != favourite:
-                    patience = self.patience[key] = [favourite, now, self.interval]
-                    # a slot of the favourite, from now (a handshake to it at once)
-                    index, since, tried = index + (1 if index % 3 == 2 else 0), now, tried + 1
-                    moved.add(key)
-                hold = patience[2]
-            if now - since >= hold:
+            if now - since >= self.interval:
                 index, since, tried = index + 1, now, tried + 1
                 moved.add(key)
-                if favourite is not None and now - self.patience[key][1] > RELAXED_AFTER:
-                    self.patience[key][2] = min(MAX_HOLD, hold * 2)
             self.position[key] = [index, since, tried]
             chosen[key] = pick(options, index, favourite)
         for key in list(self.position):
             if key not in candidates:
                 del self.position[key]
-        for key in list(self.patience):
-            if key not in self.position or key not in favourites:
-                del self.patience[key]
         return chosen, moved
 
     def exhausted(self, key, count, now):
