@@ -214,4 +214,3 @@ def test_a_peer_that_publishes_no_relays_leaves_each_end_to_itself():
     # b1 runs no watcher (no relays in its record): a1 decides alone, as before the agreement
     assert relay.agree(A, {B}, world(a_relays={}, b_relays=None), {HUB}, {})[0] == {B: HUB}
     assert relay.agree(B, {A}, world(a_relays=None, b_relays={}), {HUB}, {})[0] == {A: HUB}
-
