@@ -679,8 +679,8 @@ class Watcher:
                 self.last_direct[key] = endpoint
         out = {}
         for key, via in (self.relays or {}).items():
-            seen = by_key.get(via)
-            endpoint = seen.observed.get(key) if seen is not None else None
+            observer = by_key.get(via)
+            endpoint = observer.observed.get(key) if observer is not None else None
             endpoint = endpoint or self.last_direct.get(key)
             if endpoint:
                 out[key] = endpoint
