@@ -70,17 +70,23 @@ table inet labblock {
 
 
 def test_the_kernel_machine_relays_ipv6_and_ipv4_without_forwarding(kernel_lab):
-    """hub1 stops hearing a1 directly (its WireGuard packets dropped on arrival) while it sends to a1:
-    the pair goes through kvm1, the only other member, whose relay table is on a kernel WireGuard
-    link: both the mesh address and a1's node IPv4 answer, kvm1 counts both families, and none of
-    kvm1's forwarding switches is on. Then the path opens and the pair is direct again."""
+    """The direct path between hub1 and a1 breaks (each drops the other's WireGuard packets on
+    arrival) while they send to each other: the pair goes through kvm1, the only other member (with
+    the inventory as the only source each end chooses alone, and both choose kvm1), whose relay
+    table is on a kernel WireGuard link: both the mesh address and a1's node IPv4 answer, kvm1
+    counts both families, and none of kvm1's forwarding switches is on. Then the path opens and the
+    pair is direct again."""
     lab = kernel_lab
     wan = lab.state['layout']['routers']['ra']['wan']  # where a1's packets come from
     record = json.loads(lab.ssh('a1', 'cat /etc/ansible/facts.d/wglan.fact').stdout)
     mesh_address = record['address'].split('/')[0]
     node_ip = next(ip for ip in record['node_ips'] if ':' not in ip).split('/')[0]
+    hub = json.loads(lab.ssh('hub1', 'cat /etc/ansible/facts.d/wglan.fact').stdout)
+    hub_ip = lab.state['layout']['machines']['hub1']['ip']
     lab.ssh('hub1', 'nft -f - <<EOF\n%s\nEOF' % (BLOCK % wan))
+    lab.ssh('a1', 'nft -f - <<EOF\n%s\nEOF' % (BLOCK % hub_ip))
     lab.ssh('hub1', 'timeout 300 ping -i 0.5 %s >/dev/null 2>&1 &' % mesh_address)
+    lab.ssh('a1', 'timeout 300 ping -i 0.5 %s >/dev/null 2>&1 &' % hub['address'].split('/')[0])
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -101,7 +107,8 @@ def test_the_kernel_machine_relays_ipv6_and_ipv4_without_forwarding(kernel_lab):
                                    '/proc/sys/net/ipv6/conf/all/forwarding').stdout.split()
         assert switches == ['0', '0', '0'], switches
     finally:
-        lab.ssh('hub1', 'nft delete table inet labblock; pkill -x ping', check=False)
+        for host in ('hub1', 'a1'):
+            lab.ssh(host, 'nft delete table inet labblock; pkill -x ping', check=False)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if status_rows(lab.ssh('hub1', 'wglan status', check=False).stdout).get('a1', ('', ''))[1] == 'direct':
