@@ -28,12 +28,11 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 
-from netns import COLLECTIONS, Namespace, Playbook, identity, veth, wait_for
-from watchlab import Watchers
+from netns import Namespace, Playbook, identity, veth, wait_for
+from watchlab import PROBE, Watchers, start_service
 
 KEEPALIVE = 25  # the role's default (wglan_persistent_keepalive)
 
@@ -123,11 +122,7 @@ class World:
         srv = self.srv = self._ns('srv')
         self._plug(sw, 'br0', srv, 'eth0')
         srv.sh('ip addr add 198.51.100.100/24 dev eth0 && ip -6 addr add fd00:5::100/64 dev eth0 nodad')
-        self.server = subprocess.Popen(
-            ['ip', 'netns', 'exec', srv.name, sys.executable, '-m',
-             'ansible_collections.wglan.mesh.plugins.module_utils.discovery_server',
-             '--listen', ':8443', '--db', os.path.join(self.workdir, 'db')],  # both families
-            env=dict(os.environ, PYTHONPATH=COLLECTIONS), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.server = start_service(srv, '', self.workdir)  # (no address: both families)
         for name in ('rcg',) + tuple(r for r in ROUTERS if r != 'rcg'):
             upstream, wan, gateway, lan, mode = ROUTERS[name]
             router = self.routers[name] = self._ns(name)
@@ -162,8 +157,7 @@ class World:
             ns.workdir = os.path.join(self.workdir, name)
             os.makedirs(ns.workdir)
             ns.key_path = os.path.join(ns.workdir, 'private.key')
-        probe = 'python3 -c "import socket; socket.create_connection((\'198.51.100.100\', 8443), 1)"'
-        assert wait_for(lambda: self.nodes['pb'].sh(probe, check=False).returncode == 0, timeout=15)
+        assert wait_for(lambda: self.nodes['pb'].sh(PROBE, check=False).returncode == 0, timeout=15)
 
     def _plug(self, upstream, bridge, ns, name):
         port = 'p%s' % uuid.uuid4().hex[:8]
