@@ -61,7 +61,7 @@ def publish_ghost(lab):
     ghost = lab.ssh('hub1', 'wg genkey | wg pubkey').stdout.strip()
     record = dict(version=1, name='ghost', public_key=ghost, address='200:1001::77', node_ips=['203.0.113.77/24'],
                   port=51820, extra_endpoints=[], pod_cidrs=[], observed={})
-    code = ('from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient\n'
+    code = ('from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient\n'
             'DiscoveryClient("http://203.0.113.10:8443", %r).publish(%r)\n' % (TOKEN, record))
     subprocess.run(['ip', 'netns', 'exec', lab.controller, sys.executable, '-c', code], check=True, timeout=60,
                    env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, 'build', 'collections')))

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tests'))
 # makes ansible_collections.wglan.mesh importable
 import collection  # noqa: E402,F401  pylint: disable=unused-import
 
-from ansible_collections.wglan.mesh.plugins.module_utils import discovery_crypto as crypto  # noqa: E402
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto  # noqa: E402
 
 NS = os.environ.get('WGLAN_BENCH_NS') or 'wglan-dload-%s' % uuid.uuid4().hex[:6]
 PORT = 8443
@@ -150,8 +150,7 @@ def inner(sizes):
     subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
     db = '/tmp/%s.db' % NS
     env = dict(os.environ, PYTHONPATH=collection.COLLECTIONS)
-    script = ('ulimit -n %d; exec "$0" -m ansible_collections.wglan.mesh.plugins.module_utils.discovery_server '
-              '--listen 127.0.0.1:%d --db %s' % (hard, PORT, db))
+    script = 'ulimit -n %d; exec "$0" %s --listen 127.0.0.1:%d --db %s' % (hard, collection.DISCOVERY_SERVER, PORT, db)
     server = subprocess.Popen(['sh', '-c', script, sys.executable],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

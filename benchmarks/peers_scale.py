@@ -24,7 +24,10 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
 # makes ansible_collections.wglan.mesh importable
 import collection  # noqa: E402,F401  pylint: disable=unused-import
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, peers as model, wg_device, wg_uapi  # noqa: E402
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.model import peers as model
+from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_uapi  # noqa: E402
 
 NS = os.environ.get('WGLAN_BENCH_NS') or 'wglan-bench-%s' % uuid.uuid4().hex[:6]
 IFNAME = os.environ.get('WGLAN_BENCH_IF') or 'wgb%s' % uuid.uuid4().hex[:6]

@@ -11,6 +11,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, 'build', 'collections')
 LINK = os.path.join(COLLECTIONS, 'ansible_collections', 'wglan', 'mesh')
+# The discovery service: a program of its own, shipped by the discovery role.
+DISCOVERY_SERVER = os.path.join(ROOT, 'roles', 'discovery', 'files', 'wglan_discovery.py')
 
 if not os.path.islink(LINK):
     os.makedirs(os.path.dirname(LINK), exist_ok=True)

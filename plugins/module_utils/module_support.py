@@ -11,13 +11,16 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, kubernetes_api, links, sources
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api
+from ansible_collections.wglan.mesh.plugins.module_utils.host import links
+from ansible_collections.wglan.mesh.plugins.module_utils.model import source_merge
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 _LIBS = {
     'cryptography': (lambda: keys.HAS_CRYPTOGRAPHY, lambda: keys.CRYPTOGRAPHY_IMPORT_ERROR, 'python3-cryptography'),
     'pyroute2': (lambda: links.HAS_PYROUTE2, lambda: links.PYROUTE2_IMPORT_ERROR, 'python3-pyroute2'),
-    'jmespath': (lambda: sources.HAS_JMESPATH, lambda: ImportError('jmespath'), 'python3-jmespath'),
+    'jmespath': (lambda: source_merge.HAS_JMESPATH, lambda: ImportError('jmespath'), 'python3-jmespath'),
     'kubernetes': (lambda: kubernetes_api.HAS_KUBERNETES, lambda: ImportError('kubernetes'), 'python3-kubernetes'),
 }
 

@@ -84,7 +84,8 @@ source_interface:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import address as addr
+from ansible_collections.wglan.mesh.plugins.module_utils.model import address as addr_address
+from ansible_collections.wglan.mesh.plugins.module_utils.host import identity
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
@@ -95,20 +96,20 @@ def compute(params):
         mac = params['mac']
         result['source'] = 'mac'
     elif params['source_interface']:
-        mac = addr.mac_of_interface(params['source_interface'])
+        mac = identity.mac_of_interface(params['source_interface'])
         result.update(source='interface', source_interface=params['source_interface'])
     else:
         exclude = (params['assign_to'],) if params['assign_to'] else ()
-        link, how = addr.choose_identity_link(addr.list_links(), exclude=exclude)
+        link, how = addr_address.choose_identity_link(identity.list_links(), exclude=exclude)
         mac = link['mac']
         result.update(source=how, source_interface=link['name'])
-    address = addr.node_address(params['prefix'], mac)
-    result.update(address=str(address), cidr=addr.node_cidr(params['prefix'], mac), mac=mac.lower())
+    address = addr_address.node_address(params['prefix'], mac)
+    result.update(address=str(address), cidr=addr_address.node_cidr(params['prefix'], mac), mac=mac.lower())
     return result
 
 
 def assign(module, result):
-    from ansible_collections.wglan.mesh.plugins.module_utils.links import Links, parse_interface_address
+    from ansible_collections.wglan.mesh.plugins.module_utils.host.links import Links, parse_interface_address
     iface = parse_interface_address(result['cidr'])
     with Links() as links:
         link = links.get(module.params['assign_to'])
@@ -127,7 +128,7 @@ def assign(module, result):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            prefix=dict(type='str', default=addr.DEFAULT_PREFIX),
+            prefix=dict(type='str', default=addr_address.DEFAULT_PREFIX),
             mac=dict(type='str'),
             source_interface=dict(type='str'),
             assign_to=dict(type='str'),

@@ -104,8 +104,8 @@ skipped:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import host_firewall
-from ansible_collections.wglan.mesh.plugins.module_utils.links import validate_ifname
+from ansible_collections.wglan.mesh.plugins.module_utils.host import firewall
+from ansible_collections.wglan.mesh.plugins.module_utils.host.links import validate_ifname
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import run_or_fail
 
 
@@ -113,9 +113,9 @@ def ensure(module):
     p = module.params
     if p['forward_interface']:
         validate_ifname(p['forward_interface'])
-    holes = [] if p['state'] == 'absent' else host_firewall.wanted_holes(
+    holes = [] if p['state'] == 'absent' else firewall.wanted_holes(
         p['owner'], p['udp_ports'], p['tcp_ports'], p['forward_interface'])
-    return host_firewall.ensure_holes(p['owner'], holes, module.check_mode, p['table'])
+    return firewall.ensure_holes(p['owner'], holes, module.check_mode, p['table'])
 
 
 def main():
@@ -133,7 +133,7 @@ def main():
     if not module.params['owner'] or any(c.isspace() for c in module.params['owner']):
         module.fail_json(msg='owner must be one word (it names the rules in their comment)')
     changed, added, removed, skipped = run_or_fail(module, ensure, module)
-    result = dict(changed=changed, manager=host_firewall.active_manager(), added=added, removed=removed,
+    result = dict(changed=changed, manager=firewall.active_manager(), added=added, removed=removed,
                   skipped=['%s (%s)' % item for item in skipped])
     if module._diff:
         result['diff'] = dict(before={'removed': removed}, after={'added': added})

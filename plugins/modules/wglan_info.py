@@ -166,7 +166,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, node_record, relay, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
+from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
@@ -204,7 +207,7 @@ def gather(ifname):
 def watcher_view(path):
     """The watcher's status file, with its age; None when there is none or it is unreadable."""
     try:
-        status = node_record.read_json(path)
+        status = state_files.read_json(path)
     except WglanError:
         return None
     if not isinstance(status, dict):
@@ -214,14 +217,14 @@ def watcher_view(path):
     return view
 
 
-def gather_waiting(ifname, wait, relays_path=relay.PATHS):
+def gather_waiting(ifname, wait, relays_path=watcher_state.PATHS):
     """gather(), again every half second until every peer is up (or relayed through a peer that is
     up) or wait seconds passed."""
     start = time.monotonic()
     while True:
         info = gather(ifname)
         if info['exists']:
-            relays = relay.read_relays(relays_path)
+            relays = watcher_state.read_relays(relays_path)
             up = set(p['public_key'] for p in info['peers'] if p['state'] == 'up')
             info['peers_relayed'] = sum(1 for p in info['peers']
                                         if p['state'] != 'up' and relays.get(p['public_key']) in up)
@@ -238,7 +241,7 @@ def main():
             interface=dict(type='str', default='wglan0'),
             wait=dict(type='int', default=0),
             watcher_status=dict(type='path', default='/run/wglan/status.json'),
-            relays_path=dict(type='path', default=relay.PATHS),
+            relays_path=dict(type='path', default=watcher_state.PATHS),
         ),
         supports_check_mode=True,
     )

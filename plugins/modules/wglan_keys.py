@@ -76,21 +76,21 @@ previous_public_key:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type='path', default=keys.DEFAULT_KEY_PATH),
+            path=dict(type='path', default=key_files.DEFAULT_KEY_PATH),
             rotate=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
     require_libs(module, 'cryptography')
     path = module.params['path']
-    outcome = run_or_fail(module, keys.ensure_key_pair, path, rotate=module.params['rotate'],
+    outcome = run_or_fail(module, key_files.ensure_key_pair, path, rotate=module.params['rotate'],
                           check_mode=module.check_mode)
     result = dict(changed=outcome.changed, path=path, public_key=outcome.public_key,
                   created=outcome.created, rotated=outcome.rotated)

@@ -373,7 +373,12 @@ dropped_allowed_ips:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import node_record, pipeline, relay, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
+from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
+from ansible_collections.wglan.mesh.plugins.module_utils.model import relay
+from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
+from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
 PEER_OPTIONS = dict(
@@ -427,18 +432,18 @@ def main():
     )
     require_libs(module, 'pyroute2', 'cryptography')
     params = module.params
-    run_or_fail(module, pipeline.apply_settings, params)
+    run_or_fail(module, gather.apply_settings, params)
     if params['kubeconfig']:
         params['kubernetes'] = True
     if params['watcher'] and params['listen_port_auto']:
         # the port the watcher moved to behind a shared NAT (mesh.shared_nat_port) stands
         # (listen_port stays the base the saved settings hold)
-        params['effective_port'] = relay.read_port(params['relays_path']) or params['listen_port']
+        params['effective_port'] = watcher_state.read_port(params['relays_path']) or params['listen_port']
         if isinstance(params.get('publish'), dict):
             params['publish'] = dict(params['publish'], port=params['effective_port'])
     if params['watcher'] and isinstance(params.get('publish'), dict):
         # what the watcher asked of its peers stays in the record a run publishes (relay.agree)
-        requests = relay.read_published(params['relays_path'])
+        requests = watcher_state.read_published(params['relays_path'])
         if requests is not None:
             params['publish'] = dict(params['publish'], relays=requests)
     if params['peer_selector']:
@@ -453,18 +458,18 @@ def main():
                                   after={'interface': None})
         module.exit_json(**result)
 
-    config, peer_list, dropped, used, endpoints, reports = run_or_fail(module, pipeline.desired_state, params,
+    config, peer_list, dropped, used, endpoints, reports = run_or_fail(module, gather.desired_state, params,
                                                                        module.warn, module.check_mode)
     if params['watcher']:
         # The watcher's relays stand: the same allowed IPs, so a run does not undo them.
-        peer_list = relay.apply_relays(peer_list, relay.read_relays(params['relays_path']))
+        peer_list = relay.apply_relays(peer_list, watcher_state.read_relays(params['relays_path']))
     outcome = run_or_fail(module, wg_device.apply_device, config, peer_list, purge=params['purge'],
                           check_mode=module.check_mode, want_diff=module._diff, keep_endpoints=params['watcher'])
     state_changed = False
     if used is not None:
         # Saved after the device took the peers: the last good set is what stands in next time.
-        state_changed = run_or_fail(module, node_record.write_json_if_changed, params['state_path'],
-                                    used, 0o644, module.check_mode, node_record.without_observations)
+        state_changed = run_or_fail(module, state_files.write_json_if_changed, params['state_path'],
+                                    used, 0o644, module.check_mode, node_records.without_observations)
     summary = outcome.summary()
     targets = sorted(set(str(net) for peer in peer_list for net in peer.allowed_ips))
     result = dict(
@@ -489,7 +494,7 @@ def main():
         if report is not None:
             result[source] = report
     if params['save_settings']:
-        run_or_fail(module, pipeline.save_settings, params, module.check_mode)
+        run_or_fail(module, gather.save_settings, params, module.check_mode)
     for peer, prefix, reason in dropped:
         module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
     if module._diff:

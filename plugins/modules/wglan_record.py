@@ -119,10 +119,12 @@ import ipaddress
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import node_record
-from ansible_collections.wglan.mesh.plugins.module_utils.address import parse_prefix
+from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses
+from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
+from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model.address import parse_prefix
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.keys import normalize_key
+from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
 
@@ -145,14 +147,14 @@ def make(module):
             address = ipaddress.IPv6Address(p['address'])
         except ValueError:
             raise WglanError('address %r is not an IPv6 address' % p['address'])
-    node_ips = node_record.local_node_ips(p['interface'], prefix, exclude)
-    observed = node_record.observed_endpoints(p['interface'])
-    record = node_record.build_record(p['name'], public_key, address, node_ips, p['port'],
+    node_ips = host_addresses.local_node_ips(p['interface'], prefix, exclude)
+    observed = host_addresses.observed_endpoints(p['interface'])
+    record = node_records.build_record(p['name'], public_key, address, node_ips, p['port'],
                                       p['extra_endpoints'], p['pod_cidrs'], observed,
                                       'preferred' if p['relay'] and p['relay_preferred'] else p['relay'])
-    before = node_record.read_json(p['fact_path']) if module._diff else None
-    changed = node_record.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
-                                                significant=node_record.without_observations)
+    before = state_files.read_json(p['fact_path']) if module._diff else None
+    changed = state_files.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
+                                                significant=node_records.without_observations)
     return record, changed, before
 
 
@@ -170,7 +172,7 @@ def main():
             pod_cidrs=dict(type='list', elements='str', default=[]),
             relay=dict(type='bool', default=False),
             relay_preferred=dict(type='bool', default=False),
-            fact_path=dict(type='path', default=node_record.DEFAULT_FACT_PATH),
+            fact_path=dict(type='path', default=host_addresses.DEFAULT_FACT_PATH),
         ),
         supports_check_mode=True,
     )

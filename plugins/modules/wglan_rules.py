@@ -128,8 +128,10 @@ routing_changes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils import nft_rules, policy_routing
-from ansible_collections.wglan.mesh.plugins.module_utils.links import validate_ifname
+from ansible_collections.wglan.mesh.plugins.module_utils.model import nft_objects
+from ansible_collections.wglan.mesh.plugins.module_utils.host import nftables
+from ansible_collections.wglan.mesh.plugins.module_utils.host import policy_routing
+from ansible_collections.wglan.mesh.plugins.module_utils.host.links import validate_ifname
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
 
@@ -137,22 +139,22 @@ def ensure(module):
     p = module.params
     present = p['state'] == 'present'
     validate_ifname(p['interface'])
-    config = nft_rules.RulesConfig(p['interface'], p['targets'], p['table'], p['wg_mark'], p['route_mark'],
+    config = nft_objects.RulesConfig(p['interface'], p['targets'], p['table'], p['wg_mark'], p['route_mark'],
                                    p['mark_mask'], p['mtu'])
     routing_args = dict(table=p['route_table'], priority=p['rule_priority'], mark=p['route_mark'],
                         mask=p['mark_mask'])
     if present:
         # Fill the table first, then the rules that lead into it: no moment where
         # marked traffic meets a rule into an empty table. Removal runs backwards.
-        nft_changed, before, after = nft_rules.ensure_table(config, True, module.check_mode)
+        nft_changed, before, after = nftables.ensure_table(config, True, module.check_mode)
         routing = policy_routing.ensure(p['interface'], present=True, check_mode=module.check_mode, **routing_args)
     else:
         routing = policy_routing.ensure(p['interface'], present=False, check_mode=module.check_mode, **routing_args)
-        nft_changed, before, after = nft_rules.ensure_table(config, False, module.check_mode)
-        # the relay table the watcher made on a relay (nft_rules.ensure_relay_table) goes too
+        nft_changed, before, after = nftables.ensure_table(config, False, module.check_mode)
+        # the relay table the watcher made on a relay (nftables.ensure_relay_table) goes too
         if not module.check_mode:
-            nft_changed = nft_rules.ensure_relay_table(p['interface'], [], False,
-                                                       nft_rules.relay_table_name(config.table)) or nft_changed
+            nft_changed = nftables.ensure_relay_table(p['interface'], [], False,
+                                                       nft_objects.relay_table_name(config.table)) or nft_changed
     return nft_changed, before, after, routing
 
 
@@ -162,12 +164,12 @@ def main():
             interface=dict(type='str', default='wglan0'),
             targets=dict(type='list', elements='str'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
-            table=dict(type='str', default=nft_rules.DEFAULT_TABLE),
+            table=dict(type='str', default=nft_objects.DEFAULT_TABLE),
             route_table=dict(type='int', default=policy_routing.DEFAULT_TABLE),
             rule_priority=dict(type='int', default=policy_routing.DEFAULT_PRIORITY),
-            wg_mark=dict(type='int', default=nft_rules.DEFAULT_WG_MARK),
-            route_mark=dict(type='int', default=nft_rules.DEFAULT_ROUTE_MARK),
-            mark_mask=dict(type='int', default=nft_rules.DEFAULT_MARK_MASK),
+            wg_mark=dict(type='int', default=nft_objects.DEFAULT_WG_MARK),
+            route_mark=dict(type='int', default=nft_objects.DEFAULT_ROUTE_MARK),
+            mark_mask=dict(type='int', default=nft_objects.DEFAULT_MARK_MASK),
             mtu=dict(type='int', default=1420),
         ),
         supports_check_mode=True,

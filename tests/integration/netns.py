@@ -15,6 +15,8 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(ROOT, 'build', 'collections')
+# The discovery service: a program of its own, shipped by the discovery role.
+DISCOVERY_SERVER = os.path.join(ROOT, 'roles', 'discovery', 'files', 'wglan_discovery.py')
 SOCKET_DIR = '/var/run/wireguard'
 # Everything Ansible printed in this test session, so tests can prove no secret leaked.
 ALL_OUTPUT = []

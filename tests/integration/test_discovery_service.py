@@ -12,15 +12,14 @@ import uuid
 
 import pytest
 
-from netns import COLLECTIONS, Namespace, wait_for
+from netns import COLLECTIONS, DISCOVERY_SERVER, Namespace, wait_for
 
-SERVER = 'ansible_collections.wglan.mesh.plugins.module_utils.discovery_server'
 URL = 'http://127.0.0.1:8443'
 CLIENT_PRELUDE = '''
 import json, sys, base64, os, time
 sys.path.insert(0, %r)
 from ansible_collections.wglan.mesh.plugins.module_utils import keys
-from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 warnings = []
 def record(name, n):
@@ -37,7 +36,7 @@ class Service:
 
     def start(self):
         env = dict(os.environ, PYTHONPATH=COLLECTIONS)
-        self.proc = subprocess.Popen(['ip', 'netns', 'exec', self.ns.name, sys.executable, '-m', SERVER,
+        self.proc = subprocess.Popen(['ip', 'netns', 'exec', self.ns.name, sys.executable, DISCOVERY_SERVER,
                                       '--listen', '127.0.0.1:8443', '--db', self.db] + self.flags,
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert wait_for(lambda: self.client('print(DiscoveryClient(%r, "t").hello())' % URL, check=False)

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from netns import ALL_OUTPUT, COLLECTIONS, Playbook, record_of, switched, wait_for
+from netns import ALL_OUTPUT, COLLECTIONS, DISCOVERY_SERVER, Playbook, record_of, switched, wait_for
 
 TOKEN = 'discovery-test-token-%s' % uuid.uuid4().hex
 SERVICE_IP = '198.51.100.100'
@@ -28,8 +28,7 @@ def world(tmp_path_factory):
     try:
         nodes = switched(tag, ((100, 'srv'), (1, 'n1'), (2, 'n2')), ('n1', 'n2'), work, spaces)
         env = dict(os.environ, PYTHONPATH=COLLECTIONS)
-        server = subprocess.Popen(['ip', 'netns', 'exec', nodes['srv'].name, sys.executable, '-m',
-                                   'ansible_collections.wglan.mesh.plugins.module_utils.discovery_server',
+        server = subprocess.Popen(['ip', 'netns', 'exec', nodes['srv'].name, sys.executable, DISCOVERY_SERVER,
                                    '--listen', '%s:8443' % SERVICE_IP, '--db', os.path.join(work, 'db')],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_for(lambda: nodes['n1'].sh('python3 -c "import socket; socket.create_connection((\'%s\', 8443), 1)"'

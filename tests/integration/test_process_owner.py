@@ -23,7 +23,7 @@ from netns import COLLECTIONS, Namespace, wait_for
 STARTER = '''
 import sys
 sys.path.insert(0, %r)
-from ansible_collections.wglan.mesh.plugins.module_utils.wg_uapi import UapiBackend
+from ansible_collections.wglan.mesh.plugins.module_utils.host.wg_uapi import UapiBackend
 UapiBackend(sys.argv[1]).start()
 print("started", flush=True)
 '''

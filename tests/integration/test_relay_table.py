@@ -1,4 +1,4 @@
-"""The relay table (nft_rules.relay_ruleset) on the real kernel and nftables, packet by packet.
+"""The relay table (nft_objects.relay_ruleset) on the real kernel and nftables, packet by packet.
 
 A veth pair joins two namespaces: `send` writes hand-made IPv4 and IPv6 packets
 into it and reads back what comes out; `relay` holds the relay table on its end,
@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import nft_rules
+from ansible_collections.wglan.mesh.plugins.module_utils.model import nft_objects
 from netns import COLLECTIONS, Namespace, veth
 
 RELAYED4, OTHER4 = '192.0.2.0/25', '192.0.2.200'
@@ -99,7 +99,7 @@ def pair():
         spaces.append(relay)
         veth(send, 'eth0', relay, 'eth0')
         index = int(relay.sh('cat /sys/class/net/eth0/ifindex').stdout)
-        text = nft_rules.relay_ruleset('eth0', index, [RELAYED4, RELAYED6, '192.0.2.7/32'], 'wglantest_relay')
+        text = nft_objects.relay_ruleset('eth0', index, [RELAYED4, RELAYED6, '192.0.2.7/32'], 'wglantest_relay')
         relay.cmd(['nft', '-f', '-'], input=text)
         mac = relay.sh('cat /sys/class/net/eth0/address').stdout.strip().replace(':', '')
         yield send, relay, mac

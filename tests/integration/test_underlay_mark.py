@@ -8,9 +8,8 @@ import uuid
 
 import pytest
 
-from netns import COLLECTIONS, Namespace, wait_for
+from netns import COLLECTIONS, DISCOVERY_SERVER, Namespace, wait_for
 
-SERVER = 'ansible_collections.wglan.mesh.plugins.module_utils.discovery_server'
 COUNT = '''
 table inet marktest {
   counter marked { }
@@ -24,9 +23,9 @@ table inet marktest {
 CLIENTS = '''
 import sys
 sys.path.insert(0, %r)
-from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.kubernetes_api import KubeClient
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.kubernetes_api import KubeClient
 mark = int(sys.argv[1]) or None
 DiscoveryClient('http://127.0.0.1:8443', 'token', mark=mark).hello()
 class Configuration:
@@ -47,7 +46,7 @@ def ns(tmp_path_factory):
     try:
         space.cmd(['nft', '-f', '-'], input=COUNT)
         db = str(tmp_path_factory.mktemp('mark') / 'db')
-        server = subprocess.Popen(['ip', 'netns', 'exec', space.name, sys.executable, '-m', SERVER,
+        server = subprocess.Popen(['ip', 'netns', 'exec', space.name, sys.executable, DISCOVERY_SERVER,
                                    '--listen', '127.0.0.1:8443', '--db', db],
                                   env=dict(os.environ, PYTHONPATH=COLLECTIONS), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
 from netns import ALL_OUTPUT, COLLECTIONS, Playbook, record_of, wait_for
 from watchlab import service_world
 
@@ -109,7 +109,7 @@ def test_only_up_peers_are_routed_and_status_shows_them(world):
 
     # The targets follow the peers' state within a sweep tick (1 s).
     assert wait_for(lambda: all(STATE[name]['address'] in targets() for name in ('n2', 'n3')), timeout=3), targets()
-    status = n1.cmd([sys.executable, '-m', 'ansible_collections.wglan.mesh.plugins.module_utils.watcher', 'status',
+    status = n1.cmd([sys.executable, '-m', 'ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher', 'status',
                      '--status-path', os.path.join(n1.workdir, 'status.json')],
                     env=dict(os.environ, PYTHONPATH=COLLECTIONS))
     lines = status.stdout.splitlines()
@@ -122,7 +122,7 @@ def test_only_up_peers_are_routed_and_status_shows_them(world):
     ghost_record = dict(STATE['n2']['record'], name='ghost', public_key=ghost, address='200:1001::dead',
                         node_ips=['203.0.113.99/24'], extra_endpoints=[])
     script = ('import sys; sys.path.insert(0, %r)\n'
-              'from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient\n'
+              'from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient\n'
               'DiscoveryClient(%r, %r).publish(%r)\n') % (COLLECTIONS, URL, TOKEN, ghost_record)
     n1.cmd([sys.executable, '-c', script])
     assert wait_for(lambda: ghost in peer_keys(n1), timeout=5, interval=0.1)

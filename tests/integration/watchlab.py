@@ -9,15 +9,14 @@ import subprocess
 import sys
 import uuid
 
-from netns import COLLECTIONS, switched, wait_for
+from netns import COLLECTIONS, DISCOVERY_SERVER, switched, wait_for
 
 PROBE = 'python3 -c "import socket; socket.create_connection((\'198.51.100.100\', 8443), 1)"'
 
 
 def start_service(ns, address, workdir):
     """The discovery service in namespace ns, listening on address:8443, its database in workdir."""
-    return subprocess.Popen(['ip', 'netns', 'exec', ns.name, sys.executable, '-m',
-                             'ansible_collections.wglan.mesh.plugins.module_utils.discovery_server',
+    return subprocess.Popen(['ip', 'netns', 'exec', ns.name, sys.executable, DISCOVERY_SERVER,
                              '--listen', '%s:8443' % address, '--db', os.path.join(workdir, 'db')],
                             env=dict(os.environ, PYTHONPATH=COLLECTIONS), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -25,7 +24,7 @@ def start_service(ns, address, workdir):
 
 def watcher_cmd(ns, *args):
     return ['ip', 'netns', 'exec', ns.name, sys.executable, '-m',
-            'ansible_collections.wglan.mesh.plugins.module_utils.watcher'] + list(args) + [
+            'ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher'] + list(args) + [
         '--settings', os.path.join(ns.workdir, 'settings.json'), '--config', os.path.join(ns.workdir, 'watcher.json')]
 
 

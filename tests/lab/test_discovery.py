@@ -109,7 +109,7 @@ def in_controller(lab, code, timeout=60):
 
 
 PUBLISH = '''
-from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
 c = DiscoveryClient('http://203.0.113.10:8443', %(token)r)
 %(action)s
 '''

@@ -3,7 +3,7 @@ import ipaddress
 import pytest
 from hypothesis import given, strategies as st
 
-from ansible_collections.wglan.mesh.plugins.module_utils import address
+from ansible_collections.wglan.mesh.plugins.module_utils.model import address
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 macs = st.binary(min_size=6, max_size=6).filter(lambda b: b != b'\0' * 6).map(

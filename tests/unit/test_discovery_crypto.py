@@ -2,7 +2,7 @@ import base64
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import discovery_crypto as crypto
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 MEMBER = 'ab' * 32

@@ -4,7 +4,7 @@ import itertools
 import pytest
 from hypothesis import given, strategies as st
 
-from ansible_collections.wglan.mesh.plugins.module_utils import host_firewall as hf
+from ansible_collections.wglan.mesh.plugins.module_utils.host import firewall as hf
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 HANDLES = itertools.count(100)

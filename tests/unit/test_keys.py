@@ -4,7 +4,8 @@ import stat
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 # RFC 7748 section 6.1 test vector (Alice).
@@ -41,34 +42,34 @@ def test_generated_keys_differ_and_roundtrip(tmp_path):
     path = str(tmp_path / 'k' / 'private.key')
     first = keys.generate_private_key()
     assert len(first) == 32 and first != keys.generate_private_key()
-    keys.write_private_key(path, first)
-    assert keys.read_private_key(path) == first
+    key_files.write_private_key(path, first)
+    assert key_files.read_private_key(path) == first
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert [n for n in os.listdir(os.path.dirname(path)) if n.startswith('.wglan-key-')] == []
 
 
 def test_ensure_key_pair_never_replaces_without_rotate(tmp_path):
     path = str(tmp_path / 'private.key')
-    made = keys.ensure_key_pair(path)
+    made = key_files.ensure_key_pair(path)
     assert made.changed and made.created and made.public_key
-    again = keys.ensure_key_pair(path)
+    again = key_files.ensure_key_pair(path)
     assert not again.changed and again.public_key == made.public_key
-    rotated = keys.ensure_key_pair(path, rotate=True)
+    rotated = key_files.ensure_key_pair(path, rotate=True)
     assert rotated.changed and rotated.rotated and rotated.public_key != made.public_key
     assert rotated.previous_public_key == made.public_key
 
 
 def test_ensure_key_pair_check_mode_writes_nothing(tmp_path):
     path = str(tmp_path / 'private.key')
-    result = keys.ensure_key_pair(path, check_mode=True)
+    result = key_files.ensure_key_pair(path, check_mode=True)
     assert result.changed and result.public_key is None and not os.path.exists(path)
 
 
 def test_ensure_key_pair_fixes_loose_mode(tmp_path):
     path = str(tmp_path / 'private.key')
-    keys.write_private_key(path, ALICE_PRIVATE)
+    key_files.write_private_key(path, ALICE_PRIVATE)
     os.chmod(path, 0o644)
-    result = keys.ensure_key_pair(path)
+    result = key_files.ensure_key_pair(path)
     assert result.changed and result.mode_fixed and result.public_key == ALICE_PUBLIC
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
@@ -77,7 +78,7 @@ def test_garbage_key_file_is_an_error_without_content(tmp_path):
     path = tmp_path / 'private.key'
     path.write_bytes(b'not-a-key-but-maybe-a-secret\n')
     with pytest.raises(WglanError) as err:
-        keys.ensure_key_pair(str(path))
+        key_files.ensure_key_pair(str(path))
     assert 'maybe-a-secret' not in str(err.value)
     assert path.read_bytes() == b'not-a-key-but-maybe-a-secret\n'
 
@@ -86,7 +87,7 @@ def test_unwritable_directory_is_a_clear_error(tmp_path):
     blocker = tmp_path / 'file'
     blocker.write_text('x')
     with pytest.raises(WglanError) as err:
-        keys.ensure_key_pair(str(blocker / 'private.key'))
+        key_files.ensure_key_pair(str(blocker / 'private.key'))
     assert 'cannot' in str(err.value)
 
 

@@ -1,7 +1,7 @@
 import base64
 
-from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_source as k8s
-from ansible_collections.wglan.mesh.plugins.module_utils.mesh import parse_record
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes as k8s
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_record
 
 KEY = base64.b64encode(b'\x01' * 32).decode()
 RECORD = dict(version=1, name='node1', public_key=KEY, address='200:1001::1', node_ips=['192.0.2.10/26'],

@@ -3,14 +3,14 @@ import json
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import nft_rules as nft
+from ansible_collections.wglan.mesh.plugins.module_utils.model import nft_objects
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 
 def config(**kw):
     args = dict(interface='wglan0', targets=['192.0.2.0/25', '192.0.2.128/25', '198.51.100.7/32', '2001:db8::/64'])
     args.update(kw)
-    return nft.RulesConfig(**args)
+    return nft_objects.RulesConfig(**args)
 
 
 def find(objects, kind, **match):
@@ -42,7 +42,7 @@ def _target_rules(exprs):
 
 
 def test_marks_respect_the_mask():
-    objects = nft.desired_objects(config(wg_mark=0x100, route_mark=0x200, mark_mask=0x300))
+    objects = nft_objects.desired_objects(config(wg_mark=0x100, route_mark=0x200, mark_mask=0x300))
     exprs = [r['expr'] for r in find(objects, 'rule', chain='output')]
     own = exprs[0][0]['match']
     assert own['left'] == {'&': [{'meta': {'key': 'mark'}}, 0x300]} and own['right'] == 0x100
@@ -57,7 +57,7 @@ def test_marks_respect_the_mask():
 
 
 def test_wireguard_packets_are_exempt_before_marking_in_both_chains():
-    objects = nft.desired_objects(config())
+    objects = nft_objects.desired_objects(config())
     for chain in ('prerouting', 'output'):
         exprs = [r['expr'] for r in find(objects, 'rule', chain=chain)]
         own = [i for i, e in enumerate(exprs) if e[-1] == {'accept': None}
@@ -71,7 +71,7 @@ def test_wireguard_packets_are_exempt_before_marking_in_both_chains():
 
 
 def test_replies_to_connections_from_outside_the_link_leave_by_the_main_table():
-    objects = nft.desired_objects(config(wg_mark=0x100, route_mark=0x200, mark_mask=0x300))
+    objects = nft_objects.desired_objects(config(wg_mark=0x100, route_mark=0x200, mark_mask=0x300))
     pre = [r['expr'] for r in find(objects, 'rule', chain='prerouting')]
     # first in prerouting: a new connection not from the link gets wg_mark in its conntrack mark
     first = pre[0]
@@ -91,7 +91,7 @@ def test_replies_to_connections_from_outside_the_link_leave_by_the_main_table():
 
 
 def test_neighbour_discovery_is_never_routed_into_the_tunnel():
-    exprs = [r['expr'] for r in find(nft.desired_objects(config()), 'rule', chain='output')]
+    exprs = [r['expr'] for r in find(nft_objects.desired_objects(config()), 'rule', chain='output')]
     nd = [i for i, e in enumerate(exprs)
           if e[0]['match']['left'] == {'payload': {'protocol': 'icmpv6', 'field': 'type'}}]
     assert nd and nd[0] < min(_target_rules(exprs)) and exprs[nd[0]][-1] == {'accept': None}
@@ -99,13 +99,13 @@ def test_neighbour_discovery_is_never_routed_into_the_tunnel():
 
 
 def test_mss_clamp_values():
-    objects = nft.desired_objects(config(mtu=1380))
+    objects = nft_objects.desired_objects(config(mtu=1380))
     clamps = [r['expr'][-1]['mangle']['value'] for r in find(objects, 'rule', chain='postrouting')]
     assert clamps == [1340, 1320]
 
 
 def test_replace_is_one_transaction_that_tolerates_a_missing_table():
-    commands = nft.replace_commands(config())['nftables']
+    commands = nft_objects.replace_commands(config())['nftables']
     assert commands[1] == {'add': {'table': {'family': 'inet', 'name': 'wglan'}}}
     assert commands[2] == {'delete': {'table': {'family': 'inet', 'name': 'wglan'}}}
     assert all('add' in c for c in commands[3:])
@@ -124,32 +124,32 @@ def listed(objects):
 
 
 def test_canonical_form_ignores_handles_and_element_spelling():
-    wanted = nft.desired_objects(config())
+    wanted = nft_objects.desired_objects(config())
     current = listed(wanted)
     targets4 = [o['set'] for o in current if o.get('set', {}).get('name') == 'targets4'][0]
     targets4['elem'] = [{'range': ['192.0.2.0', '192.0.2.127']}, {'prefix': {'addr': '192.0.2.128', 'len': 25}},
                         '198.51.100.7']
-    assert nft.canonical(current) == nft.canonical(wanted)
-    assert nft.target_view(current)['targets4'] == ['192.0.2.0/24', '198.51.100.7/32']
+    assert nft_objects.canonical(current) == nft_objects.canonical(wanted)
+    assert nft_objects.target_view(current)['targets4'] == ['192.0.2.0/24', '198.51.100.7/32']
 
 
 def test_canonical_form_sees_real_differences():
-    wanted = nft.desired_objects(config())
-    assert nft.canonical(nft.desired_objects(config(targets=['192.0.2.0/24']))) != nft.canonical(wanted)
-    assert nft.canonical(nft.desired_objects(config(mtu=1400))) != nft.canonical(wanted)
-    assert nft.canonical(nft.desired_objects(config(interface='wg9'))) != nft.canonical(wanted)
+    wanted = nft_objects.desired_objects(config())
+    assert nft_objects.canonical(nft_objects.desired_objects(config(targets=['192.0.2.0/24']))) != nft_objects.canonical(wanted)
+    assert nft_objects.canonical(nft_objects.desired_objects(config(mtu=1400))) != nft_objects.canonical(wanted)
+    assert nft_objects.canonical(nft_objects.desired_objects(config(interface='wg9'))) != nft_objects.canonical(wanted)
     tampered = listed(wanted)
     del tampered[-1]
-    assert nft.canonical(tampered) != nft.canonical(wanted)
+    assert nft_objects.canonical(tampered) != nft_objects.canonical(wanted)
 
 
 def test_canonical_form_reads_both_nft_spellings_of_a_flag_set():
     # nftables 1.0 (Debian 12) lists the MSS clamp's flag mask as ["syn", "rst"], nftables 1.1
     # (Debian 13) as {"|": ["syn", "rst"]}: the same table, which must not be replaced on every call
-    wanted = nft.desired_objects(config())
+    wanted = nft_objects.desired_objects(config())
     as_debian13 = json.loads(json.dumps(listed(wanted)).replace('["syn", "rst"]', '{"|": ["syn", "rst"]}'))
     assert as_debian13 != listed(wanted)
-    assert nft.canonical(as_debian13) == nft.canonical(wanted)
+    assert nft_objects.canonical(as_debian13) == nft_objects.canonical(wanted)
     # a real difference in the same spot is still one
     other = json.loads(json.dumps(listed(wanted)).replace('["syn", "rst"]', '{"|": ["syn", "fin"]}'))
-    assert nft.canonical(other) != nft.canonical(wanted)
+    assert nft_objects.canonical(other) != nft_objects.canonical(wanted)

@@ -4,9 +4,10 @@ import ipaddress
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.wglan.mesh.plugins.module_utils import peers as model
+from ansible_collections.wglan.mesh.plugins.module_utils.host import names
+from ansible_collections.wglan.mesh.plugins.module_utils.model import peers as model
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer, PeerOp
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, PeerOp
 
 
 def key(n):
@@ -60,7 +61,7 @@ def test_duplicate_public_keys_rejected():
 
 
 def test_hostname_endpoint_resolves_locally():
-    assert model.parse_endpoint('localhost:51820') in ('127.0.0.1:51820', '[::1]:51820')
+    assert model.parse_endpoint('localhost:51820', resolve=names.resolve) in ('127.0.0.1:51820', '[::1]:51820')
     with pytest.raises(WglanError):
         model.parse_endpoint('localhost:51820', resolve=False)
 

@@ -1,6 +1,6 @@
 """A fallback endpoint (an observation, an own address) never replaces the endpoint of a peer that is up."""
 
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer, diff_peers
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, diff_peers
 
 KEY = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg='
 

@@ -2,11 +2,14 @@
 import base64
 import ipaddress
 
-from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_source, mesh, node_record, relay
-from ansible_collections.wglan.mesh.plugins.module_utils.kubernetes_source import annotations_for_record
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer
-from ansible_collections.wglan.mesh.plugins.module_utils.watcher import Sweeper
-from ansible_collections.wglan.mesh.plugins.module_utils.watcher import pick as watcher_pick
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes
+from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
+from ansible_collections.wglan.mesh.plugins.module_utils.model import relay
+from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.kubernetes import annotations_for_record
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import Sweeper
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import pick as watcher_pick
 
 
 def key(n):
@@ -23,16 +26,16 @@ def record(name, k, observed=(), relay_on=False, relays=None):
         raw['relay'] = relay_on
     if relays is not None:
         raw['relays'] = relays
-    return mesh.parse_record(raw)
+    return node_records.parse_record(raw)
 
 
 def test_the_relay_flag_survives_every_record_form():
     on = record('hub1', HUB, relay_on=True)
     assert on.relay and on.as_dict()['relay'] is True
-    assert mesh.parse_record(on.as_dict()).relay
+    assert node_records.parse_record(on.as_dict()).relay
     off = record('a1', A)
     assert not off.relay and 'relay' not in off.as_dict()  # old records read and write the same
-    assert not mesh.parse_record(dict(off.as_dict(), relay='yes')).relay  # only a real true counts
+    assert not node_records.parse_record(dict(off.as_dict(), relay='yes')).relay  # only a real true counts
     assert annotations_for_record(on.as_dict())['wglan.mesh/relay'] == 'true'
     assert annotations_for_record(off.as_dict())['wglan.mesh/relay'] == 'false'
 
@@ -80,25 +83,25 @@ def test_relayed_addresses_move_onto_the_relay_and_back():
 
 def test_relays_file_round_trip_and_bad_files(tmp_path):
     path = str(tmp_path / 'paths.json')
-    assert relay.read_relays(path) == {}
-    relay.write_relays({B: HUB}, path)
-    assert relay.read_relays(path) == {B: HUB}
+    assert watcher_state.read_relays(path) == {}
+    watcher_state.write_relays({B: HUB}, path)
+    assert watcher_state.read_relays(path) == {B: HUB}
     with open(path, 'w') as handle:
         handle.write('{not json')
-    assert relay.read_relays(path) == {}  # unreadable: no relays, never a crash
+    assert watcher_state.read_relays(path) == {}  # unreadable: no relays, never a crash
     with open(path, 'w') as handle:
         handle.write('{"relays": {"x": 1}}')
-    assert relay.read_relays(path) == {}
+    assert watcher_state.read_relays(path) == {}
     # what the record asks for and the port moved to travel in the same file
-    assert relay.read_published(path) is None and relay.read_port(path) is None
-    relay.write_relays({B: HUB}, path, published={A: HUB}, port=51837)
-    assert (relay.read_relays(path), relay.read_published(path), relay.read_port(path)) == ({B: HUB}, {A: HUB}, 51837)
-    relay.write_relays({}, path, published={})
-    assert relay.read_published(path) == {} and relay.read_port(path) is None
+    assert watcher_state.read_published(path) is None and watcher_state.read_port(path) is None
+    watcher_state.write_relays({B: HUB}, path, published={A: HUB}, port=51837)
+    assert (watcher_state.read_relays(path), watcher_state.read_published(path), watcher_state.read_port(path)) == ({B: HUB}, {A: HUB}, 51837)
+    watcher_state.write_relays({}, path, published={})
+    assert watcher_state.read_published(path) == {} and watcher_state.read_port(path) is None
     for odd in ('{"port": true}', '{"port": 70000}', '{"port": "51821"}', '[]'):
         with open(path, 'w') as handle:
             handle.write(odd)
-        assert relay.read_port(path) is None, odd
+        assert watcher_state.read_port(path) is None, odd
 
 
 def test_sweeper_moves_after_the_interval_and_reports_exhaustion():
@@ -144,25 +147,25 @@ def test_a_preferred_relay_comes_first_and_the_flag_survives_every_record_form()
                record('hub2', HUB2, [A, B], relay_on='preferred')]
     assert relay.relay_candidates(A, B, records) == [HUB2, HUB]  # preferred before the smaller key
     preferred = records[3]
-    assert preferred.as_dict()['relay'] == 'preferred' and mesh.parse_record(preferred.as_dict()).relay == 'preferred'
+    assert preferred.as_dict()['relay'] == 'preferred' and node_records.parse_record(preferred.as_dict()).relay == 'preferred'
     annotations = annotations_for_record(preferred.as_dict())
     assert annotations['wglan.mesh/relay'] == 'preferred'
     node = dict(metadata=dict(name='hub2', annotations=annotations))
-    assert kubernetes_source.record_from_node(node)['relay'] == 'preferred'
+    assert kubernetes.record_from_node(node)['relay'] == 'preferred'
 
 
 def test_relays_published_in_a_record_survive_every_form_and_odd_entries_are_dropped():
     rec = record('a1', A, relays={B: HUB, 'not a key': HUB, C: 'nor this'})
     assert rec.relays == {B: HUB}
-    assert mesh.parse_record(rec.as_dict()).relays == {B: HUB}
+    assert node_records.parse_record(rec.as_dict()).relays == {B: HUB}
     assert record('b1', B).relays is None and 'relays' not in record('b1', B).as_dict()
     assert record('b1', B, relays={}).relays == {}
     node = dict(metadata=dict(name='a1', annotations=annotations_for_record(rec.as_dict())))
-    assert mesh.parse_record(kubernetes_source.record_from_node(node)).relays == {B: HUB}
+    assert node_records.parse_record(kubernetes.record_from_node(node)).relays == {B: HUB}
     node = dict(metadata=dict(name='b1', annotations=annotations_for_record(record('b1', B).as_dict())))
-    assert mesh.parse_record(kubernetes_source.record_from_node(node)).relays is None
+    assert node_records.parse_record(kubernetes.record_from_node(node)).relays is None
     # a node's observations and relays are caches: they never make a record "changed"
-    assert node_record.without_observations(rec.as_dict()) == node_record.without_observations(
+    assert node_records.without_observations(rec.as_dict()) == node_records.without_observations(
         dict(rec.as_dict(), relays={}, observed={}))
 
 

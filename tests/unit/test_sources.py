@@ -2,7 +2,9 @@ import base64
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import mesh, sources
+from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
+from ansible_collections.wglan.mesh.plugins.module_utils.model import source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 
@@ -16,9 +18,9 @@ def raw(name, n):
 
 def test_inventory_wins_and_bad_discovery_records_are_skipped_by_name():
     warnings = []
-    inventory = [mesh.parse_record(raw('a1', 1)), mesh.parse_record(raw('a2', 2))]
+    inventory = [node_records.parse_record(raw('a1', 1)), node_records.parse_record(raw('a2', 2))]
     discovered = [raw('a1', 1), raw('a2', 9), raw('d1', 3), dict(raw('d2', 4), address='nonsense')]
-    merged = sources.merge(inventory, discovered, warnings.append)
+    merged = source_merge.merge(inventory, discovered, warnings.append)
     assert [r.name for r in merged] == ['a1', 'a2', 'd1']
     assert merged[1].public_key == key(2)
     assert any('a2 has another public key' in w for w in warnings)
@@ -27,10 +29,10 @@ def test_inventory_wins_and_bad_discovery_records_are_skipped_by_name():
 
 def test_a_live_source_says_where_an_inventory_node_is_now():
     # the inventory's record is from the last Ansible run; the node's watcher keeps the live one current
-    inventory = [mesh.parse_record(dict(raw('a1', 1), pod_cidrs=['203.0.113.16/28'])), mesh.parse_record(raw('a2', 2))]
+    inventory = [node_records.parse_record(dict(raw('a1', 1), pod_cidrs=['203.0.113.16/28'])), node_records.parse_record(raw('a2', 2))]
     moved = dict(raw('a1', 1), node_ips=['198.51.100.7/24'], discovery_observed='203.0.113.9',
                  observed={key(2): '192.0.2.2:51820'}, address='200:1001::99', pod_cidrs=[], name='elsewhere')
-    merged = sources.merge(inventory, [moved, dict(raw('a2', 2), node_ips=[])], [].append)
+    merged = source_merge.merge(inventory, [moved, dict(raw('a2', 2), node_ips=[])], [].append)
     assert [str(i) for i in merged[0].node_ips] == ['198.51.100.7/24']
     assert str(merged[0].public_ip) == '203.0.113.9'
     assert merged[0].observed == {key(2): '192.0.2.2:51820'}
@@ -44,20 +46,20 @@ def test_a_live_source_says_where_an_inventory_node_is_now():
 
 
 def test_records_kept_from_an_unreachable_source_do_not_move_anyone():
-    inventory = [mesh.parse_record(raw('a1', 1))]
+    inventory = [node_records.parse_record(raw('a1', 1))]
     stale = dict(raw('a1', 1), node_ips=['198.51.100.7/24'], discovery_observed='203.0.113.9')
-    merged = sources.merge(inventory, [stale], [].append, live=False)
+    merged = source_merge.merge(inventory, [stale], [].append, live=False)
     assert [str(i) for i in merged[0].node_ips] == ['192.0.2.1/24'] and merged[0].public_ip is None
 
 
 def test_selector_hub_and_spoke():
-    records = [mesh.parse_record(raw(n, i)) for i, n in enumerate(['hub1', 'a1', 'a2', 'b1'], start=1)]
+    records = [node_records.parse_record(raw(n, i)) for i, n in enumerate(['hub1', 'a1', 'a2', 'b1'], start=1)]
     expression = "self.name == 'hub1' && nodes || nodes[?name == 'hub1']"
-    spoke = sources.select(records, records[1], expression)
+    spoke = source_merge.select(records, records[1], expression)
     assert sorted(r.name for r in spoke) == ['a1', 'hub1']
-    hub = sources.select(records, records[0], expression)
+    hub = source_merge.select(records, records[0], expression)
     assert sorted(r.name for r in hub) == ['a1', 'a2', 'b1', 'hub1']
-    by_name = sources.select(records, records[1], "['b1']")
+    by_name = source_merge.select(records, records[1], "['b1']")
     assert sorted(r.name for r in by_name) == ['a1', 'b1']
 
 
@@ -67,9 +69,9 @@ def test_selector_hub_and_spoke():
     ('[`1`]', 'expected node records or names'),
 ])
 def test_selector_errors_are_clear(expression, fragment):
-    records = [mesh.parse_record(raw('a1', 1))]
+    records = [node_records.parse_record(raw('a1', 1))]
     with pytest.raises(WglanError) as err:
-        sources.select(records, records[0], expression)
+        source_merge.select(records, records[0], expression)
     assert fragment in str(err.value)
 
 
@@ -83,7 +85,7 @@ class DeadService:
 def test_unreachable_service_keeps_last_records():
     warnings = []
     saved = {'d1': raw('d1', 3)}
-    records, published, reached = sources.from_discovery(DeadService(), raw('a1', 1), 60, saved, warnings.append,
+    records, published, reached = discovery.from_discovery(DeadService(), raw('a1', 1), 60, saved, warnings.append,
                                                          check_mode=False)
     assert records == [saved['d1']] and published is None and reached is False
     assert 'keeping the 1 records it gave last time' in warnings[0]

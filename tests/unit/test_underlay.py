@@ -4,7 +4,7 @@ the kernel's refusal here; the marks themselves are counted on the wire by
 tests/integration/test_underlay_mark.py."""
 import socket
 
-from ansible_collections.wglan.mesh.plugins.module_utils import underlay
+from ansible_collections.wglan.mesh.plugins.module_utils.host import underlay
 
 
 class Refusing:

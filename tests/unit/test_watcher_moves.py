@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import mesh
+from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer
-from ansible_collections.wglan.mesh.plugins.module_utils.watcher import Watcher, load_options
-from ansible_collections.wglan.mesh.plugins.module_utils.wg_state import DeviceState, PeerStats
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import Watcher, load_options
+from ansible_collections.wglan.mesh.plugins.module_utils.model.device import DeviceState, PeerStats
 
 
 def key(n):
@@ -27,7 +27,7 @@ def record(name, k, ips, seen=None):
     raw = dict(name=name, public_key=k, node_ips=ips)
     if seen:
         raw['discovery_observed'] = seen
-    return mesh.parse_record(raw)
+    return node_records.parse_record(raw)
 
 
 def peer(k, name):
@@ -196,7 +196,7 @@ def test_bad_options_are_refused_with_the_reason(tmp_path, bad):
 
 def test_status_shows_the_mesh_address_first():
     import ipaddress
-    from ansible_collections.wglan.mesh.plugins.module_utils.watcher import _main_address
+    from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import _main_address
     nets = sorted([ipaddress.ip_network('192.0.2.10/32'), ipaddress.ip_network('200:1001::1/128'),
                    ipaddress.ip_network('203.0.113.32/28')], key=lambda n: (n.version, n))
     assert _main_address(nets) == '200:1001::1/128'

@@ -1,5 +1,5 @@
 """When the watcher probes a silent peer (watcher.unanswered): sooner under traffic, never for keepalives alone."""
-from ansible_collections.wglan.mesh.plugins.module_utils import watcher
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon import watcher
 
 KEEPALIVE = 25
 

@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import wg_netlink as nl
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import PeerOp
+from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_netlink as nl
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import PeerOp
 
 pytest.importorskip('pyroute2')
 from pyroute2.netlink.generic.wireguard import wgmsg  # noqa: E402

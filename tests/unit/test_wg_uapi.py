@@ -3,9 +3,9 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils import wg_uapi
+from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_uapi
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer, PeerOp, diff_peers
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, PeerOp, diff_peers
 
 
 def key(n):

@@ -1,6 +1,6 @@
 # Copyright (c) 2026 wglan.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pack the collection's module_utils into one zip Python can import from (for the watcher).
+"""Pack the collection's module_utils (with its subpackages) into one zip Python can import from (for the watcher).
 
     pack_library.py SOURCE_DIR OUTPUT.zip
 
@@ -28,10 +28,16 @@ def main(source, output):
     with zipfile.ZipFile(temporary, 'w') as archive:
         for depth in range(1, len(parts) + 1):
             archive.writestr(entry('/'.join(parts[:depth]) + '/__init__.py'), '')
-        for name in sorted(os.listdir(source)):
-            if name.endswith('.py') and name != '__init__.py':
-                with open(os.path.join(source, name), 'rb') as handle:
-                    archive.writestr(entry(PACKAGE + '/' + name), handle.read())
+        for folder, subfolders, names in os.walk(source):
+            subfolders[:] = sorted(d for d in subfolders if d != '__pycache__')
+            relative = os.path.relpath(folder, source).replace(os.sep, '/')
+            prefix = PACKAGE if relative == '.' else PACKAGE + '/' + relative
+            if relative != '.':
+                archive.writestr(entry(prefix + '/__init__.py'), '')
+            for name in sorted(names):
+                if name.endswith('.py') and name != '__init__.py':
+                    with open(os.path.join(folder, name), 'rb') as handle:
+                        archive.writestr(entry(prefix + '/' + name), handle.read())
     os.rename(temporary, output)
     return 0
 

@@ -28,7 +28,7 @@ import ipaddress
 import json
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.mesh import RECORD_VERSION, parse_record
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import RECORD_VERSION, parse_record
 
 PREFIX = 'wglan.mesh/'
 KEYS = ('public-key', 'address', 'node-ips', 'endpoints', 'assigned-prefixes', 'port', 'observed', 'relay',

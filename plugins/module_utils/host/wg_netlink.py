@@ -18,8 +18,8 @@ import ipaddress
 import socket
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer, PeerOp, ZERO_KEY
-from ansible_collections.wglan.mesh.plugins.module_utils.wg_state import DeviceState, PeerStats
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, PeerOp, ZERO_KEY
+from ansible_collections.wglan.mesh.plugins.module_utils.model.device import DeviceState, PeerStats
 
 try:
     from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST

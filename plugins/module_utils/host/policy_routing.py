@@ -10,7 +10,7 @@ __metaclass__ = type
 import socket
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.links import Links, NetlinkError
+from ansible_collections.wglan.mesh.plugins.module_utils.host.links import Links, NetlinkError
 
 DEFAULT_TABLE = 180
 DEFAULT_PRIORITY = 32500

@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 wglan.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The watcher: keeps the mesh current between Ansible runs, with the modules' own pipeline.
+"""The watcher: keeps the mesh current between Ansible runs, with the modules' own gather.
 
-    python3 -m ansible_collections.wglan.mesh.plugins.module_utils.watcher run [--settings F] [--config F]
-    python3 -m ansible_collections.wglan.mesh.plugins.module_utils.watcher status
+    python3 -m ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher run [--settings F] [--config F]
+    python3 -m ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher status
 
 It reads the settings the node role saved for wglan_peers (settings.json: the
 interface, the sources, the token) and its own options (watcher.json), then
@@ -51,8 +51,18 @@ import sys
 import threading
 import time
 
-from ansible_collections.wglan.mesh.plugins.module_utils import host_firewall, mesh, nft_rules, node_record, pipeline
-from ansible_collections.wglan.mesh.plugins.module_utils import policy_routing, relay, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.host import firewall
+from ansible_collections.wglan.mesh.plugins.module_utils.model import topology
+from ansible_collections.wglan.mesh.plugins.module_utils.model import nft_objects
+from ansible_collections.wglan.mesh.plugins.module_utils.host import nftables
+from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses
+from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
+from ansible_collections.wglan.mesh.plugins.module_utils.host import policy_routing
+from ansible_collections.wglan.mesh.plugins.module_utils.model import relay
+from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
+from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 SETTINGS = '/etc/wglan/settings.json'
@@ -66,7 +76,7 @@ OPTIONS = dict(
     force_routing=False,    # route every peer's addresses, up or not
     publish_every=600.0,    # re-publish this node's record at least this often (TTL refresh)
     status_path='/run/wglan/status.json',
-    table=nft_rules.DEFAULT_TABLE, route_mark=nft_rules.DEFAULT_ROUTE_MARK, mark_mask=nft_rules.DEFAULT_MARK_MASK,
+    table=nft_objects.DEFAULT_TABLE, route_mark=nft_objects.DEFAULT_ROUTE_MARK, mark_mask=nft_objects.DEFAULT_MARK_MASK,
     route_table=policy_routing.DEFAULT_TABLE, rule_priority=policy_routing.DEFAULT_PRIORITY,
     manage_rules=True,
     metrics_port=0,         # serve Prometheus metrics on metrics_address:metrics_port (0: off)
@@ -99,7 +109,7 @@ UNANSWERED = 5.0
 KEEPALIVE_BYTES = 32      # a WireGuard keepalive: the data header and the empty payload's tag
 HANDSHAKE_BYTES = 148     # a handshake initiation
 
-# The order of a moved peer's endpoint candidates, by the reason they are one (mesh.endpoint_candidates).
+# The order of a moved peer's endpoint candidates, by the reason they are one (topology.endpoint_candidates).
 AFTER_A_MOVE = {'same-link': 0, 'announced': 1, 'discovery': 2, 'own-address': 3, 'observed': 4}
 
 
@@ -125,7 +135,7 @@ def out(text, stream=None):
 
 def load_options(path):
     options = dict(OPTIONS)
-    data = node_record.read_json(path) if path else None
+    data = state_files.read_json(path) if path else None
     if data is not None:
         if not isinstance(data, dict):
             raise WglanError('%s is not a JSON object' % path)
@@ -152,10 +162,10 @@ def load_options(path):
 
 def load_settings(path):
     """The role's saved wglan_peers settings, with the module's defaults for what they lack."""
-    saved = node_record.read_json(path)
+    saved = state_files.read_json(path)
     if not isinstance(saved, dict) or saved.get('version') != 1:
         raise WglanError('%s is missing or not settings the role wrote' % path)
-    params = dict((name, saved.get(name, default)) for name, default in pipeline.DEFAULTS.items())
+    params = dict((name, saved.get(name, default)) for name, default in gather.DEFAULTS.items())
     params.update(records=None, settings_path=path)
     if params['kubeconfig']:
         params['kubernetes'] = True
@@ -247,7 +257,7 @@ class Watcher:
         self.relay_requests = None  # {peer key: relay key} this node's record says (relay.agree)
         self.relays_saved = None
         self.me = None              # this node's record at the last good reconcile
-        self.port = None            # the listen port chosen (mesh.shared_nat_port with listen_port_auto)
+        self.port = None            # the listen port chosen (topology.shared_nat_port with listen_port_auto)
         self.forwarding_warned = False
         self.relay_ipv6_noted = False
         self.relay_table = None     # (interface, prefixes) the relay table was last made for
@@ -287,7 +297,7 @@ class Watcher:
         return changed
 
     def _watch_discovery(self, params):
-        from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
+        from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
         client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
                                  params['discovery_ca'], mark=params.get('fwmark'))
         self.discovery_watch = client
@@ -318,7 +328,7 @@ class Watcher:
             client.abort()
 
     def _watch_kubernetes(self, params):
-        from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api
+        from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api
         while not self.stop.is_set() and self._current_watch('kubernetes'):
             try:
                 client = kubernetes_api.connect(params['kubeconfig'], params['kube_context'],
@@ -377,7 +387,7 @@ class Watcher:
         warnings = []
         mesh_out = {}
         try:
-            config, peers, _dropped, used, _endpoints, _reports = pipeline.desired_state(
+            config, peers, _dropped, used, _endpoints, _reports = gather.desired_state(
                 params, warnings.append, False, mesh_out)
         except WglanError as exc:
             log('not reconciling: %s' % exc)
@@ -391,7 +401,7 @@ class Watcher:
         for peer in peers:
             record = by_key.get(peer.public_key)
             if record is not None and me is not None:
-                options = mesh.endpoint_candidates(me, record, records)
+                options = topology.endpoint_candidates(me, record, records)
                 if self.suspect.get(peer.public_key, (0, 0, False))[2]:
                     # Observations of a peer that moved may be of its old place: the address the
                     # service saw its new record come from, and its own addresses, first.
@@ -399,8 +409,8 @@ class Watcher:
                 candidates[peer.public_key] = options
         self.params = params
         if self.relays is None:
-            self.relays = relay.read_relays(params['relays_path'])
-            self.relay_requests = relay.read_published(params['relays_path'])
+            self.relays = watcher_state.read_relays(params['relays_path'])
+            self.relay_requests = watcher_state.read_published(params['relays_path'])
         self.last = (config, peers, candidates)
         self.records = records
         self.me = me
@@ -409,12 +419,12 @@ class Watcher:
             self.trigger('the listen port moves')  # the records say this node shares its NAT now (or no longer)
         if params['publish'] is not None:
             self.last_publish = time.monotonic()
-            self.published = (node_record.without_observations(params['publish']), params['publish'].get('observed'),
+            self.published = (node_records.without_observations(params['publish']), params['publish'].get('observed'),
                               params['publish'].get('relays'))
         try:
             if used is not None:
-                node_record.write_json_if_changed(params['state_path'], used, 0o644, False,
-                                                  node_record.without_observations)
+                state_files.write_json_if_changed(params['state_path'], used, 0o644, False,
+                                                  node_records.without_observations)
         except WglanError as exc:
             log('cannot save the records: %s' % exc)
         changed = self.apply(purge=params['purge'])
@@ -433,10 +443,10 @@ class Watcher:
         live = (params.get('discovery_url') and params.get('cluster_token')) or params.get('kubernetes')
         port = base
         if params.get('listen_port_auto') and live and self.me is not None and self.records:
-            port = mesh.shared_nat_port(self.me, self.records, base)
+            port = topology.shared_nat_port(self.me, self.records, base)
         if port != self.port:
             if self.port is not None or port != base:
-                shared = mesh.public_address(self.me, self.records) if port != base else None
+                shared = topology.public_address(self.me, self.records) if port != base else None
                 log('listen port %d%s' % (port, ' (other members share this node\'s public address %s)' % shared
                                           if shared else ''))
             self.port = port
@@ -446,7 +456,7 @@ class Watcher:
     def _local_ips(self, params):
         """This host's addresses as a record's node_ips (what wglan_record publishes), or None."""
         try:
-            return [str(i) for i in node_record.local_node_ips(params['interface'], None, self.address_exclude)]
+            return [str(i) for i in host_addresses.local_node_ips(params['interface'], None, self.address_exclude)]
         except WglanError as exc:
             log('cannot read this host\'s addresses: %s' % exc)
             return None
@@ -483,13 +493,13 @@ class Watcher:
         """Keep the saved settings' record in step with the host, so that an ad-hoc wglan_peers call
         (which publishes the saved record) does not announce the addresses from before a move."""
         try:
-            saved = node_record.read_json(self.settings_path)
+            saved = state_files.read_json(self.settings_path)
             publish = saved.get('publish') if isinstance(saved, dict) else None
             if not isinstance(publish, dict) or publish.get('node_ips') == ips:
                 return
             saved['publish'] = dict(publish, node_ips=ips)
             # the settings hold the cluster token: root only, as the role writes them
-            node_record.write_json_if_changed(self.settings_path, saved, 0o600)
+            state_files.write_json_if_changed(self.settings_path, saved, 0o600)
             log('saved this node\'s addresses in %s' % self.settings_path)
         except (OSError, WglanError) as exc:
             log('cannot save this node\'s addresses in %s: %s' % (self.settings_path, exc))
@@ -531,12 +541,12 @@ class Watcher:
             observed = dict((k, e) for k, e in self.observed.items() if e)
         else:
             try:
-                observed = node_record.observed_endpoints(params['interface'])
+                observed = host_addresses.observed_endpoints(params['interface'])
             except WglanError:
                 observed = record.get('observed') or {}
         fresh = dict(record, observed=observed, relays=dict(self.relay_requests or {}))
         due = time.monotonic() - self.last_publish >= self.options['publish_every'] or self.last_publish == 0
-        if due or self.published != (node_record.without_observations(fresh), observed, fresh['relays']):
+        if due or self.published != (node_records.without_observations(fresh), observed, fresh['relays']):
             return fresh
         return None
 
@@ -727,7 +737,7 @@ class Watcher:
         if wanted == self.relays_saved:
             return
         try:
-            relay.write_relays(self.relays, self.params['relays_path'], self.relay_requests or {},
+            watcher_state.write_relays(self.relays, self.params['relays_path'], self.relay_requests or {},
                                self.port if self.port != self.params['listen_port'] else None)
             self.relays_saved = wanted
         except WglanError as exc:
@@ -735,7 +745,7 @@ class Watcher:
 
     def _ensure_forwarding(self, ifname):
         """With relay on, forward what arrives on the interface for another peer back into it: the
-        relay table (nft_rules.ensure_relay_table), IPv6 and IPv4 alike, needs no forwarding sysctl.
+        relay table (nftables.ensure_relay_table), IPv6 and IPv4 alike, needs no forwarding sysctl.
         The interface's IPv4 forwarding switch, which versions before 0.5 turned on, goes back off
         where the host itself does not forward (so it was them)."""
         if not self.options['relay']:
@@ -764,8 +774,8 @@ class Watcher:
         if not force and wanted == self.relay_table:
             return
         try:
-            table = nft_rules.relay_table_name(self.options['table'])
-            if nft_rules.ensure_relay_table(ifname, nets or [], nets is not None, table):
+            table = nft_objects.relay_table_name(self.options['table'])
+            if nftables.ensure_relay_table(ifname, nets or [], nets is not None, table):
                 log('relay table %s' % ('removed' if nets is None else 'set for %d prefixes' % len(nets)))
             self.relay_table = wanted
             self.relay_table_error = None
@@ -795,9 +805,9 @@ class Watcher:
             return False
         routed = [net for p in peers if self.options['force_routing'] or p.public_key in up for net in p.allowed_ips]
         try:
-            rules = nft_rules.RulesConfig(config.ifname, routed, self.options['table'], config.fwmark,
+            rules = nft_objects.RulesConfig(config.ifname, routed, self.options['table'], config.fwmark,
                                           self.options['route_mark'], self.options['mark_mask'], config.mtu)
-            changed, before, _after = nft_rules.ensure_table(rules, True, False)
+            changed, before, _after = nftables.ensure_table(rules, True, False)
             if changed and before is None:  # the table was gone: a flush takes the admin's holes too
                 self._ensure_host_firewall(config)
             routing = policy_routing.ensure(config.ifname, table=self.options['route_table'],
@@ -813,9 +823,9 @@ class Watcher:
             return
         # (no forwarding hole: a relay forwards at the link's ingress, before any firewall chain; one that
         # an older version made goes, as every rule of ours that is not wanted)
-        holes = host_firewall.wanted_holes(config.ifname, self.options['firewall_udp_ports'] or [config.listen_port])
+        holes = firewall.wanted_holes(config.ifname, self.options['firewall_udp_ports'] or [config.listen_port])
         try:
-            changed, added = host_firewall.ensure_holes(config.ifname, holes, own_table=self.options['table'])[:2]
+            changed, added = firewall.ensure_holes(config.ifname, holes, own_table=self.options['table'])[:2]
         except WglanError as exc:
             log('host firewall not updated: %s' % exc)
             return
@@ -841,7 +851,7 @@ class Watcher:
                 return text
             return next((name for net, name in owners if address in net), text)
         try:
-            counted = nft_rules.relay_load(nft_rules.relay_table_name(self.options['table']))
+            counted = nftables.relay_load(nft_objects.relay_table_name(self.options['table']))
         except WglanError:
             counted = {}
         load = {}
@@ -884,7 +894,7 @@ class Watcher:
         path = self.options['status_path']
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            node_record.write_json_if_changed(path, status, 0o644)
+            state_files.write_json_if_changed(path, status, 0o644)
         except (OSError, WglanError) as exc:
             log('cannot write the status: %s' % exc)
 
@@ -1040,7 +1050,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == 'status':
         path = args.status_path or load_options(args.config if os.path.exists(args.config) else None)['status_path']
-        status = node_record.read_json(path)
+        status = state_files.read_json(path)
         if status is None:
             out('no status at %s: is wglan-watcher running?' % path, sys.stderr)
             return 1

@@ -19,10 +19,9 @@ import binascii
 import bisect
 import ipaddress
 import re
-import socket
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.keys import normalize_key
+from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
 
 ZERO_KEY = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='
 DEFAULT_KEEPALIVE = 25
@@ -188,10 +187,11 @@ def canonical_endpoint(text):
     return format_endpoint(addr, int(port))
 
 
-def parse_endpoint(value, resolve=True):
+def parse_endpoint(value, resolve=None):
     """'host:port', '192.0.2.1:51820', '[2001:db8::1]:51820' -> canonical 'ip:port'.
 
-    Host names are resolved once here (WireGuard itself takes only addresses).
+    Host names are resolved once here (WireGuard itself takes only addresses) by resolve(host, port,
+    text) -> address, when given; without it a host name is an error.
     """
     text = str(value).strip()
     if text.startswith('['):
@@ -214,13 +214,8 @@ def parse_endpoint(value, resolve=True):
         raise WglanError('invalid endpoint %r: not an IP address or host name' % text)
     if not resolve:
         raise WglanError('invalid endpoint %r: host names are not accepted here' % text)
-    try:
-        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
-    except socket.gaierror as exc:
-        raise WglanError('cannot resolve endpoint %r: %s' % (text, exc))
-    # Prefer IPv4 then IPv6, first answer of each: stable for a stable resolver.
-    infos.sort(key=lambda info: 0 if info[0] == socket.AF_INET else 1)
-    return format_endpoint(infos[0][4][0], port)
+    # (the model does no I/O: the shell that accepts host names gives the resolver, host.names.resolve)
+    return format_endpoint(resolve(host, port, text), port)
 
 
 def _as_int(value, what, low, high):
@@ -247,7 +242,7 @@ def _may_collapse(nets):
 PEER_FIELDS = ('public_key', 'endpoint', 'allowed_ips', 'preshared_key', 'persistent_keepalive', 'name')
 
 
-def parse_peer(raw, resolve=True, default_keepalive=DEFAULT_KEEPALIVE):
+def parse_peer(raw, resolve=None, default_keepalive=DEFAULT_KEEPALIVE):
     """A dict from the user or a source -> Peer. Raises WglanError naming the problem."""
     if not isinstance(raw, dict):
         raise WglanError('a peer must be a mapping, got %s' % type(raw).__name__)
@@ -291,7 +286,7 @@ def parse_peer(raw, resolve=True, default_keepalive=DEFAULT_KEEPALIVE):
     return peer
 
 
-def parse_peers(raw_list, resolve=True, default_keepalive=DEFAULT_KEEPALIVE):
+def parse_peers(raw_list, resolve=None, default_keepalive=DEFAULT_KEEPALIVE):
     """Parse a whole list; duplicate public keys are an error (which one wins is not guessable)."""
     if raw_list is None:
         return []

@@ -19,10 +19,10 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-from ansible_collections.wglan.mesh.plugins.module_utils import discovery_crypto as crypto
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.mesh import parse_record
-from ansible_collections.wglan.mesh.plugins.module_utils.underlay import marked_connection
+from ansible_collections.wglan.mesh.plugins.module_utils.host.underlay import marked_connection
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_record
 
 MAX_ENDPOINTS = 64  # per record; the server cannot count them, so the client refuses more
 DEFAULT_TTL = 1800
@@ -137,3 +137,16 @@ class DiscoveryClient:
                             timeout=timeout + self.timeout)
         answer['records'] = self.open_entries(answer.get('members', []), warn)
         return answer
+
+
+def from_discovery(client, publish_record, ttl, saved, warn, check_mode):
+    """(raw records, what publish answered or None, reached). Falls back to saved when unreachable."""
+    published = None
+    try:
+        if publish_record and publish_record.get('public_key') and not check_mode:
+            published = client.publish(publish_record, ttl=ttl)
+        _version, records = client.fetch(warn)
+        return records, published, True
+    except WglanError as exc:
+        warn('%s; keeping the %d records it gave last time' % (exc, len(saved or {})))
+        return list((saved or {}).values()), None, False

@@ -1,44 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 wglan.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Merging the peer sources: inventory records, Kubernetes Nodes and the discovery service.
-
-Precedence (documented in wglan_peers): explicit peers > inventory records >
-Kubernetes records > discovery records. A record whose public key an earlier
-source already has is the same node: the earlier record stays, but where the
-node is now (LOCATION: its node IPs, the address the service saw it at, what
-it observes) comes from the live source when that source answered, since the
-node keeps it current there between Ansible runs (a machine that moved). One
-whose name an earlier source has with another key is skipped with a warning;
-among themselves, records with the same public key keep the one with the
-smallest name (mesh.build_mesh).
-"""
+"""Records from several sources combined into one list, and peer selection (pure)."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.mesh import NodeRecord, parse_record
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import NodeRecord, parse_record
+
 
 try:
     import jmespath
     HAS_JMESPATH = True
 except ImportError:  # pragma: no cover - exercised by the import sanity test
     HAS_JMESPATH = False
-
-
-def from_discovery(client, publish_record, ttl, saved, warn, check_mode):
-    """(raw records, what publish answered or None, reached). Falls back to saved when unreachable."""
-    published = None
-    try:
-        if publish_record and publish_record.get('public_key') and not check_mode:
-            published = client.publish(publish_record, ttl=ttl)
-        _version, records = client.fetch(warn)
-        return records, published, True
-    except WglanError as exc:
-        warn('%s; keeping the %d records it gave last time' % (exc, len(saved or {})))
-        return list((saved or {}).values()), None, False
 
 
 # What a live source knows better than a record kept from earlier: where the node is, the port it

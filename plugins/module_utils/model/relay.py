@@ -28,18 +28,13 @@ sweeping its endpoints; when a handshake completes the addresses move back
 and the path is direct again.
 
 The watcher writes its current relays to PATHS, so that a wglan_peers run
-on the same node builds the same allowed IPs instead of undoing them.
-"""
+on the same node builds the same allowed IPs instead of undoing them."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.wglan.mesh.plugins.module_utils import node_record
-from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.mesh import PREFERRED
-
-PATHS = '/run/wglan/paths.json'
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import PREFERRED
 
 
 def relay_candidates(me_key, peer_key, records):
@@ -119,43 +114,3 @@ def apply_relays(peers, relays):
         else:
             out.append(peer)
     return out
-
-
-def _read_paths(path, name):
-    """The entry name of the paths file; None when the file is missing, unreadable or odd."""
-    try:
-        data = node_record.read_json(path)
-    except WglanError:
-        return None
-    return data.get(name) if isinstance(data, dict) else None
-
-
-def _key_map(value):
-    if not isinstance(value, dict):
-        return None
-    return dict((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str))
-
-
-def read_relays(path=PATHS):
-    """{peer key: relay key} the watcher last wrote; {} when there is none or it is unreadable."""
-    return _key_map(_read_paths(path, 'relays')) or {}
-
-
-def read_published(path=PATHS):
-    """{peer key: relay key} the watcher last published in this node's record; None when unknown."""
-    return _key_map(_read_paths(path, 'published'))
-
-
-def read_port(path=PATHS):
-    """The listen port the watcher moved to behind a shared NAT; None when it chose none."""
-    port = _read_paths(path, 'port')
-    return port if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 else None
-
-
-def write_relays(relays, path=PATHS, published=None, port=None):
-    data = dict(version=1, relays=dict(sorted(relays.items())))
-    if published is not None:
-        data['published'] = dict(sorted(published.items()))
-    if port is not None:
-        data['port'] = port
-    node_record.write_json_if_changed(path, data, 0o644)

@@ -13,21 +13,32 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.wglan.mesh.plugins.module_utils import keys, mesh, node_record, peers as peer_model, sources, wg_device
-from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api, kubernetes_source, relay
-from ansible_collections.wglan.mesh.plugins.module_utils.discovery_client import DiscoveryClient
+from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
+from ansible_collections.wglan.mesh.plugins.module_utils.model import topology
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import inventory
+from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model import peers as peer_model
+from ansible_collections.wglan.mesh.plugins.module_utils.model import source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes as kubernetes_source
+from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient, from_discovery
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.links import parse_interface_address
+from ansible_collections.wglan.mesh.plugins.module_utils.host import names
+from ansible_collections.wglan.mesh.plugins.module_utils.host.links import parse_interface_address
 
 # Options a saved-settings file can supply, and their defaults when it does not.
 DEFAULTS = dict(
-    interface='wglan0', backend='auto', private_key_path=keys.DEFAULT_KEY_PATH, listen_port=wg_device.DEFAULT_PORT,
+    interface='wglan0', backend='auto', private_key_path=key_files.DEFAULT_KEY_PATH, listen_port=wg_device.DEFAULT_PORT,
     fwmark=wg_device.DEFAULT_FWMARK, mtu=wg_device.DEFAULT_MTU, addresses=None, peers=[],
     persistent_keepalive=peer_model.DEFAULT_KEEPALIVE, purge=False, members=None, self_name=None,
     pod_networking=False, state_path='/etc/wglan/mesh.json', discovery_url=None, cluster_token=None,
     cluster_id=None, discovery_ca=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
     peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
-    relays_path=relay.PATHS, listen_port_auto=False,
+    relays_path=watcher_state.PATHS, listen_port_auto=False,
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
 SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'kubernetes', 'kubeconfig')
@@ -37,7 +48,7 @@ def apply_settings(params):
     """Fill the options not given from the saved settings (for a call that names no source), then the defaults."""
     saved = {}
     if all(params[name] is None for name in SOURCE_OPTIONS):
-        saved = node_record.read_json(params['settings_path'])
+        saved = state_files.read_json(params['settings_path'])
         if saved is None:
             saved = {}
         elif not isinstance(saved, dict) or saved.get('version') != 1:
@@ -53,7 +64,7 @@ def save_settings(params, check_mode=False):
     settings = dict((name, params[name]) for name in DEFAULTS)
     settings['version'] = 1
     # Holds the cluster token: root only, like the private key.
-    node_record.write_json_if_changed(params['settings_path'], settings, 0o600, check_mode)
+    state_files.write_json_if_changed(params['settings_path'], settings, 0o600, check_mode)
 
 
 def kubernetes_client(params):
@@ -65,9 +76,9 @@ def peers_from_records(params, own_public_key, warn, check_mode=False, mesh_out=
 
     Returns (peers, state to save, endpoint choices, discovery report, kubernetes report).
     """
-    state = node_record.read_json(params['state_path']) or {}
+    state = state_files.read_json(params['state_path']) or {}
     members = params['members'] or []
-    records, used = mesh.records_for_members(members, params['records'], state.get('records', {}), warn)
+    records, used = inventory.records_for_members(members, params['records'], state.get('records', {}), warn)
     discovery, kubernetes = None, None
     saved_kubernetes = state.get('kubernetes', {})
     if params['kubernetes']:
@@ -76,7 +87,7 @@ def peers_from_records(params, own_public_key, warn, check_mode=False, mesh_out=
         found, published, reached = kubernetes_source.from_kubernetes(
             client, node_name, params['publish'], saved_kubernetes, warn, check_mode)
         before = len(records)
-        records = sources.merge(records, found, warn, 'kubernetes', live=reached)
+        records = source_merge.merge(records, found, warn, 'kubernetes', live=reached)
         saved_kubernetes = dict((r.name, r.as_dict()) for r in records[before:])
         kubernetes = dict(reached=reached, node=node_name, published=published, records=len(found))
     discovery = None
@@ -86,10 +97,10 @@ def peers_from_records(params, own_public_key, warn, check_mode=False, mesh_out=
             raise WglanError('discovery_url needs cluster_token')
         client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
                                  params['discovery_ca'], mark=params['fwmark'])
-        found, published, reached = sources.from_discovery(client, params['publish'], params['discovery_ttl'],
+        found, published, reached = from_discovery(client, params['publish'], params['discovery_ttl'],
                                                            saved_discovery, warn, check_mode)
         before = len(records)
-        records = sources.merge(records, found, warn, 'discovery', live=reached)
+        records = source_merge.merge(records, found, warn, 'discovery', live=reached)
         saved_discovery = dict((r.name, r.as_dict()) for r in records[before:])
         discovery = dict(reached=reached, observed=published.get('observed') if published else None,
                          records=len(found))
@@ -98,10 +109,10 @@ def peers_from_records(params, own_public_key, warn, check_mode=False, mesh_out=
         if record.name == params['self_name'] or (own_public_key and record.public_key == own_public_key):
             me = record
     if me is None:
-        me = mesh.NodeRecord(params['self_name'] or '', own_public_key, None)
+        me = node_records.NodeRecord(params['self_name'] or '', own_public_key, None)
     if params['peer_selector']:
-        records = sources.select(records, me, params['peer_selector'])
-    peers, choices, warnings = mesh.build_mesh(me, records, params['pod_networking'], params['persistent_keepalive'])
+        records = source_merge.select(records, me, params['peer_selector'])
+    peers, choices, warnings = topology.build_mesh(me, records, params['pod_networking'], params['persistent_keepalive'])
     if mesh_out is not None:  # the watcher sweeps endpoint candidates from these
         mesh_out.update(me=me, records=records)
     for text in warnings:
@@ -110,7 +121,7 @@ def peers_from_records(params, own_public_key, warn, check_mode=False, mesh_out=
         peers = [p.replace(preshared_key=keys.pair_preshared_key(params['cluster_token'], own_public_key,
                                                                  p.public_key)) for p in peers]
     endpoints = dict((name, dict(endpoint=e, reason=r)) for name, (e, r) in sorted(choices.items()))
-    saved = dict(version=mesh.RECORD_VERSION, records=used)
+    saved = dict(version=node_records.RECORD_VERSION, records=used)
     if params['discovery_url']:
         saved['discovery'] = saved_discovery
     if params['kubernetes']:
@@ -124,7 +135,7 @@ def desired_state(params, warn, check_mode=False, mesh_out=None):
     Returns (device config, peers, dropped allowed IPs, state to save, endpoint choices, source reports);
     mesh_out, a dict, receives this node's record and the records the peers came from.
     """
-    private_key, _created = keys.load_or_create_private_key(params['private_key_path'], check_mode=check_mode)
+    private_key, _created = key_files.load_or_create_private_key(params['private_key_path'], check_mode=check_mode)
     addresses = None
     if params['addresses'] is not None:
         addresses = [parse_interface_address(a) for a in params['addresses']]
@@ -132,7 +143,7 @@ def desired_state(params, warn, check_mode=False, mesh_out=None):
     port = params.get('effective_port') or params['listen_port']
     config = wg_device.DeviceConfig(params['interface'], private_key, port, params['fwmark'],
                                     params['mtu'], addresses, params['backend'])
-    peer_list = peer_model.parse_peers(params['peers'], default_keepalive=params['persistent_keepalive'])
+    peer_list = peer_model.parse_peers(params['peers'], resolve=names.resolve, default_keepalive=params['persistent_keepalive'])
     own = keys.public_key_from_private(private_key) if private_key is not None else None
     used, endpoints, reports = None, None, {}
     if params['members'] is not None or params['records'] is not None or params['discovery_url'] \

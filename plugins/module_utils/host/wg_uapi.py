@@ -20,10 +20,10 @@ import socket
 import subprocess
 import time
 
-from ansible_collections.wglan.mesh.plugins.module_utils import process_owner
+from ansible_collections.wglan.mesh.plugins.module_utils.host import process_owner
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import Peer, PeerOp, ZERO_KEY
-from ansible_collections.wglan.mesh.plugins.module_utils.wg_state import DeviceState, PeerStats
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, PeerOp, ZERO_KEY
+from ansible_collections.wglan.mesh.plugins.module_utils.model.device import DeviceState, PeerStats
 
 SOCKET_DIR = '/var/run/wireguard'
 WIREGUARD_GO = 'wireguard-go'

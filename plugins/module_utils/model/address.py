@@ -9,12 +9,15 @@ __metaclass__ = type
 
 import ipaddress
 import re
-
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
+
 DEFAULT_PREFIX = '0200:1001::/64'
-ARPHRD_ETHER = 1
+
+
 _MAC_RE = re.compile(r'^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$')
+
+
 # Links that have an Ethernet address but never identify the machine.
 _VIRTUAL_KINDS_BY_NAME = ('docker', 'veth', 'br-', 'virbr', 'cni', 'flannel', 'cali', 'cilium', 'kube', 'vxlan', 'wg')
 
@@ -66,31 +69,6 @@ def node_cidr(prefix, mac):
     return '%s/64' % node_address(prefix, mac)
 
 
-def list_links():
-    """Links of this process's network namespace: name, ifindex, mac, physical, ether.
-
-    Read over rtnetlink, never /sys/class/net: sysfs shows the namespace of
-    whoever mounted it, which inside containers (systemd-nspawn, some
-    runtimes) is the host's, so every container would pick the host's MAC.
-    A link is "physical" when it has no link kind (veth, bridge, tun, ... all
-    have one).
-    """
-    from ansible_collections.wglan.mesh.plugins.module_utils.links import Links
-    out = []
-    with Links() as links:
-        for msg in links.ipr.get_links():
-            info = msg.get_attr('IFLA_LINKINFO')
-            kind = info.get_attr('IFLA_INFO_KIND') if info is not None else None
-            out.append({
-                'name': msg.get_attr('IFLA_IFNAME'),
-                'ifindex': msg['index'],
-                'mac': msg.get_attr('IFLA_ADDRESS'),
-                'ether': msg['ifi_type'] == ARPHRD_ETHER,
-                'physical': kind is None,
-            })
-    return out
-
-
 def choose_identity_link(links, exclude=()):
     """The link whose MAC names this node.
 
@@ -118,15 +96,3 @@ def choose_identity_link(links, exclude=()):
     if usable:
         return usable[0], 'first-ethernet'
     raise WglanError('no Ethernet link with a hardware address found: give mac or interface')
-
-
-def mac_of_interface(name):
-    if not re.match(r'^[A-Za-z0-9_.@:-]{1,15}$', name or ''):
-        raise WglanError('invalid interface name %r' % (name,))
-    for link in list_links():
-        if link['name'] == name:
-            if not link['mac']:
-                raise WglanError('interface %s has no hardware address' % name)
-            parse_mac(link['mac'])
-            return link['mac']
-    raise WglanError('interface %s does not exist' % name)

@@ -16,11 +16,11 @@ import gc
 import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.keys import public_key_from_private
-from ansible_collections.wglan.mesh.plugins.module_utils.links import Links, validate_ifname
-from ansible_collections.wglan.mesh.plugins.module_utils.peers import PeerOp, diff_peers, summarize_ops
-from ansible_collections.wglan.mesh.plugins.module_utils.wg_netlink import NetlinkBackend
-from ansible_collections.wglan.mesh.plugins.module_utils.wg_uapi import UapiBackend
+from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import public_key_from_private
+from ansible_collections.wglan.mesh.plugins.module_utils.host.links import Links, validate_ifname
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import PeerOp, diff_peers, summarize_ops
+from ansible_collections.wglan.mesh.plugins.module_utils.host.wg_netlink import NetlinkBackend
+from ansible_collections.wglan.mesh.plugins.module_utils.host.wg_uapi import UapiBackend
 
 BACKENDS = ('auto', 'kernel', 'userspace')
 DEFAULT_PORT = 51820

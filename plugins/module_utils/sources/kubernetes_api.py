@@ -26,7 +26,7 @@ import ssl
 from urllib.parse import quote, urlencode, urlsplit
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.underlay import marked_connection
+from ansible_collections.wglan.mesh.plugins.module_utils.host.underlay import marked_connection
 
 try:
     from kubernetes import config as kube_config

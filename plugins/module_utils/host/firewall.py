@@ -27,7 +27,8 @@ import shutil
 import subprocess
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.nft_rules import DEFAULT_TABLE, apply_commands, _run_nft
+from ansible_collections.wglan.mesh.plugins.module_utils.host.nftables import apply_commands, _run_nft
+from ansible_collections.wglan.mesh.plugins.module_utils.model.nft_objects import DEFAULT_TABLE
 
 COMMENT_PREFIX = 'wglan.mesh:'
 FAMILIES = ('inet', 'ip', 'ip6')

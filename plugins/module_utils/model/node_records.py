@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""This node's own record: what it publishes so that others can peer with it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import format_endpoint, parse_endpoint, parse_network
+
+
+def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), pod_cidrs=(), observed=None,
+                 relay=False):
+    record = {
+        'version': RECORD_VERSION,
+        'name': name,
+        'public_key': public_key,
+        'address': str(address) if address else None,
+        'node_ips': [str(i) for i in node_ips],
+        'port': port,
+        'extra_endpoints': [parse_endpoint(e, resolve=False) for e in extra_endpoints],
+        'pod_cidrs': [str(parse_network(n, 'pod CIDR')) for n in pod_cidrs],
+        'observed': dict(sorted((observed or {}).items())),
+    }
+    if relay:
+        record['relay'] = relay if relay == 'preferred' else True
+    return record
+
+
+def without_observations(data):
+    """A record, or a state holding records, minus what nodes observed and the relays they use (caches that move)."""
+    if not isinstance(data, dict):
+        return data
+    sections = [k for k in ('records', 'discovery', 'kubernetes') if isinstance(data.get(k), dict)]
+    if sections:  # a state: records by name under each source
+        stripped = dict(data)
+        for section in sections:
+            stripped[section] = dict((k, without_observations(v)) for k, v in data[section].items())
+        return stripped
+    return dict((k, v) for k, v in data.items() if k not in ('observed', 'relays'))
+
+
+RECORD_VERSION = 1
+
+
+PREFERRED = 'preferred'
+
+
+class NodeRecord:
+    __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed',
+                 'public_ip', 'relay', 'relays')
+
+    def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
+                 observed=None, public_ip=None, relay=False, relays=None):
+        self.name = name
+        self.public_key = public_key
+        self.address = address
+        self.node_ips = list(node_ips)
+        self.port = port
+        self.extra_endpoints = list(extra_endpoints)
+        self.pod_cidrs = list(pod_cidrs)
+        self.observed = dict(observed or {})
+        self.public_ip = public_ip  # the address a discovery service saw this node's requests come from
+        self.relay = PREFERRED if relay == PREFERRED else bool(relay)
+        self.relays = None if relays is None else dict(relays)  # None: the node publishes no relays
+
+    def own_endpoints(self):
+        return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
+
+    def own_ips(self):
+        return set(iface.ip for iface in self.node_ips)
+
+    def as_dict(self):
+        out = {
+            'version': RECORD_VERSION,
+            'name': self.name,
+            'public_key': self.public_key,
+            'address': str(self.address) if self.address else None,
+            'node_ips': [str(i) for i in self.node_ips],
+            'port': self.port,
+            'extra_endpoints': list(self.extra_endpoints),
+            'pod_cidrs': [str(n) for n in self.pod_cidrs],
+            'observed': dict(sorted(self.observed.items())),
+        }
+        if self.public_ip is not None:
+            out['discovery_observed'] = str(self.public_ip)
+        if self.relay:
+            out['relay'] = self.relay
+        if self.relays is not None:
+            out['relays'] = dict(sorted(self.relays.items()))
+        return out
+
+
+def parse_record(raw, name=None):
+    """Untrusted dict -> NodeRecord, or WglanError naming the problem."""
+    if not isinstance(raw, dict):
+        raise WglanError('record is not a mapping')
+    name = raw.get('name') or name
+    if not name or not isinstance(name, str):
+        raise WglanError('record has no name')
+    version = raw.get('version', RECORD_VERSION)
+    if version != RECORD_VERSION:
+        raise WglanError('record of %s has version %r, this collection reads version %d' % (name, version, RECORD_VERSION))
+    if not raw.get('public_key'):
+        raise WglanError('record of %s has no public key yet' % name)
+    public_key = normalize_key(raw['public_key'], 'public key of %s' % name)
+    address = None
+    if raw.get('address'):
+        try:
+            address = ipaddress.IPv6Address(str(raw['address']))
+        except ValueError:
+            raise WglanError('record of %s: address %r is not an IPv6 address' % (name, raw['address']))
+    try:
+        node_ips = [ipaddress.ip_interface(str(v)) for v in raw.get('node_ips') or []]
+    except ValueError as exc:
+        raise WglanError('record of %s: bad node IP: %s' % (name, exc))
+    port = raw.get('port', 51820)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise WglanError('record of %s: port must be 1-65535' % name)
+    try:
+        extra = [parse_endpoint(e, resolve=False) for e in raw.get('extra_endpoints') or []]
+        pods = [parse_network(n, 'pod CIDR') for n in raw.get('pod_cidrs') or []]
+    except WglanError as exc:
+        raise WglanError('record of %s: %s' % (name, exc))
+    observed = {}
+    for key, endpoint in (raw.get('observed') or {}).items():
+        try:
+            observed[normalize_key(key, 'observed peer key')] = parse_endpoint(endpoint, resolve=False)
+        except WglanError:
+            continue  # one stale or odd observation does not invalidate the record
+    public_ip = None
+    if raw.get('discovery_observed'):
+        try:
+            public_ip = ipaddress.ip_address(str(raw['discovery_observed']))
+        except ValueError:
+            public_ip = None  # an odd observation does not invalidate the record
+    relay = raw.get('relay')
+    return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip,
+                      relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')))
+
+
+def _relays(raw):
+    """A record's relays ({peer key: relay key}); None when it has none. Odd entries are left out."""
+    if not isinstance(raw, dict):
+        return None
+    out = {}
+    for peer, via in raw.items():
+        try:
+            out[normalize_key(peer, 'relayed peer key')] = normalize_key(via, 'relay key')
+        except (WglanError, TypeError, AttributeError):
+            continue
+    return out
