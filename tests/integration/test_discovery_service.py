@@ -18,7 +18,7 @@ URL = 'http://127.0.0.1:8443'
 CLIENT_PRELUDE = '''
 import json, sys, base64, os, time
 sys.path.insert(0, %r)
-from ansible_collections.wglan.mesh.plugins.module_utils import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
 from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 warnings = []

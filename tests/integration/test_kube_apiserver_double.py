@@ -103,7 +103,7 @@ CLIENT_SCRIPT = r'''
 import json, sys, threading, time
 sys.path.insert(0, %(collections)r)
 import kubernetes
-from ansible_collections.wglan.mesh.plugins.module_utils import kubernetes_api as k
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api as k
 out = {'library': kubernetes.__version__}
 c = k.connect(%(kubeconfig)r)
 nodes, version = c.list_nodes()
