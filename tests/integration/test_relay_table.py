@@ -160,8 +160,8 @@ def test_each_pair_is_counted_and_no_sysctl_is_touched(pair):
 def test_a_new_set_of_destinations_keeps_the_table_and_its_counts(pair):
     send, relay, mac = pair
     before = nft_rules_load(relay)
-    script = ('import sys; sys.path.insert(0, %r); from ansible_collections.wglan.mesh.plugins.module_utils '
-              'import nft_rules; print(nft_rules.ensure_relay_table("eth0", ["192.0.2.128/25", "%s"], True, '
+    script = ('import sys; sys.path.insert(0, %r); from ansible_collections.wglan.mesh.plugins.module_utils.host '
+              'import nftables; print(nftables.ensure_relay_table("eth0", ["192.0.2.128/25", "%s"], True, '
               '"wglantest_relay"))' % (COLLECTIONS, RELAYED6))
     assert relay.cmd([sys.executable, '-c', script]).stdout.strip() == 'False'  # the sets only
     assert nft_rules_load(relay) == before
@@ -171,9 +171,9 @@ def test_a_new_set_of_destinations_keeps_the_table_and_its_counts(pair):
 
 def nft_rules_load(relay):
     deadline = time.monotonic() + 5
-    script = ('import sys, json; sys.path.insert(0, %r); from ansible_collections.wglan.mesh.plugins.module_utils '
-              'import nft_rules; print(json.dumps(sorted([list(k) + list(v) for k, v in '
-              'nft_rules.relay_load("wglantest_relay").items()])))' % COLLECTIONS)
+    script = ('import sys, json; sys.path.insert(0, %r); from ansible_collections.wglan.mesh.plugins.module_utils.host '
+              'import nftables; print(json.dumps(sorted([list(k) + list(v) for k, v in '
+              'nftables.relay_load("wglantest_relay").items()])))' % COLLECTIONS)
     while True:
         rows = json.loads(relay.cmd([sys.executable, '-c', script]).stdout)
         if rows or time.monotonic() > deadline:
