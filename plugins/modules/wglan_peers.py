@@ -371,15 +371,14 @@ dropped_allowed_ips:
       type: str
 '''
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
-from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
-from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
-from ansible_collections.wglan.mesh.plugins.module_utils.model import relay
-from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
-from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.host import settings_file, state_files, watcher_state, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, plan, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
 
 PEER_OPTIONS = dict(
     public_key=dict(type='str', required=True),
@@ -389,116 +388,116 @@ PEER_OPTIONS = dict(
     preshared_key=dict(type='str', no_log=True),
     persistent_keepalive=dict(type='int'),
 )
+ARGUMENTS = dict(
+    interface=dict(type='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+    backend=dict(type='str', choices=list(wg_device.BACKENDS)),
+    private_key_path=dict(type='path'),
+    listen_port=dict(type='int'),
+    listen_port_auto=dict(type='bool'),
+    fwmark=dict(type='int'),
+    mtu=dict(type='int'),
+    addresses=dict(type='list', elements='str'),
+    peers=dict(type='list', elements='dict', options=PEER_OPTIONS),
+    persistent_keepalive=dict(type='int'),
+    purge=dict(type='bool'),
+    members=dict(type='list', elements='str'),
+    records=dict(type='list', elements='raw'),
+    self_name=dict(type='str'),
+    pod_networking=dict(type='bool'),
+    state_path=dict(type='path'),
+    discovery_url=dict(type='str'),
+    cluster_token=dict(type='str', no_log=True),
+    cluster_id=dict(type='str'),
+    discovery_ca=dict(type='path'),
+    discovery_ttl=dict(type='int'),
+    publish=dict(type='dict'),
+    pair_preshared_keys=dict(type='bool'),
+    peer_selector=dict(type='str'),
+    kubernetes=dict(type='bool'),
+    kubeconfig=dict(type='path'),
+    kube_context=dict(type='str'),
+    node_name=dict(type='str'),
+    watcher=dict(type='bool'),
+    relays_path=dict(type='path'),
+    settings_path=dict(type='path', default=settings.SETTINGS_PATH),
+    save_settings=dict(type='bool', default=False),
+)
+
+
+def beside_the_watcher(params):
+    """What the watcher decided stands (read from its state file): the port it moved to, the host's
+    addresses as it saw them, the relays it asks for (its record) and those it uses."""
+    state = watcher_state.read(params['relays_path'])
+    if params['listen_port_auto']:
+        # the port the watcher moved to behind a shared NAT (topology.shared_nat_port) stands
+        # (listen_port stays the base the saved settings hold)
+        params['effective_port'] = state.port or params['listen_port']
+    if isinstance(params.get('publish'), dict):
+        publish = dict(params['publish'])
+        if params['listen_port_auto']:
+            publish['port'] = params['effective_port']
+        if state.node_ips:
+            publish['node_ips'] = state.node_ips
+        if state.published is not None:
+            # what the watcher asked of its peers stays in the record a run publishes (relay.agree)
+            publish['relays'] = state.published
+        params['publish'] = publish
+    return plan.Observations(relays=state.relays, keep_endpoints=True)
+
+
+def remove(module, params):
+    existed = run_or_fail(module, wg_device.remove_device, params['interface'], check_mode=module.check_mode)
+    result = dict(changed=existed, interface=params['interface'])
+    if module._diff:
+        result['diff'] = dict(before={'interface': params['interface'] if existed else None},
+                              after={'interface': None})
+    module.exit_json(**result)
+
+
+def report(module, config, the_plan, gathered, outcome, state_changed):
+    summary = outcome.summary()
+    result = dict(changed=outcome.changed or state_changed, targets=the_plan.targets, interface=config.ifname,
+                  dropped_allowed_ips=[dict(peer=p, prefix=n, reason=r) for p, n, r in the_plan.topology.dropped])
+    for name in ('backend', 'public_key', 'created', 'peers_added', 'peers_changed', 'peers_removed',
+                 'peer_operations', 'device_changes', 'addresses_added', 'addresses_removed'):
+        result[name] = summary[name]
+    if gathered.records is not None:
+        result['endpoints'] = the_plan.topology.choices
+    result.update(gathered.reports)
+    for peer, prefix, reason in the_plan.topology.dropped:
+        module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
+    if module._diff:
+        result['diff'] = dict(before=outcome.before, after=outcome.after)
+    return result
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            interface=dict(type='str'),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-            backend=dict(type='str', choices=list(wg_device.BACKENDS)),
-            private_key_path=dict(type='path'),
-            listen_port=dict(type='int'),
-            listen_port_auto=dict(type='bool'),
-            fwmark=dict(type='int'),
-            mtu=dict(type='int'),
-            addresses=dict(type='list', elements='str'),
-            peers=dict(type='list', elements='dict', options=PEER_OPTIONS),
-            persistent_keepalive=dict(type='int'),
-            purge=dict(type='bool'),
-            members=dict(type='list', elements='str'),
-            records=dict(type='list', elements='raw'),
-            self_name=dict(type='str'),
-            pod_networking=dict(type='bool'),
-            state_path=dict(type='path'),
-            discovery_url=dict(type='str'),
-            cluster_token=dict(type='str', no_log=True),
-            cluster_id=dict(type='str'),
-            discovery_ca=dict(type='path'),
-            discovery_ttl=dict(type='int'),
-            publish=dict(type='dict'),
-            pair_preshared_keys=dict(type='bool'),
-            peer_selector=dict(type='str'),
-            kubernetes=dict(type='bool'),
-            kubeconfig=dict(type='path'),
-            kube_context=dict(type='str'),
-            node_name=dict(type='str'),
-            watcher=dict(type='bool'),
-            relays_path=dict(type='path'),
-            settings_path=dict(type='path', default='/etc/wglan/settings.json'),
-            save_settings=dict(type='bool', default=False),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENTS, supports_check_mode=True)
     require_libs(module, 'pyroute2', 'cryptography')
     params = module.params
-    run_or_fail(module, gather.apply_settings, params)
-    if params['kubeconfig']:
-        params['kubernetes'] = True
-    if params['watcher'] and params['listen_port_auto']:
-        # the port the watcher moved to behind a shared NAT (mesh.shared_nat_port) stands
-        # (listen_port stays the base the saved settings hold)
-        params['effective_port'] = watcher_state.read_port(params['relays_path']) or params['listen_port']
-        if isinstance(params.get('publish'), dict):
-            params['publish'] = dict(params['publish'], port=params['effective_port'])
-    if params['watcher'] and isinstance(params.get('publish'), dict):
-        # what the watcher asked of its peers stays in the record a run publishes (relay.agree)
-        requests = watcher_state.read_published(params['relays_path'])
-        if requests is not None:
-            params['publish'] = dict(params['publish'], relays=requests)
+    run_or_fail(module, settings_file.apply_settings, params)
+    seen = beside_the_watcher(params) if params['watcher'] else plan.Observations()
     if params['peer_selector']:
         require_libs(module, 'jmespath')
     if params['kubernetes']:
         require_libs(module, 'kubernetes')
     if params['state'] == 'absent':
-        existed = run_or_fail(module, wg_device.remove_device, params['interface'], check_mode=module.check_mode)
-        result = dict(changed=existed, interface=params['interface'])
-        if module._diff:
-            result['diff'] = dict(before={'interface': params['interface'] if existed else None},
-                                  after={'interface': None})
-        module.exit_json(**result)
-
-    config, peer_list, dropped, used, endpoints, reports = run_or_fail(module, gather.desired_state, params,
-                                                                       module.warn, module.check_mode)
-    if params['watcher']:
-        # The watcher's relays stand: the same allowed IPs, so a run does not undo them.
-        peer_list = relay.apply_relays(peer_list, watcher_state.read_relays(params['relays_path']))
-    outcome = run_or_fail(module, wg_device.apply_device, config, peer_list, purge=params['purge'],
-                          check_mode=module.check_mode, want_diff=module._diff, keep_endpoints=params['watcher'])
+        remove(module, params)
+    config, own_key = run_or_fail(module, gather.device_config, params, module.check_mode)
+    topo, gathered = run_or_fail(module, gather.mesh_topology, params, own_key, module.warn, module.check_mode)
+    found = run_or_fail(module, wg_device.read_device, config.ifname)
+    the_plan = plan.plan(topo, found[2] if found else None, seen, time.time(), purge=params['purge'])
+    outcome = run_or_fail(module, wg_device.apply_device, config, the_plan.peers, purge=params['purge'],
+                          check_mode=module.check_mode, want_diff=module._diff, current=found, ops=the_plan.ops)
     state_changed = False
-    if used is not None:
+    if gathered.saved is not None:
         # Saved after the device took the peers: the last good set is what stands in next time.
         state_changed = run_or_fail(module, state_files.write_json_if_changed, params['state_path'],
-                                    used, 0o644, module.check_mode, node_records.without_observations)
-    summary = outcome.summary()
-    targets = sorted(set(str(net) for peer in peer_list for net in peer.allowed_ips))
-    result = dict(
-        changed=outcome.changed or state_changed,
-        targets=targets,
-        interface=config.ifname,
-        backend=summary['backend'],
-        public_key=summary['public_key'],
-        created=summary['created'],
-        peers_added=summary['peers_added'],
-        peers_changed=summary['peers_changed'],
-        peers_removed=summary['peers_removed'],
-        peer_operations=summary['peer_operations'],
-        device_changes=summary['device_changes'],
-        addresses_added=summary['addresses_added'],
-        addresses_removed=summary['addresses_removed'],
-        dropped_allowed_ips=[dict(peer=p, prefix=n, reason=r) for p, n, r in dropped],
-    )
-    if endpoints is not None:
-        result['endpoints'] = endpoints
-    for source, report in sorted(reports.items()):
-        if report is not None:
-            result[source] = report
+                                    gathered.saved, 0o644, module.check_mode, node_records.without_observations)
+    result = report(module, config, the_plan, gathered, outcome, state_changed)
     if params['save_settings']:
-        run_or_fail(module, gather.save_settings, params, module.check_mode)
-    for peer, prefix, reason in dropped:
-        module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
-    if module._diff:
-        result['diff'] = dict(before=outcome.before, after=outcome.after)
+        run_or_fail(module, settings_file.save, params, module.check_mode)
     module.exit_json(**result)
 
 

@@ -81,10 +81,10 @@ def test_relayed_addresses_move_onto_the_relay_and_back():
         assert kept[B].allowed_ips == peers[0].allowed_ips, bad
 
 
-def test_relays_file_round_trip_and_bad_files(tmp_path):
+def test_watcher_state_file_round_trip_and_bad_files(tmp_path):
     path = str(tmp_path / 'paths.json')
     assert watcher_state.read_relays(path) == {}
-    watcher_state.write_relays({B: HUB}, path)
+    watcher_state.write(watcher_state.WatcherState({B: HUB}), path)
     assert watcher_state.read_relays(path) == {B: HUB}
     with open(path, 'w') as handle:
         handle.write('{not json')
@@ -92,16 +92,18 @@ def test_relays_file_round_trip_and_bad_files(tmp_path):
     with open(path, 'w') as handle:
         handle.write('{"relays": {"x": 1}}')
     assert watcher_state.read_relays(path) == {}
-    # what the record asks for and the port moved to travel in the same file
-    assert watcher_state.read_published(path) is None and watcher_state.read_port(path) is None
-    watcher_state.write_relays({B: HUB}, path, published={A: HUB}, port=51837)
-    assert (watcher_state.read_relays(path), watcher_state.read_published(path), watcher_state.read_port(path)) == ({B: HUB}, {A: HUB}, 51837)
-    watcher_state.write_relays({}, path, published={})
-    assert watcher_state.read_published(path) == {} and watcher_state.read_port(path) is None
-    for odd in ('{"port": true}', '{"port": 70000}', '{"port": "51821"}', '[]'):
+    # what the record asks for, the port moved to and the host's addresses travel in the same file
+    state = watcher_state.read(path)
+    assert state.published is None and state.port is None and state.node_ips is None
+    watcher_state.write(watcher_state.WatcherState({B: HUB}, {A: HUB}, 51837, ['192.0.2.7/24']), path)
+    state = watcher_state.read(path)
+    assert (state.relays, state.published, state.port, state.node_ips) == ({B: HUB}, {A: HUB}, 51837, ['192.0.2.7/24'])
+    watcher_state.write(watcher_state.WatcherState({}, {}), path)
+    assert watcher_state.read(path).published == {} and watcher_state.read(path).port is None
+    for odd in ('{"port": true}', '{"port": 70000}', '{"port": "51821"}', '[]', '{"node_ips": ["nonsense"]}'):
         with open(path, 'w') as handle:
             handle.write(odd)
-        assert watcher_state.read_port(path) is None, odd
+        assert watcher_state.read(path).port is None and watcher_state.read(path).node_ips is None, odd
 
 
 def test_sweeper_moves_after_the_interval_and_reports_exhaustion():

@@ -5,6 +5,8 @@ namespace and lab tests run the whole watcher on wireguard-go).
 """
 import base64
 import json
+
+from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
 import time
 
 import pytest
@@ -139,34 +141,30 @@ def test_own_move_makes_every_peer_handshake_again(watcher, monkeypatch):
     assert set(watcher.suspect) == set([P1, P2])
 
 
-def test_own_move_is_saved_for_ad_hoc_calls(watcher, monkeypatch, tmp_path, capsys):
-    # an ad-hoc wglan_peers call publishes the saved record: it must not be the one from before the move
+def test_own_move_is_kept_in_the_watchers_own_state_never_in_the_settings(watcher, monkeypatch, tmp_path):
+    # an ad-hoc wglan_peers call beside the watcher publishes the addresses the watcher sees now (read from
+    # the watcher's state file); the role's settings file has one writer, the role's run, and stays as it was
     import os
     settings = tmp_path / 'settings.json'
+    state = tmp_path / 'paths.json'
     old = dict(name='me', public_key=ME, node_ips=['192.0.2.1/24'], observed={P1: '192.0.2.2:51820'})
     settings.write_text(json.dumps(dict(version=1, cluster_token='secret-token', publish=old)))
-    os.chmod(str(settings), 0o600)
+    before = settings.read_text(), os.stat(str(settings)).st_mtime_ns
+    watcher.settings_path = str(settings)
+    watcher.params = dict(relays_path=str(state), listen_port=51820)
+    watcher.relays = {}
     here = ['203.0.113.10/24', '2001:db8::10/64']
     monkeypatch.setattr(watcher, '_local_ips', lambda params: list(here))
-    watcher._refresh_node_ips(dict(publish=dict(old), interface='wg0', addresses=[]))
-    saved = json.loads(settings.read_text())
-    assert saved['publish'] == dict(old, node_ips=here)
-    assert saved['cluster_token'] == 'secret-token' and saved['version'] == 1
-    assert os.stat(str(settings)).st_mode & 0o777 == 0o600
-    assert 'saved this node' in capsys.readouterr().out
-    # nothing new: the file is left alone
-    before = os.stat(str(settings)).st_mtime_ns, os.stat(str(settings)).st_ino
-    watcher._refresh_node_ips(dict(publish=dict(old), interface='wg0', addresses=[]))
-    assert (os.stat(str(settings)).st_mtime_ns, os.stat(str(settings)).st_ino) == before
-    # settings that cannot be read: logged, nothing raised, the record to publish still fresh
-    broken = '{"cluster_token": "secret-token", not json'
-    settings.write_text(broken)
     params = dict(publish=dict(old), interface='wg0', addresses=[])
     watcher._refresh_node_ips(params)
     assert params['publish']['node_ips'] == here
-    assert settings.read_text() == broken
-    logged = capsys.readouterr().out
-    assert 'cannot save' in logged and 'secret-token' not in logged
+    assert watcher_state.read(str(state)).node_ips == here
+    assert (settings.read_text(), os.stat(str(settings)).st_mtime_ns) == before
+    assert 'secret-token' not in state.read_text()
+    # back where the role saw it: nothing of the move is left in the state
+    here[:] = ['192.0.2.1/24']
+    watcher._refresh_node_ips(dict(publish=dict(old), interface='wg0', addresses=[]))
+    assert watcher_state.read(str(state)).node_ips is None
 
 
 def test_no_address_keeps_the_role_s_node_ips(watcher, monkeypatch):

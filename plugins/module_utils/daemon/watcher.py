@@ -51,7 +51,8 @@ import sys
 import threading
 import time
 
-from ansible_collections.wglan.mesh.plugins.module_utils.host import firewall
+from ansible_collections.wglan.mesh.plugins.module_utils.host import firewall, settings_file
+from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness, plan
 from ansible_collections.wglan.mesh.plugins.module_utils.model import topology
 from ansible_collections.wglan.mesh.plugins.module_utils.model import nft_objects
 from ansible_collections.wglan.mesh.plugins.module_utils.host import nftables
@@ -101,26 +102,6 @@ RELAY_LOAD_EVERY = 10.0
 # handshake when the session must be renewed first).
 PROBE_WAIT = 2.0
 
-# Seconds of silence from a peer this node keeps sending data to before it is probed. WireGuard
-# answers data within 10 s even when the traffic is one way (its passive keepalive), so a path
-# that breaks under traffic is noticed in about 7 s; at rest only keepalives and handshakes are
-# sent (allowed for by unanswered), and nothing is probed before 2 keepalive intervals (see _alive).
-UNANSWERED = 5.0
-KEEPALIVE_BYTES = 32      # a WireGuard keepalive: the data header and the empty payload's tag
-HANDSHAKE_BYTES = 148     # a handshake initiation
-
-# The order of a moved peer's endpoint candidates, by the reason they are one (topology.endpoint_candidates).
-AFTER_A_MOVE = {'same-link': 0, 'announced': 1, 'discovery': 2, 'own-address': 3, 'observed': 4}
-
-
-def unanswered(sent, silence, keepalive):
-    """Whether this node sent a peer data that went unanswered: more than keepalives and a handshake
-    in silence seconds, for more than UNANSWERED seconds."""
-    if silence <= UNANSWERED:
-        return False
-    return sent > KEEPALIVE_BYTES * (2 + int(silence // max(keepalive, 1))) + HANDSHAKE_BYTES
-
-
 def log(message):
     # (the journal stamps each line; WGLAN_LOG_TIME=1 stamps them here, for logs that go to a file)
     stamp = time.strftime('%H:%M:%S ') if os.environ.get('WGLAN_LOG_TIME') == '1' else ''
@@ -162,14 +143,7 @@ def load_options(path):
 
 def load_settings(path):
     """The role's saved wglan_peers settings, with the module's defaults for what they lack."""
-    saved = state_files.read_json(path)
-    if not isinstance(saved, dict) or saved.get('version') != 1:
-        raise WglanError('%s is missing or not settings the role wrote' % path)
-    params = dict((name, saved.get(name, default)) for name, default in gather.DEFAULTS.items())
-    params.update(records=None, settings_path=path)
-    if params['kubeconfig']:
-        params['kubernetes'] = True
-    return params
+    return settings_file.load(path)
 
 
 def pick(options, index, favourite=None):
@@ -257,6 +231,7 @@ class Watcher:
         self.relay_requests = None  # {peer key: relay key} this node's record says (relay.agree)
         self.relays_saved = None
         self.me = None              # this node's record at the last good reconcile
+        self.node_ips = None        # this host's addresses, when they differ from the role's record
         self.port = None            # the listen port chosen (topology.shared_nat_port with listen_port_auto)
         self.forwarding_warned = False
         self.relay_ipv6_noted = False
@@ -385,33 +360,21 @@ class Watcher:
             params['publish'] = dict(params['publish'], port=port)
         params['publish'] = self._record_to_publish(params)
         warnings = []
-        mesh_out = {}
         try:
-            config, peers, _dropped, used, _endpoints, _reports = gather.desired_state(
-                params, warnings.append, False, mesh_out)
+            config, own_key = gather.device_config(params)
+            topo, gathered = gather.mesh_topology(params, own_key, warnings.append)
         except WglanError as exc:
             log('not reconciling: %s' % exc)
             return False
-        for text in warnings:
-            log(text)
-        candidates = {}
-        me, records = mesh_out.get('me'), mesh_out.get('records') or []
+        peers = topo.peers
+        me, records = gathered.me, gathered.records or []
         self._notice_moves(me, records, peers)
-        by_key = dict((r.public_key, r) for r in records)
-        for peer in peers:
-            record = by_key.get(peer.public_key)
-            if record is not None and me is not None:
-                options = topology.endpoint_candidates(me, record, records)
-                if self.suspect.get(peer.public_key, (0, 0, False))[2]:
-                    # Observations of a peer that moved may be of its old place: the address the
-                    # service saw its new record come from, and its own addresses, first.
-                    options.sort(key=lambda option: AFTER_A_MOVE.get(option[1], len(AFTER_A_MOVE)))
-                candidates[peer.public_key] = options
+        candidates = plan.candidates_of(topo, moved=set(k for k, mark in self.suspect.items() if mark[2]))
         self.params = params
         if self.relays is None:
-            self.relays = watcher_state.read_relays(params['relays_path'])
-            self.relay_requests = watcher_state.read_published(params['relays_path'])
-        self.last = (config, peers, candidates)
+            state = watcher_state.read(params['relays_path'])
+            self.relays, self.relay_requests = state.relays, state.published
+        self.last = (config, topo, candidates)
         self.records = records
         self.me = me
         self.own_key = me.public_key if me is not None else None
@@ -422,8 +385,8 @@ class Watcher:
             self.published = (node_records.without_observations(params['publish']), params['publish'].get('observed'),
                               params['publish'].get('relays'))
         try:
-            if used is not None:
-                state_files.write_json_if_changed(params['state_path'], used, 0o644, False,
+            if gathered.saved is not None:
+                state_files.write_json_if_changed(params['state_path'], gathered.saved, 0o644, False,
                                                   node_records.without_observations)
         except WglanError as exc:
             log('cannot save the records: %s' % exc)
@@ -479,30 +442,17 @@ class Watcher:
         ips = self._local_ips(params)
         if not ips:
             return  # no address at all (network not up yet): keep what the role saw
-        if ips != record.get('node_ips'):
+        # (kept in the watcher's own state file, whence a wglan_peers run publishes them too)
+        self.node_ips = ips if ips != record.get('node_ips') else None
+        if self.node_ips is not None:
             params['publish'] = dict(record, node_ips=ips)
-            self._save_node_ips(ips)
+        self._save_paths()
         if self.own_ips is not None and ips != self.own_ips:
             log('this node\'s addresses changed: %s -> %s; handshaking with every peer again'
                 % (', '.join(self.own_ips) or '-', ', '.join(ips)))
             for key in self.places:
                 self.suspect[key] = (time.time(), time.monotonic(), False)
         self.own_ips = ips
-
-    def _save_node_ips(self, ips):
-        """Keep the saved settings' record in step with the host, so that an ad-hoc wglan_peers call
-        (which publishes the saved record) does not announce the addresses from before a move."""
-        try:
-            saved = state_files.read_json(self.settings_path)
-            publish = saved.get('publish') if isinstance(saved, dict) else None
-            if not isinstance(publish, dict) or publish.get('node_ips') == ips:
-                return
-            saved['publish'] = dict(publish, node_ips=ips)
-            # the settings hold the cluster token: root only, as the role writes them
-            state_files.write_json_if_changed(self.settings_path, saved, 0o600)
-            log('saved this node\'s addresses in %s' % self.settings_path)
-        except (OSError, WglanError) as exc:
-            log('cannot save this node\'s addresses in %s: %s' % (self.settings_path, exc))
 
     def _addresses_changed(self):
         if self.own_ips is None or self.params is None or not self.options['refresh_node_ips']:
@@ -554,7 +504,8 @@ class Watcher:
         """The last desired peers, with swept endpoints and relays, onto the device; then the targets."""
         if self.last is None:
             return False
-        config, peers, candidates = self.last
+        config, topo, candidates = self.last
+        peers = topo.peers
         found = wg_device.read_device(config.ifname)
         up = self._alive(found, candidates)
         # Where the peers that are up are seen: when that changes (a peer came up, went down, or
@@ -566,14 +517,14 @@ class Watcher:
             self.observed = seen
         swept, moved = self.sweeper.endpoints(candidates, up, time.monotonic(), self._favourites(seen))
         self._choose_relays(peers, candidates, up)
-        desired = [p.replace(endpoint=swept[p.public_key], endpoint_fallback=False) if p.public_key in swept else p
-                   for p in peers]
-        desired = relay.apply_relays(desired, self.relays)
+        seen_now = plan.Observations(alive=up, stale=self.stale, swept=swept, relays=self.relays)
+        the_plan = plan.plan(topo, found[2] if found else None, seen_now, time.time(), purge=purge,
+                             force_routing=self.options['force_routing'])
+        desired = the_plan.peers
         if self.options['relay']:
-            self.relay_nets = sorted(set(str(n) for p in peers if p.public_key not in self.relays
-                                         for n in p.allowed_ips))
+            self.relay_nets = the_plan.relay_nets
         try:
-            outcome = wg_device.apply_device(config, desired, purge=purge, current=found)
+            outcome = wg_device.apply_device(config, desired, purge=purge, current=found, ops=the_plan.ops)
             wg_device.kick(config, [p for p in desired if p.public_key in moved or p.public_key in self.heard_again])
         except WglanError as exc:
             log('device not updated: %s' % exc)
@@ -585,7 +536,7 @@ class Watcher:
             self._ensure_forwarding(config.ifname)
         if self.options['relay']:
             self._ensure_relay_table(config.ifname, self.relay_nets)
-        targets_changed = self._apply_targets(config, desired, up)
+        targets_changed = self._apply_targets(config, the_plan.routed)
         self._write_status(config, peers, found)
         return outcome.changed or targets_changed
 
@@ -639,21 +590,22 @@ class Watcher:
         return alive
 
     def _silent(self, peer, heard, ticks, sent=0):
-        """Whether peer (up by its handshake) has been silent too long: see _alive. Sends the probe.
-        sent: bytes sent to the peer since something last came from it."""
+        """Whether peer (up by its handshake) has been silent too long: see _alive and
+        liveness.silence_verdict. Sends the probe. sent: bytes sent to the peer since something last came from it."""
         key, keepalive = peer.public_key, peer.persistent_keepalive
         silence = ticks - heard
-        if silence > 2 * keepalive + 15:
+        verdict = liveness.silence_verdict(silence, keepalive, sent)
+        if verdict == 'dead':
             return True
-        if silence <= 2 * keepalive + 5 and not unanswered(sent, silence, keepalive):
+        if verdict == 'fine':
             self.probed.pop(key, None)
             return False
         probed = self.probed.get(key)
         if probed is None or probed < heard:
             self.probed[key] = ticks
-            log('peer %s: silent for %.0f s%s, probing' % (self._name(key, self.last[1] if self.last else []),
+            log('peer %s: silent for %.0f s%s, probing' % (self._name(key, self.last[1].peers if self.last else []),
                                                            silence, ' with data unanswered'
-                                                           if unanswered(sent, silence, keepalive) else ''))
+                                                           if liveness.unanswered(sent, silence, keepalive) else ''))
             self._probe(peer)
             return False
         return ticks - probed > PROBE_WAIT
@@ -730,18 +682,20 @@ class Watcher:
         self._save_paths()
 
     def _save_paths(self):
-        """The relays, what this node's record asks for and the port it moved to, for wglan_peers runs."""
+        """The relays, what this node's record asks for, the port it moved to and the host's addresses
+        (the watcher's state file, which it alone writes), for wglan_peers runs."""
         if self.params is None or self.relays is None:
             return
-        wanted = (dict(self.relays), dict(self.relay_requests or {}), self.port)
+        wanted = watcher_state.WatcherState(self.relays, self.relay_requests or {},
+                                            self.port if self.port != self.params['listen_port'] else None,
+                                            self.node_ips)
         if wanted == self.relays_saved:
             return
         try:
-            watcher_state.write_relays(self.relays, self.params['relays_path'], self.relay_requests or {},
-                               self.port if self.port != self.params['listen_port'] else None)
+            watcher_state.write(wanted, self.params['relays_path'])
             self.relays_saved = wanted
         except WglanError as exc:
-            log('cannot save the relays: %s' % exc)
+            log('cannot save the watcher\'s state: %s' % exc)
 
     def _ensure_forwarding(self, ifname):
         """With relay on, forward what arrives on the interface for another peer back into it: the
@@ -800,10 +754,9 @@ class Watcher:
                 return peer.name or public_key[:8]
         return public_key[:8]
 
-    def _apply_targets(self, config, peers, up):
+    def _apply_targets(self, config, routed):
         if not self.options['manage_rules']:
             return False
-        routed = [net for p in peers if self.options['force_routing'] or p.public_key in up for net in p.allowed_ips]
         try:
             rules = nft_objects.RulesConfig(config.ifname, routed, self.options['table'], config.fwmark,
                                           self.options['route_mark'], self.options['mark_mask'], config.mtu)

@@ -1,26 +1,48 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 wglan.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The watcher's state file (relays, what its record asks of peers, the port it moved to)."""
+"""The watcher's state file (/run/wglan/paths.json): written by the watcher only, read by wglan_peers
+and wglan_info, so that a run builds what the watcher decided instead of undoing it: the relays in
+use, the relays this node's record asks for, the port it moved to behind a shared NAT, and this
+host's addresses as it last saw them (the record's node IPs after a move)."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
+import ipaddress
+
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model.settings import WATCHER_STATE
+
+PATHS = WATCHER_STATE
 
 
-PATHS = '/run/wglan/paths.json'
+class WatcherState:
+    __slots__ = ('relays', 'published', 'port', 'node_ips')
 
+    def __init__(self, relays=None, published=None, port=None, node_ips=None):
+        self.relays = dict(relays or {})    # {peer key: relay key} in use
+        self.published = None if published is None else dict(published)  # what the record asks for
+        self.port = port                    # None: the configured port
+        self.node_ips = None if node_ips is None else list(node_ips)  # None: as the role saw them
 
-def _read_paths(path, name):
-    """The entry name of the paths file; None when the file is missing, unreadable or odd."""
-    try:
-        data = state_files.read_json(path)
-    except WglanError:
-        return None
-    return data.get(name) if isinstance(data, dict) else None
+    def as_dict(self):
+        data = dict(version=1, relays=dict(sorted(self.relays.items())))
+        if self.published is not None:
+            data['published'] = dict(sorted(self.published.items()))
+        if self.port is not None:
+            data['port'] = self.port
+        if self.node_ips is not None:
+            data['node_ips'] = list(self.node_ips)
+        return data
+
+    def __eq__(self, other):
+        return isinstance(other, WatcherState) and self.as_dict() == other.as_dict()
+
+    def __ne__(self, other):
+        return not self == other
 
 
 def _key_map(value):
@@ -29,26 +51,36 @@ def _key_map(value):
     return dict((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str))
 
 
+def _port(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536 else None
+
+
+def _node_ips(value):
+    if not isinstance(value, list):
+        return None
+    try:
+        return [str(ipaddress.ip_interface(str(v))) for v in value]
+    except ValueError:
+        return None
+
+
+def read(path=PATHS):
+    """The state the watcher last wrote; an empty one when the file is missing, unreadable or odd
+    (each odd entry is left out on its own)."""
+    try:
+        data = state_files.read_json(path)
+    except WglanError:
+        data = None
+    if not isinstance(data, dict):
+        return WatcherState()
+    return WatcherState(_key_map(data.get('relays')), _key_map(data.get('published')), _port(data.get('port')),
+                        _node_ips(data.get('node_ips')))
+
+
 def read_relays(path=PATHS):
     """{peer key: relay key} the watcher last wrote; {} when there is none or it is unreadable."""
-    return _key_map(_read_paths(path, 'relays')) or {}
+    return read(path).relays
 
 
-def read_published(path=PATHS):
-    """{peer key: relay key} the watcher last published in this node's record; None when unknown."""
-    return _key_map(_read_paths(path, 'published'))
-
-
-def read_port(path=PATHS):
-    """The listen port the watcher moved to behind a shared NAT; None when it chose none."""
-    port = _read_paths(path, 'port')
-    return port if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 else None
-
-
-def write_relays(relays, path=PATHS, published=None, port=None):
-    data = dict(version=1, relays=dict(sorted(relays.items())))
-    if published is not None:
-        data['published'] = dict(sorted(published.items()))
-    if port is not None:
-        data['port'] = port
-    state_files.write_json_if_changed(path, data, 0o644)
+def write(state, path=PATHS):
+    return state_files.write_json_if_changed(path, state.as_dict(), 0o644)

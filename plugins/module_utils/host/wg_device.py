@@ -16,6 +16,8 @@ import gc
 import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness
+from ansible_collections.wglan.mesh.plugins.module_utils.model.settings import DEFAULT_FWMARK, DEFAULT_MTU, DEFAULT_PORT  # noqa: F401 (re-exported)
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import public_key_from_private
 from ansible_collections.wglan.mesh.plugins.module_utils.host.links import Links, validate_ifname
 from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import PeerOp, diff_peers, summarize_ops
@@ -23,9 +25,6 @@ from ansible_collections.wglan.mesh.plugins.module_utils.host.wg_netlink import 
 from ansible_collections.wglan.mesh.plugins.module_utils.host.wg_uapi import UapiBackend
 
 BACKENDS = ('auto', 'kernel', 'userspace')
-DEFAULT_PORT = 51820
-DEFAULT_FWMARK = 0x20
-DEFAULT_MTU = 1420
 MIN_MTU = 1280
 
 
@@ -138,25 +137,24 @@ def _gc_paused():
             gc.enable()
 
 
-def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff=False, keep_endpoints=False,
-                 current=None):
+def apply_device(config, desired_peers, purge=False, check_mode=False, want_diff=False, current=None, ops=None):
     """Make the interface and its peers match. Returns a DeviceResult.
 
-    keep_endpoints: a running peer keeps its endpoint whenever the desired one
-    is only a fallback guess, up or not (a watcher on the node sweeps those).
     current: what read_device() returned just before, so the device is not
     read twice (the watcher reads it every second anyway).
+    ops: the peer operations the plan made against current (model.plan); used when the device is
+    still the one current describes, else the operations are made here, against what was read.
     """
     with _gc_paused():
-        return _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endpoints, current)
+        return _apply_device(config, desired_peers, purge, check_mode, want_diff, current, ops)
 
 
-def _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endpoints=False, current=None):
+def _apply_device(config, desired_peers, purge, check_mode, want_diff, current=None, planned=None):
     result = DeviceResult()
     if config.private_key is not None:
         result.public_key = public_key_from_private(config.private_key)
     # Handshake times are read only when some endpoint is a fallback guess (see diff_peers).
-    with_stats = not keep_endpoints and any(p.endpoint_fallback for p in desired_peers)
+    with_stats = any(p.endpoint_fallback for p in desired_peers)
     with Links() as links:
         # Ask the device first: it prepares its answer while rtnetlink is read.
         pending = None
@@ -171,7 +169,7 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endp
         if link is None:
             result.changed = result.created = True
             result.device_changes = ['interface', 'private_key', 'listen_port', 'fwmark', 'mtu', 'up']
-            result.ops = diff_peers(desired_peers, [], purge=purge)
+            result.ops = planned if planned is not None and current is None else diff_peers(desired_peers, [], purge=purge)
             if config.addresses:
                 result.addresses_added = list(config.addresses)
             if want_diff:
@@ -191,17 +189,13 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endp
 
         backend = backend_for_link(link, config.backend)
         result.backend = backend.name
-        if current is not None and backend.name == current[1]:
+        as_planned = current is not None and backend.name == current[1]
+        if as_planned:
             state = current[2]
         elif pending is not None and backend.name == pending[0].name:
             state = pending[1]()
         else:
             state = backend.read(with_stats=with_stats)
-        now = time.time()
-        if keep_endpoints:
-            up = set(p.key_hex for p in state.peers)
-        else:
-            up = set(k for k, stats in (state.stats or {}).items() if stats.state(now) == 'up')
         key = None
         if config.private_key is not None and state.private_key != config.private_key:
             key = config.private_key
@@ -214,7 +208,10 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff, keep_endp
         if state.fwmark != config.fwmark:
             fwmark = config.fwmark
             result.device_changes.append('fwmark')
-        result.ops = diff_peers(desired_peers, state.peers, purge=purge, up=up)
+        if as_planned and planned is not None:
+            result.ops = planned
+        else:
+            result.ops = diff_peers(desired_peers, state.peers, purge=purge, up=liveness.up_by_handshake_hex(state, time.time()))
         if want_diff:
             result.before = {
                 'interface': config.ifname, 'listen_port': state.listen_port, 'fwmark': state.fwmark,

@@ -9,9 +9,7 @@ __metaclass__ = type
 
 import time
 
-# KubeSpan marks a peer down 275 s after its last handshake; WireGuard re-keys
-# every 120 s while traffic flows, so a live peer never goes that long.
-PEER_DOWN_AFTER = 275
+from ansible_collections.wglan.mesh.plugins.module_utils.model.liveness import handshake_state
 
 
 class PeerStats:
@@ -37,11 +35,8 @@ class PeerStats:
         return int(self._tx)
 
     def state(self, now=None):
-        """'up' after a recent handshake, 'down' after an old one, 'unknown' if never."""
-        if not self.last_handshake:
-            return 'unknown'
-        now = time.time() if now is None else now
-        return 'up' if now - self.last_handshake <= PEER_DOWN_AFTER else 'down'
+        """'up' after a recent handshake, 'down' after an old one, 'unknown' if never (liveness.handshake_state)."""
+        return handshake_state(self.last_handshake, time.time() if now is None else now)
 
 
 class DeviceState:

@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What "up" means, in one place (pure).
+
+A peer is up when its last handshake is recent (PEER_DOWN_AFTER, as KubeSpan:
+WireGuard re-keys every 120 s while traffic flows, so a live peer never goes
+that long). That is all a run of a module can see: one look at the device.
+The watcher looks every second and knows more; for it a peer up by its
+handshake is *stale* while it is silent (nothing received for too long: see
+silent()), and *suspect* after a move until it is heard from again. Both
+count as not up: their addresses are relayed or fall back to the normal
+routes.
+
+Timing of silence: at rest the two ends of a pair take turns (WireGuard's
+persistent keepalive timer restarts on every packet, sent or received, so the
+keepalive of one end keeps the other's from firing) and each end hears from
+the other every second keepalive interval. A peer this node keeps sending
+data to answers within 10 s (WireGuard's passive keepalive) even when the
+traffic is one way.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+PEER_DOWN_AFTER = 275
+UP, DOWN, UNKNOWN, STALE = 'up', 'down', 'unknown', 'stale'
+
+# Seconds of silence from a peer this node keeps sending data to before it is probed.
+UNANSWERED = 5.0
+KEEPALIVE_BYTES = 32      # a WireGuard keepalive: the data header and the empty payload's tag
+HANDSHAKE_BYTES = 148     # a handshake initiation
+
+
+def handshake_state(last_handshake, now):
+    """'up' after a recent handshake, 'down' after an old one, 'unknown' if never."""
+    if not last_handshake:
+        return UNKNOWN
+    return UP if now - last_handshake <= PEER_DOWN_AFTER else DOWN
+
+
+def peer_state(last_handshake, now, stale=False):
+    """The state shown for a peer: its handshake's, except 'stale' when the watcher found it silent."""
+    state = handshake_state(last_handshake, now)
+    return STALE if stale and state == UP else state
+
+
+def up_by_handshake(device, now):
+    """Public keys of the peers on the device (a DeviceState) with a recent handshake."""
+    if device is None:
+        return set()
+    return set(p.public_key for p in device.peers
+               if handshake_state(device.stats_of(p).last_handshake, now) == UP)
+
+
+def up_by_handshake_hex(device, now):
+    """The same, as the device's hex keys (model.peers.diff_peers takes those)."""
+    if device is None:
+        return set()
+    return set(p.key_hex for p in device.peers if handshake_state(device.stats_of(p).last_handshake, now) == UP)
+
+
+def unanswered(sent, silence, keepalive):
+    """Whether this node sent a peer data that went unanswered: more than keepalives and a handshake
+    in silence seconds, for more than UNANSWERED seconds."""
+    if silence <= UNANSWERED:
+        return False
+    return sent > KEEPALIVE_BYTES * (2 + int(silence // max(keepalive, 1))) + HANDSHAKE_BYTES
+
+
+def silence_verdict(silence, keepalive, sent):
+    """What silence seconds from a peer (up by its handshake, keepalive set) mean: 'dead' (stale
+    without asking: 2 keepalives + 15 s), 'probe' (ask it: data unanswered, or 2 keepalives + 5 s at
+    rest), or 'fine'."""
+    if silence > 2 * keepalive + 15:
+        return 'dead'
+    if silence <= 2 * keepalive + 5 and not unanswered(sent, silence, keepalive):
+        return 'fine'
+    return 'probe'

@@ -1,0 +1,157 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan: everything known in, one value out (pure).
+
+Two steps, both pure values, so that the watcher can redo the second every
+second without the first:
+
+    topology(...)  the records and the explicit peers -> the mesh's peers, each
+                   one's endpoint candidates and the endpoint chosen, the
+                   prefixes a peer had to give up;
+    plan(...)      the topology, the device as read and the watcher's
+                   observations (sweep position, liveness, relays) -> the final
+                   device peers, the operations that make the device so, the
+                   nftables targets, each peer's state, the relay table's
+                   prefixes and the record to publish.
+
+wglan_peers, wglan_info and the watcher are shells around these: they gather
+the inputs (sources, device, files), call them, apply the result and report.
+Check and diff mode come from the plan's operations.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness
+from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import pair_preshared_key
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import diff_peers, resolve_overlaps
+from ansible_collections.wglan.mesh.plugins.module_utils.model.relay import apply_relays
+from ansible_collections.wglan.mesh.plugins.module_utils.model.topology import build_mesh, endpoint_candidates
+
+# The order of a moved peer's endpoint candidates, by the reason they are one: observations of a peer
+# that moved may be of its old place, so the address the service saw its new record come from, and its
+# own addresses, come first.
+AFTER_A_MOVE = {'same-link': 0, 'announced': 1, 'discovery': 2, 'own-address': 3, 'observed': 4}
+
+
+class Topology:
+    """The mesh as the records describe it, before any observation."""
+
+    __slots__ = ('peers', 'candidates', 'choices', 'dropped', 'warnings', 'me', 'records')
+
+    def __init__(self, peers, candidates, choices, dropped, warnings, me=None, records=None):
+        self.peers = peers              # [Peer]: explicit peers and peers built from records
+        self.candidates = candidates    # {public key: [(endpoint, reason)]} of peers built from records
+        self.choices = choices          # {name: {'endpoint', 'reason'}} (wglan_peers' `endpoints`)
+        self.dropped = dropped          # [(peer, prefix, reason)] given up to a peer that holds them
+        self.warnings = warnings        # [text]
+        self.me = me                    # this node's record (None: no record sources)
+        self.records = records          # the records the peers came from (None: no record sources)
+
+
+def topology(explicit, me=None, records=None, own_key=None, pod_networking=False,
+             keepalive=25, psk_secret=None):
+    """The Topology of explicit peers ([Peer]) and of the records (None: none given) for this node
+    (me, own_key). psk_secret: derive each pair's preshared key from it (the cluster token)."""
+    peers, candidates, choices, warnings = list(explicit), {}, {}, []
+    if records is not None:
+        built, chosen, warnings = build_mesh(me, records, pod_networking, keepalive)
+        if psk_secret and own_key:
+            built = [p.replace(preshared_key=pair_preshared_key(psk_secret, own_key, p.public_key)) for p in built]
+        by_key = dict((r.public_key, r) for r in records)
+        for peer in built:
+            if peer.public_key in by_key and me is not None:
+                candidates[peer.public_key] = endpoint_candidates(me, by_key[peer.public_key], records)
+        choices = dict((name, dict(endpoint=e, reason=r)) for name, (e, r) in sorted(chosen.items()))
+        given = set(p.public_key for p in peers)
+        peers.extend(p for p in built if p.public_key not in given)
+    if own_key is not None:
+        peers = [p for p in peers if p.public_key != own_key]
+    peers, dropped = resolve_overlaps(peers)
+    return Topology(peers, candidates, choices, dropped, warnings, me, records)
+
+
+class Observations:
+    """What the watcher knows beyond the records. The default is what a run of a module knows: nothing."""
+
+    __slots__ = ('alive', 'stale', 'swept', 'relays', 'moved', 'keep_endpoints', 'seen', 'relay_requests')
+
+    def __init__(self, alive=None, stale=(), swept=None, relays=None, moved=(), keep_endpoints=False,
+                 seen=None, relay_requests=None):
+        self.alive = alive                  # keys of peers up by the watcher's look; None: judge by handshakes
+        self.stale = set(stale)             # up by their handshake, but silent (liveness)
+        self.swept = dict(swept or {})      # {key: endpoint} the sweep has each peer that is not up on
+        self.relays = dict(relays or {})    # {key: relay key} in use
+        self.moved = set(moved)             # peers whose record shows a new place (their candidates reorder)
+        self.keep_endpoints = keep_endpoints  # a run beside a watcher: running peers keep their endpoints
+        self.seen = seen                    # {key: endpoint} where the peers up are seen (the record's observed)
+        self.relay_requests = relay_requests  # {key: relay key} this node's record asks for
+
+
+class Plan:
+    """One value: what the device, the rules and the record should be."""
+
+    __slots__ = ('peers', 'ops', 'targets', 'routed', 'states', 'candidates', 'up', 'relay_nets', 'topology')
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values.get(name))
+
+
+def _running_keys(device):
+    return set() if device is None else set(p.public_key for p in device.peers)
+
+
+def _hex(keys, device):
+    return set(p.key_hex for p in device.peers if p.public_key in keys) if device is not None else set()
+
+
+def candidates_of(topo, moved=()):
+    """Each peer's endpoint candidates, a moved peer's reordered (AFTER_A_MOVE)."""
+    out = {}
+    for key, options in topo.candidates.items():
+        options = list(options)
+        if key in moved:
+            options.sort(key=lambda option: AFTER_A_MOVE.get(option[1], len(AFTER_A_MOVE)))
+        out[key] = options
+    return out
+
+
+def plan(topo, device=None, observations=None, now=0.0, purge=False, force_routing=False):
+    """The Plan for topo on device (a DeviceState as read; None: no interface yet) at time now."""
+    seen = observations or Observations()
+    handshake_up = liveness.up_by_handshake(device, now)
+    up = handshake_up if seen.alive is None else set(seen.alive)
+    peers = [p.replace(endpoint=seen.swept[p.public_key], endpoint_fallback=False)
+             if p.public_key in seen.swept else p for p in topo.peers]
+    peers = apply_relays(peers, seen.relays)
+    # An endpoint that is only a fallback guess does not replace the one a peer is up at (it may have
+    # roamed there); beside a watcher, not the one of any running peer (the watcher sweeps those).
+    keep = _running_keys(device) if seen.keep_endpoints else handshake_up
+    ops = diff_peers(peers, device.peers if device is not None else [], purge=purge, up=_hex(keep, device))
+    routed = sorted(set(str(n) for p in peers if force_routing or seen.alive is None or p.public_key in up
+                        for n in p.allowed_ips))
+    states = {}
+    for peer in topo.peers:
+        handshake = device.stats_of(peer).last_handshake if device is not None else 0
+        states[peer.public_key] = liveness.peer_state(handshake, now, peer.public_key in seen.stale)
+    return Plan(
+        peers=peers, ops=ops, topology=topo, up=up, states=states,
+        targets=sorted(set(str(n) for p in peers for n in p.allowed_ips)), routed=routed,
+        candidates=candidates_of(topo, seen.moved),
+        # what this node, as a relay, forwards: the addresses of the peers it reaches directly
+        relay_nets=sorted(set(str(n) for p in topo.peers if p.public_key not in seen.relays for n in p.allowed_ips)),
+    )
+
+
+def record_to_publish(record, observed, relay_requests, port=None):
+    """This node's record as it goes out: with where its peers are seen now, the relays it asks for and
+    the port it listens on (None: the record's own)."""
+    if not record:
+        return None
+    fresh = dict(record, observed=dict(observed or {}), relays=dict(relay_requests or {}))
+    if port is not None:
+        fresh['port'] = port
+    return fresh

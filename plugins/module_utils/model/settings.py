@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Defaults, in one place, and the decisions that follow from options alone (pure)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DEFAULT_PORT = 51820
+DEFAULT_FWMARK = 0x20
+DEFAULT_MTU = 1420
+DEFAULT_KEEPALIVE = 25
+DEFAULT_KEY_PATH = '/etc/wglan/private.key'
+SETTINGS_PATH = '/etc/wglan/settings.json'      # written by wglan_peers (save_settings) only
+STATE_PATH = '/etc/wglan/mesh.json'             # the records last used (no secrets)
+WATCHER_CONFIG = '/etc/wglan/watcher.json'      # written by wglan_watcher only
+WATCHER_STATE = '/run/wglan/paths.json'         # written by the watcher only
+STATUS_PATH = '/run/wglan/status.json'          # written by the watcher only
+
+# wglan_peers' options a saved-settings file can supply, and their defaults when it does not.
+DEFAULTS = dict(
+    interface='wglan0', backend='auto', private_key_path=DEFAULT_KEY_PATH, listen_port=DEFAULT_PORT,
+    fwmark=DEFAULT_FWMARK, mtu=DEFAULT_MTU, addresses=None, peers=[],
+    persistent_keepalive=DEFAULT_KEEPALIVE, purge=False, members=None, self_name=None,
+    pod_networking=False, state_path=STATE_PATH, discovery_url=None, cluster_token=None,
+    cluster_id=None, discovery_ca=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
+    peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
+    relays_path=WATCHER_STATE, listen_port_auto=False,
+)
+# Giving any of these makes a call self-contained: the saved settings are not read.
+SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'kubernetes', 'kubeconfig')
+
+
+def complete(params, saved):
+    """params with every option not given taken from saved (the settings file's content), then the
+    defaults; a kubeconfig implies the Kubernetes source."""
+    for name, default in DEFAULTS.items():
+        if params.get(name) is None:
+            params[name] = saved.get(name, default)
+    if params.get('kubeconfig'):
+        params['kubernetes'] = True
+    return params
+
+
+def uses_records(params):
+    """Whether the peers come from node records (the group's, the discovery service's, Kubernetes')."""
+    return params.get('members') is not None or params.get('records') is not None \
+        or bool(params.get('discovery_url')) or bool(params.get('kubernetes'))
+
+
+def live_source(params):
+    """Whether a source tells other nodes of a change at once (discovery service, Kubernetes)."""
+    return bool((params.get('discovery_url') and params.get('cluster_token')) or params.get('kubernetes'))
+
+
+def saved(params):
+    """What the settings file keeps of a call (holds the cluster token: written 0600)."""
+    out = dict((name, params[name]) for name in DEFAULTS)
+    out['version'] = 1
+    return out
