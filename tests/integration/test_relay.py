@@ -20,7 +20,8 @@ import uuid
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import PROBE_WAIT, UNANSWERED
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import PROBE_WAIT
+from ansible_collections.wglan.mesh.plugins.module_utils.model.liveness import UNANSWERED
 from netns import COLLECTIONS, Playbook, record_of, wait_for
 from watchlab import service_world
 

@@ -52,7 +52,7 @@ import threading
 import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.host import firewall, settings_file
-from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness, plan
+from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness, plan, settings, watcher_options
 from ansible_collections.wglan.mesh.plugins.module_utils.model import topology
 from ansible_collections.wglan.mesh.plugins.module_utils.model import nft_objects
 from ansible_collections.wglan.mesh.plugins.module_utils.host import nftables
@@ -66,33 +66,9 @@ from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_sta
 from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
-SETTINGS = '/etc/wglan/settings.json'
-CONFIG = '/etc/wglan/watcher.json'
-OPTIONS = dict(
-    resync=60.0,            # seconds between safety-net reconciles
-    # Seconds on one endpoint candidate before the next (KubeSpan: 15). WireGuard sends
-    # at most one handshake initiation per 5 s (REKEY_TIMEOUT, plus up to 1/3 s of
-    # jitter), so each candidate must be held a little longer to be tried once.
-    sweep_interval=6.0,
-    force_routing=False,    # route every peer's addresses, up or not
-    publish_every=600.0,    # re-publish this node's record at least this often (TTL refresh)
-    status_path='/run/wglan/status.json',
-    table=nft_objects.DEFAULT_TABLE, route_mark=nft_objects.DEFAULT_ROUTE_MARK, mark_mask=nft_objects.DEFAULT_MARK_MASK,
-    route_table=policy_routing.DEFAULT_TABLE, rule_priority=policy_routing.DEFAULT_PRIORITY,
-    manage_rules=True,
-    metrics_port=0,         # serve Prometheus metrics on metrics_address:metrics_port (0: off)
-    metrics_address='127.0.0.1',
-    relay=False,            # offer to relay (forward what arrives on the interface back into it)
-    relay_ipv6=False,       # no longer used: a relay forwards without sysctls (see _ensure_forwarding)
-    refresh_node_ips=True,  # publish the host's addresses as they are now (a machine that moves keeps its peers)
-    endpoint_exclude=[],    # prefixes of addresses not to publish (the role's wglan_endpoint_exclude)
-    address_check=2.0,      # seconds between looks at the host's addresses
-    # Keep the WireGuard port open in the admin's nftables chains that drop by default (the
-    # role's wglan_firewall): put back after a flush, at every resync and whenever wglan's
-    # own table had to be made again (a flush takes both).
-    host_firewall=False,
-    firewall_udp_ports=None,  # the UDP ports (or ranges) the role opened; None: the listen port
-)
+SETTINGS = settings.SETTINGS_PATH
+CONFIG = settings.WATCHER_CONFIG
+OPTIONS = watcher_options.DEFAULTS
 
 
 # Seconds between two reads of the relay's counters (an nft call) for the status and metrics.
@@ -115,30 +91,11 @@ def out(text, stream=None):
 
 
 def load_options(path):
-    options = dict(OPTIONS)
+    """The watcher's options file, validated (model.watcher_options: as wglan_watcher did at play time)."""
     data = state_files.read_json(path) if path else None
-    if data is not None:
-        if not isinstance(data, dict):
-            raise WglanError('%s is not a JSON object' % path)
-        unknown = sorted(set(data) - set(OPTIONS))
-        if unknown:
-            raise WglanError('%s: unknown options %s' % (path, ', '.join(unknown)))
-        options.update(data)
-    port = options['metrics_port']
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise WglanError('%s: metrics_port must be a port number (0: no metrics)' % path)
-    exclude = options['endpoint_exclude']
-    if not isinstance(exclude, list):
-        raise WglanError('%s: endpoint_exclude must be a list of prefixes' % path)
-    for net in exclude:
-        try:
-            ipaddress.ip_network(str(net), strict=False)
-        except ValueError as exc:
-            raise WglanError('%s: endpoint_exclude: %s' % (path, exc))
-    for key in ('resync', 'sweep_interval', 'publish_every', 'address_check'):
-        if not isinstance(options[key], (int, float)) or options[key] <= 0:
-            raise WglanError('%s: %s must be a positive number' % (path, key))
-    return options
+    if data is not None and not isinstance(data, dict):
+        raise WglanError('%s is not a JSON object' % path)
+    return watcher_options.validate(data or {}, '%s: ' % path)
 
 
 def load_settings(path):

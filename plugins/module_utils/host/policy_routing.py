@@ -12,8 +12,7 @@ import socket
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host.links import Links, NetlinkError
 
-DEFAULT_TABLE = 180
-DEFAULT_PRIORITY = 32500
+from ansible_collections.wglan.mesh.plugins.module_utils.model.settings import ROUTE_TABLE as DEFAULT_TABLE, RULE_PRIORITY as DEFAULT_PRIORITY  # noqa: E402
 FAMILIES = ((socket.AF_INET, 'ipv4', '0.0.0.0/0'), (socket.AF_INET6, 'ipv6', '::/0'))
 
 

@@ -18,6 +18,9 @@ WATCHER_CONFIG = '/etc/wglan/watcher.json'      # written by wglan_watcher only
 WATCHER_STATE = '/run/wglan/paths.json'         # written by the watcher only
 STATUS_PATH = '/run/wglan/status.json'          # written by the watcher only
 
+ROUTE_TABLE = 180       # the routing table the marked packets take
+RULE_PRIORITY = 32500   # the ip rule's priority
+
 # wglan_peers' options a saved-settings file can supply, and their defaults when it does not.
 DEFAULTS = dict(
     interface='wglan0', backend='auto', private_key_path=DEFAULT_KEY_PATH, listen_port=DEFAULT_PORT,
