@@ -150,8 +150,8 @@ def make(module):
     node_ips = host_addresses.local_node_ips(p['interface'], prefix, exclude)
     observed = host_addresses.observed_endpoints(p['interface'])
     record = node_records.build_record(p['name'], public_key, address, node_ips, p['port'],
-                                      p['extra_endpoints'], p['pod_cidrs'], observed,
-                                      'preferred' if p['relay'] and p['relay_preferred'] else p['relay'])
+                                       p['extra_endpoints'], p['pod_cidrs'], observed,
+                                       'preferred' if p['relay'] and p['relay_preferred'] else p['relay'])
     before = state_files.read_json(p['fact_path']) if module._diff else None
     changed = state_files.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
                                                 significant=node_records.without_observations)

@@ -140,7 +140,7 @@ def ensure(module):
     present = p['state'] == 'present'
     validate_ifname(p['interface'])
     config = nft_objects.RulesConfig(p['interface'], p['targets'], p['table'], p['wg_mark'], p['route_mark'],
-                                   p['mark_mask'], p['mtu'])
+                                     p['mark_mask'], p['mtu'])
     routing_args = dict(table=p['route_table'], priority=p['rule_priority'], mark=p['route_mark'],
                         mask=p['mark_mask'])
     if present:
@@ -154,7 +154,7 @@ def ensure(module):
         # the relay table the watcher made on a relay (nftables.ensure_relay_table) goes too
         if not module.check_mode:
             nft_changed = nftables.ensure_relay_table(p['interface'], [], False,
-                                                       nft_objects.relay_table_name(config.table)) or nft_changed
+                                                      nft_objects.relay_table_name(config.table)) or nft_changed
     return nft_changed, before, after, routing
 
 

@@ -118,7 +118,7 @@ def test_members_fall_back_to_saved_records_and_drop_leavers():
     warnings = []
     saved = {'a2': A2, 'gone': rec('gone', 7, ['192.0.2.20/26'])}
     records, used = inventory.records_for_members(['a1', 'a2', 'b1'], [A1, None, {'name': 'b1'}], saved,
-                                             warnings.append)
+                                                  warnings.append)
     assert [r.name for r in records] == ['a1', 'a2']
     assert set(used) == {'a1', 'a2'}
     assert any('a2: no current record, using the last known one' in w for w in warnings)

@@ -10,7 +10,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
 
 def record(observed=None, **kw):
     base = node_records.build_record('a1', 'A' * 43 + '=', ipaddress.IPv6Address('200:1001::1'),
-                                    [ipaddress.ip_interface('192.0.2.10/26')], 51820, observed=observed)
+                                     [ipaddress.ip_interface('192.0.2.10/26')], 51820, observed=observed)
     base.update(kw)
     return base
 

@@ -86,6 +86,6 @@ def test_unreachable_service_keeps_last_records():
     warnings = []
     saved = {'d1': raw('d1', 3)}
     records, published, reached = discovery.from_discovery(DeadService(), raw('a1', 1), 60, saved, warnings.append,
-                                                         check_mode=False)
+                                                           check_mode=False)
     assert records == [saved['d1']] and published is None and reached is False
     assert 'keeping the 1 records it gave last time' in warnings[0]

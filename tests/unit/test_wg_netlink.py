@@ -6,6 +6,7 @@ machine runs the backend for real.
 """
 import base64
 import ipaddress
+import os
 import socket
 
 import pytest
@@ -13,8 +14,14 @@ import pytest
 from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_netlink as nl
 from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import PeerOp
 
-pytest.importorskip('pyroute2')
-from pyroute2.netlink.generic.wireguard import wgmsg  # noqa: E402
+try:
+    from pyroute2.netlink.generic.wireguard import wgmsg
+except ImportError:
+    if os.environ.get('CI'):  # under CI a missing library fails, as tests/collection.py does for tools
+        raise
+    wgmsg = None
+# Only the encode/decode round trips need pyroute2; the message building below is pure and always runs.
+needs_pyroute2 = pytest.mark.skipif(wgmsg is None, reason='pyroute2 is not installed')
 
 
 def key(n):
@@ -73,6 +80,7 @@ def test_empty_change_still_names_the_device():
         [['WGDEVICE_A_IFNAME', 'wglan0'], ['WGDEVICE_A_LISTEN_PORT', 51820]]]
 
 
+@needs_pyroute2
 def test_pyroute2_encodes_and_decodes_our_messages():
     ops = [PeerOp(PeerOp.ADD, key(1), {'allowed_ips': [ipaddress.ip_network('200:1001::1/128'),
                                                        ipaddress.ip_network('192.0.2.1/32')],

@@ -78,6 +78,7 @@ RELAY_LOAD_EVERY = 10.0
 # handshake when the session must be renewed first).
 PROBE_WAIT = 2.0
 
+
 def log(message):
     # (the journal stamps each line; WGLAN_LOG_TIME=1 stamps them here, for logs that go to a file)
     stamp = time.strftime('%H:%M:%S ') if os.environ.get('WGLAN_LOG_TIME') == '1' else ''
@@ -716,7 +717,7 @@ class Watcher:
             return False
         try:
             rules = nft_objects.RulesConfig(config.ifname, routed, self.options['table'], config.fwmark,
-                                          self.options['route_mark'], self.options['mark_mask'], config.mtu)
+                                            self.options['route_mark'], self.options['mark_mask'], config.mtu)
             changed, before, _after = nftables.ensure_table(rules, True, False)
             if changed and before is None:  # the table was gone: a flush takes the admin's holes too
                 self._ensure_host_firewall(config)
