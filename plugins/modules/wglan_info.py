@@ -166,7 +166,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys, liveness, relay
 from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
 from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
 from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
@@ -193,14 +193,14 @@ def gather(ifname):
             tx_bytes=stats.tx_bytes,
             persistent_keepalive=peer.persistent_keepalive,
             preshared_key=bool(peer.preshared_key),
-            state=stats.state(now),
+            state=liveness.handshake_state(stats.last_handshake, now),
         ))
     return dict(
         exists=True, interface=ifname, backend=backend,
         public_key=keys.public_key_from_private(state.private_key) if state.private_key else None,
         listen_port=state.listen_port, fwmark=state.fwmark, mtu=link.mtu, up=link.up,
         addresses=sorted(str(a) for a in link.addresses), peers=peers,
-        peers_up=sum(1 for p in peers if p['state'] == 'up'),
+        peers_up=sum(1 for p in peers if p['state'] == liveness.UP),
     )
 
 
@@ -224,10 +224,9 @@ def gather_waiting(ifname, wait, relays_path=watcher_state.PATHS):
     while True:
         info = gather(ifname)
         if info['exists']:
-            relays = watcher_state.read_relays(relays_path)
-            up = set(p['public_key'] for p in info['peers'] if p['state'] == 'up')
-            info['peers_relayed'] = sum(1 for p in info['peers']
-                                        if p['state'] != 'up' and relays.get(p['public_key']) in up)
+            up = set(p['public_key'] for p in info['peers'] if p['state'] == liveness.UP)
+            info['peers_relayed'] = len(relay.reached_through_relay(
+                [p['public_key'] for p in info['peers']], up, watcher_state.read_relays(relays_path)))
         done = not info['exists'] or info['peers_up'] + info['peers_relayed'] == len(info['peers'])
         if done or time.monotonic() - start >= wait:
             info['waited'] = round(time.monotonic() - start, 1)

@@ -75,8 +75,8 @@ def test_publish_fetch_roundtrip_and_observed_address(service):
 c = DiscoveryClient(%r, "token-a")
 first = c.publish(record("n1", 1)); c.publish(record("n2", 2))
 version, recs = c.fetch(warnings.append)
-print(json.dumps(dict(observed=first["observed"], names=sorted(r["name"] for r in recs),
-                      seen=sorted(r["discovery_observed"] for r in recs), warnings=warnings)))
+print(json.dumps(dict(observed=first["observed"], names=sorted(r.name for r in recs),
+                      seen=sorted(str(r.public_ip) for r in recs), warnings=warnings)))
 ''' % URL)
     assert out == dict(observed='127.0.0.1', names=['n1', 'n2'], seen=['127.0.0.1', '127.0.0.1'], warnings=[])
 
@@ -101,7 +101,7 @@ req = Request(%(url)r + "/v1/clusters/%%s/members/%%s" %% (c.cluster, member), m
               data=json.dumps(dict(seq=1, data=base64.b64encode(b"x" * 40).decode())).encode())
 req.add_header("Authorization", "Bearer " + c.write_key); urlopen(req).read()
 version, recs = c.fetch(warnings.append)
-result["readable"] = sorted(r["name"] for r in recs)
+result["readable"] = sorted(r.name for r in recs)
 result["dropped"] = warnings[:]
 # someone who knows only the cluster id cannot overwrite or delete
 intruder = DiscoveryClient(%(url)r, "not-the-token", cluster=c.cluster)
@@ -171,7 +171,7 @@ print(json.dumps(c.fetch(warnings.append)[0]))
     service.start()
     time.sleep(2)
     out = service.run('''
-print(json.dumps(sorted(r["name"] for r in DiscoveryClient(%r, "token-a").fetch(warnings.append)[1])))
+print(json.dumps(sorted(r.name for r in DiscoveryClient(%r, "token-a").fetch(warnings.append)[1])))
 ''' % URL)
     assert out == ['keep']
     # A watcher that still holds a version from before the restart is answered at once (a fresh
@@ -181,7 +181,7 @@ c = DiscoveryClient(%r, "token-a")
 started = time.monotonic()
 answer = c.watch(%d + 1000, warnings.append, timeout=10)
 print(json.dumps(dict(seconds=time.monotonic() - started, reset=answer["reset"], version=answer["version"],
-                      names=sorted(r["name"] for r in answer["records"]))))
+                      names=sorted(r.name for r in answer["records"]))))
 ''' % (URL, before))
     assert out['seconds'] < 2 and out['reset'] is True and out['names'] == ['keep'], out
     assert out['version'] > before, 'versions keep rising across a restart'
@@ -197,7 +197,7 @@ got = {}
 def watcher():
     answer = c.watch(version, warnings.append, timeout=20)
     got["returned"] = time.monotonic()
-    got["names"] = [r["name"] for r in answer["records"]]
+    got["names"] = [r.name for r in answer["records"]]
 t = threading.Thread(target=watcher); t.start()
 time.sleep(1.0)  # the watch is waiting on the server by now
 sent = time.monotonic()

@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import PROBE_WAIT
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.liveness import PROBE_WAIT
 from ansible_collections.wglan.mesh.plugins.module_utils.model.liveness import UNANSWERED
 from netns import COLLECTIONS, Playbook, record_of, wait_for
 from watchlab import service_world
@@ -98,7 +98,7 @@ def received_from(ns, key):
 
 def status_rows(ns):
     """`wglan status --json` by peer name; {} before the watcher wrote its first status."""
-    proc = ns.cmd([sys.executable, '-m', 'ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher', 'status',
+    proc = ns.cmd([sys.executable, '-m', 'ansible_collections.wglan.mesh.plugins.module_utils.daemon.cli', 'status',
                    '--json', '--status-path', os.path.join(ns.workdir, 'status.json')],
                   env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=False)
     if proc.returncode != 0:

@@ -109,7 +109,7 @@ def test_only_up_peers_are_routed_and_status_shows_them(world):
 
     # The targets follow the peers' state within a sweep tick (1 s).
     assert wait_for(lambda: all(STATE[name]['address'] in targets() for name in ('n2', 'n3')), timeout=3), targets()
-    status = n1.cmd([sys.executable, '-m', 'ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher', 'status',
+    status = n1.cmd([sys.executable, '-m', 'ansible_collections.wglan.mesh.plugins.module_utils.daemon.cli', 'status',
                      '--status-path', os.path.join(n1.workdir, 'status.json')],
                     env=dict(os.environ, PYTHONPATH=COLLECTIONS))
     lines = status.stdout.splitlines()

@@ -24,7 +24,7 @@ def start_service(ns, address, workdir):
 
 def watcher_cmd(ns, *args):
     return ['ip', 'netns', 'exec', ns.name, sys.executable, '-m',
-            'ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher'] + list(args) + [
+            'ansible_collections.wglan.mesh.plugins.module_utils.daemon.cli'] + list(args) + [
         '--settings', os.path.join(ns.workdir, 'settings.json'), '--config', os.path.join(ns.workdir, 'watcher.json')]
 
 

@@ -8,8 +8,8 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model import relay
 from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
 from ansible_collections.wglan.mesh.plugins.module_utils.sources.kubernetes import annotations_for_record
 from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer
-from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import Sweeper
-from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import pick as watcher_pick
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.sweeper import Sweeper
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.sweeper import pick as watcher_pick
 
 
 def key(n):
@@ -153,7 +153,7 @@ def test_a_preferred_relay_comes_first_and_the_flag_survives_every_record_form()
     annotations = annotations_for_record(preferred.as_dict())
     assert annotations['wglan.mesh/relay'] == 'preferred'
     node = dict(metadata=dict(name='hub2', annotations=annotations))
-    assert kubernetes.record_from_node(node)['relay'] == 'preferred'
+    assert kubernetes.record_from_node(node).relay == 'preferred'
 
 
 def test_relays_published_in_a_record_survive_every_form_and_odd_entries_are_dropped():
@@ -163,9 +163,9 @@ def test_relays_published_in_a_record_survive_every_form_and_odd_entries_are_dro
     assert record('b1', B).relays is None and 'relays' not in record('b1', B).as_dict()
     assert record('b1', B, relays={}).relays == {}
     node = dict(metadata=dict(name='a1', annotations=annotations_for_record(rec.as_dict())))
-    assert node_records.parse_record(kubernetes.record_from_node(node)).relays == {B: HUB}
+    assert kubernetes.record_from_node(node).relays == {B: HUB}
     node = dict(metadata=dict(name='b1', annotations=annotations_for_record(record('b1', B).as_dict())))
-    assert node_records.parse_record(kubernetes.record_from_node(node)).relays is None
+    assert kubernetes.record_from_node(node).relays is None
     # a node's observations and relays are caches: they never make a record "changed"
     assert node_records.without_observations(rec.as_dict()) == node_records.without_observations(
         dict(rec.as_dict(), relays={}, observed={}))

@@ -16,15 +16,25 @@ def raw(name, n):
     return dict(name=name, public_key=key(n), address='200:1001::%x' % n, node_ips=['192.0.2.%d/24' % n])
 
 
-def test_inventory_wins_and_bad_discovery_records_are_skipped_by_name():
+def parsed(*raws):
+    return [node_records.parse_record(r) for r in raws]
+
+
+def test_inventory_wins_over_a_later_source():
     warnings = []
-    inventory = [node_records.parse_record(raw('a1', 1)), node_records.parse_record(raw('a2', 2))]
-    discovered = [raw('a1', 1), raw('a2', 9), raw('d1', 3), dict(raw('d2', 4), address='nonsense')]
-    merged = source_merge.merge(inventory, discovered, warnings.append)
+    inventory = parsed(raw('a1', 1), raw('a2', 2))
+    merged = source_merge.merge(inventory, parsed(raw('a1', 1), raw('a2', 9), raw('d1', 3)), warnings.append)
     assert [r.name for r in merged] == ['a1', 'a2', 'd1']
     assert merged[1].public_key == key(2)
     assert any('a2 has another public key' in w for w in warnings)
-    assert any('d2: record skipped' in w and 'not an IPv6 address' in w for w in warnings)
+
+
+def test_records_kept_from_last_time_are_parsed_once_and_a_bad_one_is_skipped_by_name():
+    warnings = []
+    kept = node_records.parse_known({'d1': raw('d1', 3), 'd2': dict(raw('d2', 4), address='nonsense')},
+                                    warnings.append, 'discovery')
+    assert [r.name for r in kept] == ['d1']
+    assert len(warnings) == 1 and 'd2' in warnings[0] and 'not an IPv6 address' in warnings[0]
 
 
 def test_a_live_source_says_where_an_inventory_node_is_now():
@@ -32,7 +42,7 @@ def test_a_live_source_says_where_an_inventory_node_is_now():
     inventory = [node_records.parse_record(dict(raw('a1', 1), pod_cidrs=['203.0.113.16/28'])), node_records.parse_record(raw('a2', 2))]
     moved = dict(raw('a1', 1), node_ips=['198.51.100.7/24'], discovery_observed='203.0.113.9',
                  observed={key(2): '192.0.2.2:51820'}, address='200:1001::99', pod_cidrs=[], name='elsewhere')
-    merged = source_merge.merge(inventory, [moved, dict(raw('a2', 2), node_ips=[])], [].append)
+    merged = source_merge.merge(inventory, parsed(moved, dict(raw('a2', 2), node_ips=[])), [].append)
     assert [str(i) for i in merged[0].node_ips] == ['198.51.100.7/24']
     assert str(merged[0].public_ip) == '203.0.113.9'
     assert merged[0].observed == {key(2): '192.0.2.2:51820'}
@@ -48,7 +58,7 @@ def test_a_live_source_says_where_an_inventory_node_is_now():
 def test_records_kept_from_an_unreachable_source_do_not_move_anyone():
     inventory = [node_records.parse_record(raw('a1', 1))]
     stale = dict(raw('a1', 1), node_ips=['198.51.100.7/24'], discovery_observed='203.0.113.9')
-    merged = source_merge.merge(inventory, [stale], [].append, live=False)
+    merged = source_merge.merge(inventory, parsed(stale), [].append, live=False)
     assert [str(i) for i in merged[0].node_ips] == ['192.0.2.1/24'] and merged[0].public_ip is None
 
 
@@ -87,5 +97,6 @@ def test_unreachable_service_keeps_last_records():
     saved = {'d1': raw('d1', 3)}
     records, published, reached = discovery.from_discovery(DeadService(), raw('a1', 1), 60, saved, warnings.append,
                                                            check_mode=False)
-    assert records == [saved['d1']] and published is None and reached is False
+    assert [r.as_dict() for r in records] == [r.as_dict() for r in parsed(saved['d1'])]
+    assert published is None and reached is False
     assert 'keeping the 1 records it gave last time' in warnings[0]

@@ -1,5 +1,5 @@
 """The watcher's status as `wglan status` prints it and as Prometheus metrics, with a relay's load."""
-from ansible_collections.wglan.mesh.plugins.module_utils.daemon import watcher
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon import status as watcher
 
 STATUS = dict(interface='wglan0', time=0, reconciles=3, peers=[
     dict(name='a1', public_key='k1', address='200:1001::1/128', endpoint='192.0.2.10:51820', state='up',

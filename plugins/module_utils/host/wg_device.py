@@ -167,26 +167,8 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff, current=N
                     pending = None
         link = links.get(config.ifname, with_addresses=config.addresses is not None or want_diff)
         if link is None:
-            result.changed = result.created = True
-            result.device_changes = ['interface', 'private_key', 'listen_port', 'fwmark', 'mtu', 'up']
-            result.ops = planned if planned is not None and current is None else diff_peers(desired_peers, [], purge=purge)
-            if config.addresses:
-                result.addresses_added = list(config.addresses)
-            if want_diff:
-                result.before = {'interface': None}
-                result.after = _device_view(config, config.addresses or [], _peer_view(desired_peers))
-            if check_mode:
-                result.backend = config.backend
-                return result
-            backend = create_device(links, config.ifname, config.backend)
-            result.backend = backend.name
-            backend.write(config.private_key, config.listen_port, config.fwmark, result.ops)
-            link = links.get(config.ifname)
-            if link is None:
-                raise WglanError('interface %s vanished right after it was created' % config.ifname)
-            _apply_link(links, link, config, result, check_mode)
-            return result
-
+            ops = planned if planned is not None and current is None else diff_peers(desired_peers, [], purge=purge)
+            return _create(links, config, desired_peers, ops, result, check_mode, want_diff)
         backend = backend_for_link(link, config.backend)
         result.backend = backend.name
         as_planned = current is not None and backend.name == current[1]
@@ -196,38 +178,67 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff, current=N
             state = pending[1]()
         else:
             state = backend.read(with_stats=with_stats)
-        key = None
-        if config.private_key is not None and state.private_key != config.private_key:
-            key = config.private_key
-            result.device_changes.append('private_key')
-        port = None
-        if config.listen_port and state.listen_port != config.listen_port:
-            port = config.listen_port
-            result.device_changes.append('listen_port')
-        fwmark = None
-        if state.fwmark != config.fwmark:
-            fwmark = config.fwmark
-            result.device_changes.append('fwmark')
         if as_planned and planned is not None:
             result.ops = planned
         else:
-            result.ops = diff_peers(desired_peers, state.peers, purge=purge, up=liveness.up_by_handshake_hex(state, time.time()))
-        if want_diff:
-            result.before = {
-                'interface': config.ifname, 'listen_port': state.listen_port, 'fwmark': state.fwmark,
-                'mtu': link.mtu, 'up': link.up, 'addresses': sorted(str(a) for a in link.addresses),
-                'public_key': public_key_from_private(state.private_key) if state.private_key else None,
-                'peers': _peer_view(state.peers),
-            }
-        if not check_mode and (key is not None or port is not None or fwmark is not None or result.ops):
-            backend.write(key, port, fwmark, result.ops)
-        _apply_link(links, link, config, result, check_mode)
-        result.changed = bool(result.device_changes or result.ops or result.addresses_added or result.addresses_removed)
-        if want_diff:
-            after_addresses = [a for a in link.addresses if a not in result.addresses_removed] + result.addresses_added
-            result.after = _device_view(config, after_addresses,
-                                        _peer_view(_apply_ops_view(state.peers, desired_peers, result.ops)))
+            result.ops = diff_peers(desired_peers, state.peers, purge=purge,
+                                    up=liveness.up_by_handshake_hex(state, time.time()))
+        return _update(links, link, backend, state, config, desired_peers, result, check_mode, want_diff)
+
+
+def _create(links, config, desired_peers, ops, result, check_mode, want_diff):
+    """A new interface with everything (no interface yet)."""
+    result.changed = result.created = True
+    result.device_changes = ['interface', 'private_key', 'listen_port', 'fwmark', 'mtu', 'up']
+    result.ops = ops
+    if config.addresses:
+        result.addresses_added = list(config.addresses)
+    if want_diff:
+        result.before = {'interface': None}
+        result.after = _device_view(config, config.addresses or [], _peer_view(desired_peers))
+    if check_mode:
+        result.backend = config.backend
         return result
+    backend = create_device(links, config.ifname, config.backend)
+    result.backend = backend.name
+    backend.write(config.private_key, config.listen_port, config.fwmark, result.ops)
+    link = links.get(config.ifname)
+    if link is None:
+        raise WglanError('interface %s vanished right after it was created' % config.ifname)
+    _apply_link(links, link, config, result, check_mode)
+    return result
+
+
+def _update(links, link, backend, state, config, desired_peers, result, check_mode, want_diff):
+    """The existing interface (state: its settings and peers as read) made to match; result.ops given."""
+    key = None
+    if config.private_key is not None and state.private_key != config.private_key:
+        key = config.private_key
+        result.device_changes.append('private_key')
+    port = None
+    if config.listen_port and state.listen_port != config.listen_port:
+        port = config.listen_port
+        result.device_changes.append('listen_port')
+    fwmark = None
+    if state.fwmark != config.fwmark:
+        fwmark = config.fwmark
+        result.device_changes.append('fwmark')
+    if want_diff:
+        result.before = {
+            'interface': config.ifname, 'listen_port': state.listen_port, 'fwmark': state.fwmark,
+            'mtu': link.mtu, 'up': link.up, 'addresses': sorted(str(a) for a in link.addresses),
+            'public_key': public_key_from_private(state.private_key) if state.private_key else None,
+            'peers': _peer_view(state.peers),
+        }
+    if not check_mode and (key is not None or port is not None or fwmark is not None or result.ops):
+        backend.write(key, port, fwmark, result.ops)
+    _apply_link(links, link, config, result, check_mode)
+    result.changed = bool(result.device_changes or result.ops or result.addresses_added or result.addresses_removed)
+    if want_diff:
+        after_addresses = [a for a in link.addresses if a not in result.addresses_removed] + result.addresses_added
+        result.after = _device_view(config, after_addresses,
+                                    _peer_view(_apply_ops_view(state.peers, desired_peers, result.ops)))
+    return result
 
 
 def kick(config, peers):

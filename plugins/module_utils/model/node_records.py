@@ -143,6 +143,18 @@ def parse_record(raw, name=None):
                       relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')))
 
 
+def parse_known(raws, warn, source):
+    """Records kept from the last time a source answered ({name: dict}) -> NodeRecords; one that no
+    longer parses (written by another version) is left out with a warning."""
+    out = []
+    for name, raw in sorted((raws or {}).items()):
+        try:
+            out.append(parse_record(raw, name))
+        except WglanError as exc:
+            warn('%s: node %s: kept record skipped: %s' % (source, name, exc))
+    return out
+
+
 def _relays(raw):
     """A record's relays ({peer key: relay key}); None when it has none. Odd entries are left out."""
     if not isinstance(raw, dict):

@@ -114,3 +114,8 @@ def apply_relays(peers, relays):
         else:
             out.append(peer)
     return out
+
+
+def reached_through_relay(keys, up, relays):
+    """Of keys (peers not up themselves), those whose relay is up: they are reached all the same."""
+    return set(key for key in keys if key not in up and relays.get(key) in up)

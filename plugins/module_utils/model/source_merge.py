@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import NodeRecord, parse_record
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import NodeRecord
 
 
 try:
@@ -44,13 +44,7 @@ def merge(earlier, discovered, warn, source='discovery', live=True):
     index = dict((r.public_key, i) for i, r in enumerate(earlier))
     keys = set(index)
     names = set(r.name for r in earlier)
-    for raw in discovered:
-        try:
-            record = parse_record(raw)
-        except WglanError as exc:
-            warn('%s: node %s: record skipped: %s' % (source, raw.get('name', '?') if isinstance(raw, dict) else '?',
-                                                      exc))
-            continue
+    for record in discovered:
         if record.public_key in keys:
             if live and record.public_key in index:  # the same node, known from a source of higher precedence
                 merged[index[record.public_key]] = located(merged[index[record.public_key]], record)

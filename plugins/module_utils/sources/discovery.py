@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host.underlay import marked_connection
-from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_record
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_known, parse_record
 
 MAX_ENDPOINTS = 64  # per record; the server cannot count them, so the client refuses more
 DEFAULT_TTL = 1800
@@ -110,20 +110,22 @@ class DiscoveryClient:
         return self._call('DELETE', '/v1/clusters/%s/members/%s' % (self.cluster, member), auth=True)
 
     def open_entries(self, entries, warn):
-        """Entries from the service -> validated records (dicts), each with 'discovery_observed'."""
+        """Entries from the service -> NodeRecords (parsed once, here), each with the address the service
+        saw its requests come from (public_ip)."""
         records = []
         for entry in entries:
             member = str(entry.get('member', ''))
             try:
                 raw = self.box.open(member, int(entry.get('seq', -1)), entry.get('data', ''))
+                if isinstance(raw, dict):
+                    raw['discovery_observed'] = entry.get('observed')
                 record = parse_record(raw)
                 if crypto.member_id(record.public_key) != member:
                     raise WglanError('record of member %s names another public key' % member[:12])
             except (WglanError, ValueError, TypeError) as exc:
                 warn('discovery: record dropped: %s' % exc)
                 continue
-            raw['discovery_observed'] = entry.get('observed')
-            records.append(raw)
+            records.append(record)
         return records
 
     def fetch(self, warn):
@@ -140,7 +142,7 @@ class DiscoveryClient:
 
 
 def from_discovery(client, publish_record, ttl, saved, warn, check_mode):
-    """(raw records, what publish answered or None, reached). Falls back to saved when unreachable."""
+    """(NodeRecords, what publish answered or None, reached). Falls back to saved when unreachable."""
     published = None
     try:
         if publish_record and publish_record.get('public_key') and not check_mode:
@@ -149,4 +151,4 @@ def from_discovery(client, publish_record, ttl, saved, warn, check_mode):
         return records, published, True
     except WglanError as exc:
         warn('%s; keeping the %d records it gave last time' % (exc, len(saved or {})))
-        return list((saved or {}).values()), None, False
+        return parse_known(saved, warn, 'discovery'), None, False

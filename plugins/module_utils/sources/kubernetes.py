@@ -28,7 +28,7 @@ import ipaddress
 import json
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import RECORD_VERSION, parse_record
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import RECORD_VERSION, parse_known, parse_record
 
 PREFIX = 'wglan.mesh/'
 KEYS = ('public-key', 'address', 'node-ips', 'endpoints', 'assigned-prefixes', 'port', 'observed', 'relay',
@@ -69,7 +69,7 @@ def needs_patch(node, record):
 
 
 def record_from_node(node):
-    """A Node object (dict, as the API returns it) -> raw record, None when it has no wglan annotation
+    """A Node object (dict, as the API returns it) -> NodeRecord, None when it has no wglan annotation
     (the node does not run wglan, or has not joined yet), or WglanError naming the node."""
     if not isinstance(node, dict):
         raise WglanError('a Node object is not a mapping')
@@ -113,8 +113,7 @@ def record_from_node(node):
             raw['relays'] = json.loads(annotations[PREFIX + 'relays'])
         except ValueError:
             raise WglanError('%srelays is not JSON' % PREFIX)
-    parse_record(raw, name)  # validates everything, raising with the node's name
-    return raw
+    return parse_record(raw, name)  # validates everything, raising with the node's name
 
 
 def records_from_nodes(nodes, warn, last_good=None):
@@ -131,8 +130,10 @@ def records_from_nodes(nodes, warn, last_good=None):
         except WglanError as exc:
             name = ((node.get('metadata') or {}).get('name') if isinstance(node, dict) else None) or '(no name)'
             if name in (last_good or {}):
-                warn('kubernetes: node %s: %s; its last good record stays in use' % (name, exc))
-                records.append(last_good[name])
+                kept = parse_known({name: last_good[name]}, warn, 'kubernetes')
+                if kept:
+                    warn('kubernetes: node %s: %s; its last good record stays in use' % (name, exc))
+                records.extend(kept)
             else:
                 warn('kubernetes: node %s skipped: %s' % (name, exc))
             continue
@@ -142,7 +143,7 @@ def records_from_nodes(nodes, warn, last_good=None):
 
 
 def from_kubernetes(client, node_name, publish_record, saved, warn, check_mode):
-    """(raw records, published, reached): publish this node's annotations, read every Node.
+    """(NodeRecords, published, reached): publish this node's annotations, read every Node.
 
     published is True when the annotations were patched (or would be, in check
     mode), False when they were already current, None when this node has no Node
@@ -163,5 +164,5 @@ def from_kubernetes(client, node_name, publish_record, saved, warn, check_mode):
         nodes, _version = client.list_nodes()
     except WglanError as exc:
         warn('%s; keeping the %d records it gave last time' % (exc, len(saved or {})))
-        return list((saved or {}).values()), None, False
+        return parse_known(saved, warn, 'kubernetes'), None, False
     return records_from_nodes(nodes, warn, saved), published, True

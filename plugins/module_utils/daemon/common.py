@@ -1,0 +1,32 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every part of the watcher shares: its log, and how it names a peer in it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import sys
+import time
+
+
+def log(message):
+    # (the journal stamps each line; WGLAN_LOG_TIME=1 stamps them here, for logs that go to a file)
+    stamp = time.strftime('%H:%M:%S ') if os.environ.get('WGLAN_LOG_TIME') == '1' else ''
+    sys.stdout.write('%swglan-watcher: %s\n' % (stamp, message))
+    sys.stdout.flush()
+
+
+def out(text, stream=None):
+    stream = stream or sys.stdout
+    stream.write(text + '\n')
+
+
+def name_of(public_key, peers):
+    """A peer's name for the log (its public key's start when it has none); never a secret."""
+    for peer in peers:
+        if peer.public_key == public_key:
+            return peer.name or public_key[:8]
+    return public_key[:8]
