@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import collection  # noqa: E402,F401  pylint: disable=unused-import
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
 from ansible_collections.wglan.mesh.plugins.module_utils.model import peers as model
+from ansible_collections.wglan.mesh.plugins.module_utils.model import plan
 from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_uapi  # noqa: E402
 
@@ -98,7 +99,11 @@ def wg(*args):
 
 
 def ours(config, peer_list, purge=True):
-    return wg_device.apply_device(config, peer_list, purge=purge)
+    """What wglan_peers does: read the device, plan against it (model.plan), apply the plan's operations."""
+    topo = plan.Topology(peer_list, {}, {}, [], [])  # (validated already: the input validation row)
+    found = wg_device.read_device(config.ifname, plan.needs_handshakes(topo))
+    the_plan = plan.plan(topo, found[2] if found else None, None, time.time(), purge=purge)
+    return wg_device.apply_device(config, the_plan.peers, purge=purge, current=found, ops=the_plan.ops)
 
 
 def showconf():

@@ -486,7 +486,8 @@ def main():
         remove(module, params)
     config, own_key = run_or_fail(module, gather.device_config, params, module.check_mode)
     topo, gathered = run_or_fail(module, gather.mesh_topology, params, own_key, module.warn, module.check_mode)
-    found = run_or_fail(module, wg_device.read_device, config.ifname)
+    # handshake times matter only where an endpoint is a fallback guess (it does not replace a live one)
+    found = run_or_fail(module, wg_device.read_device, config.ifname, plan.needs_handshakes(topo, seen))
     the_plan = plan.plan(topo, found[2] if found else None, seen, time.time(), purge=params['purge'])
     outcome = run_or_fail(module, wg_device.apply_device, config, the_plan.peers, purge=params['purge'],
                           check_mode=module.check_mode, want_diff=module._diff, current=found, ops=the_plan.ops)

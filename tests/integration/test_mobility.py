@@ -101,8 +101,8 @@ def status(ns):
 
 
 def published(world, name):
-    """name's record as the discovery service holds it, read with m2's saved state."""
-    with open(os.path.join(world['nodes']['m2'].workdir, 'mesh.json')) as handle:
+    """name's record as the discovery service holds it, read from m2's watcher's records (its own file)."""
+    with open(os.path.join(world['nodes']['m2'].workdir, 'watcher-mesh.json')) as handle:
         return json.load(handle)['discovery'].get(name)
 
 

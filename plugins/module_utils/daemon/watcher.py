@@ -92,6 +92,8 @@ class Watcher:
         started = time.monotonic()
         try:
             params = settings_file.load(self.settings_path)
+            # (the run's records file is the run's: the watcher keeps its own)
+            params['sources_state_path'] = settings.watcher_records_path(params['state_path'])
             self.options = load_options(self.config_path)
             self.sweeper.interval = self.options['sweep_interval']
         except WglanError as exc:
@@ -154,7 +156,7 @@ class Watcher:
     def _save_records(self, params, gathered):
         try:
             if gathered.saved is not None:
-                state_files.write_json_if_changed(params['state_path'], gathered.saved, 0o644, False,
+                state_files.write_json_if_changed(params['sources_state_path'], gathered.saved, 0o644, False,
                                                   node_records.without_observations)
         except WglanError as exc:
             log('cannot save the records: %s' % exc)

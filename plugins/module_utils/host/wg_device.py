@@ -297,14 +297,15 @@ def _apply_link(links, link, config, result, check_mode):
             links.set_up(link.index)
 
 
-def read_device(ifname):
-    """(link, backend name, DeviceState) or None when the interface does not exist."""
+def read_device(ifname, with_stats=True):
+    """(link, backend name, DeviceState) or None when the interface does not exist. Without with_stats,
+    the handshake times and counters are not asked for (a plan needs them only for fallback endpoints)."""
     with Links() as links:
         link = links.get(validate_ifname(ifname))
         if link is None:
             return None
         backend = backend_for_link(link, 'auto')
-        return link, backend.name, backend.read()
+        return link, backend.name, backend.read(with_stats=with_stats)
 
 
 def remove_device(ifname, check_mode=False):

@@ -119,6 +119,13 @@ def candidates_of(topo, moved=()):
     return out
 
 
+def needs_handshakes(topo, observations=None):
+    """Whether plan() needs the device's handshake times: for the peers whose endpoint is a fallback
+    guess, unless a watcher's observations (or keep_endpoints) decide instead."""
+    seen = observations or Observations()
+    return seen.alive is None and not seen.keep_endpoints and any(p.endpoint_fallback for p in topo.peers)
+
+
 def plan(topo, device=None, observations=None, now=0.0, purge=False, force_routing=False):
     """The Plan for topo on device (a DeviceState as read; None: no interface yet) at time now."""
     seen = observations or Observations()

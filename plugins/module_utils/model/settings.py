@@ -57,6 +57,13 @@ def live_source(params):
     return bool((params.get('discovery_url') and params.get('cluster_token')) or params.get('kubernetes'))
 
 
+def watcher_records_path(state_path):
+    """Where the watcher keeps the records its live sources gave: next to the run's (state_path), in a
+    file of its own (one writer per file), read back over the run's copy."""
+    head, sep, tail = state_path.rpartition('/')
+    return '%s%swatcher-%s' % (head, sep, tail)
+
+
 def saved(params):
     """What the settings file keeps of a call (holds the cluster token: written 0600)."""
     out = dict((name, params[name]) for name in DEFAULTS)

@@ -63,10 +63,26 @@ def _from_discovery(params, records, state, warn, check_mode):
                                 records=len(found))
 
 
+def kept_records(params):
+    """The records kept from the last time each source answered: the run's file (state_path); for a
+    watcher, its own copy of its live sources' records (sources_state_path), newer, over it."""
+    state = state_files.read_json(params['state_path']) or {}
+    if not isinstance(state, dict):
+        raise WglanError('%s is not a records file this collection wrote' % params['state_path'])
+    if params.get('sources_state_path'):
+        try:
+            kept = state_files.read_json(params['sources_state_path'])
+        except WglanError:
+            kept = None  # the watcher's cache only: it is written again at this reconcile
+        if isinstance(kept, dict):
+            state.update((name, kept[name]) for name in ('discovery', 'kubernetes') if isinstance(kept.get(name), dict))
+    return state
+
+
 def gather_records(params, own_key, warn, check_mode=False):
     """The records of the group members, the Kubernetes Nodes and the discovery service (in that order
     of precedence), and what to keep of them for a run that cannot reach a source."""
-    state = state_files.read_json(params['state_path']) or {}
+    state = kept_records(params)
     records, used = inventory.records_for_members(params['members'] or [], params['records'],
                                                   state.get('records', {}), warn)
     saved = dict(version=node_records.RECORD_VERSION, records=used)
