@@ -300,11 +300,20 @@ def _apply_link(links, link, config, result, check_mode):
 def read_device(ifname, with_stats=True):
     """(link, backend name, DeviceState) or None when the interface does not exist. Without with_stats,
     the handshake times and counters are not asked for (a plan needs them only for fallback endpoints)."""
+    pending = None
+    candidate = UapiBackend(validate_ifname(ifname))
+    if candidate.available():  # ask the device first: it prepares its answer while rtnetlink is read
+        try:
+            pending = candidate.start_read(with_stats=with_stats)
+        except WglanError:
+            pending = None
     with Links() as links:
-        link = links.get(validate_ifname(ifname))
+        link = links.get(ifname)
         if link is None:
             return None
         backend = backend_for_link(link, 'auto')
+        if pending is not None and backend.name == candidate.name:
+            return link, backend.name, pending()
         return link, backend.name, backend.read(with_stats=with_stats)
 
 

@@ -48,7 +48,7 @@ def peer_state(last_handshake, now, stale=False):
 
 def up_by_handshake(device, now):
     """Public keys of the peers on the device (a DeviceState) with a recent handshake."""
-    if device is None:
+    if device is None or not device.stats:  # (read without handshake times: nobody is judged up)
         return set()
     return set(p.public_key for p in device.peers
                if handshake_state(device.stats_of(p).last_handshake, now) == UP)
@@ -56,7 +56,7 @@ def up_by_handshake(device, now):
 
 def up_by_handshake_hex(device, now):
     """The same, as the device's hex keys (model.peers.diff_peers takes those)."""
-    if device is None:
+    if device is None or not device.stats:
         return set()
     return set(p.key_hex for p in device.peers if handshake_state(device.stats_of(p).last_handshake, now) == UP)
 

@@ -91,13 +91,59 @@ class Observations:
 
 
 class Plan:
-    """One value: what the device, the rules and the record should be."""
+    """One value: what the device, the rules and the record should be. The device peers, their
+    operations and the states are made at once; the rest when asked for (a watcher asks every second
+    for the routed prefixes only, a run for the targets only)."""
 
-    __slots__ = ('peers', 'ops', 'targets', 'routed', 'states', 'candidates', 'up', 'relay_nets', 'topology')
+    __slots__ = ('peers', 'ops', 'up', 'topology', '_seen', '_force', '_device', '_now', '_cache')
 
-    def __init__(self, **values):
-        for name in self.__slots__:
-            setattr(self, name, values.get(name))
+    def __init__(self, peers, ops, up, topology, seen, force_routing, device, now):
+        self.peers = peers              # the device peers, sweeps and relays applied
+        self.ops = ops                  # the operations that make the device so
+        self.up = up                    # keys of the peers up (by the watcher's look, or by handshake)
+        self.topology = topology
+        self._seen, self._force, self._device, self._now, self._cache = seen, force_routing, device, now, {}
+
+    def _once(self, name, make):
+        if name not in self._cache:
+            self._cache[name] = make()
+        return self._cache[name]
+
+    @property
+    def states(self):
+        """{public key: 'up' | 'down' | 'unknown' | 'stale'} of every peer of the topology."""
+        return self._once('states', self._states)
+
+    def _states(self):
+        device, states = self._device, {}
+        for peer in self.topology.peers:
+            handshake = device.stats_of(peer).last_handshake if device is not None and device.stats else 0
+            states[peer.public_key] = liveness.peer_state(handshake, self._now, peer.public_key in self._seen.stale)
+        return states
+
+    @property
+    def targets(self):
+        """Every allowed IP on the device's peers (text; allowed_text is made once per peer, shared with the diff)."""
+        return self._once('targets', lambda: sorted(set(t for p in self.peers for t in p.allowed_text())))
+
+    @property
+    def routed(self):
+        """The prefixes to route into the tunnel: those of the peers up (all with force_routing, or for a run)."""
+        if self._force or self._seen.alive is None:
+            return self.targets
+        return self._once('routed', lambda: sorted(set(t for p in self.peers if p.public_key in self.up
+                                                       for t in p.allowed_text())))
+
+    @property
+    def relay_nets(self):
+        """What this node, as a relay, forwards: the addresses of the peers it reaches directly."""
+        return self._once('relay_nets', lambda: sorted(set(
+            t for p in self.topology.peers if p.public_key not in self._seen.relays for t in p.allowed_text())))
+
+    @property
+    def candidates(self):
+        """Each peer's endpoint candidates (a moved peer's reordered)."""
+        return self._once('candidates', lambda: candidates_of(self.topology, self._seen.moved))
 
 
 def _running_keys(device):
@@ -105,7 +151,9 @@ def _running_keys(device):
 
 
 def _hex(keys, device):
-    return set(p.key_hex for p in device.peers if p.public_key in keys) if device is not None else set()
+    if device is None or not keys:
+        return set()
+    return set(p.key_hex for p in device.peers if p.public_key in keys)
 
 
 def candidates_of(topo, moved=()):
@@ -131,26 +179,17 @@ def plan(topo, device=None, observations=None, now=0.0, purge=False, force_routi
     seen = observations or Observations()
     handshake_up = liveness.up_by_handshake(device, now)
     up = handshake_up if seen.alive is None else set(seen.alive)
-    peers = [p.replace(endpoint=seen.swept[p.public_key], endpoint_fallback=False)
-             if p.public_key in seen.swept else p for p in topo.peers]
-    peers = apply_relays(peers, seen.relays)
+    peers = topo.peers
+    if seen.swept:
+        peers = [p.replace(endpoint=seen.swept[p.public_key], endpoint_fallback=False)
+                 if p.public_key in seen.swept else p for p in peers]
+    if seen.relays:
+        peers = apply_relays(peers, seen.relays)
     # An endpoint that is only a fallback guess does not replace the one a peer is up at (it may have
     # roamed there); beside a watcher, not the one of any running peer (the watcher sweeps those).
     keep = _running_keys(device) if seen.keep_endpoints else handshake_up
     ops = diff_peers(peers, device.peers if device is not None else [], purge=purge, up=_hex(keep, device))
-    routed = sorted(set(str(n) for p in peers if force_routing or seen.alive is None or p.public_key in up
-                        for n in p.allowed_ips))
-    states = {}
-    for peer in topo.peers:
-        handshake = device.stats_of(peer).last_handshake if device is not None else 0
-        states[peer.public_key] = liveness.peer_state(handshake, now, peer.public_key in seen.stale)
-    return Plan(
-        peers=peers, ops=ops, topology=topo, up=up, states=states,
-        targets=sorted(set(str(n) for p in peers for n in p.allowed_ips)), routed=routed,
-        candidates=candidates_of(topo, seen.moved),
-        # what this node, as a relay, forwards: the addresses of the peers it reaches directly
-        relay_nets=sorted(set(str(n) for p in topo.peers if p.public_key not in seen.relays for n in p.allowed_ips)),
-    )
+    return Plan(peers, ops, up, topo, seen, force_routing, device, now)
 
 
 def record_to_publish(record, observed, relay_requests, port=None):
