@@ -57,7 +57,7 @@ def test_a_peer_whose_record_moved_counts_as_up_only_when_heard_from_again(watch
     assert watcher.liveness.suspect == {}  # the first look is not a move
     before = time.time()
     watcher.liveness.notice_moves(me, [me, record('p1', P1, ['192.0.2.70/26'], '198.51.100.61'),
-                               record('p2', P2, ['192.0.2.3/24'])], peers)
+                                       record('p2', P2, ['192.0.2.3/24'])], peers)
     assert list(watcher.liveness.suspect) == [P1]
     handshake = int(before) - 1  # a handshake from before the move
     assert watcher.liveness.alive(device({P1: handshake, P2: handshake}), {}) == set([P2])
@@ -124,7 +124,7 @@ def test_a_peer_that_left_is_forgotten(watcher):
 def test_own_move_makes_every_peer_handshake_again(watcher, monkeypatch):
     me = record('me', ME, ['192.0.2.1/24'])
     watcher.liveness.notice_moves(me, [me, record('p1', P1, ['192.0.2.2/24']), record('p2', P2, ['192.0.2.3/24'])],
-                          [peer(P1, 'p1'), peer(P2, 'p2')])
+                                  [peer(P1, 'p1'), peer(P2, 'p2')])
     here = ['192.0.2.1/24']
     monkeypatch.setattr(watcher.publisher, 'local_ips', lambda params: list(here))
     params = dict(publish=dict(name='me', public_key=ME, node_ips=['192.0.2.1/24']), interface='wg0', addresses=[])

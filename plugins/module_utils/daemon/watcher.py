@@ -123,7 +123,7 @@ class Watcher:
         self.reconciles += 1
         elapsed = (time.monotonic() - started) * 1000
         log('reconciled (%s) in %.0f ms: %d peers%s' % (why, elapsed, len(topo.peers),
-                                                       ', changes applied' if changed else ''))
+                                                        ', changes applied' if changed else ''))
         return True
 
     def refresh_node_ips(self, params):
