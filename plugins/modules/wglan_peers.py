@@ -183,8 +183,9 @@ options:
     type: str
   state_path:
     description:
-      - Where the records last used are kept (JSON, no secrets). Refreshed on every run; a change in
-        observed endpoints alone does not make the task C(changed) (the peers it led to do).
+      - Where the records last used are kept (JSON, no secrets), written by this module only (a watcher
+        keeps its own copy beside it). Refreshed on every run; it is a cache, so refreshing it does not make
+        the task C(changed) (the peers the records lead to do); RV(records_saved) says whether it was written.
         Default C(/etc/wglan/mesh.json).
     type: path
   kubernetes:
@@ -232,6 +233,13 @@ options:
         with the records of inventory members last used standing in for their facts.
     type: path
     default: /etc/wglan/settings.json
+  automatic:
+    description:
+      - Take peers from node records at all (O(members), O(records), O(discovery_url), O(kubernetes),
+        O(kubeconfig)). With V(false) they are ignored and only O(peers) apply, so a role can pass its
+        source variables as they are and one switch (the node role's C(wglan_automatic_nodes)).
+      - Default V(true).
+    type: bool
   save_settings:
     description:
       - Save this call's settings in O(settings_path) (the node role does), for later ad-hoc calls.
@@ -315,6 +323,16 @@ peers_removed:
   returned: when state is present
   type: list
   elements: str
+records_saved:
+  description: Whether the records file (O(state_path)) was written (it is a cache; not counted as a change).
+  returned: when peers come from records
+  type: bool
+live_sources:
+  description:
+    - Whether a source tells the other nodes of this node's record at once (a discovery service with a token,
+      or Kubernetes). The node role waits and shares observations through Ansible only without one.
+  returned: when state is present
+  type: bool
 peer_operations:
   description: Number of peer operations sent to the device (0 when nothing differs).
   returned: when state is present
@@ -419,6 +437,7 @@ ARGUMENTS = dict(
     kube_context=dict(type='str'),
     node_name=dict(type='str'),
     watcher=dict(type='bool'),
+    automatic=dict(type='bool', default=True),
     relays_path=dict(type='path'),
     settings_path=dict(type='path', default=settings.SETTINGS_PATH),
     save_settings=dict(type='bool', default=False),
@@ -455,9 +474,10 @@ def remove(module, params):
     module.exit_json(**result)
 
 
-def report(module, config, the_plan, gathered, outcome, state_changed):
+def report(module, config, the_plan, gathered, outcome, params):
     summary = outcome.summary()
-    result = dict(changed=outcome.changed or state_changed, targets=the_plan.targets, interface=config.ifname,
+    result = dict(changed=outcome.changed, targets=the_plan.targets, interface=config.ifname,
+                  live_sources=settings.live_source(params),
                   dropped_allowed_ips=[dict(peer=p, prefix=n, reason=r) for p, n, r in the_plan.topology.dropped])
     for name in ('backend', 'public_key', 'created', 'peers_added', 'peers_changed', 'peers_removed',
                  'peer_operations', 'device_changes', 'addresses_added', 'addresses_removed'):
@@ -476,6 +496,8 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENTS, supports_check_mode=True)
     require_libs(module, 'pyroute2', 'cryptography')
     params = module.params
+    if not params['automatic']:
+        settings.without_record_sources(params)
     run_or_fail(module, settings_file.apply_settings, params)
     seen = beside_the_watcher(params) if params['watcher'] else plan.Observations()
     if params['peer_selector']:
@@ -491,12 +513,12 @@ def main():
     the_plan = plan.plan(topo, found[2] if found else None, seen, time.time(), purge=params['purge'])
     outcome = run_or_fail(module, wg_device.apply_device, config, the_plan.peers, purge=params['purge'],
                           check_mode=module.check_mode, want_diff=module._diff, current=found, ops=the_plan.ops)
-    state_changed = False
+    result = report(module, config, the_plan, gathered, outcome, params)
     if gathered.saved is not None:
         # Saved after the device took the peers: the last good set is what stands in next time.
-        state_changed = run_or_fail(module, state_files.write_json_if_changed, params['state_path'],
-                                    gathered.saved, 0o644, module.check_mode, node_records.without_observations)
-    result = report(module, config, the_plan, gathered, outcome, state_changed)
+        result['records_saved'] = run_or_fail(module, state_files.write_json_if_changed, params['state_path'],
+                                              gathered.saved, 0o644, module.check_mode,
+                                              node_records.without_observations)
     if params['save_settings']:
         run_or_fail(module, settings_file.save, params, module.check_mode)
     module.exit_json(**result)

@@ -15,20 +15,10 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import form
 
 def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), pod_cidrs=(), observed=None,
                  relay=False):
-    record = {
-        'version': RECORD_VERSION,
-        'name': name,
-        'public_key': public_key,
-        'address': str(address) if address else None,
-        'node_ips': [str(i) for i in node_ips],
-        'port': port,
-        'extra_endpoints': [parse_endpoint(e, resolve=False) for e in extra_endpoints],
-        'pod_cidrs': [str(parse_network(n, 'pod CIDR')) for n in pod_cidrs],
-        'observed': dict(sorted((observed or {}).items())),
-    }
-    if relay:
-        record['relay'] = relay if relay == 'preferred' else True
-    return record
+    """This node's record (wglan_record's), through the one serializer: NodeRecord.as_dict."""
+    return NodeRecord(name, public_key, address, node_ips, port,
+                      [parse_endpoint(e, resolve=False) for e in extra_endpoints],
+                      [parse_network(n, 'pod CIDR') for n in pod_cidrs], observed, relay=relay).as_dict()
 
 
 def without_observations(data):

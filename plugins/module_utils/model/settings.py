@@ -46,6 +46,12 @@ def complete(params, saved):
     return params
 
 
+def without_record_sources(params):
+    """No peers from records (wglan_peers' automatic: false): only the explicit peers apply."""
+    params.update(members=[], records=[], discovery_url=None, kubernetes=False, kubeconfig=None)
+    return params
+
+
 def uses_records(params):
     """Whether the peers come from node records (the group's, the discovery service's, Kubernetes')."""
     return params.get('members') is not None or params.get('records') is not None \
