@@ -238,8 +238,8 @@ options:
       - Take peers from node records at all (O(members), O(records), O(discovery_url), O(kubernetes),
         O(kubeconfig)). With V(false) they are ignored and only O(peers) apply, so a role can pass its
         source variables as they are and one switch (the node role's C(wglan_automatic_nodes)).
-      - Default V(true).
     type: bool
+    default: true
   save_settings:
     description:
       - Save this call's settings in O(settings_path) (the node role does), for later ad-hoc calls.
