@@ -41,7 +41,7 @@ from lab import ROOT, Lab, all_pairs, full_mesh, new_name, peer_latency, plan, s
 import shapes  # noqa: E402
 
 TOKEN = 'bench-token-%s' % uuid.uuid4().hex
-# KubeSpan (Talos docs, see REFERENCE.md): reconcile every 30 s, 15 s per endpoint, a peer is down 275 s
+# KubeSpan (the Talos Linux documentation of KubeSpan): reconcile every 30 s, 15 s per endpoint, a peer is down 275 s
 # after its last handshake. It has no relay, and learns new members through its discovery service.
 KUBESPAN = dict(reconcile='30 s', endpoint='15 s', down='275 s', keepalive='25 s')
 

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The nftables table wglan owns: model (pure) and applier (nft -j).
 
-Design (see REFERENCE.md):
+Design (the README's "How the rules work"):
 - WireGuard's own UDP packets carry wg_mark (the device fwmark) and are left
   alone, so the tunnel never routes into itself.
 - Packets to a target prefix get route_mark; an ip rule sends route_mark to a
