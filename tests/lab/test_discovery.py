@@ -205,11 +205,15 @@ def test_a_machine_that_moves_to_another_site_is_reached_again(lab):
     moves = lab.ssh('a1', 'journalctl -u wglan-watcher --no-pager -o cat').stdout.count('peer b2 moved')
     assert moves >= 1
     sys.stdout.write('\nb2 moved to the public side (%s): every pair reached again after %.0f s\n' % (ip, took))
-    # an ad-hoc call on b2 publishes the record saved in its settings: the watcher keeps that one current,
+    # an ad-hoc call on b2 publishes the record saved in its settings with what the watcher saw since:
+    # the watcher keeps the host's addresses in its own state file (it never edits the role's settings),
     # so the call announces where b2 is, not where it was (the others would see b2 move back)
-    saved = lab.ssh('b2', 'python3 -c "import json; print(json.load(open(\'/etc/wglan/settings.json\'))'
-                          '[\'publish\'][\'node_ips\'])"').stdout
-    assert '%s/24' % ip in saved, saved
+    state = lab.ssh('b2', 'python3 -c "import json; print(json.load(open(\'/run/wglan/paths.json\'))'
+                          '.get(\'node_ips\'))"').stdout
+    assert '%s/24' % ip in state, state
+    settings = lab.ssh('b2', 'python3 -c "import json; print(json.load(open(\'/etc/wglan/settings.json\'))'
+                             '[\'publish\'][\'node_ips\'])"').stdout
+    assert '%s/24' % ip not in settings, 'the role\'s settings are the role\'s: %s' % settings
     result = lab.adhoc('b2', 'wglan.mesh.wglan_peers')
     assert 'SUCCESS' in result.stdout and TOKEN not in result.stdout, result.stdout[-3000:]
     time.sleep(3)  # the others' watchers see a published record within a second
