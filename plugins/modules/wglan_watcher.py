@@ -124,10 +124,7 @@ KINDS.update(firewall_udp_ports='list', endpoint_exclude='list', metrics_address
 
 
 def options_given(params):
-    data = dict((name, params[name]) for name in watcher_options.DEFAULTS if params.get(name) is not None)
-    if data.get('firewall_udp_ports') is not None:
-        data['firewall_udp_ports'] = [int(p) if str(p).isdigit() else str(p) for p in data['firewall_udp_ports']]
-    return data
+    return dict((name, params[name]) for name in watcher_options.DEFAULTS if params.get(name) is not None)
 
 
 def main():

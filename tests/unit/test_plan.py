@@ -14,7 +14,9 @@ from hypothesis import given, settings, strategies as st
 from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness, plan
 from ansible_collections.wglan.mesh.plugins.module_utils.model.device import DeviceState, PeerStats
 from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import NodeRecord
-from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, PeerOp
+# (apply_ops: what the device holds after the operations, the view the applier's diff shows; the
+# property runs hundreds of plans, which wireguard-go runs for real in tests/integration)
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, PeerOp, apply_ops
 
 NOW = 1000000.0
 
@@ -26,21 +28,6 @@ def key(n):
 def record(n, observed=None, net='192.0.2'):
     return NodeRecord('n%d' % n, key(n), ipaddress.IPv6Address('200:1001::%x' % n),
                       [ipaddress.ip_interface('%s.%d/24' % (net, n))], 51820, observed=observed)
-
-
-def apply_ops(device_peers, desired, ops):
-    """What a device holds after ops (as the backends apply them): a pure stand-in for the device."""
-    by_key = dict((p.public_key, p) for p in device_peers)
-    wanted = dict((p.public_key, p) for p in desired)
-    for op in ops:
-        if op.action == PeerOp.REMOVE:
-            by_key.pop(op.public_key)
-        elif op.action == PeerOp.ADD:
-            peer = wanted[op.public_key]
-            by_key[op.public_key] = peer.replace(endpoint_fallback=False)
-        else:
-            by_key[op.public_key] = by_key[op.public_key].replace(**op.fields)
-    return list(by_key.values())
 
 
 @st.composite

@@ -32,8 +32,7 @@ class Relays:
 
     def restore(self, state):
         """What the watcher's state file held (a restart keeps its relays)."""
-        if self.relays is None:
-            self.relays, self.requests = state.relays, state.published
+        self.relays, self.requests = state.relays, state.published
 
     def favourites(self, seen, records):
         """{relayed peer: the endpoint its relay sees it at now}, or where it was last reached directly

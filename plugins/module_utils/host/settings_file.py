@@ -18,9 +18,9 @@ def read(path, required=False):
     saved = state_files.read_json(path)
     if saved is None and not required:
         return {}
+    if saved is None:
+        raise WglanError('%s is missing or not settings the role wrote' % path)
     if not isinstance(saved, dict) or saved.get('version') != 1:
-        if saved is None:
-            raise WglanError('%s is missing or not settings the role wrote' % path)
         raise WglanError('%s is not a settings file this module wrote; run the role again or remove it' % path)
     return saved
 
@@ -37,9 +37,7 @@ def apply_settings(params):
 
 def load(path):
     """The settings as the watcher runs with them: the saved ones, completed with the defaults."""
-    params = settings.complete(dict(records=None, settings_path=path), read(path, required=True))
-    params['records'] = None
-    return params
+    return settings.complete(dict(records=None, settings_path=path), read(path, required=True))
 
 
 def save(params, check_mode=False):

@@ -20,7 +20,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness
 from ansible_collections.wglan.mesh.plugins.module_utils.model.settings import DEFAULT_FWMARK, DEFAULT_MTU, DEFAULT_PORT  # noqa: F401 (re-exported)
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import public_key_from_private
 from ansible_collections.wglan.mesh.plugins.module_utils.host.links import Links, validate_ifname
-from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import PeerOp, diff_peers, summarize_ops
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import PeerOp, apply_ops, diff_peers, summarize_ops
 from ansible_collections.wglan.mesh.plugins.module_utils.host.wg_netlink import NetlinkBackend
 from ansible_collections.wglan.mesh.plugins.module_utils.host.wg_uapi import UapiBackend
 
@@ -110,20 +110,6 @@ def _peer_view(peers):
     return dict((p.public_key, p.as_dict()) for p in sorted(peers, key=lambda p: p.public_key))
 
 
-def _apply_ops_view(current, desired, ops):
-    """The peers as they will be after ops (for the diff's 'after')."""
-    result = dict((p.public_key, p) for p in current)
-    wanted = dict((p.public_key, p) for p in desired)
-    for op in ops:
-        if op.action == PeerOp.REMOVE:
-            result.pop(op.public_key, None)
-        elif op.action == PeerOp.ADD:
-            result[op.public_key] = wanted[op.public_key]
-        else:
-            result[op.public_key] = result[op.public_key].replace(**op.fields)
-    return list(result.values())
-
-
 @contextlib.contextmanager
 def _gc_paused():
     """Reading thousands of peers allocates many small objects and no cycles;
@@ -182,7 +168,7 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff, current=N
             result.ops = planned
         else:
             result.ops = diff_peers(desired_peers, state.peers, purge=purge,
-                                    up=liveness.up_by_handshake_hex(state, time.time()))
+                                    up=set(p.key_hex for p in liveness.peers_up(state, time.time())))
         return _update(links, link, backend, state, config, desired_peers, result, check_mode, want_diff)
 
 
@@ -237,7 +223,7 @@ def _update(links, link, backend, state, config, desired_peers, result, check_mo
     if want_diff:
         after_addresses = [a for a in link.addresses if a not in result.addresses_removed] + result.addresses_added
         result.after = _device_view(config, after_addresses,
-                                    _peer_view(_apply_ops_view(state.peers, desired_peers, result.ops)))
+                                    _peer_view(apply_ops(state.peers, desired_peers, result.ops)))
     return result
 
 

@@ -46,19 +46,11 @@ def peer_state(last_handshake, now, stale=False):
     return STALE if stale and state == UP else state
 
 
-def up_by_handshake(device, now):
-    """Public keys of the peers on the device (a DeviceState) with a recent handshake."""
+def peers_up(device, now):
+    """The peers on the device (a DeviceState) with a recent handshake."""
     if device is None or not device.stats:  # (read without handshake times: nobody is judged up)
-        return set()
-    return set(p.public_key for p in device.peers
-               if handshake_state(device.stats_of(p).last_handshake, now) == UP)
-
-
-def up_by_handshake_hex(device, now):
-    """The same, as the device's hex keys (model.peers.diff_peers takes those)."""
-    if device is None or not device.stats:
-        return set()
-    return set(p.key_hex for p in device.peers if handshake_state(device.stats_of(p).last_handshake, now) == UP)
+        return []
+    return [p for p in device.peers if handshake_state(device.stats_of(p).last_handshake, now) == UP]
 
 
 def unanswered(sent, silence, keepalive):

@@ -450,6 +450,20 @@ def diff_peers(desired, current, purge=False, up=()):
     return sorted(removes, key=_op_key) + sorted(updates, key=_op_key) + sorted(adds, key=_op_key)
 
 
+def apply_ops(current, desired, ops):
+    """The peers as they will be after ops (running peers current, the desired ones the ops came from)."""
+    result = dict((p.public_key, p) for p in current)
+    wanted = dict((p.public_key, p) for p in desired)
+    for op in ops:
+        if op.action == PeerOp.REMOVE:
+            result.pop(op.public_key, None)
+        elif op.action == PeerOp.ADD:
+            result[op.public_key] = wanted[op.public_key]
+        else:
+            result[op.public_key] = result[op.public_key].replace(**op.fields)
+    return list(result.values())
+
+
 def _op_key(op):
     return op.public_key
 

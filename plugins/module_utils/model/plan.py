@@ -12,11 +12,12 @@ second without the first:
     plan(...)      the topology, the device as read and the watcher's
                    observations (sweep position, liveness, relays) -> the final
                    device peers, the operations that make the device so, the
-                   nftables targets, each peer's state, the relay table's
-                   prefixes and the record to publish.
+                   nftables targets, each peer's state and the relay table's
+                   prefixes; record_to_publish makes the record that goes out.
 
-wglan_peers, wglan_info and the watcher are shells around these: they gather
-the inputs (sources, device, files), call them, apply the result and report.
+wglan_peers and the watcher are shells around these: they gather the inputs
+(sources, device, files), call them, apply the result and report (wglan_info,
+which changes nothing, reports the device with model.liveness's definitions).
 Check and diff mode come from the plan's operations.
 """
 
@@ -76,24 +77,20 @@ def topology(explicit, me=None, records=None, own_key=None, pod_networking=False
 class Observations:
     """What the watcher knows beyond the records. The default is what a run of a module knows: nothing."""
 
-    __slots__ = ('alive', 'stale', 'swept', 'relays', 'moved', 'keep_endpoints', 'seen', 'relay_requests')
+    __slots__ = ('alive', 'stale', 'swept', 'relays', 'keep_endpoints')
 
-    def __init__(self, alive=None, stale=(), swept=None, relays=None, moved=(), keep_endpoints=False,
-                 seen=None, relay_requests=None):
+    def __init__(self, alive=None, stale=(), swept=None, relays=None, keep_endpoints=False):
         self.alive = alive                  # keys of peers up by the watcher's look; None: judge by handshakes
         self.stale = set(stale)             # up by their handshake, but silent (liveness)
         self.swept = dict(swept or {})      # {key: endpoint} the sweep has each peer that is not up on
         self.relays = dict(relays or {})    # {key: relay key} in use
-        self.moved = set(moved)             # peers whose record shows a new place (their candidates reorder)
         self.keep_endpoints = keep_endpoints  # a run beside a watcher: running peers keep their endpoints
-        self.seen = seen                    # {key: endpoint} where the peers up are seen (the record's observed)
-        self.relay_requests = relay_requests  # {key: relay key} this node's record asks for
 
 
 class Plan:
     """One value: what the device, the rules and the record should be. The device peers, their
     operations and the states are made at once; the rest when asked for (a watcher asks every second
-    for the routed prefixes only, a run for the targets only)."""
+    for the routed prefixes only, a run for the targets only). Endpoint candidates: candidates_of.."""
 
     __slots__ = ('peers', 'ops', 'up', 'topology', '_seen', '_force', '_device', '_now', '_cache')
 
@@ -140,21 +137,6 @@ class Plan:
         return self._once('relay_nets', lambda: sorted(set(
             t for p in self.topology.peers if p.public_key not in self._seen.relays for t in p.allowed_text())))
 
-    @property
-    def candidates(self):
-        """Each peer's endpoint candidates (a moved peer's reordered)."""
-        return self._once('candidates', lambda: candidates_of(self.topology, self._seen.moved))
-
-
-def _running_keys(device):
-    return set() if device is None else set(p.public_key for p in device.peers)
-
-
-def _hex(keys, device):
-    if device is None or not keys:
-        return set()
-    return set(p.key_hex for p in device.peers if p.public_key in keys)
-
 
 def candidates_of(topo, moved=()):
     """Each peer's endpoint candidates, a moved peer's reordered (AFTER_A_MOVE)."""
@@ -177,8 +159,8 @@ def needs_handshakes(topo, observations=None):
 def plan(topo, device=None, observations=None, now=0.0, purge=False, force_routing=False):
     """The Plan for topo on device (a DeviceState as read; None: no interface yet) at time now."""
     seen = observations or Observations()
-    handshake_up = liveness.up_by_handshake(device, now)
-    up = handshake_up if seen.alive is None else set(seen.alive)
+    running_up = liveness.peers_up(device, now)
+    up = set(p.public_key for p in running_up) if seen.alive is None else set(seen.alive)
     peers = topo.peers
     if seen.swept:
         peers = [p.replace(endpoint=seen.swept[p.public_key], endpoint_fallback=False)
@@ -187,8 +169,9 @@ def plan(topo, device=None, observations=None, now=0.0, purge=False, force_routi
         peers = apply_relays(peers, seen.relays)
     # An endpoint that is only a fallback guess does not replace the one a peer is up at (it may have
     # roamed there); beside a watcher, not the one of any running peer (the watcher sweeps those).
-    keep = _running_keys(device) if seen.keep_endpoints else handshake_up
-    ops = diff_peers(peers, device.peers if device is not None else [], purge=purge, up=_hex(keep, device))
+    running = device.peers if device is not None else []
+    kept = running if seen.keep_endpoints else running_up
+    ops = diff_peers(peers, running, purge=purge, up=set(p.key_hex for p in kept))
     return Plan(peers, ops, up, topo, seen, force_routing, device, now)
 
 

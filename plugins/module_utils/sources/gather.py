@@ -39,13 +39,18 @@ def kubernetes_client(params):
     return kubernetes_api.connect(params['kubeconfig'], params['kube_context'], mark=params.get('fwmark'))
 
 
+def _merged(records, found, warn, source, reached):
+    """records with those of a source they do not cover, and what to keep of the source's (its own records)."""
+    before = len(records)
+    records = source_merge.merge(records, found, warn, source, live=reached)
+    return records, dict((r.name, r.as_dict()) for r in records[before:])
+
+
 def _from_kubernetes(params, records, state, warn, check_mode):
     node_name = params['node_name'] or kubernetes_api.default_node_name()
     found, published, reached = kubernetes_source.from_kubernetes(
         kubernetes_client(params), node_name, params['publish'], state.get('kubernetes', {}), warn, check_mode)
-    before = len(records)
-    records = source_merge.merge(records, found, warn, 'kubernetes', live=reached)
-    saved = dict((r.name, r.as_dict()) for r in records[before:])
+    records, saved = _merged(records, found, warn, 'kubernetes', reached)
     return records, saved, dict(reached=reached, node=node_name, published=published, records=len(found))
 
 
@@ -56,9 +61,7 @@ def _from_discovery(params, records, state, warn, check_mode):
                              params['discovery_ca'], mark=params['fwmark'])
     found, published, reached = from_discovery(client, params['publish'], params['discovery_ttl'],
                                                state.get('discovery', {}), warn, check_mode)
-    before = len(records)
-    records = source_merge.merge(records, found, warn, 'discovery', live=reached)
-    saved = dict((r.name, r.as_dict()) for r in records[before:])
+    records, saved = _merged(records, found, warn, 'discovery', reached)
     return records, saved, dict(reached=reached, observed=published.get('observed') if published else None,
                                 records=len(found))
 
