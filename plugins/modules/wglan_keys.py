@@ -76,30 +76,12 @@ previous_public_key:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files
-from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
+from ansible_collections.wglan.mesh.plugins.module_utils.shells import keys as shell
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type='path', default=key_files.DEFAULT_KEY_PATH),
-            rotate=dict(type='bool', default=False),
-        ),
-        supports_check_mode=True,
-    )
-    require_libs(module, 'cryptography')
-    path = module.params['path']
-    outcome = run_or_fail(module, key_files.ensure_key_pair, path, rotate=module.params['rotate'],
-                          check_mode=module.check_mode)
-    result = dict(changed=outcome.changed, path=path, public_key=outcome.public_key,
-                  created=outcome.created, rotated=outcome.rotated)
-    if outcome.rotated:
-        result['previous_public_key'] = outcome.previous_public_key
-    if module._diff:
-        before = outcome.previous_public_key if outcome.rotated else (None if outcome.created else outcome.public_key)
-        result['diff'] = dict(before={'public_key': before}, after={'public_key': outcome.public_key or '(new key)'})
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=shell.ARGUMENTS, supports_check_mode=True)
+    module.exit_json(**shell.run(module))
 
 
 if __name__ == '__main__':

@@ -389,139 +389,14 @@ dropped_allowed_ips:
       type: str
 '''
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils.host import settings_file, state_files, watcher_state, wg_device
-from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, plan, settings
-from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
-from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
-
-PEER_OPTIONS = dict(
-    public_key=dict(type='str', required=True),
-    name=dict(type='str'),
-    endpoint=dict(type='str'),
-    allowed_ips=dict(type='list', elements='str', default=[]),
-    preshared_key=dict(type='str', no_log=True),
-    persistent_keepalive=dict(type='int'),
-)
-ARGUMENTS = dict(
-    interface=dict(type='str'),
-    state=dict(type='str', choices=['present', 'absent'], default='present'),
-    backend=dict(type='str', choices=list(wg_device.BACKENDS)),
-    private_key_path=dict(type='path'),
-    listen_port=dict(type='int'),
-    listen_port_auto=dict(type='bool'),
-    fwmark=dict(type='int'),
-    mtu=dict(type='int'),
-    addresses=dict(type='list', elements='str'),
-    peers=dict(type='list', elements='dict', options=PEER_OPTIONS),
-    persistent_keepalive=dict(type='int'),
-    purge=dict(type='bool'),
-    members=dict(type='list', elements='str'),
-    records=dict(type='list', elements='raw'),
-    self_name=dict(type='str'),
-    pod_networking=dict(type='bool'),
-    state_path=dict(type='path'),
-    discovery_url=dict(type='str'),
-    cluster_token=dict(type='str', no_log=True),
-    cluster_id=dict(type='str'),
-    discovery_ca=dict(type='path'),
-    discovery_ttl=dict(type='int'),
-    publish=dict(type='dict'),
-    pair_preshared_keys=dict(type='bool'),
-    peer_selector=dict(type='str'),
-    kubernetes=dict(type='bool'),
-    kubeconfig=dict(type='path'),
-    kube_context=dict(type='str'),
-    node_name=dict(type='str'),
-    watcher=dict(type='bool'),
-    automatic=dict(type='bool', default=True),
-    relays_path=dict(type='path'),
-    settings_path=dict(type='path', default=settings.SETTINGS_PATH),
-    save_settings=dict(type='bool', default=False),
-)
-
-
-def beside_the_watcher(params):
-    """What the watcher decided stands (read from its state file): the port it moved to, the host's
-    addresses as it saw them, the relays it asks for (its record) and those it uses."""
-    state = watcher_state.read(params['relays_path'])
-    if params['listen_port_auto']:
-        # the port the watcher moved to behind a shared NAT (topology.shared_nat_port) stands
-        # (listen_port stays the base the saved settings hold)
-        params['effective_port'] = state.port or params['listen_port']
-    if isinstance(params.get('publish'), dict):
-        publish = dict(params['publish'])
-        if params['listen_port_auto']:
-            publish['port'] = params['effective_port']
-        if state.node_ips:
-            publish['node_ips'] = state.node_ips
-        if state.published is not None:
-            # what the watcher asked of its peers stays in the record a run publishes (relay.agree)
-            publish['relays'] = state.published
-        params['publish'] = publish
-    return plan.Observations(relays=state.relays, keep_endpoints=True)
-
-
-def remove(module, params):
-    existed = run_or_fail(module, wg_device.remove_device, params['interface'], check_mode=module.check_mode)
-    result = dict(changed=existed, interface=params['interface'])
-    if module._diff:
-        result['diff'] = dict(before={'interface': params['interface'] if existed else None},
-                              after={'interface': None})
-    module.exit_json(**result)
-
-
-def report(module, config, the_plan, gathered, outcome, params):
-    summary = outcome.summary()
-    result = dict(changed=outcome.changed, targets=the_plan.targets, interface=config.ifname,
-                  live_sources=settings.live_source(params),
-                  dropped_allowed_ips=[dict(peer=p, prefix=n, reason=r) for p, n, r in the_plan.topology.dropped])
-    for name in ('backend', 'public_key', 'created', 'peers_added', 'peers_changed', 'peers_removed',
-                 'peer_operations', 'device_changes', 'addresses_added', 'addresses_removed'):
-        result[name] = summary[name]
-    if gathered.records is not None:
-        result['endpoints'] = the_plan.topology.choices
-    result.update(gathered.reports)
-    for peer, prefix, reason in the_plan.topology.dropped:
-        module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
-    if module._diff:
-        result['diff'] = dict(before=outcome.before, after=outcome.after)
-    return result
+from ansible_collections.wglan.mesh.plugins.module_utils.shells import peers
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENTS, supports_check_mode=True)
-    require_libs(module, 'pyroute2', 'cryptography')
-    params = module.params
-    if not params['automatic']:
-        settings.without_record_sources(params)
-    run_or_fail(module, settings_file.apply_settings, params)
-    seen = beside_the_watcher(params) if params['watcher'] else plan.Observations()
-    if params['peer_selector']:
-        require_libs(module, 'jmespath')
-    if params['kubernetes']:
-        require_libs(module, 'kubernetes')
-    if params['state'] == 'absent':
-        remove(module, params)
-    config, own_key = run_or_fail(module, gather.device_config, params, module.check_mode)
-    topo, gathered = run_or_fail(module, gather.mesh_topology, params, own_key, module.warn, module.check_mode)
-    # handshake times matter only where an endpoint is a fallback guess (it does not replace a live one)
-    found = run_or_fail(module, wg_device.read_device, config.ifname, plan.needs_handshakes(topo, seen))
-    the_plan = plan.plan(topo, found[2] if found else None, seen, time.time(), purge=params['purge'])
-    outcome = run_or_fail(module, wg_device.apply_device, config, the_plan.peers, purge=params['purge'],
-                          check_mode=module.check_mode, want_diff=module._diff, current=found, ops=the_plan.ops)
-    result = report(module, config, the_plan, gathered, outcome, params)
-    if gathered.saved is not None:
-        # Saved after the device took the peers: the last good set is what stands in next time.
-        result['records_saved'] = run_or_fail(module, state_files.write_json_if_changed, params['state_path'],
-                                              gathered.saved, 0o644, module.check_mode,
-                                              node_records.without_observations)
-    if params['save_settings']:
-        run_or_fail(module, settings_file.save, params, module.check_mode)
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=peers.ARGUMENTS, supports_check_mode=True)
+    module.exit_json(**peers.run(module))
 
 
 if __name__ == '__main__':

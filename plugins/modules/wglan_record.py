@@ -115,73 +115,14 @@ ansible_facts:
   type: dict
 '''
 
-import ipaddress
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses
-from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
-from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
-from ansible_collections.wglan.mesh.plugins.module_utils.model.address import parse_prefix
-from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
-from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
-
-
-def make(module):
-    p = module.params
-    prefix = parse_prefix(p['prefix'])
-    try:
-        exclude = [ipaddress.ip_network(n, strict=False) for n in p['exclude_prefixes']]
-    except ValueError as exc:
-        raise WglanError('invalid exclude_prefixes: %s' % exc)
-    try:
-        # A pod CIDR's address (a CNI bridge) is not where the node is.
-        exclude.extend(ipaddress.ip_network(n, strict=False) for n in p['pod_cidrs'])
-    except ValueError as exc:
-        raise WglanError('invalid pod_cidrs: %s' % exc)
-    public_key = normalize_key(p['public_key'], 'public_key') if p['public_key'] else None
-    address = None
-    if p['address']:
-        try:
-            address = ipaddress.IPv6Address(p['address'])
-        except ValueError:
-            raise WglanError('address %r is not an IPv6 address' % p['address'])
-    node_ips = host_addresses.local_node_ips(p['interface'], prefix, exclude)
-    observed = host_addresses.observed_endpoints(p['interface'])
-    record = node_records.build_record(p['name'], public_key, address, node_ips, p['port'],
-                                       p['extra_endpoints'], p['pod_cidrs'], observed,
-                                       'preferred' if p['relay'] and p['relay_preferred'] else p['relay'])
-    before = state_files.read_json(p['fact_path']) if module._diff else None
-    changed = state_files.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
-                                                significant=node_records.without_observations)
-    return record, changed, before
+from ansible_collections.wglan.mesh.plugins.module_utils.shells import record as shell
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type='str', required=True),
-            public_key=dict(type='str'),
-            address=dict(type='str'),
-            interface=dict(type='str', default='wglan0'),
-            port=dict(type='int', default=51820),
-            prefix=dict(type='str', default='0200:1001::/64'),
-            extra_endpoints=dict(type='list', elements='str', default=[]),
-            exclude_prefixes=dict(type='list', elements='str', default=[]),
-            pod_cidrs=dict(type='list', elements='str', default=[]),
-            relay=dict(type='bool', default=False),
-            relay_preferred=dict(type='bool', default=False),
-            fact_path=dict(type='path', default=host_addresses.DEFAULT_FACT_PATH),
-        ),
-        supports_check_mode=True,
-    )
-    require_libs(module, 'pyroute2')
-    record, changed, before = run_or_fail(module, make, module)
-    result = dict(changed=changed, record=record, ansible_facts=dict(wglan_record=record))
-    if module._diff:
-        result['diff'] = dict(before=before or {}, after=record)
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=shell.ARGUMENTS, supports_check_mode=True)
+    module.exit_json(**shell.run(module))
 
 
 if __name__ == '__main__':

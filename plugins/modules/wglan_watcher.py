@@ -9,19 +9,39 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: wglan_watcher
-short_description: Validate and write the options of the wglan watcher
+short_description: The wglan watcher service and its options
 version_added: "0.5.0"
 description:
   - Checks the options of the watcher service (C(wglan-watcher)) at play time and writes them to
     O(path), which the watcher reads (and validates again with the same code) at its next reconcile.
     A bad value fails the task with a message naming it, so the service never restart-loops on it.
-  - The node role calls it; options not given take the watcher's defaults (the same ones the watcher uses).
-  - Writes only when the content differs; the file is replaced atomically.
+  - With O(service=true) (the default) it also installs the watcher and keeps it running, in the same call -
+    its program (C(/usr/local/lib/wglan/wglan-library.zip), this collection's library, taken from the module
+    itself, as Ansible ships the watcher's code with it), the C(wglan) command (C(/usr/local/sbin/wglan)) and
+    the systemd unit (C(wglan-watcher.service)), enabled and started; restarted when its program or unit changed.
+  - The node role calls it (through M(wglan.mesh.wglan_node)); options not given take the watcher's defaults
+    (the same ones the watcher uses).
+  - Writes only what differs; every file is replaced atomically.
 options:
   path:
     description: The watcher's options file.
     type: path
     default: /etc/wglan/watcher.json
+  state:
+    description: V(absent) stops and disables the service and removes its files and O(path).
+    type: str
+    choices: [present, absent]
+    default: present
+  service:
+    description:
+      - Also install the watcher's program, command and unit, and keep the unit enabled and running.
+      - V(false) writes the options only.
+    type: bool
+    default: true
+  settings_path:
+    description: The settings the watcher reads (those M(wglan.mesh.wglan_peers) saves with O(wglan.mesh.wglan_peers#module:save_settings=true)).
+    type: path
+    default: /etc/wglan/settings.json
   resync:
     description: Seconds between safety-net reconciles (the sources are watched as well). Default V(60).
     type: float
@@ -105,46 +125,23 @@ EXAMPLES = r'''
 RETURN = r'''
 options:
   description: The options written (every option, the defaults included).
-  returned: always
+  returned: when state is present
   type: dict
+service:
+  description: What changed of the service, among V(library), V(command), V(unit), V(enabled), V(started), V(restarted).
+  returned: when state is present
+  type: list
+  elements: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
-from ansible_collections.wglan.mesh.plugins.module_utils.model import settings, watcher_options
-from ansible_collections.wglan.mesh.plugins.module_utils.module_support import run_or_fail
-
-KINDS = dict((name, 'float') for name in watcher_options.SECONDS)
-KINDS.update((name, 'bool') for name in watcher_options.FLAGS)
-KINDS.update((name, 'int') for name in watcher_options.INTEGERS)
-KINDS.update(firewall_udp_ports='list', endpoint_exclude='list', metrics_address='str', table='str',
-             status_path='path')
-
-
-def options_given(params):
-    return dict((name, params[name]) for name in watcher_options.DEFAULTS if params.get(name) is not None)
+from ansible_collections.wglan.mesh.plugins.module_utils.shells import watcher as shell
 
 
 def main():
-    spec = dict(path=dict(type='path', default=settings.WATCHER_CONFIG))
-    for name, kind in KINDS.items():
-        spec[name] = dict(type=kind, elements='str') if kind == 'list' else dict(type=kind)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    options = run_or_fail(module, watcher_options.validate, options_given(module.params))
-    path = module.params['path']
-    before = None
-    if module._diff:
-        try:
-            before = state_files.read_json(path)
-        except WglanError:  # an unreadable file is replaced; the diff shows it as empty
-            before = None
-    changed = run_or_fail(module, state_files.write_json_if_changed, path, options, 0o644, module.check_mode)
-    result = dict(changed=changed, options=options)
-    if module._diff:
-        result['diff'] = dict(before=before or {}, after=options)
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=shell.ARGUMENTS, supports_check_mode=True)
+    module.exit_json(**shell.run(module))
 
 
 if __name__ == '__main__':

@@ -37,20 +37,40 @@ def write_json_if_changed(path, data, mode=0o644, check_mode=False, significant=
             matters = True
     if check_mode:
         return matters
+    replace(path, text.encode('utf-8'), mode)
+    return matters
+
+
+def replace(path, content, mode):
+    """Write content (bytes) to path atomically: a temporary file beside it, fsync, rename."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix='.wglan-', dir=directory)
         try:
             os.fchmod(fd, mode)
-            os.write(fd, text.encode('utf-8'))
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, path)
     except OSError as exc:
         raise WglanError('cannot write %s: %s' % (path, exc.strerror or exc))
-    return matters
+
+
+def write_bytes_if_changed(path, content, mode=0o644, check_mode=False):
+    """Atomically write content (bytes) when it differs from the file or its mode does; returns whether."""
+    try:
+        with open(path, 'rb') as handle:
+            if handle.read() == content and (os.fstat(handle.fileno()).st_mode & 0o7777) == mode:
+                return False
+    except OSError:
+        pass
+    if not check_mode:
+        replace(path, content, mode)
+    return True
 
 
 def read_json(path):

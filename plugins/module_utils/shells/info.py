@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""wglan_info: the interface and its peers as the device has them, with the model's "up"."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys, liveness, relay
+from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
+from ansible_collections.wglan.mesh.plugins.module_utils.host import wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
+
+
+def gather(ifname):
+    found = wg_device.read_device(ifname)
+    if found is None:
+        return dict(exists=False, interface=ifname)
+    link, backend, state = found
+    now = time.time()
+    peers = []
+    for peer in sorted(state.peers, key=lambda p: p.public_key):
+        stats = state.stats_of(peer)
+        peers.append(dict(
+            public_key=peer.public_key,
+            endpoint=peer.endpoint,
+            allowed_ips=[str(n) for n in peer.allowed_ips],
+            latest_handshake=stats.last_handshake,
+            handshake_age=int(now - stats.last_handshake) if stats.last_handshake else None,
+            rx_bytes=stats.rx_bytes,
+            tx_bytes=stats.tx_bytes,
+            persistent_keepalive=peer.persistent_keepalive,
+            preshared_key=bool(peer.preshared_key),
+            state=liveness.handshake_state(stats.last_handshake, now),
+        ))
+    return dict(
+        exists=True, interface=ifname, backend=backend,
+        public_key=keys.public_key_from_private(state.private_key) if state.private_key else None,
+        listen_port=state.listen_port, fwmark=state.fwmark, mtu=link.mtu, up=link.up,
+        addresses=sorted(str(a) for a in link.addresses), peers=peers,
+        peers_up=sum(1 for p in peers if p['state'] == liveness.UP),
+    )
+
+
+def watcher_view(path):
+    """The watcher's status file, with its age; None when there is none or it is unreadable."""
+    try:
+        status = state_files.read_json(path)
+    except WglanError:
+        return None
+    if not isinstance(status, dict):
+        return None
+    view = dict(status)
+    view['age'] = int(time.time() - status['time']) if isinstance(status.get('time'), (int, float)) else None
+    return view
+
+
+def gather_waiting(ifname, wait, relays_path=watcher_state.PATHS):
+    """gather(), again every half second until every peer is up (or relayed through a peer that is
+    up) or wait seconds passed."""
+    start = time.monotonic()
+    while True:
+        info = gather(ifname)
+        if info['exists']:
+            up = set(p['public_key'] for p in info['peers'] if p['state'] == liveness.UP)
+            info['peers_relayed'] = len(relay.reached_through_relay(
+                [p['public_key'] for p in info['peers']], up, watcher_state.read_relays(relays_path)))
+        done = not info['exists'] or info['peers_up'] + info['peers_relayed'] == len(info['peers'])
+        if done or time.monotonic() - start >= wait:
+            info['waited'] = round(time.monotonic() - start, 1)
+            return info
+        time.sleep(0.5)
+
+
+ARGUMENTS = dict(
+    interface=dict(type='str', default='wglan0'),
+    wait=dict(type='int', default=0),
+    watcher_status=dict(type='path', default='/run/wglan/status.json'),
+    relays_path=dict(type='path', default=watcher_state.PATHS),
+)
+
+
+def run(module):
+    require_libs(module, 'pyroute2', 'cryptography')
+    if not 0 <= module.params['wait'] <= 3600:
+        module.fail_json(msg='wait must be between 0 and 3600 seconds')
+    info = run_or_fail(module, gather_waiting, module.params['interface'], module.params['wait'],
+                       module.params['relays_path'])
+    info['watcher'] = watcher_view(module.params['watcher_status'])
+    return dict(info, changed=False)

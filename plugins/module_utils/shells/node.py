@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""wglan_node: this host as a node of the mesh in one call.
+
+Each step is one of the collection's modules (its options as a dict, validated with that module's
+own argument spec, run by that module's own code), in the order a node needs them; a step not
+given is not run. One call costs one connection and one Python start on the host instead of one
+per module, which is what a run over a fleet spends its time on.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shutil
+import subprocess
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.wglan.mesh.plugins.module_utils.host import links
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys as key_model
+from ansible_collections.wglan.mesh.plugins.module_utils.model import source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.shells import address, firewall, info, keys, peers
+from ansible_collections.wglan.mesh.plugins.module_utils.shells import record, rules, watcher
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api
+
+# (option, shell, what the shell's own argument spec adds): in the order they run
+STEPS = (
+    ('keys', keys, {}),
+    ('address', address, dict(mutually_exclusive=address.MUTUALLY_EXCLUSIVE)),
+    ('record', record, {}),
+    ('firewall', firewall, {}),
+    ('mesh', peers, {}),
+    ('rules', rules, {}),
+    ('watcher', watcher, {}),
+)
+# given at the top level, where Ansible's own no_log keeps them out of every log and output
+MESH_TOP = ('peers', 'cluster_token')
+
+ARGUMENTS = dict((name, dict(type='dict')) for name, _shell, _extra in STEPS)
+ARGUMENTS['keys']['no_log'] = False  # (the key file's path: the key itself is never an option)
+ARGUMENTS.update(
+    peers=dict(type='list', elements='dict', options=peers.PEER_OPTIONS),
+    cluster_token=dict(type='str', no_log=True),
+    wait=dict(type='int', default=0),
+    packages=dict(type='bool', default=True),
+)
+
+
+class StepFailed(Exception):
+    def __init__(self, msg, details):
+        super(StepFailed, self).__init__(msg)
+        self.msg, self.details = msg, details
+
+
+class Step:
+    """What a module's code sees of its module: its own validated options, the node call's check
+    and diff mode and warnings; fail_json stops the node call at this step."""
+
+    def __init__(self, node, name, shell, extra, given):
+        validated = ArgumentSpecValidator(shell.ARGUMENTS, **extra).validate(given)
+        node.no_log_values.update(getattr(validated, '_no_log_values', ()))
+        if validated.error_messages:
+            node.fail_json(msg='%s: %s' % (name, '; '.join(validated.error_messages)))
+        self.name, self.params = name, validated.validated_parameters
+        self.check_mode, self._diff, self._node = node.check_mode, node._diff, node
+
+    def warn(self, text):
+        self._node.warn(text)
+
+    def fail_json(self, msg, **details):
+        raise StepFailed(msg, details)
+
+
+def kernel_has_wireguard():
+    if os.path.isdir('/sys/module/wireguard'):
+        return True
+    try:
+        return subprocess.run(['modprobe', '--dry-run', '--quiet', 'wireguard'], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+                              check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def missing_packages(given):
+    """The Debian packages the steps given need and the host lacks (libraries that do not import,
+    commands not on the PATH, wireguard-go where the kernel has no WireGuard)."""
+    mesh = given.get('mesh') or {}
+    wanted = [('python3-cryptography', key_model.HAS_CRYPTOGRAPHY), ('python3-pyroute2', links.HAS_PYROUTE2),
+              ('nftables', shutil.which('nft')), ('iproute2', shutil.which('ip')),
+              ('wireguard-tools', shutil.which('wg'))]
+    if mesh.get('peer_selector'):
+        wanted.append(('python3-jmespath', source_merge.HAS_JMESPATH))
+    if mesh.get('kubernetes') or mesh.get('kubeconfig'):
+        wanted.append(('python3-kubernetes', kubernetes_api.HAS_KUBERNETES))
+    missing = [package for package, present in wanted if not present]
+    if given.get('mesh') is not None and not shutil.which('wireguard-go') and not kernel_has_wireguard():
+        missing.append('wireguard-go')
+    return missing
+
+
+def os_family():
+    """'Debian' for Debian and its derivatives (as Ansible's os_family says), else the os-release ID."""
+    fields = {}
+    try:
+        with open('/etc/os-release') as handle:
+            for line in handle:
+                name, _sep, value = line.strip().partition('=')
+                fields[name] = value.strip('"\'')
+    except OSError:
+        return None
+    if 'debian' in [fields.get('ID', '')] + fields.get('ID_LIKE', '').split():
+        return 'Debian'
+    return fields.get('ID') or None
+
+
+def _chain(name, given, results, steps_given):
+    """A step's options completed from the steps before it (what the user gave wins)."""
+    params = dict(given)
+    key = (results.get('keys') or {}).get('public_key')
+    where = results.get('address') or {}
+    if name == 'record':
+        if key:
+            params.setdefault('public_key', key)
+        if where.get('address'):
+            params.setdefault('address', where['address'])
+    elif name == 'mesh':
+        if where.get('cidr'):
+            params.setdefault('addresses', [where['cidr']])
+        if 'record' in results:
+            params.setdefault('publish', results['record']['record'])
+    elif name == 'rules':
+        if 'targets' not in params and 'watcher' not in steps_given and 'mesh' in results:
+            params['targets'] = results['mesh'].get('targets') or []
+    return params
+
+
+def _summary(results, result):
+    if 'keys' in results:
+        result['public_key'] = results['keys'].get('public_key')
+    if 'address' in results:
+        result.update(address=results['address']['address'], cidr=results['address']['cidr'])
+    if 'record' in results:
+        result['record'] = results['record']['record']
+    if 'firewall' in results:
+        result['firewall_manager'] = results['firewall']['manager']
+    if 'mesh' in results:
+        result['live_sources'] = results['mesh'].get('live_sources', False)
+
+
+def _wait(node, given, mesh_given):
+    """Before the record (so that it carries what this node observes): until every peer of the
+    interface answered, or wait seconds passed."""
+    ifname = (given.get('record') or {}).get('interface') or mesh_given.get('interface') or 'wglan0'
+    found = info.gather_waiting(ifname, node.params['wait'])
+    return dict(waited=found.get('waited', 0), peers_up=found.get('peers_up', 0))
+
+
+def run(node):
+    """Every step given, in order. Returns the node's result; a failing step fails the call, naming it."""
+    given = dict((name, node.params[name]) for name, _shell, _extra in STEPS if node.params[name] is not None)
+    if node.params['peers'] is not None or node.params['cluster_token'] is not None:
+        mesh = dict(given.get('mesh') or {})
+        for name in MESH_TOP:
+            if name in mesh:
+                node.fail_json(msg='mesh: give %s at the top level of wglan_node, not in mesh' % name)
+            if node.params[name] is not None:
+                mesh[name] = node.params[name]
+        given['mesh'] = mesh
+    result = dict(changed=False, os_family=os_family(), missing=[], steps=[])
+    if node.params['packages']:
+        result['missing'] = missing_packages(given)
+        if result['missing']:
+            return result  # the role installs them and calls again; nothing was touched
+    if not 0 <= node.params['wait'] <= 3600:
+        node.fail_json(msg='wait must be between 0 and 3600 seconds')
+    results, diffs, facts = {}, [], {}
+    for name, shell, extra in STEPS:
+        if name not in given:
+            continue
+        if name == 'record' and node.params['wait']:
+            result['wait'] = _wait(node, given, given.get('mesh') or {})
+        step = Step(node, name, shell, extra, _chain(name, given[name] or {}, results, given))
+        try:
+            outcome = shell.run(step)
+        except StepFailed as exc:
+            node.fail_json(msg='%s: %s' % (name, exc.msg), steps=result['steps'], **exc.details)
+        diff = outcome.pop('diff', None)
+        if diff is not None:
+            diffs.append(dict(diff, before_header='%s (before)' % name, after_header='%s (after)' % name))
+        facts.update(outcome.pop('ansible_facts', None) or {})
+        results[name] = outcome
+        result['steps'].append(name)
+        result['changed'] = result['changed'] or bool(outcome.get('changed'))
+    result.update(results)
+    _summary(results, result)
+    if 'mesh' in results and results['mesh'].get('interface'):
+        found = info.gather_waiting(results['mesh']['interface'], 0)
+        result.update(peers_up=found.get('peers_up', 0), peers_relayed=found.get('peers_relayed', 0),
+                      peers_total=len(found.get('peers') or ()))
+        result['all_up'] = result['peers_up'] + result['peers_relayed'] == result['peers_total']
+    if facts:
+        result['ansible_facts'] = facts
+    if diffs and node._diff:
+        result['diff'] = diffs
+    return result

@@ -1,0 +1,219 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: wglan_node
+short_description: This host as a node of the WireGuard mesh, in one call
+version_added: "0.6.0"
+description:
+  - Runs several of this collection's modules in one call on the host, in this order -
+    M(wglan.mesh.wglan_keys), M(wglan.mesh.wglan_address), M(wglan.mesh.wglan_record),
+    M(wglan.mesh.wglan_firewall), M(wglan.mesh.wglan_peers), M(wglan.mesh.wglan_rules) and
+    M(wglan.mesh.wglan_watcher). Each is given as a dict of that module's own options, validated by
+    that module's own argument spec and run by that module's own code; a step not given is not run.
+  - One call costs one connection and one Python start on the host instead of one per module. Over a
+    fleet, with Ansible's defaults (no pipelining), that is most of what a run that has nothing to do spends.
+  - Each step takes what the steps before it made, unless given - the record the public key (from O(keys))
+    and the mesh address (from O(address)); O(mesh) the address (as its O(wglan.mesh.wglan_peers#module:addresses))
+    and the record to publish; O(rules) the targets of O(mesh) when there is no O(watcher) step (the watcher owns them).
+  - Before any step, it checks that the host has what the steps need (with O(packages=true)). If not, it
+    changes nothing and returns the Debian packages in RV(missing), so that a play can install them and call again.
+  - The node role (M(wglan.mesh.node)) calls it twice per run - keys, address, record and firewall, then
+    (once every host published its record) keys, address, mesh, rules and watcher.
+options:
+  keys:
+    description: The options of M(wglan.mesh.wglan_keys).
+    type: dict
+  address:
+    description: The options of M(wglan.mesh.wglan_address).
+    type: dict
+  record:
+    description: The options of M(wglan.mesh.wglan_record).
+    type: dict
+  firewall:
+    description: The options of M(wglan.mesh.wglan_firewall).
+    type: dict
+  mesh:
+    description:
+      - The options of M(wglan.mesh.wglan_peers), except O(peers) and O(cluster_token), which are given at the
+        top level (where Ansible keeps their secrets out of every log).
+    type: dict
+  peers:
+    description:
+      - The explicit peers of the O(mesh) step, as M(wglan.mesh.wglan_peers) takes them in its own
+        O(wglan.mesh.wglan_peers#module:peers).
+    type: list
+    elements: dict
+    suboptions:
+      public_key:
+        description: The peer's public key.
+        type: str
+        required: true
+      name:
+        description: A name for messages.
+        type: str
+      endpoint:
+        description: V(host:port) (a name is resolved on the host).
+        type: str
+      allowed_ips:
+        description: The prefixes routed to this peer.
+        type: list
+        elements: str
+        default: []
+      preshared_key:
+        description: A preshared key (never logged or returned).
+        type: str
+      persistent_keepalive:
+        description: Seconds between keepalives.
+        type: int
+  cluster_token:
+    description: The O(wglan.mesh.wglan_peers#module:cluster_token) of the O(mesh) step.
+    type: str
+  rules:
+    description: The options of M(wglan.mesh.wglan_rules).
+    type: dict
+  watcher:
+    description:
+      - The options of M(wglan.mesh.wglan_watcher) (the service is installed and kept running unless its
+        O(wglan.mesh.wglan_watcher#module:service=false)).
+    type: dict
+  wait:
+    description:
+      - Before the O(record) step, wait up to this many seconds until every peer of the interface answered,
+        so that the record carries what this node observes of them (first contact behind NAT).
+    type: int
+    default: 0
+  packages:
+    description: Check first that the host has what the steps need (see RV(missing)).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    description: Every step runs in check mode.
+    support: full
+  diff_mode:
+    description: The diff of every step that has one, each headed with its step.
+    support: full
+author:
+  - wglan.mesh developers (@wglan-mesh)
+'''
+
+EXAMPLES = r'''
+- name: Key, address and record of every host first
+  wglan.mesh.wglan_node:
+    keys: {}
+    address: {}
+    record:
+      name: "{{ inventory_hostname }}"
+  register: node
+
+- name: Then the mesh from every record, the rules and the watcher
+  wglan.mesh.wglan_node:
+    keys: {}
+    address: {}
+    mesh:
+      interface: wglan0
+      members: "{{ groups['wglan'] }}"
+      records: "{{ groups['wglan'] | wglan.mesh.member_records(hostvars) }}"
+      save_settings: true
+      watcher: true
+    rules:
+      interface: wglan0
+    watcher: {}
+'''
+
+RETURN = r'''
+steps:
+  description: The steps that ran, in order.
+  returned: always
+  type: list
+  elements: str
+missing:
+  description: Debian packages the steps need that the host lacks (no step ran when this is not empty).
+  returned: always
+  type: list
+  elements: str
+os_family:
+  description: V(Debian) on Debian and its derivatives, else the C(ID) of C(/etc/os-release).
+  returned: always
+  type: str
+keys:
+  description: What M(wglan.mesh.wglan_keys) returned.
+  returned: when the step ran
+  type: dict
+address:
+  description: What M(wglan.mesh.wglan_address) returned.
+  returned: when the step ran
+  type: dict
+record:
+  description: The record (what M(wglan.mesh.wglan_record) returned as RV(wglan.mesh.wglan_record#module:record)).
+  returned: when the step ran
+  type: dict
+firewall:
+  description: What M(wglan.mesh.wglan_firewall) returned.
+  returned: when the step ran
+  type: dict
+mesh:
+  description: What M(wglan.mesh.wglan_peers) returned.
+  returned: when the step ran
+  type: dict
+rules:
+  description: What M(wglan.mesh.wglan_rules) returned.
+  returned: when the step ran
+  type: dict
+watcher:
+  description: What M(wglan.mesh.wglan_watcher) returned.
+  returned: when the step ran
+  type: dict
+public_key:
+  description: This node's public key.
+  returned: when the keys step ran
+  type: str
+cidr:
+  description: This node's mesh address with the prefix length.
+  returned: when the address step ran
+  type: str
+firewall_manager:
+  description: The firewall that runs the host (V(nftables), V(ufw) or V(firewalld)).
+  returned: when the firewall step ran
+  type: str
+live_sources:
+  description: Whether a source tells the other nodes of this node's record at once (see M(wglan.mesh.wglan_peers)).
+  returned: when the mesh step ran
+  type: bool
+peers_up:
+  description: Peers with a recent handshake, after the mesh step.
+  returned: when the mesh step ran
+  type: int
+peers_relayed:
+  description: Peers reached through a relay that is up.
+  returned: when the mesh step ran
+  type: int
+peers_total:
+  description: Peers of the interface.
+  returned: when the mesh step ran
+  type: int
+all_up:
+  description: Whether every peer is up or relayed.
+  returned: when the mesh step ran
+  type: bool
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.wglan.mesh.plugins.module_utils.shells import node
+
+
+def main():
+    module = AnsibleModule(argument_spec=node.ARGUMENTS, supports_check_mode=True)
+    module.exit_json(**node.run(module))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,183 @@
+"""wglan_node: the node's modules in one call, on real wireguard-go, nftables and policy routing.
+
+Two namespaces form a mesh from their records with two calls each (record, then mesh), as the
+node role does: check mode first (nothing made), apply, apply again (nothing changes). Then a
+step with bad input fails naming the step and leaves the device as it was; the cluster token
+never reaches the output; a host without the libraries gets the packages to install and no change.
+The watcher step runs with service=false here: installing the service needs systemd as PID 1
+(the lab's machines test that part, through the role).
+"""
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from netns import ALL_OUTPUT, Namespace, Playbook, wait_for
+
+MODULE = 'wglan.mesh.wglan_node'
+TOKEN = 'node-module-test-token-%s' % uuid.uuid4().hex
+
+
+def record_call(node):
+    return dict(
+        keys=dict(path=node.key_path),
+        address=dict(source_interface='veth0'),
+        record=dict(name=node.letter, interface=node.ifname, port=51820,
+                    fact_path=os.path.join(node.workdir, 'wglan.fact')),
+        firewall=dict(owner=node.ifname, udp_ports=['51820']),
+    )
+
+
+def mesh_call(node, records, **mesh):
+    options = dict(interface=node.ifname, backend='userspace', private_key_path=node.key_path, listen_port=51820,
+                   purge=True, members=['a', 'b'], records=records, self_name=node.letter,
+                   state_path=os.path.join(node.workdir, 'mesh.json'),
+                   settings_path=os.path.join(node.workdir, 'settings.json'), save_settings=True, watcher=True,
+                   relays_path=os.path.join(node.workdir, 'paths.json'))
+    options.update(mesh)
+    return dict(
+        keys=dict(path=node.key_path),
+        address=dict(source_interface='veth0'),
+        mesh=options,
+        cluster_token=TOKEN,
+        rules=dict(interface=node.ifname),
+        watcher=dict(service=False, path=os.path.join(node.workdir, 'watcher.json'), sweep_interval=4),
+    )
+
+
+def device_peers(node):
+    proc = node.ns.cmd(['wg', 'show', node.ifname, 'peers'], check=False)
+    return sorted(proc.stdout.split()) if proc.returncode == 0 else None
+
+
+def _ping(node, target):
+    return node.ns.cmd(['ping', '-6', '-c', '1', '-W', '1', target], check=False).returncode == 0
+
+
+@pytest.fixture(scope='module')
+def meshed(two_nodes):
+    """Both nodes through check mode, apply and apply again, for both calls. Returns what they gave."""
+    out = {}
+    for node in two_nodes:
+        check, first, again = Playbook(node.ns, node.workdir).run(
+            [(MODULE, record_call(node), True), (MODULE, record_call(node), False), (MODULE, record_call(node), False)])
+        out[node.letter] = dict(record_check=check, record=first, record_again=again)
+    records = [out['a']['record']['record'], out['b']['record']['record']]
+    for node in two_nodes:
+        check, first, again = Playbook(node.ns, node.workdir).run(
+            [(MODULE, mesh_call(node, records), True), (MODULE, mesh_call(node, records), False),
+             (MODULE, mesh_call(node, records), False)])
+        out[node.letter].update(mesh_check=check, mesh=first, mesh_again=again)
+    out['records'] = records
+    return out
+
+
+def test_the_record_call_makes_key_address_record_and_changes_nothing_the_second_time(two_nodes, meshed):
+    for node in two_nodes:
+        got = meshed[node.letter]
+        for result in (got['record_check'], got['record'], got['record_again']):
+            assert not result.get('failed'), result.get('msg')
+        assert got['record_check']['changed'] is True and got['record_check']['public_key'] is None
+        assert got['record']['changed'] is True and got['record_again']['changed'] is False, got['record_again']
+        assert got['record']['steps'] == ['keys', 'address', 'record', 'firewall']
+        derived = node.ns.sh('wg pubkey < %s' % node.key_path).stdout.strip()
+        assert got['record']['public_key'] == derived == got['record']['record']['public_key']
+        assert got['record']['record']['address'] == got['record']['address']
+        assert got['record']['ansible_facts']['wglan_record'] == got['record']['record']
+        assert oct(os.stat(node.key_path).st_mode & 0o777) == oct(0o600)
+        with open(os.path.join(node.workdir, 'wglan.fact')) as handle:
+            assert json.load(handle)['public_key'] == derived
+        assert got['record']['firewall_manager'] == 'nftables'
+        # a diff per step, headed with it
+        headers = [d['before_header'] for d in got['record_check'].get('diff', [])]
+        assert 'keys (before)' in headers and 'record (before)' in headers, headers
+
+
+def test_the_mesh_call_forms_the_mesh_and_changes_nothing_the_second_time(two_nodes, meshed):
+    a, b = two_nodes
+    for node in two_nodes:
+        got = meshed[node.letter]
+        for result in (got['mesh_check'], got['mesh'], got['mesh_again']):
+            assert not result.get('failed'), result.get('msg')
+        assert got['mesh_check']['changed'] is True
+        assert got['mesh']['changed'] is True and got['mesh_again']['changed'] is False, got['mesh_again']
+        assert got['mesh']['steps'] == ['keys', 'address', 'mesh', 'rules', 'watcher']
+        assert got['mesh']['peers_total'] == 1
+        other = [r for r in meshed['records'] if r['name'] != node.letter][0]
+        assert device_peers(node) == [other['public_key']]
+        # the watcher step wrote its options (validated), and the mesh step the settings the watcher reads
+        with open(os.path.join(node.workdir, 'watcher.json')) as handle:
+            assert json.load(handle)['sweep_interval'] == 4
+        assert oct(os.stat(os.path.join(node.workdir, 'settings.json')).st_mode & 0o777) == oct(0o600)
+        # the rules: our table exists (its targets belong to the watcher, which is not running here)
+        assert node.ns.cmd(['nft', 'list', 'table', 'inet', 'wglan'], check=False).returncode == 0
+    # the tunnel carries traffic between the mesh addresses (the check-mode call made nothing first:
+    # the interface exists because of the apply)
+    assert wait_for(lambda: _ping(a, meshed['b']['record']['address']), timeout=20, interval=0.5)
+
+
+def test_check_mode_on_a_fresh_node_made_nothing(tmp_path, two_nodes):
+    # a third, untouched key path and interface in the same namespace: check mode makes neither
+    node = two_nodes[0]
+    key = str(tmp_path / 'fresh.key')
+    call = dict(keys=dict(path=key), address=dict(source_interface='veth0'))
+    ifname = 'wgf%s' % uuid.uuid4().hex[:6]
+    call['mesh'] = dict(interface=ifname, backend='userspace', private_key_path=key, listen_port=51899, peers=[],
+                        state_path=str(tmp_path / 'mesh.json'), settings_path=str(tmp_path / 'settings.json'))
+    result = Playbook(node.ns, str(tmp_path)).one(MODULE, call, check=True)
+    assert not result.get('failed'), result.get('msg')
+    assert result['changed'] is True
+    assert not os.path.exists(key)
+    assert node.ns.cmd(['ip', 'link', 'show', ifname], check=False).returncode != 0
+
+
+def test_bad_input_fails_naming_the_step_and_leaves_the_device(two_nodes, meshed):
+    node = two_nodes[0]
+    before = device_peers(node)
+    call = mesh_call(node, meshed['records'], listen_port='not-a-port')
+    result = Playbook(node.ns, node.workdir).one(MODULE, call)
+    assert result.get('failed') and result['msg'].startswith('mesh: '), result
+    bad_peer = mesh_call(node, [{'name': 'a'}, {'public_key': 'short'}])
+    Playbook(node.ns, node.workdir).one(MODULE, bad_peer)  # (records skipped with a warning, none kept)
+    assert device_peers(node) == before
+    # a secret given inside the step instead of at the top level is refused, and named
+    inside = mesh_call(node, meshed['records'], cluster_token=TOKEN)
+    result = Playbook(node.ns, node.workdir).one(MODULE, inside)
+    assert result.get('failed') and 'cluster_token' in result['msg'], result
+    assert device_peers(node) == before
+
+
+def test_the_cluster_token_never_reaches_the_output(meshed):
+    text = '\n'.join(ALL_OUTPUT) + json.dumps(meshed)
+    assert meshed['a']['mesh']['changed'] is True  # (the calls ran, with the token)
+    assert TOKEN not in text
+
+
+@pytest.fixture(scope='module')
+def bare_python(tmp_path_factory):
+    """A venv without site packages: a managed host that lacks the libraries."""
+    path = tmp_path_factory.mktemp('bare') / 'venv'
+    subprocess.run(['/usr/bin/python3', '-m', 'venv', '--without-pip', str(path)], check=True)
+    return str(path / 'bin' / 'python3')
+
+
+def test_a_host_without_the_libraries_gets_the_packages_to_install_and_no_change(tmp_path, bare_python):
+    ns = Namespace('wglan-nodebare-%s' % uuid.uuid4().hex[:6])
+    old = os.environ.get('WGLAN_TEST_PYTHON')
+    os.environ['WGLAN_TEST_PYTHON'] = bare_python
+    try:
+        key = str(tmp_path / 'private.key')
+        result = Playbook(ns, str(tmp_path)).one(MODULE, dict(keys=dict(path=key), record=dict(name='x')))
+    finally:
+        if old is None:
+            os.environ.pop('WGLAN_TEST_PYTHON')
+        else:
+            os.environ['WGLAN_TEST_PYTHON'] = old
+        ns.destroy()
+    assert not result.get('failed'), result.get('msg')
+    assert result['changed'] is False and result['steps'] == []
+    assert {'python3-cryptography', 'python3-pyroute2'} <= set(result['missing']), result['missing']
+    assert result['os_family'] == 'Debian'
+    assert not os.path.exists(key)
