@@ -86,7 +86,9 @@ options:
   wait:
     description:
       - Before the O(record) step, wait up to this many seconds until every peer of the interface answered,
-        so that the record carries what this node observes of them (first contact behind NAT).
+        so that the record carries what this node observes of them (first contact behind NAT). The wait
+        also ends once no other peer answered for 3 seconds - the peers that can answer have, the others
+        (behind another NAT) wait for the endpoints this record will carry.
     type: int
     default: 0
   packages:

@@ -60,19 +60,26 @@ def watcher_view(path):
     return view
 
 
-def gather_waiting(ifname, wait, relays_path=watcher_state.PATHS):
+def gather_waiting(ifname, wait, relays_path=watcher_state.PATHS, settle=None):
     """gather(), again every half second until every peer is up (or relayed through a peer that is
-    up) or wait seconds passed."""
+    up) or wait seconds passed; with settle, also once no other peer came up for settle seconds
+    (the peers that can answer now have: the others wait for what this node will publish)."""
     start = time.monotonic()
+    last_news, seen_up = start, None
     while True:
         info = gather(ifname)
+        up = set()
         if info['exists']:
             up = set(p['public_key'] for p in info['peers'] if p['state'] == liveness.UP)
             info['peers_relayed'] = len(relay.reached_through_relay(
                 [p['public_key'] for p in info['peers']], up, watcher_state.read_relays(relays_path)))
+        now = time.monotonic()
+        if up != seen_up:
+            last_news, seen_up = now, up
         done = not info['exists'] or info['peers_up'] + info['peers_relayed'] == len(info['peers'])
-        if done or time.monotonic() - start >= wait:
-            info['waited'] = round(time.monotonic() - start, 1)
+        settled = settle is not None and now - last_news >= settle
+        if done or settled or now - start >= wait:
+            info['waited'] = round(now - start, 1)
             return info
         time.sleep(0.5)
 

@@ -36,6 +36,8 @@ STEPS = (
     ('rules', rules, {}),
     ('watcher', watcher, {}),
 )
+# seconds with no other peer answering after which the wait before the record ends
+SETTLE = 3
 # given at the top level, where Ansible's own no_log keeps them out of every log and output
 MESH_TOP = ('peers', 'cluster_token')
 
@@ -155,7 +157,7 @@ def _wait(node, given, mesh_given):
     """Before the record (so that it carries what this node observes): until every peer of the
     interface answered, or wait seconds passed."""
     ifname = (given.get('record') or {}).get('interface') or mesh_given.get('interface') or 'wglan0'
-    found = info.gather_waiting(ifname, node.params['wait'])
+    found = info.gather_waiting(ifname, node.params['wait'], settle=SETTLE)
     return dict(waited=found.get('waited', 0), peers_up=found.get('peers_up', 0))
 
 
