@@ -44,8 +44,14 @@ def timed(lab, *args, pipelining=False):
     took = time.monotonic() - start
     if result.returncode != 0:
         print(result.stdout[-3000:])
-        raise SystemExit('site.yml %s failed' % ' '.join(args))
+        raise RunFailed('site.yml %s failed after %.1f s: %s' % (' '.join(args), took, ', '.join(
+            '%s %s' % (host, ' '.join('%s=%d' % (k, v) for k, v in counts.items() if k in ('failed', 'unreachable') and v))
+            for host, counts in sorted(recap(result.stdout).items()) if counts.get('failed') or counts.get('unreachable'))))
     return took, recap(result.stdout)
+
+
+class RunFailed(Exception):
+    pass
 
 
 def until_whole(lab, timeout=120):
@@ -60,20 +66,27 @@ def until_whole(lab, timeout=120):
 
 
 def measure(size, pipelining=False):
+    """One row; a run that fails is reported in the row (and the table goes on)."""
     lab = Lab(new_name())
     try:
         lab.up(layout_for(size))
-        first, _ = timed(lab, pipelining=pipelining)
-        whole = until_whole(lab)
-        second, counts = timed(lab, pipelining=pipelining)
-        one = sorted(m for m in lab.machines() if not m.startswith('hub'))[0]
-        limited, limit_counts = timed(lab, '--limit', one, pipelining=pipelining)
-        changed = sum(c['changed'] for c in counts.values()) + sum(c['changed'] for c in limit_counts.values())
-        tasks = max(c['ok'] for c in counts.values())
-        return dict(size=size, nat=size - 1, pipelining=pipelining, boot=lab.state['timings'].get('boot', 0),
-                    first=first, whole=whole, second=second, limit=limited, tasks=tasks, changed=changed)
+        return measure_on(lab, size, pipelining)
+    except RunFailed as exc:
+        return dict(size=size, nat=size - 1, pipelining=pipelining, failed=str(exc))
     finally:
         lab.down()
+
+
+def measure_on(lab, size, pipelining):
+    first, _ = timed(lab, pipelining=pipelining)
+    whole = until_whole(lab)
+    second, counts = timed(lab, pipelining=pipelining)
+    one = sorted(m for m in lab.machines() if not m.startswith('hub'))[0]
+    limited, limit_counts = timed(lab, '--limit', one, pipelining=pipelining)
+    changed = sum(c['changed'] for c in counts.values()) + sum(c['changed'] for c in limit_counts.values())
+    tasks = max(c['ok'] for c in counts.values())
+    return dict(size=size, nat=size - 1, pipelining=pipelining, boot=lab.state['timings'].get('boot', 0),
+                first=first, whole=whole, second=second, limit=limited, tasks=tasks, changed=changed)
 
 
 def main():
@@ -89,6 +102,10 @@ def main():
           ' --limit one machine s | tasks run per host (2nd run) | changed on 2nd and --limit |')
     print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
     for row in rows:
+        if 'failed' in row:
+            print('| %d (%d) | %s | %s |' % (row['size'], row['nat'], 'pipelining' if row['pipelining'] else 'defaults',
+                                           row['failed']))
+            continue
         print('| %d (%d) | %s | %.0f | %.1f | %s | %.1f | %.1f | %d | %d |' % (
             row['size'], row['nat'], 'pipelining' if row['pipelining'] else 'defaults', row['boot'], row['first'],
             '%.1f' % row['whole'] if row['whole'] is not None else 'not within 120 s', row['second'], row['limit'],
@@ -98,7 +115,7 @@ def main():
           ' --limit s |')
     for anchor in ANCHOR:
         print('| %s | %s | %s | %s | %s |' % anchor)
-    return 0 if all(row['changed'] == 0 and row['whole'] is not None for row in rows) else 1
+    return 0 if all('failed' not in row and row['changed'] == 0 and row['whole'] is not None for row in rows) else 1
 
 
 if __name__ == '__main__':

@@ -356,13 +356,15 @@ table inet lab {
             env['ANSIBLE_PIPELINING'] = 'True'
         return env
 
-    def playbook_with_inventory(self, inventory, *args, timeout=900, pipelining=False):
+    def playbook_with_inventory(self, inventory, *args, timeout=900, pipelining=False, env=None):
         """ansible-playbook from the controller namespace against another inventory of this lab.
-        The repository's playbooks/site.yml is run as users run it: wglan.mesh.site."""
+        The repository's playbooks/site.yml is run as users run it: wglan.mesh.site.
+        env: more ANSIBLE_* settings (a fact cache, say)."""
         args = ['wglan.mesh.site' if a == 'playbooks/site.yml' else a for a in args]
         cmd = ['ip', 'netns', 'exec', self.controller, 'ansible-playbook', '-i', inventory] + list(args)
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                              env=self._ansible_env(pipelining), timeout=timeout, cwd=self.dir, check=False)
+                              env=self._ansible_env(pipelining, **(env or {})), timeout=timeout, cwd=self.dir,
+                              check=False)
 
     def adhoc(self, pattern, module, args='', timeout=300, become=True):
         """`ansible PATTERN -m MODULE -a ARGS` from the controller; one line of JSON per host."""

@@ -134,3 +134,20 @@ def test_empty_device_and_errno_on_fast_path():
     assert state.peers == [] and state.listen_port == 51820 and state.private_key is None
     with pytest.raises(WglanError):
         wg_uapi.parse_get_response('errno=1\n\n')
+
+
+def test_a_socket_file_is_not_a_daemon_until_it_listens(tmp_path):
+    # wireguard-go binds its socket (the file appears) a moment before it listens; a machine under
+    # load showed that moment to wglan_peers as "connection refused" (20-machine lab): the start
+    # waits until the socket answers, not until the file exists. A real socket, bound then listening.
+    import socket
+    backend = wg_uapi.UapiBackend('wgx0', socket_dir=str(tmp_path))
+    assert not backend.answers()  # no file
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(backend.path)
+        assert backend.available() and not backend.answers()  # the file, nobody listening yet
+        server.listen(1)
+        assert backend.answers()
+    finally:
+        server.close()

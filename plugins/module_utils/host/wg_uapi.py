@@ -219,6 +219,21 @@ class UapiBackend:
     def available(self):
         return os.path.exists(self.path)
 
+    def answers(self):
+        """Whether the daemon accepts connections on its socket: the file appears at bind(), a moment
+        before listen(), and a machine under load can show that moment to a caller (connection refused)."""
+        if not self.available():
+            return False
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(IO_TIMEOUT)
+        try:
+            sock.connect(self.path)
+            return True
+        except OSError:
+            return False
+        finally:
+            sock.close()
+
     def _connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(IO_TIMEOUT)
@@ -300,7 +315,7 @@ class UapiBackend:
                 # for the link, which only a running daemon has
                 self._wait_for(self._link_exists, lambda: None, 'its interface')
                 return
-            self._wait_for(self.available, lambda: process_owner.unit_failure(self.unit), 'its socket %s' % self.path)
+            self._wait_for(self.answers, lambda: process_owner.unit_failure(self.unit), 'its socket %s' % self.path)
             return
         run_env = dict(os.environ)
         run_env.pop('WG_PROCESS_FOREGROUND', None)
@@ -313,10 +328,10 @@ class UapiBackend:
             raise WglanError('%s %s did not start within %ds' % (self.binary, self.ifname, START_TIMEOUT))
         if proc.returncode != 0:
             raise WglanError('%s %s failed: %s' % (self.binary, self.ifname, _daemon_error(proc)))
-        self._wait_for(self.available, lambda: None, 'its socket %s' % self.path)
+        self._wait_for(self.answers, lambda: None, 'its socket %s' % self.path)
 
     def _link_exists(self):
-        return os.path.exists('/sys/class/net/%s' % self.ifname) and self.available()
+        return os.path.exists('/sys/class/net/%s' % self.ifname) and self.answers()
 
     def _wait_for(self, ready, failure, what):
         deadline = time.monotonic() + START_TIMEOUT
