@@ -136,6 +136,10 @@ steps:
   returned: always
   type: list
   elements: str
+seconds:
+  description: How long each step (and the wait) took on the host, in seconds.
+  returned: when the steps ran
+  type: dict
 missing:
   description: Debian packages the steps need that the host lacks (no step ran when this is not empty).
   returned: always

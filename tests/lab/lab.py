@@ -98,6 +98,23 @@ def plan(public=1, sites=2, per_site=2, symmetric=(), kernel=0, releases=None, f
     return dict(machines=machines, routers=routers)
 
 
+def raise_inotify_instances(machines, per_machine=48):
+    """The machines' root is the host's root (no user namespace): they share its limit of inotify
+    instances (128 on Debian), and each booted machine holds a few dozen (systemd, journald, logind,
+    wireguard-go's socket watch). Past about eight machines, units fail at boot ("too many open
+    files"; logins refused as "System is booting up"). Raise the limit, never lower it. (A limit of
+    the kernel's, not a network setting: nothing of the machine's network changes.)"""
+    path = '/proc/sys/fs/inotify/max_user_instances'
+    try:
+        with open(path) as handle:
+            current = int(handle.read())
+        if current < machines * per_machine + 128:
+            with open(path, 'w') as handle:
+                handle.write(str(machines * per_machine + 128))
+    except (OSError, ValueError) as exc:
+        print('lab: cannot raise %s (%s): large labs may fail to boot' % (path, exc))
+
+
 class Lab:
     def __init__(self, name):
         self.name = name
@@ -179,6 +196,7 @@ class Lab:
             in_ns(ns, 'ip addr add %s/%d dev eth0 && ip route add default via %s'
                   % (machine['ip'], machine['prefix'], machine['gateway']))
         self.state['timings']['network'] = round(time.monotonic() - started, 2)
+        raise_inotify_instances(len(layout['machines']))
         boot = time.monotonic()
         for mname in sorted(layout['machines']):
             self._boot(mname)

@@ -87,3 +87,13 @@ def test_a_port_range_is_one_rule_and_bad_ports_are_refused():
     for bad in ('51851-51820', '0', '70000', 'ssh', '1-2-3', True, ''):
         with pytest.raises(WglanError):
             hf.wanted_holes('wglan0', [bad])
+
+
+def test_ufw_counts_as_on_only_when_its_config_says_so(tmp_path):
+    from ansible_collections.wglan.mesh.plugins.module_utils.host import firewall as host_firewall
+    conf = tmp_path / 'ufw.conf'
+    assert not host_firewall._ufw_enabled(str(conf))  # no file: no ufw
+    conf.write_text('# /etc/ufw/ufw.conf\nENABLED=no\nLOGLEVEL=low\n')
+    assert not host_firewall._ufw_enabled(str(conf))
+    conf.write_text('# /etc/ufw/ufw.conf\n#ENABLED=yes\nENABLED=yes\n')
+    assert host_firewall._ufw_enabled(str(conf))

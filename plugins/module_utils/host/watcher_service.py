@@ -172,11 +172,14 @@ def ensure(settings_path, config_path, check_mode=False):
     if _systemctl('is-enabled', UNIT).stdout.strip() != 'enabled':
         _must('enable', UNIT)
         changed.append('enabled')
-    if _systemctl('is-active', UNIT).stdout.strip() != 'active':
-        _must('start', UNIT)
+    # --no-block: the unit waits for network-online.target, which a host without a wait-online
+    # service reaches only after its timeout; the watcher starts then, nothing here needs to wait
+    state = _systemctl('is-active', UNIT).stdout.strip()
+    if state not in ('active', 'activating', 'reloading'):
+        _must('start', '--no-block', UNIT)
         changed.append('started')
     elif 'library' in changed or unit_changed:
-        _must('restart', UNIT)
+        _must('restart', '--no-block', UNIT)
         changed.append('restarted')
     return changed
 

@@ -16,6 +16,7 @@ __metaclass__ = type
 import os
 import shutil
 import subprocess
+import time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -180,11 +181,15 @@ def run(node):
     if not 0 <= node.params['wait'] <= 3600:
         node.fail_json(msg='wait must be between 0 and 3600 seconds')
     results, diffs, facts = {}, [], {}
+    result['seconds'] = seconds = {}
     for name, shell, extra in STEPS:
         if name not in given:
             continue
         if name == 'record' and node.params['wait']:
+            started = time.monotonic()
             result['wait'] = _wait(node, given, given.get('mesh') or {})
+            seconds['wait'] = round(time.monotonic() - started, 2)
+        started = time.monotonic()
         step = Step(node, name, shell, extra, _chain(name, given[name] or {}, results, given))
         try:
             outcome = shell.run(step)
@@ -195,6 +200,7 @@ def run(node):
             diffs.append(dict(diff, before_header='%s (before)' % name, after_header='%s (after)' % name))
         facts.update(outcome.pop('ansible_facts', None) or {})
         results[name] = outcome
+        seconds[name] = round(time.monotonic() - started, 2)
         result['steps'].append(name)
         result['changed'] = result['changed'] or bool(outcome.get('changed'))
     result.update(results)
