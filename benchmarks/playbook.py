@@ -78,7 +78,7 @@ def measure(size, pipelining=False):
 
 
 def measure_on(lab, size, pipelining):
-    first, _ = timed(lab, pipelining=pipelining)
+    first = timed(lab, pipelining=pipelining)[0]
     whole = until_whole(lab)
     second, counts = timed(lab, pipelining=pipelining)
     one = sorted(m for m in lab.machines() if not m.startswith('hub'))[0]
@@ -103,8 +103,8 @@ def main():
     print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
     for row in rows:
         if 'failed' in row:
-            print('| %d (%d) | %s | %s |' % (row['size'], row['nat'], 'pipelining' if row['pipelining'] else 'defaults',
-                                           row['failed']))
+            how = 'pipelining' if row['pipelining'] else 'defaults'
+            print('| %d (%d) | %s | %s |' % (row['size'], row['nat'], how, row['failed']))
             continue
         print('| %d (%d) | %s | %.0f | %.1f | %s | %.1f | %.1f | %d | %d |' % (
             row['size'], row['nat'], 'pipelining' if row['pipelining'] else 'defaults', row['boot'], row['first'],

@@ -185,6 +185,14 @@ cidr:
   description: This node's mesh address with the prefix length.
   returned: when the address step ran
   type: str
+record_digest:
+  description: The fingerprint of this node's record (RV(wglan.mesh.wglan_record#module:digest)).
+  returned: when the record step ran
+  type: str
+records_used:
+  description: The fingerprints of the records the mesh step used (RV(wglan.mesh.wglan_peers#module:records_used)).
+  returned: when the mesh step ran
+  type: dict
 firewall_manager:
   description: The firewall that runs the host (V(nftables), V(ufw) or V(firewalld)).
   returned: when the firewall step ran

@@ -327,6 +327,13 @@ records_saved:
   description: Whether the records file (O(state_path)) was written (it is a cache; not counted as a change).
   returned: when peers come from records
   type: bool
+records_used:
+  description:
+    - For each member of O(members) that has a record, the fingerprint of the record used (this run's, or the
+      one kept from an earlier run), as RV(wglan.mesh.wglan_record#module:digest) gives it. The node role compares
+      them with this run's records to know whether a second call is needed.
+  returned: when peers come from records
+  type: dict
 live_sources:
   description:
     - Whether a source tells the other nodes of this node's record at once (a discovery service with a token,

@@ -109,6 +109,12 @@ record:
   description: The record as written.
   returned: always
   type: dict
+digest:
+  description:
+    - A fingerprint of what the record says that matters to peers (observations and relays left out). A node that
+      used this record for this node reports the same one in RV(wglan.mesh.wglan_peers#module:records_used).
+  returned: when the record has a public key
+  type: str
 ansible_facts:
   description: The record as C(wglan_record).
   returned: always

@@ -298,7 +298,7 @@ def test_a_run_reports_and_repairs_a_flushed_firewall(lab):
     result = site(lab, '--limit', 'hub1')
     assert result.returncode == 0, result.stdout[-3000:]
     assert result.recap['hub1']['changed'] > 0
-    block = result.stdout.split("Make the key, the address and this node's record, and open the firewall]")[1]
+    block = result.stdout.split('Make this host a node: record, firewall, peers, rules and watcher]')[1]
     assert block.split('TASK [')[0].strip(' *\n').startswith('changed: [hub1]'), block[:500]
     assert wait_for_rule(lab, 'hub1', 'inet admin input', timeout=3) is not None
     assert lab.ssh('hub1', 'systemctl is-active wglan-watcher').stdout.strip() == 'active'

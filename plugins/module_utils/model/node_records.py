@@ -7,7 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import ipaddress
+import json
+
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
 from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import format_endpoint, parse_endpoint, parse_network
@@ -35,6 +38,18 @@ def without_observations(data):
 
 
 RECORD_VERSION = 1
+
+
+def digest(raw, name=None):
+    """A short fingerprint of what a record says that matters to its peers (observations and relays
+    left out, the form normalized): equal for the record a node published and the copy another node
+    kept of it. None for a record that does not parse."""
+    try:
+        record = parse_record(raw, name)
+    except WglanError:
+        return None
+    text = json.dumps(without_observations(record.as_dict()), sort_keys=True, separators=(',', ':'))
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
 
 
 PREFERRED = 'preferred'

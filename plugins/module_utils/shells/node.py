@@ -147,11 +147,12 @@ def _summary(results, result):
     if 'address' in results:
         result.update(address=results['address']['address'], cidr=results['address']['cidr'])
     if 'record' in results:
-        result['record'] = results['record']['record']
+        result.update(record=results['record']['record'], record_digest=results['record']['digest'])
     if 'firewall' in results:
         result['firewall_manager'] = results['firewall']['manager']
     if 'mesh' in results:
         result['live_sources'] = results['mesh'].get('live_sources', False)
+        result['records_used'] = results['mesh'].get('records_used', {})
 
 
 def _wait(node, given, mesh_given):

@@ -130,6 +130,8 @@ def run(module):
                           check_mode=module.check_mode, want_diff=module._diff, current=found, ops=the_plan.ops)
     result = report(module, config, the_plan, gathered, outcome, params)
     if gathered.saved is not None:
+        result['records_used'] = dict((name, node_records.digest(raw, name))
+                                      for name, raw in (gathered.saved.get('records') or {}).items())
         # Saved after the device took the peers: the last good set is what stands in next time.
         result['records_saved'] = run_or_fail(module, state_files.write_json_if_changed, params['state_path'],
                                               gathered.saved, 0o644, module.check_mode,

@@ -65,7 +65,8 @@ def make(module):
 def run(module):
     require_libs(module, 'pyroute2')
     record, changed, before = run_or_fail(module, make, module)
-    result = dict(changed=changed, record=record, ansible_facts=dict(wglan_record=record))
+    result = dict(changed=changed, record=record, digest=node_records.digest(record),
+                  ansible_facts=dict(wglan_record=record))
     if module._diff:
         result['diff'] = dict(before=before or {}, after=record)
     return result

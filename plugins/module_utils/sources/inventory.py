@@ -24,6 +24,8 @@ def records_for_members(members, raw_records, saved, warn):
         raise WglanError('records must line up with members (%d records for %d members)'
                          % (len(raw_records), len(members)))
     saved = saved or {}
+    # (quietly: the node role's first call of a run peers from what each node kept, and a --limit
+    # run does so for every member outside the limit; an unreachable host is Ansible's to report)
     records = []
     used = {}
     for index, name in enumerate(members):
@@ -37,7 +39,6 @@ def records_for_members(members, raw_records, saved, warn):
         if record is None and name in saved:
             try:
                 record = parse_record(saved[name], name)
-                warn('node %s: no current record, using the last known one' % name)
             except WglanError:
                 record = None
         if record is None:
