@@ -24,8 +24,9 @@ description:
     and the record to publish; O(rules) the targets of O(mesh) when there is no O(watcher) step (the watcher owns them).
   - Before any step, it checks that the host has what the steps need (with O(packages=true)). If not, it
     changes nothing and returns the Debian packages in RV(missing), so that a play can install them and call again.
-  - The node role (M(wglan.mesh.node)) calls it twice per run - keys, address, record and firewall, then
-    (once every host published its record) keys, address, mesh, rules and watcher.
+  - The node role (M(wglan.mesh.node)) calls it once per host with every step, the mesh step peering from the
+    records each node kept from its last run; a second time (without the record) only where a host used an
+    older record of another host of the play (see the C(wglan.mesh.stale_records) filter).
 options:
   keys:
     description: The options of M(wglan.mesh.wglan_keys).
@@ -191,7 +192,7 @@ record_digest:
   type: str
 records_used:
   description: The fingerprints of the records the mesh step used (RV(wglan.mesh.wglan_peers#module:records_used)).
-  returned: when the mesh step ran
+  returned: when the mesh step took peers from the records of its members
   type: dict
 firewall_manager:
   description: The firewall that runs the host (V(nftables), V(ufw) or V(firewalld)).

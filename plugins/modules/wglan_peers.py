@@ -332,7 +332,7 @@ records_used:
     - For each member of O(members) that has a record, the fingerprint of the record used (this run's, or the
       one kept from an earlier run), as RV(wglan.mesh.wglan_record#module:digest) gives it. The node role compares
       them with this run's records to know whether a second call is needed.
-  returned: when peers come from records
+  returned: when peers come from the records of O(members)
   type: dict
 live_sources:
   description:

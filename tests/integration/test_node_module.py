@@ -107,6 +107,9 @@ def test_the_mesh_call_forms_the_mesh_and_changes_nothing_the_second_time(two_no
         assert got['mesh']['peers_total'] == 1
         other = [r for r in meshed['records'] if r['name'] != node.letter][0]
         assert device_peers(node) == [other['public_key']]
+        # the fingerprint of the record it used for the other is the one the other published
+        # (what the role's stale_records compares to decide on a second call)
+        assert got['mesh']['records_used'][other['name']] == meshed[other['name']]['record']['record_digest']
         # the watcher step wrote its options (validated), and the mesh step the settings the watcher reads
         with open(os.path.join(node.workdir, 'watcher.json')) as handle:
             assert json.load(handle)['sweep_interval'] == 4

@@ -219,3 +219,22 @@ def test_a_peer_that_publishes_no_relays_leaves_each_end_to_itself():
     # b1 runs no watcher (no relays in its record): a1 decides alone, as before the agreement
     assert relay.agree(A, {B}, world(a_relays={}, b_relays=None), {HUB}, {})[0] == {B: HUB}
     assert relay.agree(B, {A}, world(a_relays=None, b_relays={}), {HUB}, {})[0] == {A: HUB}
+
+
+def test_a_better_candidate_restarts_the_sweep_at_once():
+    # a run (or a source) tells where another node sees the peer: the sweep goes there now and kicks
+    # a handshake, instead of finishing its round of candidates first (up to a sweep per candidate)
+    sweeper = Sweeper(6.0)
+    before = {B: [('192.0.2.74:51820', 'own')]}
+    sweeper.endpoints(before, set(), 100.0)
+    chosen, moved = sweeper.endpoints(before, set(), 103.0)
+    assert chosen == {B: '192.0.2.74:51820'} and moved == set()
+    better = {B: [('203.0.113.102:14640', 'observed'), ('192.0.2.74:51820', 'own')]}
+    chosen, moved = sweeper.endpoints(better, set(), 103.5)
+    assert chosen == {B: '203.0.113.102:14640'} and moved == {B}
+    # the same candidates again, or the best one moving down the list, do not restart it
+    chosen, moved = sweeper.endpoints(better, set(), 104.0)
+    assert moved == set()
+    reordered = {B: [('192.0.2.74:51820', 'own'), ('203.0.113.102:14640', 'observed')]}
+    chosen, moved = sweeper.endpoints(reordered, set(), 105.0)
+    assert moved == set() and chosen == {B: '192.0.2.74:51820'}

@@ -25,6 +25,7 @@ class Sweeper:
     def __init__(self, interval):
         self.interval = interval
         self.position = {}  # public key -> [index, since, tried]
+        self.offered = {}   # public key -> the endpoints of its candidates at the last tick
 
     def endpoints(self, candidates, up, now, favourites=None):
         """({public key: endpoint} for peers that are not up, keys that moved to a new candidate this tick).
@@ -44,7 +45,12 @@ class Sweeper:
                 self.position.pop(key, None)
                 continue
             favourite = favourites.get(key)
-            if key not in self.position:
+            endpoints = [endpoint for endpoint, _reason in options]
+            before = self.offered.get(key)
+            self.offered[key] = endpoints
+            if key not in self.position or (before is not None and endpoints[0] not in before):
+                # a peer seen for the first time, or a better candidate than any it had (a run or a
+                # source just told where another node sees it): from the top, now
                 self.position[key] = [0, now, 1]
                 moved.add(key)
             index, since, tried = self.position[key]
@@ -56,6 +62,9 @@ class Sweeper:
         for key in list(self.position):
             if key not in candidates:
                 del self.position[key]
+        for key in list(self.offered):
+            if key not in self.position:
+                del self.offered[key]
         return chosen, moved
 
     def exhausted(self, key, count, now):

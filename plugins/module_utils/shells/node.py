@@ -152,7 +152,8 @@ def _summary(results, result):
         result['firewall_manager'] = results['firewall']['manager']
     if 'mesh' in results:
         result['live_sources'] = results['mesh'].get('live_sources', False)
-        result['records_used'] = results['mesh'].get('records_used', {})
+        if 'records_used' in results['mesh']:  # (peers from the inventory's records)
+            result['records_used'] = results['mesh']['records_used']
 
 
 def _wait(node, given, mesh_given):

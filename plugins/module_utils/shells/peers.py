@@ -129,7 +129,7 @@ def run(module):
     outcome = run_or_fail(module, wg_device.apply_device, config, the_plan.peers, purge=params['purge'],
                           check_mode=module.check_mode, want_diff=module._diff, current=found, ops=the_plan.ops)
     result = report(module, config, the_plan, gathered, outcome, params)
-    if gathered.saved is not None:
+    if gathered.saved is not None and params['members']:
         result['records_used'] = dict((name, node_records.digest(raw, name))
                                       for name, raw in (gathered.saved.get('records') or {}).items())
         # Saved after the device took the peers: the last good set is what stands in next time.
