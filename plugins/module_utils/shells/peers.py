@@ -132,6 +132,7 @@ def run(module):
     if gathered.saved is not None and params['members']:
         result['records_used'] = dict((name, node_records.digest(raw, name))
                                       for name, raw in (gathered.saved.get('records') or {}).items())
+    if gathered.saved is not None:
         # Saved after the device took the peers: the last good set is what stands in next time.
         result['records_saved'] = run_or_fail(module, state_files.write_json_if_changed, params['state_path'],
                                               gathered.saved, 0o644, module.check_mode,
