@@ -238,3 +238,7 @@ def test_a_better_candidate_restarts_the_sweep_at_once():
     reordered = {B: [('192.0.2.74:51820', 'own'), ('203.0.113.102:14640', 'observed')]}
     chosen, moved = sweeper.endpoints(reordered, set(), 105.0)
     assert moved == set() and chosen == {B: '192.0.2.74:51820'}
+    # the restart counts as a try: with both candidates held a full interval each, a relay is due
+    # as soon as it would have been without the restart
+    assert not sweeper.exhausted(B, 2, 109.4)
+    assert sweeper.exhausted(B, 2, 109.5)

@@ -48,10 +48,14 @@ class Sweeper:
             endpoints = [endpoint for endpoint, _reason in options]
             before = self.offered.get(key)
             self.offered[key] = endpoints
-            if key not in self.position or (before is not None and endpoints[0] not in before):
-                # a peer seen for the first time, or a better candidate than any it had (a run or a
-                # source just told where another node sees it): from the top, now
+            if key not in self.position:
                 self.position[key] = [0, now, 1]
+                moved.add(key)
+            elif before is not None and endpoints[0] not in before:
+                # a better candidate than any it had (a run or a source just told where another node
+                # sees it): from the top, now. It counts as one more try, so a peer that needs a
+                # relay (no candidate works) gets it no later than without the restart.
+                self.position[key] = [0, now, self.position[key][2] + 1]
                 moved.add(key)
             index, since, tried = self.position[key]
             if now - since >= self.interval:
