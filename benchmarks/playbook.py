@@ -18,9 +18,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from lab import Lab, all_pairs, mesh_matrix, new_name, plan  # noqa: E402
 
-# The anchor, measured on a 5-machine lab like this one (one public machine, two NAT sites) and
-# quoted in the issue that asked for this benchmark: githubixx/ansible-role-wireguard 18.3.0, the
-# most used WireGuard role on Ansible Galaxy (it forms 8 of the 20 pairs), and this role before.
+# The anchor, measured on a 5-machine lab like this one (one public machine, two NAT sites) before
+# this role's one-call runs: githubixx/ansible-role-wireguard 18.3.0, the most used WireGuard role on
+# Ansible Galaxy (it formed 8 of the 20 pairs), and this role's previous version.
 ANCHOR = [
     ('githubixx.ansible_role_wireguard 18.3.0, 5 machines, its defaults', '34.7', '-', '32.4', '-'),
     ('wglan.mesh 0.4, 5 machines, pipelining on', '60', '+11', '45', '20'),
@@ -111,8 +111,8 @@ def main():
             '%.1f' % row['whole'] if row['whole'] is not None else 'not within 120 s', row['second'], row['limit'],
             row['tasks'], row['changed']))
     print()
-    print('Anchor (the issue\'s figures, same lab shape): | role | first run s | whole mesh s | second run s |'
-          ' --limit s |')
+    print('Anchor (measured before this work, same lab shape): | role | first run s | whole mesh s |'
+          ' second run s | --limit s |')
     for anchor in ANCHOR:
         print('| %s | %s | %s | %s | %s |' % anchor)
     return 0 if all('failed' not in row and row['changed'] == 0 and row['whole'] is not None for row in rows) else 1
