@@ -35,3 +35,22 @@ def test_what_the_role_passes_is_valid():
     options = watcher_options.validate(dict(resync=60.0, sweep_interval=6.0, relay=True, metrics_port=9586,
                                             firewall_udp_ports=[51820, '51820-51851'], endpoint_exclude=['10.0.0.0/8']))
     assert options['metrics_port'] == 9586 and options['publish_every'] == 600.0
+
+
+def test_the_watcher_notices_a_run_that_brings_only_new_records(tmp_path):
+    # the node role's second call of a run can change the records file and nothing else: the
+    # watcher must reconcile then, or it puts the old peers back every second until its resync
+    from ansible_collections.wglan.mesh.plugins.module_utils.daemon import loop
+
+    class Watcher:
+        settings_path = str(tmp_path / 'settings.json')
+        config_path = str(tmp_path / 'watcher.json')
+        params = {'state_path': str(tmp_path / 'mesh.json')}
+
+    for name in ('settings.json', 'watcher.json', 'mesh.json'):
+        (tmp_path / name).write_text('{}')
+    seen = [None]
+    assert not loop.files_changed(loop.watched_files(Watcher), seen)
+    assert not loop.files_changed(loop.watched_files(Watcher), seen)
+    (tmp_path / 'mesh.json').write_text('{"records": {"b1": {}}}')
+    assert loop.files_changed(loop.watched_files(Watcher), seen)

@@ -14,6 +14,7 @@ import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon import status as status_file
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import log
+from ansible_collections.wglan.mesh.plugins.module_utils.model import settings
 
 
 def files_changed(paths, seen):
@@ -44,6 +45,13 @@ def serve_metrics(watcher):
         return None
 
 
+def watched_files(watcher):
+    """The files a run writes for the watcher: the settings, the options, and the records the run
+    used (a run can bring new records without changing its settings: the node role's second call)."""
+    records = (watcher.params or {}).get('state_path') or settings.STATE_PATH
+    return (watcher.settings_path, watcher.config_path, records)
+
+
 def why_now(watcher, seen, clock):
     """Why to reconcile now (None: not now). clock: the times of the next address check and resync."""
     why = None
@@ -51,7 +59,7 @@ def why_now(watcher, seen, clock):
         why = watcher.events.get(timeout=0.25)
     except queue.Empty:
         pass
-    if files_changed((watcher.settings_path, watcher.config_path), seen):
+    if files_changed(watched_files(watcher), seen):
         why = 'settings changed'
     if why is None and time.monotonic() >= clock['addresses']:
         clock['addresses'] = time.monotonic() + watcher.options['address_check']
@@ -67,7 +75,7 @@ def run(watcher, max_seconds=None):
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     server = serve_metrics(watcher)
     seen = [None]
-    files_changed((watcher.settings_path, watcher.config_path), seen)
+    files_changed(watched_files(watcher), seen)
     watcher.reconcile('start')
     now = time.monotonic()
     clock = dict(resync=now + watcher.options['resync'], sweep=now + 1.0,
