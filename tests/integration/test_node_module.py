@@ -149,6 +149,9 @@ def test_bad_input_fails_naming_the_step_and_leaves_the_device(two_nodes, meshed
     inside = mesh_call(node, meshed['records'], cluster_token=TOKEN)
     result = Playbook(node.ns, node.workdir).one(MODULE, inside)
     assert result.get('failed') and 'cluster_token' in result['msg'], result
+    del inside['cluster_token']  # (only inside: refused as well)
+    result = Playbook(node.ns, node.workdir).one(MODULE, inside)
+    assert result.get('failed') and 'cluster_token' in result['msg'], result
     assert device_peers(node) == before
 
 

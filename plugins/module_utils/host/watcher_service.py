@@ -27,7 +27,6 @@ LIBRARY_PATH = '/usr/local/lib/wglan/wglan-library.zip'
 COMMAND_PATH = '/usr/local/sbin/wglan'
 UNIT = 'wglan-watcher.service'
 UNIT_PATH = '/etc/systemd/system/' + UNIT
-ENTRY = 'ansible_collections.wglan.mesh.plugins.module_utils.daemon.cli'
 WRITTEN_BY = 'Written by wglan.mesh (wglan_watcher): changes made here are replaced at the next run.'
 
 UNIT_TEXT = '''# %(written_by)s
@@ -131,8 +130,9 @@ def pack(files):
     return buffer.getvalue()
 
 
-def texts(settings_path, config_path):
-    values = dict(written_by=WRITTEN_BY, library=LIBRARY_PATH, entry=ENTRY, settings=settings_path,
+def texts(entry, settings_path, config_path):
+    """The unit and the command, which run entry (the watcher's module) from the library."""
+    values = dict(written_by=WRITTEN_BY, library=LIBRARY_PATH, entry=entry, settings=settings_path,
                   config=config_path)
     return (UNIT_TEXT % values).encode('utf-8'), (COMMAND_TEXT % values).encode('utf-8')
 
@@ -151,10 +151,10 @@ def _must(*args):
         raise WglanError('systemctl %s failed: %s' % (' '.join(args), (proc.stderr or proc.stdout).strip()))
 
 
-def ensure(settings_path, config_path, check_mode=False):
-    """The program, the command and the unit in place, the unit enabled and running (restarted when
-    its program or unit changed). Returns the list of what changed."""
-    unit, command = texts(settings_path, config_path)
+def ensure(entry, settings_path, config_path, check_mode=False):
+    """The program, the command and the unit (running entry, the watcher's module) in place, the unit
+    enabled and running (restarted when its program or unit changed). Returns the list of what changed."""
+    unit, command = texts(entry, settings_path, config_path)
     changed = []
     if state_files.write_bytes_if_changed(LIBRARY_PATH, pack(library_sources()), 0o644, check_mode):
         changed.append('library')

@@ -156,10 +156,10 @@ def _summary(results, result):
             result['records_used'] = results['mesh']['records_used']
 
 
-def _wait(node, given, mesh_given):
+def _wait(node, given):
     """Before the record (so that it carries what this node observes): until every peer of the
     interface answered, or wait seconds passed."""
-    ifname = (given.get('record') or {}).get('interface') or mesh_given.get('interface') or 'wglan0'
+    ifname = (given.get('record') or {}).get('interface') or (given.get('mesh') or {}).get('interface') or 'wglan0'
     found = info.gather_waiting(ifname, node.params['wait'], settle=SETTLE)
     return dict(waited=found.get('waited', 0), peers_up=found.get('peers_up', 0))
 
@@ -167,14 +167,12 @@ def _wait(node, given, mesh_given):
 def run(node):
     """Every step given, in order. Returns the node's result; a failing step fails the call, naming it."""
     given = dict((name, node.params[name]) for name, _shell, _extra in STEPS if node.params[name] is not None)
-    if node.params['peers'] is not None or node.params['cluster_token'] is not None:
-        mesh = dict(given.get('mesh') or {})
-        for name in MESH_TOP:
-            if name in mesh:
-                node.fail_json(msg='mesh: give %s at the top level of wglan_node, not in mesh' % name)
-            if node.params[name] is not None:
-                mesh[name] = node.params[name]
-        given['mesh'] = mesh
+    for name in MESH_TOP:
+        # the token always at the top (Ansible's no_log); peers there too when given at both places
+        if name in (given.get('mesh') or {}) and (name == 'cluster_token' or node.params[name] is not None):
+            node.fail_json(msg='mesh: give %s at the top level of wglan_node, not in mesh' % name)
+        if node.params[name] is not None:
+            given['mesh'] = dict(given.get('mesh') or {}, **{name: node.params[name]})
     result = dict(changed=False, os_family=os_family(), missing=[], steps=[])
     if node.params['packages']:
         result['missing'] = missing_packages(given)
@@ -189,7 +187,7 @@ def run(node):
             continue
         if name == 'record' and node.params['wait']:
             started = time.monotonic()
-            result['wait'] = _wait(node, given, given.get('mesh') or {})
+            result['wait'] = _wait(node, given)
             seconds['wait'] = round(time.monotonic() - started, 2)
         started = time.monotonic()
         step = Step(node, name, shell, extra, _chain(name, given[name] or {}, results, given))

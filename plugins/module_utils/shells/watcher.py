@@ -10,7 +10,7 @@ __metaclass__ = type
 import os
 
 # The watcher's entry point: imported so that Ansible ships the whole watcher with the module,
-# which then installs the library it runs from (host.watcher_service).
+# which then installs the library it runs from (host.watcher_service), and names it in the unit.
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon import cli
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files, watcher_service
@@ -22,8 +22,6 @@ KINDS.update((name, 'bool') for name in watcher_options.FLAGS)
 KINDS.update((name, 'int') for name in watcher_options.INTEGERS)
 KINDS.update(firewall_udp_ports='list', endpoint_exclude='list', metrics_address='str', table='str',
              status_path='path')
-
-WATCHER = cli.__name__  # (what host.watcher_service.ENTRY names)
 
 ARGUMENTS = dict(
     path=dict(type='path', default=settings.WATCHER_CONFIG),
@@ -64,8 +62,8 @@ def run(module):
     changed = run_or_fail(module, state_files.write_json_if_changed, path, options, 0o644, module.check_mode)
     result = dict(changed=changed, options=options, service=[])
     if params['service']:
-        result['service'] = run_or_fail(module, watcher_service.ensure, params['settings_path'], path,
-                                        module.check_mode)
+        result['service'] = run_or_fail(module, watcher_service.ensure, cli.__name__, params['settings_path'],
+                                        path, module.check_mode)
         result['changed'] = changed or bool(result['service'])
     if module._diff:
         result['diff'] = dict(before=dict(before or {}), after=dict(options))
