@@ -190,6 +190,13 @@ record_digest:
   description: The fingerprint of this node's record (RV(wglan.mesh.wglan_record#module:digest)).
   returned: when the record step ran
   type: str
+record_changed:
+  description:
+    - Whether this node's record changed in a way its peers care about (a new node, a new address or
+      port; observations left out).
+    - The role reads the live sources once more when a node of the play published a changed record.
+  returned: when the record step ran
+  type: bool
 records_used:
   description: The fingerprints of the records the mesh step used (RV(wglan.mesh.wglan_peers#module:records_used)).
   returned: when the mesh step took peers from the records of its members

@@ -5,6 +5,7 @@ inventory together; each learns the other only from the service. Also: both
 ends derive the same per-pair preshared key, an unreachable service leaves the
 mesh as it was, a JMESPath selector narrows the peers, the token never shows.
 """
+import json
 import os
 import subprocess
 import sys
@@ -94,6 +95,35 @@ def test_the_service_says_where_an_inventory_node_is_now(world):
     assert result['endpoints']['n1'] == dict(endpoint='198.51.100.1:51820', reason='same-link')
 
 
+WATCHES_SCRIPT = r'''
+import json, sys, threading, time
+sys.path.insert(0, %(collections)r)
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watches import Watches
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
+client = DiscoveryClient(%(url)r, %(token)r)
+events, stop = [], threading.Event()
+watches = Watches(events.append, stop)
+key = 'd2dsYW4gd2F0Y2ggdGVzdCBrZXksIDMyIGJ5dGVzISE='
+# The watcher's reconcile read the service; a member publishes before the watcher's long poll starts.
+client.publish({'name': 'late', 'public_key': key, 'address': '200:1001::77', 'node_ips': ['198.51.100.77/24'],
+                'port': 51820})
+watches.start({'discovery_url': %(url)r, 'cluster_token': %(token)r, 'cluster_id': None, 'discovery_ca': None}, [])
+deadline = time.monotonic() + 5
+while not events and time.monotonic() < deadline:
+    time.sleep(0.05)
+stop.set()
+client.delete(key)
+print(json.dumps(events))
+'''
+
+
+def test_the_watcher_reconciles_for_a_change_made_before_its_long_poll_started(world):
+    """The watcher reads the service, then starts its long poll: a record published in between is
+    older than the poll's first answer. The first answer asks for a reconcile."""
+    script = WATCHES_SCRIPT % dict(collections=COLLECTIONS, url=URL, token=TOKEN)
+    proc = world['nodes']['n1'].cmd([sys.executable, '-c', script], timeout=60)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ['discovery service changed'], proc.stdout
+
 def test_unreachable_service_keeps_the_mesh(world):
     n1 = world['nodes']['n1']
     world['server'].kill()
@@ -116,3 +146,4 @@ def test_selector_narrows_peers(world):
 
 def test_token_never_printed(world):
     assert TOKEN not in '\n'.join(ALL_OUTPUT)
+

@@ -170,3 +170,42 @@ def test_rbac_manifest_covers_every_verb_the_collection_used(api):
     assert granted == set(['get', 'list', 'watch', 'patch']), 'least privilege: nothing beyond what is used'
     binding = [d for d in documents if d['kind'] == 'ClusterRoleBinding'][0]
     assert binding['roleRef']['name'] == role['metadata']['name']
+
+
+WATCHES_SCRIPT = r'''
+import json, sys, threading, time
+sys.path.insert(0, %(collections)r)
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watches import Watches
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api as k
+c = k.connect(%(kubeconfig)r)
+events, stop = [], threading.Event()
+watches = Watches(lambda why: events.append((round(time.monotonic() - started, 2), why)), stop)
+started = time.monotonic()
+# The watcher's reconcile read the Nodes; this Node changes before its watch lists them.
+c.patch_node(%(name)r, {'metadata': {'annotations': {'wglan.mesh/port': '51823'}}})
+watches.start({'kubernetes': True, 'kubeconfig': %(kubeconfig)r, 'kube_context': None}, [])
+deadline = time.monotonic() + 5
+while not events and time.monotonic() < deadline:
+    time.sleep(0.05)
+before = list(events)
+c.patch_node(%(name)r, {'metadata': {'annotations': {'wglan.mesh/port': '51824'}}})
+deadline = time.monotonic() + 5
+while len(events) == len(before) and time.monotonic() < deadline:
+    time.sleep(0.05)
+stop.set()
+print(json.dumps({'before': before, 'all': events}))
+'''
+
+
+def test_the_watcher_reconciles_for_a_change_made_before_its_node_watch_started(api):
+    """The watcher reads the Nodes, then starts its watch: a Node changed in between comes as no
+    event of the watch (it lists after the change). The watch's start asks for a reconcile."""
+    name = 'w%s' % uuid.uuid4().hex[:6]
+    create(api, DEBIAN_KUBECTL, name, '198.51.100.11')
+    script = WATCHES_SCRIPT % dict(collections=os.path.join(ROOT, 'build', 'collections'),
+                                   kubeconfig=api.kubeconfig, name=name)
+    proc = api.ns.cmd([os.path.join(ROOT, '.venv', 'bin', 'python'), '-c', script], timeout=60)
+    out = json.loads(proc.stdout)
+    assert [why for _at, why in out['before']] == ['kubernetes watch started'], out
+    # and a change after the watch's start comes as its event
+    assert out['all'][len(out['before']):] and out['all'][-1][1] == 'kubernetes node modified', out

@@ -71,20 +71,30 @@ class Watches:
                 self.stop.wait(5)
                 continue
             version = int(answer.get('version') or 0)
-            if since and version != since and self._current('discovery'):
+            # (the first answer too: a change between the reconcile's read and this watch's start
+            # would otherwise wait for the resync)
+            if version != since and self._current('discovery'):
                 self.trigger('discovery service changed')
             since = version
 
     def _watch_kubernetes(self, params):
         from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api
+        seen = None  # the last resourceVersion this watch saw
         while not self.stop.is_set() and self._current('kubernetes'):
             try:
                 client = kubernetes_api.connect(params['kubeconfig'], params['kube_context'],
                                                 mark=params.get('fwmark'))
                 _nodes, version = client.list_nodes()
-                for kind, _obj in client.watch_nodes(version, timeout_seconds=240):
+                # A Node changed between the reconcile's read (or the last watch's end) and this list
+                # comes as no event: reconcile for it.
+                if version != seen:
+                    self.trigger('kubernetes watch started' if seen is None else 'kubernetes nodes changed')
+                seen = version
+                for kind, obj in client.watch_nodes(version, timeout_seconds=240):
                     if self.stop.is_set() or not self._current('kubernetes'):
                         return
+                    meta = obj.get('metadata') if isinstance(obj, dict) else None
+                    seen = (meta.get('resourceVersion') if isinstance(meta, dict) else None) or seen
                     if kind in ('ADDED', 'MODIFIED', 'DELETED'):
                         self.trigger('kubernetes node %s' % kind.lower())
             except kubernetes_api.Gone:

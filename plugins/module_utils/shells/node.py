@@ -147,7 +147,8 @@ def _summary(results, result):
     if 'address' in results:
         result.update(address=results['address']['address'], cidr=results['address']['cidr'])
     if 'record' in results:
-        result.update(record=results['record']['record'], record_digest=results['record']['digest'])
+        result.update(record=results['record']['record'], record_digest=results['record']['digest'],
+                      record_changed=bool(results['record']['changed']))
     if 'firewall' in results:
         result['firewall_manager'] = results['firewall']['manager']
     if 'mesh' in results:
