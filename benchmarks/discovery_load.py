@@ -8,16 +8,26 @@ network namespace this script makes:
 - propagation: every node holds a watch on its cluster; one node per cluster
   publishes; the delay from that PUT to each watcher's answer;
 - memory: the server's RSS growth per stored record;
-- floor: a plain HTTP round trip (GET /healthz) to the same server.
+- floor: a plain HTTP round trip (GET /healthz) to the same server;
+- abuse: a normal client's latency (its cluster's listing, then a refresh of its record) with
+  nothing else going on, then while 1000 slowloris connections (each from its own address,
+  reopened as the server cuts them off), 100 unread listings of a full cluster (from 10
+  addresses) and a flood of requests from one IPv6 /64 are under way; and the server's peak
+  memory meanwhile.
+The server runs pinned to one core (taskset), the clients on the others.
 Memory per record: the server's RSS growth over its start, divided by all the
 records it holds (sizes run one after another on the same server).
-Usage (root): python3 benchmarks/discovery_load.py [--sizes 100,1000,5000]
+Usage (root): python3 benchmarks/discovery_load.py [--sizes 100,1000,5000] [--abuse-seconds 20]
+    [--server PATH]  (another version of the server, e.g. git show v0.5.0:roles/discovery/files/...)
 """
 import argparse
 import asyncio
 import json
 import os
+import random
 import resource
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +44,7 @@ NS = os.environ.get('WGLAN_BENCH_NS') or 'wglan-dload-%s' % uuid.uuid4().hex[:6]
 PORT = 8443
 PER_CLUSTER = 100
 IN_FLIGHT = 200
+SIX = 'fd77:1:2:3'  # the flood's /64, local on the namespace's lo
 
 
 def pct(samples, q):
@@ -45,9 +56,24 @@ def source(i):
     return '127.%d.%d.%d' % (1 + i // 65025, (i // 255) % 255, 1 + i % 255)
 
 
+def bound_socket(local):
+    """A socket from local (any address of the flood's /64: IP_FREEBIND, the /64 is routed to lo)."""
+    family = socket.AF_INET6 if ':' in local else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
+    sock.setblocking(False)
+    sock.bind((local, 0))
+    return sock
+
+
 async def request(method, path, body=None, headers=None, local=None):
     """One HTTP/1.1 request on a fresh connection (as the module's client does)."""
-    reader, writer = await asyncio.open_connection('127.0.0.1', PORT, local_addr=(local, 0) if local else None)
+    if local and ':' in local:
+        sock = bound_socket(local)
+        await asyncio.get_running_loop().sock_connect(sock, ('::1', PORT))
+        reader, writer = await asyncio.open_connection(sock=sock)
+    else:
+        reader, writer = await asyncio.open_connection('127.0.0.1', PORT, local_addr=(local, 0) if local else None)
     payload = json.dumps(body).encode() if body is not None else b''
     head = '%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n' % (method, path, len(payload))
     for key, value in (headers or {}).items():
@@ -56,8 +82,13 @@ async def request(method, path, body=None, headers=None, local=None):
     await writer.drain()
     data = await reader.read()
     writer.close()
+    if not data:
+        return 0, {}
     status = int(data.split(b' ', 2)[1])
-    return status, json.loads(data.split(b'\r\n\r\n', 1)[1] or b'{}')
+    try:
+        return status, json.loads(data.split(b'\r\n\r\n', 1)[1] or b'{}')
+    except ValueError:
+        return status, {}
 
 
 class Node:
@@ -144,15 +175,123 @@ async def run_size(n, server_pid, baseline_kib, stored_before):
                 bytes_per_record=(rss_after - baseline_kib) * 1024.0 / (stored_before + n))
 
 
-def inner(sizes):
+async def normal_client(node, box, seq, count):
+    """count rounds of what a node does: read its cluster, refresh its record. Latencies in s."""
+    latencies, failures = [], 0
+    for i in range(count):
+        for method, path, body in (('GET', '/v1/clusters/%s/members' % node.cluster, None),
+                                   ('PUT', '/v1/clusters/%s/members/%s' % (node.cluster, node.member),
+                                    node.body(box, seq + i))):
+            start = time.monotonic()
+            try:
+                status, _answer = await asyncio.wait_for(request(method, path, body, node.auth if body else None,
+                                                                 node.local), 10)
+            except (OSError, asyncio.TimeoutError):
+                status = 0
+            latencies.append(time.monotonic() - start)
+            failures += status != 200
+        await asyncio.sleep(0.05)
+    return latencies, failures
+
+
+async def slowloris(stop, count):
+    """count connections, each from its own address, sending a header byte a second; reopened
+    when the server cuts one off."""
+    async def one(i):
+        local = '127.%d.%d.%d' % (200 + i // 65025, (i // 255) % 255, 1 + i % 255)
+        while not stop.is_set():
+            try:
+                _reader, writer = await asyncio.open_connection('127.0.0.1', PORT, local_addr=(local, 0))
+                writer.write(b'GET /v1/hello HTTP/1.1\r\nHost: x\r\n')
+                while not stop.is_set():
+                    await asyncio.sleep(1)
+                    writer.write(b'X')
+                    await writer.drain()
+            except (OSError, asyncio.TimeoutError):
+                await asyncio.sleep(0.2)
+    await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def unread_listings(stop, path, count):
+    """count connections (from 10 addresses) that ask for a listing and never read it."""
+    held = []
+    for i in range(count):
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.bind(('127.199.0.%d' % (1 + i % 10), 0))
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ('127.0.0.1', PORT))
+            sock.send(('GET %s HTTP/1.1\r\nHost: x\r\n\r\n' % path).encode())
+            held.append(sock)
+        except OSError:
+            pass
+    await stop.wait()
+    for sock in held:
+        sock.close()
+
+
+async def flood(stop, workers=50):
+    """Requests as fast as they come back, each from another address of one /64."""
+    sent = [0]
+
+    async def one():
+        while not stop.is_set():
+            local = '%s:%x:%x:%x:%x' % (SIX, random.getrandbits(16), random.getrandbits(16), random.getrandbits(16),
+                                        random.getrandbits(16))
+            try:
+                await asyncio.wait_for(request('GET', '/v1/hello', local=local), 5)
+            except (OSError, asyncio.TimeoutError):
+                await asyncio.sleep(0.01)
+            sent[0] += 1
+    await asyncio.gather(*(one() for _worker in range(workers)))
+    return sent[0]
+
+
+async def abuse(server_pid, seconds, slow=1000, unread=100):
+    """A normal client's latency alone, then under abuse; the server's peak memory meanwhile."""
+    token = 'bench-abuse-token'
+    box = crypto.RecordBox(token)
+    nodes = [Node(60000 + i, token) for i in range(PER_CLUSTER)]
+    await timed_all(request('PUT', '/v1/clusters/%s/members/%s' % (nd.cluster, nd.member), nd.body(box, 1),
+                            nd.auth, nd.local) for nd in nodes)
+    quiet, quiet_failures = await normal_client(nodes[0], box, 10, 50)
+    stop = asyncio.Event()
+    path = '/v1/clusters/%s/members' % nodes[0].cluster
+    attacks = [asyncio.ensure_future(slowloris(stop, slow)), asyncio.ensure_future(unread_listings(stop, path, unread)),
+               asyncio.ensure_future(flood(stop))]
+    peak = [rss_kib(server_pid)]
+
+    async def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_kib(server_pid))
+            await asyncio.sleep(0.2)
+    sampler = asyncio.ensure_future(sample())
+    await asyncio.sleep(min(5.0, seconds / 4.0))  # the attacks reach full strength
+    rounds = max(10, int(seconds * 5))
+    loud, loud_failures = await normal_client(nodes[1], box, 10, rounds)
+    stop.set()
+    results = await asyncio.gather(*attacks, sampler, return_exceptions=True)
+    return dict(quiet_p50=pct(quiet, 0.5), quiet_p99=pct(quiet, 0.99), quiet_failures=quiet_failures,
+                loud_p50=pct(loud, 0.5), loud_p99=pct(loud, 0.99), loud_failures=loud_failures, requests=len(loud),
+                peak_mib=peak[0] / 1024.0, flood=results[2] if isinstance(results[2], int) else 0)
+
+
+def inner(sizes, abuse_seconds=20, server_path=None):
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
+    subprocess.run(['ip', '-6', 'route', 'add', 'local', '%s::/64' % SIX, 'dev', 'lo'], check=True)
     db = '/tmp/%s.db' % NS
     env = dict(os.environ, PYTHONPATH=collection.COLLECTIONS)
-    script = 'ulimit -n %d; exec "$0" %s --listen 127.0.0.1:%d --db %s' % (hard, collection.DISCOVERY_SERVER, PORT, db)
-    server = subprocess.Popen(['sh', '-c', script, sys.executable],
+    program = server_path or collection.DISCOVERY_SERVER
+    listen = ':%d' % PORT if server_path is None else '0.0.0.0:%d' % PORT  # (an older one: IPv4 only)
+    script = 'ulimit -n %d; exec "$0" %s --listen %s --db %s' % (hard, program, listen, db)
+    pin = ['taskset', '-c', '0'] if shutil.which('taskset') and os.cpu_count() > 1 else []
+    server = subprocess.Popen(pin + ['sh', '-c', script, sys.executable],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if pin:  # the clients elsewhere
+        os.sched_setaffinity(0, set(range(1, os.cpu_count())))
     try:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -161,8 +300,8 @@ def inner(sizes):
                 break
             except OSError:
                 time.sleep(0.1)
-        print('one server process (asyncio, SQLite WAL), rate limit on (15/s, burst 60 per client address);'
-              ' times in ms')
+        print('one server process (%s, on one core), rate limit on (15/s, burst 60 per client address);'
+              ' times in ms' % (os.path.relpath(program) if server_path else 'aiohttp, SQLite WAL'))
         print()
         print('| nodes | clusters | register req/s | register p50 / p99 | refresh req/s | refresh p50 / p99 |'
               ' propagation p50 / p99 / max | plain round trip p50 / p99 | server memory per record |')
@@ -176,6 +315,16 @@ def inner(sizes):
                   '%(ref_p50).1f / %(ref_p99).1f | %(prop_p50).0f / %(prop_p99).0f / %(prop_max).0f | '
                   '%(floor_p50).2f / %(floor_p99).2f | %(bytes_per_record).0f B |' % r)
             sys.stdout.flush()
+        if abuse_seconds > 0:
+            r = asyncio.run(abuse(server.pid, abuse_seconds))
+            print()
+            print('| a normal client (listing of its 100-member cluster, then a refresh) | p50 / p99 | failed |'
+                  ' server peak memory |')
+            print('|---|---:|---:|---:|')
+            print('| alone | %.1f / %.1f | %d | |' % (r['quiet_p50'], r['quiet_p99'], r['quiet_failures']))
+            print('| under abuse: 1000 slowloris, 100 unread listings, a flood from one /64 (%d requests) '
+                  '| %.1f / %.1f | %d of %d | %.0f MiB |' % (r['flood'], r['loud_p50'], r['loud_p99'],
+                                                             r['loud_failures'], r['requests'], r['peak_mib']))
     finally:
         server.terminate()
         server.wait(10)
@@ -187,10 +336,12 @@ def inner(sizes):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--sizes', default='100,1000,5000')
+    parser.add_argument('--abuse-seconds', type=float, default=20, help='0: no abuse phase')
+    parser.add_argument('--server', help='another version of the server program, to compare')
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(',')]
+    sizes = [int(s) for s in args.sizes.split(',') if s]
     if 'WGLAN_BENCH_NS' in os.environ:
-        inner(sizes)
+        inner(sizes, args.abuse_seconds, os.path.abspath(args.server) if args.server else None)
         return 0
     if os.geteuid() != 0:
         sys.exit('needs root (network namespace)')

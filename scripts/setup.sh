@@ -8,7 +8,7 @@ APT_PACKAGES=(
   wireguard-go wireguard-tools nftables iproute2 iputils-ping procps
   python3 python3-venv python3-pip python3-pyroute2 python3-cryptography python3-yaml
   python3-pytest python3-hypothesis make git debootstrap systemd-container openssh-client conntrack
-  qemu-system-x86 e2fsprogs shellcheck python3-jmespath python3-kubernetes
+  qemu-system-x86 e2fsprogs shellcheck python3-jmespath python3-kubernetes python3-aiohttp
 )
 
 missing=()
@@ -33,7 +33,7 @@ fi
 if [ ! -x .venv-latest/bin/python ]; then
   /usr/bin/python3 -m venv .venv-latest
 fi
-.venv-latest/bin/pip install -q --disable-pip-version-check --upgrade pyroute2 cryptography jmespath kubernetes pytest hypothesis pyyaml
+.venv-latest/bin/pip install -q --disable-pip-version-check --upgrade pyroute2 cryptography jmespath kubernetes pytest hypothesis pyyaml aiohttp
 # kubectl from Debian's kubernetes-client, to prove the tests' Kubernetes API
 # double behaves like the real API for what the collection uses. Unpacked into
 # build/ rather than installed: on some machines another package owns /usr/bin/kubectl.

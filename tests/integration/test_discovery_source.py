@@ -124,6 +124,7 @@ def test_the_watcher_reconciles_for_a_change_made_before_its_long_poll_started(w
     proc = world['nodes']['n1'].cmd([sys.executable, '-c', script], timeout=60)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == ['discovery service changed'], proc.stdout
 
+
 def test_unreachable_service_keeps_the_mesh(world):
     n1 = world['nodes']['n1']
     world['server'].kill()
@@ -146,4 +147,3 @@ def test_selector_narrows_peers(world):
 
 def test_token_never_printed(world):
     assert TOKEN not in '\n'.join(ALL_OUTPUT)
-

@@ -19,7 +19,7 @@ MIRROR=${WGLAN_LAB_MIRROR:-http://deb.debian.org/debian}
 # ufw and firewalld: host firewalls some machines turn on (both off in the tree).
 PACKAGES=(
   systemd systemd-sysv dbus openssh-server sudo python3 python3-pyroute2 python3-cryptography
-  python3-apt python3-kubernetes nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
+  python3-apt python3-kubernetes python3-aiohttp nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
   linux-image-amd64 initramfs-tools ufw firewalld
 )
 STAMP_VALUE="v7 $RELEASE ${PACKAGES[*]}"

@@ -8,10 +8,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import random
 import threading
+import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import log
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+
+
+def backoff(failures, first=1.0, longest=60.0):
+    """Seconds to wait after the failures-th failure in a row: doubling, capped, jittered (half to all
+    of it), so that the nodes of a fleet that lost a service do not come back to it in step."""
+    return min(longest, first * 2 ** max(0, failures - 1)) * random.uniform(0.5, 1.0)
 
 
 class Watches:
@@ -59,7 +67,7 @@ class Watches:
         client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
                                  params['discovery_ca'], mark=params.get('fwmark'))
         self.discovery_watch = client
-        since = 0
+        since, failures = 0, 0
         while not self.stop.is_set() and self._current('discovery'):
             try:
                 answer = client.watch(since, lambda text: None, timeout=20)
@@ -67,9 +75,12 @@ class Watches:
                 if self.renewed.is_set():  # ended on purpose (renew): again at once
                     self.renewed.clear()
                     continue
-                log('discovery watch: %s; retrying in 5 s' % exc)
-                self.stop.wait(5)
+                failures += 1
+                wait = backoff(failures)
+                log('discovery watch: %s; retrying in %.1f s' % (exc, wait))
+                self.stop.wait(wait)
                 continue
+            failures = 0
             version = int(answer.get('version') or 0)
             # (the first answer too: a change between the reconcile's read and this watch's start
             # would otherwise wait for the resync)
@@ -79,7 +90,7 @@ class Watches:
 
     def _watch_kubernetes(self, params):
         from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api
-        seen = None  # the last resourceVersion this watch saw
+        seen, failures = None, 0  # the last resourceVersion this watch saw; failures in a row
         while not self.stop.is_set() and self._current('kubernetes'):
             try:
                 client = kubernetes_api.connect(params['kubeconfig'], params['kube_context'],
@@ -89,7 +100,8 @@ class Watches:
                 # comes as no event: reconcile for it.
                 if version != seen:
                     self.trigger('kubernetes watch started' if seen is None else 'kubernetes nodes changed')
-                seen = version
+                seen, failures = version, 0
+                started = time.monotonic()
                 for kind, obj in client.watch_nodes(version, timeout_seconds=240):
                     if self.stop.is_set() or not self._current('kubernetes'):
                         return
@@ -97,8 +109,13 @@ class Watches:
                     seen = (meta.get('resourceVersion') if isinstance(meta, dict) else None) or seen
                     if kind in ('ADDED', 'MODIFIED', 'DELETED'):
                         self.trigger('kubernetes node %s' % kind.lower())
+                if time.monotonic() - started < 1.0:  # a server that ends every watch at once: not in a loop
+                    failures += 1
+                    self.stop.wait(backoff(failures))
             except kubernetes_api.Gone:
                 self.trigger('kubernetes watch expired')
             except WglanError as exc:
-                log('kubernetes watch: %s; retrying in 5 s' % exc)
-                self.stop.wait(5)
+                failures += 1
+                wait = backoff(failures)
+                log('kubernetes watch: %s; retrying in %.1f s' % (exc, wait))
+                self.stop.wait(wait)

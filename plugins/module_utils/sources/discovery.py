@@ -27,6 +27,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records impo
 MAX_ENDPOINTS = 64  # per record; the server cannot count them, so the client refuses more
 DEFAULT_TTL = 1800
 TIMEOUT = 10
+MAX_ANSWER = 8 * 1024 * 1024  # a full cluster's listing is about 3 MB; a server sending more is refused
 
 
 class DiscoveryClient:
@@ -77,24 +78,42 @@ class DiscoveryClient:
         try:
             connection.request(method, self.base + path, body=data, headers=headers)
             response = connection.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException, socket.timeout) as exc:
+            payload = response.read(MAX_ANSWER + 1)
+        except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
             raise WglanError('discovery service at %s is unreachable: %s' % (self.url, exc))
         finally:
             self.open = None
             connection.close()
+        if len(payload) > MAX_ANSWER:
+            raise WglanError('discovery service at %s answered more than %d bytes' % (self.url, MAX_ANSWER))
         try:
             answer = json.loads(payload.decode('utf-8'))
-        except ValueError:
+        except (ValueError, RecursionError):
             raise WglanError('discovery service at %s answered %d with something that is not JSON'
                              % (self.url, response.status))
         if response.status != 200:
             reason = answer.get('error', response.reason) if isinstance(answer, dict) else response.reason
-            raise WglanError('discovery service: %s %s: %d %s' % (method, what, response.status, reason))
+            raise WglanError('discovery service: %s %s: %d %s' % (method, what, response.status, str(reason)[:200]))
+        if not isinstance(answer, dict):
+            raise WglanError('discovery service at %s: %s %s answered %s, not an object'
+                             % (self.url, method, what, type(answer).__name__))
         return answer
 
+    def _listing(self, answer, warn, what):
+        """(version, records) of a listing or watch answer, checked: a server that sends something else
+        is an error naming it (the caller keeps what it had), never a crash."""
+        version, members = answer.get('version', 0), answer.get('members', [])
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise WglanError('discovery service at %s: %s: version %r is not a version' % (self.url, what, version))
+        if not isinstance(members, list) or not all(isinstance(entry, dict) for entry in members):
+            raise WglanError('discovery service at %s: %s: members is not a list of objects' % (self.url, what))
+        return version, self.open_entries(members, warn)
+
     def hello(self):
-        return self._call('GET', '/v1/hello')['observed']
+        observed = self._call('GET', '/v1/hello').get('observed')
+        if not isinstance(observed, str):
+            raise WglanError('discovery service at %s: hello: no observed address' % self.url)
+        return observed
 
     def publish(self, record, ttl=DEFAULT_TTL, seq=None):
         """Seal and store this node's record. Returns the address the service sees us at."""
@@ -114,6 +133,9 @@ class DiscoveryClient:
         saw its requests come from (public_ip)."""
         records = []
         for entry in entries:
+            if not isinstance(entry, dict):
+                warn('discovery: record dropped: an entry of the listing is not an object')
+                continue
             member = str(entry.get('member', ''))
             try:
                 raw = self.box.open(member, int(entry.get('seq', -1)), entry.get('data', ''))
@@ -122,7 +144,7 @@ class DiscoveryClient:
                 record = parse_record(raw)
                 if crypto.member_id(record.public_key) != member:
                     raise WglanError('record of member %s names another public key' % member[:12])
-            except (WglanError, ValueError, TypeError) as exc:
+            except (WglanError, ValueError, TypeError, OverflowError) as exc:
                 warn('discovery: record dropped: %s' % exc)
                 continue
             records.append(record)
@@ -131,13 +153,13 @@ class DiscoveryClient:
     def fetch(self, warn):
         """(version, records) of every member that authenticates."""
         answer = self._call('GET', '/v1/clusters/%s/members' % self.cluster)
-        return answer.get('version', 0), self.open_entries(answer.get('members', []), warn)
+        return self._listing(answer, warn, 'members')
 
     def watch(self, since, warn, timeout=25):
         """Block until the cluster changes after since (or timeout). Returns the raw answer with opened records."""
         answer = self._call('GET', '/v1/clusters/%s/watch?since=%d&timeout=%d' % (self.cluster, since, timeout),
                             timeout=timeout + self.timeout)
-        answer['records'] = self.open_entries(answer.get('members', []), warn)
+        answer['version'], answer['records'] = self._listing(answer, warn, 'watch')
         return answer
 
 

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The wglan discovery service: a small, self-hostable rendezvous for node records.
 
-    python3 -m ansible_collections.wglan.mesh.plugins.module_utils.discovery_server \\
-        --listen 0.0.0.0:8443 --db /var/lib/wglan-discovery/records.db [--cert C --key K]
+    python3 discovery_server.py --listen 0.0.0.0:8443 --db /var/lib/wglan-discovery/records.db \\
+        [--cert C --key K]
 
 It stores sealed records (see discovery_crypto) per cluster and member, tells
 each client the address it sees it at, forgets records whose TTL ran out, and
@@ -18,7 +18,16 @@ HTTP/JSON API (v1):
   GET    /v1/clusters/<cluster>/members              -> {"version", "members": [...]}
   GET    /v1/clusters/<cluster>/watch?since=V&timeout=T
          -> {"version", "reset", "members": [changed], "deleted": [member ids]}
-Errors are {"error": "..."} with 400, 401, 403, 404, 409, 413 or 429.
+Errors are {"error": "..."} with 400, 401, 403, 404, 405, 408, 409, 413, 429 or 503.
+
+HTTP is aiohttp's (Debian: python3-aiohttp). Around it, this program bounds what a
+client can hold: connections per source (an IPv4 address, an IPv6 /64) and in
+all (under the process's file limit), a deadline for a connection's first
+request and between requests, a deadline for each request body and for each
+part of an answer the client does not read, and a token bucket per source that
+counts connections as well as requests. Every table it keeps has a bound and an
+expiry: clusters (dropped when their last member goes), each cluster's change
+history (by count and age), the rate limiter's buckets.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,25 +40,36 @@ import base64
 import collections
 import hashlib
 import hmac
+import inspect
+import ipaddress
 import json
 import logging
+import math
 import re
+import resource
 import signal
 import sqlite3
 import ssl
 import time
-from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
 
 LOG = logging.getLogger('wglan-discovery')
 _CLUSTER_RE = re.compile(r'^[A-Za-z0-9._-]{1,128}$')
 _MEMBER_RE = re.compile(r'^[0-9a-f]{64}$')
-MAX_HEADER = 8192
+_DIGITS_RE = re.compile(r'^[0-9]{1,19}$')
+MAX_SEQ = 2 ** 63 - 1           # SQLite's INTEGER
 MAX_BODY = 16384
+MAX_WRITE_KEY = 256
+CHUNK = 65536                   # an answer goes out in parts this size, each with a deadline
+FD_RESERVE = 64                 # file descriptors kept for the database, logs and the listener
 
 
 class Limits:
     def __init__(self, members_per_cluster=1024, bytes_per_record=2048, rate=15.0, burst=60,
-                 default_ttl=1800, max_ttl=3600, max_watch=60, changes_kept=4096):
+                 default_ttl=1800, max_ttl=3600, max_watch=60, changes_kept=4096, max_clusters=10000,
+                 history_seconds=300, connections_per_source=64, max_connections=None, header_timeout=10.0,
+                 body_timeout=10.0, send_timeout=10.0, idle_timeout=15.0, max_buckets=100000):
         self.members_per_cluster = members_per_cluster
         self.bytes_per_record = bytes_per_record
         self.rate = rate
@@ -58,6 +78,54 @@ class Limits:
         self.max_ttl = max_ttl
         self.max_watch = max_watch
         self.changes_kept = changes_kept
+        self.max_clusters = max_clusters
+        self.history_seconds = history_seconds
+        self.connections_per_source = connections_per_source
+        self.max_connections = max_connections if max_connections else fd_budget()
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.send_timeout = send_timeout
+        self.idle_timeout = idle_timeout
+        self.max_buckets = max_buckets
+
+
+def fd_budget():
+    """Connections this process can hold: its soft file limit, less a reserve."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    return max(16, soft - FD_RESERVE)
+
+
+def source_of(ip):
+    """What the limits count by: an IPv4 address, an IPv6 /64 (one host gets a whole /64)."""
+    try:
+        address = ipaddress.ip_address(str(ip).split('%', 1)[0])
+    except ValueError:
+        return str(ip)
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network('%s/64' % address, strict=False))
+    return str(address)
+
+
+def unmapped(ip):
+    """An IPv4 client of an IPv6 socket as the IPv4 address it is."""
+    try:
+        address = ipaddress.ip_address(str(ip).split('%', 1)[0])
+    except ValueError:
+        return str(ip)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ip)
+
+
+def is_loopback(ip):
+    try:
+        return ipaddress.ip_address(str(ip).split('%', 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 class HttpError(Exception):
@@ -68,21 +136,23 @@ class HttpError(Exception):
 
 
 class Cluster:
-    __slots__ = ('verifier', 'members', 'version', 'changes', 'waiters')
+    __slots__ = ('verifier', 'members', 'version', 'changes', 'waiters', 'listed')
 
     def __init__(self, verifier):
         self.verifier = verifier
         self.members = {}          # member -> dict(seq, data, observed, expires, version)
         # Versions are opaque to clients. Starting from the clock (ms) keeps them rising across a
-        # restart of the service, so a watcher's `since` from before the restart is never taken
-        # for a version of this run (see changes_since for one that is ahead).
+        # restart of the service (and a cluster dropped and made again), so a watcher's `since` from
+        # before is never taken for a version of now (see changes_since for one that is ahead).
         self.version = int(time.time() * 1000)
-        self.changes = collections.deque()  # (version, member)
+        self.changes = collections.deque()  # (version, member, monotonic time)
         self.waiters = set()
+        self.listed = None  # (version, the listing's JSON bytes, when one of them expires): one copy for all readers
 
 
 class Store:
-    """Records in memory, written through to SQLite so a restart loses nothing."""
+    """Records in memory, written through to SQLite so a restart loses nothing. The database is
+    written first: when it fails, memory stays as it was and the client is told to try again."""
 
     def __init__(self, path, limits):
         self.limits = limits
@@ -101,23 +171,46 @@ class Store:
                 c = self.clusters[cluster]
                 c.version += 1
                 c.members[member] = dict(seq=seq, data=data, observed=observed, expires=expires, version=c.version)
+        self.faults = 0
+        self.faults_logged, self.log_after = 0, 0.0
+
+    def _write(self, statements):
+        """Run statements in one transaction; a database fault is a 503 and changes nothing."""
+        try:
+            self.db.execute('BEGIN IMMEDIATE')
+            try:
+                for sql, args in statements:
+                    self.db.execute(sql, args)
+                self.db.execute('COMMIT')
+            except BaseException:
+                self.db.execute('ROLLBACK')
+                raise
+        except sqlite3.Error as exc:
+            self.faults += 1
+            if self.faults - self.faults_logged >= 1 and time.monotonic() >= self.log_after:
+                # (a full disk fails every write: one line a minute, with the count)
+                LOG.error('database: %s (%d faults so far)', exc, self.faults)
+                self.faults_logged, self.log_after = self.faults, time.monotonic() + 60
+            raise HttpError(503, 'the service could not store this; try again later', {'Retry-After': '5'})
 
     def _authorize(self, cluster, write_key, create):
+        """(Cluster or None for a new one, the verifier of the key presented)."""
         presented = hashlib.sha256(write_key.encode('utf-8')).hexdigest()
         c = self.clusters.get(cluster)
         if c is None:
             if not create:
                 raise HttpError(404, 'no such cluster')
-            c = self.clusters[cluster] = Cluster(presented)
-            self.db.execute('INSERT INTO clusters VALUES (?, ?)', (cluster, presented))
-            return c
+            if len(self.clusters) >= self.limits.max_clusters:
+                raise HttpError(503, 'the service holds as many clusters as it may (%d)' % self.limits.max_clusters,
+                                {'Retry-After': '60'})
+            return None, presented
         if not hmac.compare_digest(c.verifier, presented):
             raise HttpError(403, 'write key does not match this cluster')
-        return c
+        return c, presented
 
     def _changed(self, c, member):
         c.version += 1
-        c.changes.append((c.version, member))
+        c.changes.append((c.version, member, time.monotonic()))
         while len(c.changes) > self.limits.changes_kept:
             c.changes.popleft()
         for waiter in list(c.waiters):
@@ -126,45 +219,97 @@ class Store:
         return c.version
 
     def put(self, cluster, member, write_key, seq, data, ttl, observed):
-        c = self._authorize(cluster, write_key, create=True)
-        existing = c.members.get(member)
-        if existing is None and len(c.members) >= self.limits.members_per_cluster:
+        c, verifier = self._authorize(cluster, write_key, create=True)
+        existing = c.members.get(member) if c is not None else None
+        if c is not None and existing is None and len(c.members) >= self.limits.members_per_cluster:
             raise HttpError(403, 'cluster is full (%d members)' % self.limits.members_per_cluster)
         if existing is not None and seq <= existing['seq']:
             raise HttpError(409, 'stale sequence number %d (have %d)' % (seq, existing['seq']))
         expires = time.time() + ttl
-        self.db.execute('INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?, ?)',
-                        (cluster, member, seq, data, observed, expires))
+        statements = [] if c is not None else [('INSERT OR REPLACE INTO clusters VALUES (?, ?)', (cluster, verifier))]
+        statements.append(('INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?, ?)',
+                           (cluster, member, seq, data, observed, expires)))
+        self._write(statements)
+        if c is None:
+            c = self.clusters[cluster] = Cluster(verifier)
         version = self._changed(c, member)
         c.members[member] = dict(seq=seq, data=data, observed=observed, expires=expires, version=version)
         return version, expires
 
     def delete(self, cluster, member, write_key):
-        c = self._authorize(cluster, write_key, create=False)
+        c, _verifier = self._authorize(cluster, write_key, create=False)
         if member not in c.members:
             raise HttpError(404, 'no such member')
+        statements = [('DELETE FROM members WHERE cluster = ? AND member = ?', (cluster, member))]
+        last = len(c.members) == 1
+        if last:
+            statements.append(('DELETE FROM clusters WHERE cluster = ?', (cluster,)))
+        self._write(statements)
         del c.members[member]
-        self.db.execute('DELETE FROM members WHERE cluster = ? AND member = ?', (cluster, member))
-        return self._changed(c, member)
+        version = self._changed(c, member)
+        if last:
+            self._drop(cluster)
+        return version
+
+    def _drop(self, cluster):
+        """A cluster with no members is not kept (its watchers are answered: they start over)."""
+        c = self.clusters.pop(cluster, None)
+        if c is not None:
+            for waiter in list(c.waiters):
+                if not waiter.done():
+                    waiter.set_result(True)
 
     def expire(self, now=None):
+        """Forget what expired, drop empty clusters, age the change histories. A database fault is
+        logged and retried at the next sweep (the records are hidden from listings meanwhile)."""
         now = time.time() if now is None else now
-        for cluster, c in self.clusters.items():
-            for member in [m for m, r in c.members.items() if r['expires'] <= now]:
-                del c.members[member]
-                self.db.execute('DELETE FROM members WHERE cluster = ? AND member = ?', (cluster, member))
-                self._changed(c, member)
+        horizon = time.monotonic() - self.limits.history_seconds
+        for cluster, c in list(self.clusters.items()):
+            gone = [m for m, r in c.members.items() if r['expires'] <= now]
+            if gone:
+                last = len(gone) == len(c.members)
+                statements = [('DELETE FROM members WHERE cluster = ? AND member = ?', (cluster, m)) for m in gone]
+                if last:
+                    statements.append(('DELETE FROM clusters WHERE cluster = ?', (cluster,)))
+                try:
+                    self._write(statements)
+                except HttpError:
+                    continue
+                for member in gone:
+                    del c.members[member]
+                    self._changed(c, member)
+                if last:
+                    self._drop(cluster)
+                    continue
+            while c.changes and c.changes[0][2] < horizon:
+                c.changes.popleft()
 
     @staticmethod
     def view(member, record):
         return dict(member=member, seq=record['seq'], data=record['data'], observed=record['observed'],
                     expires=int(record['expires']))
 
+    def _live(self, c, now=None):
+        now = time.time() if now is None else now
+        return sorted((m, r) for m, r in c.members.items() if r['expires'] > now)
+
     def listing(self, cluster):
         c = self.clusters.get(cluster)
         if c is None:
             return dict(version=0, members=[])
-        return dict(version=c.version, members=[self.view(m, r) for m, r in sorted(c.members.items())])
+        return dict(version=c.version, members=[self.view(m, r) for m, r in self._live(c)])
+
+    def listing_bytes(self, cluster):
+        """The listing as JSON, made once per version of the cluster however many read it."""
+        c = self.clusters.get(cluster)
+        if c is None:
+            return encode(dict(version=0, members=[]))
+        now = time.time()
+        if c.listed is None or c.listed[0] != c.version or now >= c.listed[2]:
+            live = self._live(c, now)
+            c.listed = (c.version, encode(dict(version=c.version, members=[self.view(m, r) for m, r in live])),
+                        min([r['expires'] for _m, r in live] or [float('inf')]))
+        return c.listed[1]
 
     def changes_since(self, cluster, since):
         """(answer, None) if there is something to say, else (None, cluster) to wait on."""
@@ -184,24 +329,35 @@ class Store:
             answer = self.listing(cluster)
             answer.update(reset=True, deleted=[])
             return answer, None
-        touched = set(m for v, m in c.changes if v > since)
-        members = [self.view(m, c.members[m]) for m in sorted(touched) if m in c.members]
+        touched = set(m for v, m, _t in c.changes if v > since)
+        now = time.time()
+        members = [self.view(m, c.members[m]) for m in sorted(touched)
+                   if m in c.members and c.members[m]['expires'] > now]
         deleted = sorted(m for m in touched if m not in c.members)
         return dict(version=c.version, reset=False, members=members, deleted=deleted), None
 
 
-class RateLimiter:
-    """Token bucket per client address."""
+def encode(answer):
+    return json.dumps(answer, separators=(',', ':')).encode('utf-8')
 
-    def __init__(self, rate, burst):
+
+class RateLimiter:
+    """Token bucket per source, its table pruned of full buckets and never larger than max_buckets."""
+
+    def __init__(self, rate, burst, max_buckets=100000):
         self.rate = rate
         self.burst = burst
+        self.max_buckets = max_buckets
         self.buckets = {}
 
     def allow(self, client, now=None):
         if self.rate <= 0:
             return True
         now = time.monotonic() if now is None else now
+        if client not in self.buckets and len(self.buckets) >= self.max_buckets:
+            self.prune(now)
+            if len(self.buckets) >= self.max_buckets:
+                return False  # a flood from more sources than the table holds: the newcomers wait
         tokens, last = self.buckets.get(client, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens < 1:
@@ -210,91 +366,215 @@ class RateLimiter:
         self.buckets[client] = (tokens - 1, now)
         return True
 
+    def tokens(self, client, now=None):
+        now = time.monotonic() if now is None else now
+        if self.rate <= 0 or client not in self.buckets:
+            return self.burst
+        tokens, last = self.buckets[client]
+        return min(self.burst, tokens + (now - last) * self.rate)
+
+    def prune(self, now=None):
+        """Forget the buckets that have filled up again (they hold nothing a new one would not)."""
+        now = time.monotonic() if now is None else now
+        for client in [c for c, (tokens, last) in self.buckets.items() if tokens + (now - last) * self.rate >= self.burst]:
+            del self.buckets[client]
+
+
+class Connections:
+    """Who holds a connection: counted per source and in all, each with a deadline for its next
+    request (a client that sends headers slowly, or nothing, is cut off). A connection that ends
+    without a request costs its source a token of the rate limit, as a request would; a source with
+    no token left that already holds a connection without a request gets no other."""
+
+    def __init__(self, limits, limiter):
+        self.limits = limits
+        self.limiter = limiter
+        self.total = 0
+        self.per_source = collections.Counter()
+        self.by_transport = {}
+        self.waiting = collections.Counter()  # per source: connections that sent no request yet
+        self.refused = collections.Counter()
+
+    def admit(self, conn):
+        why = None
+        if self.total >= self.limits.max_connections:
+            why = 'total'
+        elif self.per_source[conn.source] >= self.limits.connections_per_source:
+            why = 'per source'
+        elif self.waiting[conn.source] and self.limiter.tokens(conn.source) < 1:
+            why = 'rate'
+        if why is not None:
+            self.refused[why] += 1
+            return False
+        self.total += 1
+        self.per_source[conn.source] += 1
+        self.waiting[conn.source] += 1
+        self.by_transport[conn.transport] = conn
+        return True
+
+    def first_request(self, conn):
+        self._less(self.waiting, conn.source)
+
+    def release(self, conn):
+        self.total -= 1
+        self._less(self.per_source, conn.source)
+        if conn.served == 0:
+            self._less(self.waiting, conn.source)
+            self.limiter.allow(conn.source)  # (charged whether or not a token was left)
+        self.by_transport.pop(conn.transport, None)
+
+    @staticmethod
+    def _less(counter, key):
+        counter[key] -= 1
+        if counter[key] <= 0:
+            del counter[key]
+
+
+class Guarded(asyncio.Protocol):
+    """aiohttp's protocol for one connection, behind the connection limits and deadlines."""
+
+    def __init__(self, inner, connections, loop):
+        self.inner = inner
+        self.connections = connections
+        self.loop = loop
+        self.transport = None
+        self.source = None
+        self.admitted = False
+        self.busy = 0          # requests being answered
+        self.served = 0        # requests begun
+        self.timer = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        peer = transport.get_extra_info('peername')
+        self.source = source_of(peer[0] if peer else '?')
+        if not self.connections.admit(self):
+            transport.abort()
+            return
+        self.admitted = True
+        self.inner.connection_made(transport)
+        self.arm(self.connections.limits.header_timeout)
+
+    def arm(self, seconds):
+        if self.timer is not None:
+            self.timer.cancel()
+        served = self.served
+        self.timer = self.loop.call_later(seconds, self._deadline, served)
+
+    def _deadline(self, served):
+        """No request began since the deadline was set and none is being answered: cut off."""
+        if self.busy == 0 and self.served == served and self.transport is not None:
+            self.transport.abort()
+
+    def begin(self):
+        if self.served == 0:
+            self.connections.first_request(self)
+        self.busy += 1
+        self.served += 1
+
+    def end(self):
+        self.busy -= 1
+        if self.busy == 0:
+            self.arm(self.connections.limits.idle_timeout)
+
+    def data_received(self, data):
+        if self.admitted:
+            self.inner.data_received(data)
+
+    def eof_received(self):
+        if self.admitted:
+            return self.inner.eof_received()
+        return False
+
+    def pause_writing(self):
+        if self.admitted:
+            self.inner.pause_writing()
+
+    def resume_writing(self):
+        if self.admitted:
+            self.inner.resume_writing()
+
+    def connection_lost(self, exc):
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.admitted:
+            self.connections.release(self)
+            self.admitted = False
+            self.inner.connection_lost(exc)
+
 
 class Server:
     def __init__(self, store, limits):
         self.store = store
         self.limits = limits
-        self.limiter = RateLimiter(limits.rate, limits.burst)
+        self.limiter = RateLimiter(limits.rate, limits.burst, limits.max_buckets)
+        self.connections = Connections(limits, self.limiter)
 
-    async def handle(self, reader, writer):
-        peer = writer.get_extra_info('peername') or ('?', 0)
-        client = peer[0]
+    async def dispatch(self, request):
+        conn = self.connections.by_transport.get(request.transport)
+        if conn is not None:
+            conn.begin()
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b'\r\n\r\n')
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                except asyncio.LimitOverrunError:
-                    await self._send(writer, 413, {'error': 'headers too large'}, close=True)
-                    return
-                keep_alive = await self._one(reader, writer, head, client)
-                if not keep_alive:
-                    return
-        finally:
             try:
-                writer.close()
-            except Exception:  # pylint: disable=broad-except
-                pass
+                status, answer = await self._answer(request)
+                headers = {}
+            except HttpError as exc:
+                status, answer, headers = exc.status, {'error': str(exc)}, exc.headers
+            return await self._send(request, status, answer, headers)
+        finally:
+            if conn is not None:
+                conn.end()
 
-    async def _one(self, reader, writer, head, client):
-        try:
-            lines = head.decode('latin-1').split('\r\n')
-            method, target, version = lines[0].split(' ', 2)
-            headers = {}
-            for line in lines[1:]:
-                if ':' in line:
-                    key, value = line.split(':', 1)
-                    headers[key.strip().lower()] = value.strip()
-        except ValueError:
-            await self._send(writer, 400, {'error': 'malformed request'}, close=True)
-            return False
-        keep_alive = version == 'HTTP/1.1' and headers.get('connection', '').lower() != 'close'
-        length = headers.get('content-length', '0')
-        if not length.isdigit() or int(length) > MAX_BODY:
-            await self._send(writer, 413, {'error': 'body too large (limit %d bytes)' % MAX_BODY}, close=True)
-            return False
-        body = await reader.readexactly(int(length)) if int(length) else b''
-        try:
-            if not self.limiter.allow(client):
-                raise HttpError(429, 'too many requests from %s (limit %g/s, burst %d)'
-                                % (client, self.limits.rate, self.limits.burst), {'Retry-After': '1'})
-            status, answer = await self._route(method, target, headers, body, client)
-        except HttpError as exc:
-            status, answer = exc.status, {'error': str(exc)}
-            await self._send(writer, status, answer, close=not keep_alive, headers=exc.headers)
-            return keep_alive
-        await self._send(writer, status, answer, close=not keep_alive)
-        return keep_alive
-
-    async def _route(self, method, target, headers, body, client):
-        url = urlsplit(target)
-        parts = [p for p in url.path.split('/') if p]
+    async def _answer(self, request):
+        client = unmapped(request.remote or '?')
+        if not self.limiter.allow(source_of(client)):
+            raise HttpError(429, 'too many requests from %s (limit %g/s, burst %d)'
+                            % (source_of(client), self.limits.rate, self.limits.burst), {'Retry-After': '1'})
+        method = request.method
+        parts = [p for p in request.path.split('/') if p]
         if parts == ['v1', 'hello'] and method == 'GET':
             return 200, {'observed': client}
         if parts == ['healthz']:
+            if is_loopback(client):
+                return 200, dict(self.stats(), ok=True)  # (to the host itself only)
             return 200, {'ok': True}
         if len(parts) < 4 or parts[:2] != ['v1', 'clusters'] or not _CLUSTER_RE.match(parts[2]):
             raise HttpError(404, 'no such resource')
         cluster = parts[2]
         if parts[3] == 'members' and len(parts) == 4 and method == 'GET':
-            return 200, self.store.listing(cluster)
+            return 200, self.store.listing_bytes(cluster)
         if parts[3] == 'watch' and len(parts) == 4 and method == 'GET':
-            return 200, await self._watch(cluster, parse_qs(url.query))
-        if parts[3] == 'members' and len(parts) == 5:
+            return 200, await self._watch(cluster, request.query)
+        if parts[3] == 'members' and len(parts) == 5 and method in ('PUT', 'DELETE'):
             member = parts[4]
             if not _MEMBER_RE.match(member):
                 raise HttpError(400, 'member id must be 64 hex characters')
-            auth = headers.get('authorization', '')
-            if not auth.startswith('Bearer ') or len(auth) < 8:
+            auth = request.headers.get('Authorization', '')
+            if not auth.startswith('Bearer ') or not 8 <= len(auth) <= 7 + MAX_WRITE_KEY:
                 raise HttpError(401, 'a write key is required (Authorization: Bearer ...)')
             write_key = auth[7:]
             if method == 'PUT':
-                return 200, self._put(cluster, member, write_key, body, client)
-            if method == 'DELETE':
-                return 200, {'version': self.store.delete(cluster, member, write_key)}
+                return 200, self._put(cluster, member, write_key, await self._body(request), client)
+            return 200, {'version': self.store.delete(cluster, member, write_key)}
         raise HttpError(405 if parts[3] in ('members', 'watch') else 404, 'method not allowed here')
+
+    def stats(self):
+        clusters = self.store.clusters.values()
+        return dict(clusters=len(self.store.clusters), members=sum(len(c.members) for c in clusters),
+                    history=sum(len(c.changes) for c in clusters), waiters=sum(len(c.waiters) for c in clusters),
+                    connections=self.connections.total, sources=len(self.connections.per_source),
+                    buckets=len(self.limiter.buckets), refused=dict(self.connections.refused),
+                    database_faults=self.store.faults)
+
+    async def _body(self, request):
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise HttpError(413, 'body too large (limit %d bytes)' % MAX_BODY)
+        try:
+            return await asyncio.wait_for(request.read(), self.limits.body_timeout)
+        except asyncio.TimeoutError:
+            raise HttpError(408, 'the body did not arrive within %g s' % self.limits.body_timeout)
+        except web.HTTPRequestEntityTooLarge:
+            raise HttpError(413, 'body too large (limit %d bytes)' % MAX_BODY)
 
     def _put(self, cluster, member, write_key, body, client):
         try:
@@ -302,10 +582,10 @@ class Server:
             seq = doc['seq']
             data = doc['data']
             ttl = doc.get('ttl', self.limits.default_ttl)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise HttpError(400, 'body must be JSON with seq, data and optional ttl')
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise HttpError(400, 'seq must be a non-negative integer')
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
+            raise HttpError(400, 'seq must be an integer from 0 to %d' % MAX_SEQ)
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= self.limits.max_ttl:
             raise HttpError(400, 'ttl must be 1-%d seconds' % self.limits.max_ttl)
         if not isinstance(data, str):
@@ -320,12 +600,17 @@ class Server:
         return {'observed': client, 'version': version, 'expires': int(expires)}
 
     async def _watch(self, cluster, query):
+        since_text, timeout_text = query.get('since', '0'), query.get('timeout', '25')
+        if not _DIGITS_RE.match(since_text) or int(since_text) > MAX_SEQ:
+            raise HttpError(400, 'since must be an integer from 0 to %d' % MAX_SEQ)
         try:
-            since = int(query.get('since', ['0'])[0])
-            timeout = min(float(query.get('timeout', ['25'])[0]), self.limits.max_watch)
+            timeout = float(timeout_text)
         except ValueError:
-            raise HttpError(400, 'since and timeout must be numbers')
-        deadline = time.monotonic() + max(timeout, 0)
+            timeout = float('nan')
+        if not math.isfinite(timeout) or timeout < 0:
+            raise HttpError(400, 'timeout must be a number of seconds from 0 to %d' % self.limits.max_watch)
+        since = int(since_text)
+        deadline = time.monotonic() + min(timeout, self.limits.max_watch)
         while True:
             answer, c = self.store.changes_since(cluster, since)
             if answer is not None:
@@ -334,7 +619,7 @@ class Server:
             if remaining <= 0:
                 return dict(version=since if c is None else c.version, reset=False, members=[], deleted=[])
             if c is None:
-                await asyncio.sleep(min(remaining, 1.0))  # the cluster does not exist yet
+                await asyncio.sleep(min(remaining, 1.0))  # the cluster does not exist (yet, or any more)
                 continue
             waiter = asyncio.get_running_loop().create_future()
             c.waiters.add(waiter)
@@ -345,67 +630,116 @@ class Server:
             finally:
                 c.waiters.discard(waiter)
 
-    @staticmethod
-    async def _send(writer, status, answer, close=False, headers=None):
-        payload = json.dumps(answer, separators=(',', ':')).encode('utf-8')
-        reason = {200: 'OK', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
-                  405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large',
-                  429: 'Too Many Requests'}.get(status, 'Error')
-        extra = ''.join('%s: %s\r\n' % item for item in (headers or {}).items())
-        writer.write(('HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s%s\r\n'
-                      % (status, reason, len(payload), extra, 'Connection: close\r\n' if close else ''))
-                     .encode('latin-1') + payload)
+    async def _send(self, request, status, answer, headers):
+        """The answer in parts, each with a deadline: a client that does not read is cut off, so an
+        unread answer holds at most a part or two in memory."""
+        payload = answer if isinstance(answer, bytes) else encode(answer)
+        response = web.StreamResponse(status=status, headers=dict(headers, **{'Content-Type': 'application/json'}))
+        response.content_length = len(payload)
         try:
-            await writer.drain()
-        except ConnectionError:
-            pass
+            await asyncio.wait_for(response.prepare(request), self.limits.send_timeout)
+            for start in range(0, len(payload), CHUNK):
+                await asyncio.wait_for(response.write(payload[start:start + CHUNK]), self.limits.send_timeout)
+            await asyncio.wait_for(response.write_eof(), self.limits.send_timeout)
+        except (asyncio.TimeoutError, ConnectionError):
+            if request.transport is not None:
+                request.transport.abort()
+        return response
+
+
+async def expire_loop(store, limiter, every):
+    """Never ends on a fault: a sweep that fails is logged and the next one runs."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            store.expire()
+            limiter.prune()
+        except Exception as exc:  # pylint: disable=broad-except
+            LOG.error('expiry sweep failed: %s', exc)
+
+
+def server_options(limits):
+    """aiohttp's own limits, as far as the installed version has them. aiohttp logs a traceback for
+    every request it cannot parse: a client could fill the journal (or block the service on a full
+    pipe) with them, so its server log is off; the access log too."""
+    logging.getLogger('aiohttp.server').setLevel(logging.CRITICAL)
+    options = dict(keepalive_timeout=limits.idle_timeout, max_line_size=4096, max_field_size=4096, max_headers=32,
+                   access_log=None)
+    accepted = inspect.signature(web.AppRunner.__init__).parameters
+    if 'handler_cancellation' in accepted:  # aiohttp 3.9+: a client that leaves ends its long poll
+        options['handler_cancellation'] = True
+    return options
 
 
 async def serve(host, port, db_path, limits, certfile=None, keyfile=None, ready=None, expire_every=5.0):
     store = Store(db_path, limits)
     server = Server(store, limits)
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_route('*', '/{path:.*}', server.dispatch)
+    runner = web.AppRunner(app, **server_options(limits))
+    await runner.setup()
     context = None
     if certfile:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(certfile, keyfile)
-    listener = await asyncio.start_server(server.handle, host, port, ssl=context, limit=MAX_HEADER,
-                                          backlog=1024)
-    LOG.info('listening on %s:%d (%s), %d clusters loaded', host, port, 'TLS' if context else 'plain HTTP',
-             len(store.clusters))
+    loop = asyncio.get_running_loop()
+    factory = runner.server
+    listener = await loop.create_server(lambda: Guarded(factory(), server.connections, loop), host, port,
+                                        ssl=context, backlog=1024, reuse_address=True,
+                                        ssl_handshake_timeout=limits.header_timeout if context else None)
+    LOG.info('listening on %s:%d (%s), %d clusters loaded, at most %d connections (%d per source)', host, port,
+             'TLS' if context else 'plain HTTP', len(store.clusters), limits.max_connections,
+             limits.connections_per_source)
     if ready is not None:
         ready()
-    stop = asyncio.get_running_loop().create_future()
+    stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(True))
-
-    async def expire_loop():
-        while True:
-            await asyncio.sleep(expire_every)
-            store.expire()
-
-    expiry = asyncio.ensure_future(expire_loop())
-    async with listener:
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(True))
+    expiry = asyncio.ensure_future(expire_loop(store, server.limiter, expire_every))
+    try:
         await stop
-    expiry.cancel()
-    store.db.close()
+    finally:
+        expiry.cancel()
+        listener.close()
+        await runner.cleanup()
+        store.db.close()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description='wglan discovery service')
-    parser.add_argument('--listen', default='0.0.0.0:8443', help='address:port (IPv6 in brackets)')
+    parser.add_argument('--listen', default='0.0.0.0:8443',
+                        help='address:port (IPv6 in brackets; :port alone: every address, IPv4 and IPv6)')
     parser.add_argument('--db', default='/var/lib/wglan-discovery/records.db')
     parser.add_argument('--cert')
     parser.add_argument('--key')
     parser.add_argument('--members-per-cluster', type=int, default=1024)
     parser.add_argument('--bytes-per-record', type=int, default=2048)
-    parser.add_argument('--rate', type=float, default=15.0, help='requests per second per client (0: no limit)')
+    parser.add_argument('--rate', type=float, default=15.0, help='requests per second per source (0: no limit)')
     parser.add_argument('--burst', type=int, default=60)
+    parser.add_argument('--max-clusters', type=int, default=10000)
+    parser.add_argument('--connections-per-source', type=int, default=64,
+                        help='connections one IPv4 address or IPv6 /64 may hold')
+    parser.add_argument('--max-connections', type=int, default=0,
+                        help='connections in all (0: the file limit less %d)' % FD_RESERVE)
+    parser.add_argument('--header-timeout', type=float, default=10.0,
+                        help='seconds for a connection to send its first request')
+    parser.add_argument('--idle-timeout', type=float, default=15.0, help='seconds a connection may wait between requests')
+    parser.add_argument('--body-timeout', type=float, default=10.0, help='seconds for a request body to arrive')
+    parser.add_argument('--send-timeout', type=float, default=10.0,
+                        help='seconds a client may take to read each 64 KiB of an answer')
+    parser.add_argument('--history-seconds', type=float, default=300.0,
+                        help='how long a cluster\'s changes are kept for watchers that fell behind')
+    parser.add_argument('--max-watch', type=float, default=60.0, help='longest long poll, in seconds')
     parser.add_argument('--expire-every', type=float, default=5.0, help='seconds between expiry sweeps')
     args = parser.parse_args(argv)
     host, _sep, port = args.listen.rpartition(':')
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
-    limits = Limits(args.members_per_cluster, args.bytes_per_record, args.rate, args.burst)
-    asyncio.run(serve(host.strip('[]'), int(port), args.db, limits, args.cert, args.key,
+    limits = Limits(args.members_per_cluster, args.bytes_per_record, args.rate, args.burst,
+                    max_clusters=args.max_clusters, connections_per_source=args.connections_per_source,
+                    max_connections=args.max_connections, header_timeout=args.header_timeout,
+                    idle_timeout=args.idle_timeout, body_timeout=args.body_timeout,
+                    send_timeout=args.send_timeout, history_seconds=args.history_seconds, max_watch=args.max_watch)
+    asyncio.run(serve(host.strip('[]') or None, int(port), args.db, limits, args.cert, args.key,
                       expire_every=args.expire_every))
 
 

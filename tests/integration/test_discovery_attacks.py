@@ -1,0 +1,515 @@
+"""The discovery service as an attacker meets it: every test is an attack that broke the first
+version of the service (the hand-written HTTP server), and now must not.
+
+The service runs as the role runs it (roles/discovery/files/wglan_discovery.py, its own process),
+inside a namespace made here; the attackers are short Python processes in the same namespace,
+from many loopback addresses (127.0.0.0/8 and a ULA /64 on the namespace's own lo). Limits and
+deadlines are set low so each attack takes seconds.
+"""
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from netns import COLLECTIONS, DISCOVERY_SERVER, ROOT, Namespace, wait_for
+
+PORT = 8443
+SIX = 'fd77:1:2:3'  # a ULA /64 on the namespace's lo: one source for the limits, many addresses
+
+PRELUDE = r'''
+import hashlib, json, os, socket, sys, time, base64
+sys.path.insert(0, %(collections)r)
+PORT = %(port)d
+
+def connect(src='127.0.0.1', dst='127.0.0.1', rcvbuf=None):
+    family = socket.AF_INET6 if ':' in dst else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.bind((src, 0))
+    s.settimeout(5)
+    s.connect((dst, PORT))
+    return s
+
+def answer(s, limit=1 << 22):
+    """(status, parsed body or raw text) of one answer; status None when the server closed."""
+    data = b''
+    try:
+        while b'\r\n\r\n' not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                return None, data
+            data += chunk
+        head, _sep, body = data.partition(b'\r\n\r\n')
+        length = 0
+        for line in head.split(b'\r\n')[1:]:
+            if line.lower().startswith(b'content-length:'):
+                length = int(line.split(b':', 1)[1])
+        while len(body) < length and len(body) < limit:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    except (ConnectionError, socket.timeout) as exc:
+        return None, str(exc)
+    status = int(head.split(b' ')[1])
+    try:
+        return status, json.loads(body.decode())
+    except ValueError:
+        return status, body.decode('latin-1')
+
+def request(method, path, body=b'', headers=(), src='127.0.0.1', dst='127.0.0.1'):
+    s = connect(src, dst)
+    lines = ['%%s %%s HTTP/1.1' %% (method, path), 'Host: discovery', 'Connection: close']
+    lines += list(headers)
+    if body or method in ('PUT', 'POST'):
+        lines.append('Content-Length: %%d' %% len(body))
+    s.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1') + body)
+    try:
+        return answer(s)
+    finally:
+        s.close()
+
+def put(cluster, member, seq, key='k' * 40, data=None, ttl=60, src='127.0.0.1'):
+    data = data or base64.b64encode(b'x' * 32).decode()
+    body = json.dumps(dict(seq=seq, data=data, ttl=ttl)).encode()
+    return request('PUT', '/v1/clusters/%%s/members/%%s' %% (cluster, member), body,
+                   ['Authorization: Bearer ' + key, 'Content-Type: application/json'], src=src)
+
+def member(n):
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+def stats():
+    return request('GET', '/healthz')[1]
+'''
+
+
+# The service on Debian 12's aiohttp (.venv sees the system's) and on the newest release (.venv-latest).
+PYTHONS = {'debian': sys.executable, 'latest': os.path.join(ROOT, '.venv-latest', 'bin', 'python')}
+
+
+class Service:
+    def __init__(self, tag, workdir, python):
+        self.ns = Namespace('wglan-atk-%s' % tag)
+        self.ns.sh('ip -6 addr add %s::1/64 dev lo nodad' % SIX)
+        for n in range(2, 12):
+            self.ns.sh('ip -6 addr add %s::%x/64 dev lo nodad' % (SIX, n))
+        self.workdir = workdir
+        self.python = python
+        self.proc = None
+
+    def start(self, *flags, wrap=None, db=None):
+        self.stop()
+        db = db or os.path.join(self.workdir, 'records-%s.db' % uuid.uuid4().hex[:6])
+        command = [self.python, DISCOVERY_SERVER, '--listen', ':%d' % PORT, '--db', db,
+                   '--header-timeout', '1', '--idle-timeout', '2', '--body-timeout', '1', '--send-timeout', '2',
+                   '--expire-every', '0.3'] + list(flags)
+        self.log = os.path.join(self.workdir, 'service-%s.log' % uuid.uuid4().hex[:6])
+        with open(self.log, 'w') as log:
+            self.proc = subprocess.Popen(['ip', 'netns', 'exec', self.ns.name] + (wrap or []) + command,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        probe = 'import socket; socket.create_connection(("127.0.0.1", %d), 1)' % PORT
+        assert wait_for(lambda: self.ns.cmd([sys.executable, '-c', probe], check=False).returncode == 0
+                        or self.proc.poll() is not None, timeout=15), 'the service did not start'
+        assert self.proc.poll() is None, open(self.log).read()
+
+    def run(self, code, timeout=120):
+        """The attacker's code in the namespace; its last line of output, parsed."""
+        script = PRELUDE % dict(collections=COLLECTIONS, port=PORT) + code
+        proc = self.ns.cmd([sys.executable, '-c', script], check=False, timeout=timeout)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def rss_kib(self):
+        with open('/proc/%d/status' % self.proc.pid) as handle:
+            for line in handle:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+        return 0
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def destroy(self):
+        self.stop()
+        self.ns.destroy()
+
+
+@pytest.fixture(scope='module', params=sorted(PYTHONS))
+def service(request, tmp_path_factory):
+    svc = Service(uuid.uuid4().hex[:6], str(tmp_path_factory.mktemp('attacks')), PYTHONS[request.param])
+    try:
+        yield svc
+    finally:
+        svc.destroy()
+
+
+def test_a_watch_timeout_or_since_that_is_not_a_plain_number_is_refused_at_once(service):
+    """timeout=nan was never answered and held its connection for good (and disturbed the timers
+    of every other watch); since and timeout are now checked: finite, in range, or 400."""
+    service.start()
+    out = service.run('''
+put('c1', member(1), 1)
+results = {}
+for query in ['timeout=nan', 'timeout=inf', 'timeout=-inf', 'timeout=-1', 'timeout=1e999', 'timeout=x',
+              'since=18446744073709551616', 'since=-1', 'since=%D9%A1', 'since=1e3']:
+    started = time.monotonic()
+    status, body = request('GET', '/v1/clusters/c1/watch?' + query)
+    results[query] = [status, round(time.monotonic() - started, 2)]
+started = time.monotonic()
+status, body = request('GET', '/v1/clusters/c1/watch?since=0&timeout=0.2')
+print(json.dumps(dict(bad=results, good=[status, body.get('reset'), round(time.monotonic() - started, 2)])))
+''')
+    assert all(status == 400 and took < 1 for status, took in out['bad'].values()), out
+    assert out['good'][0] == 200 and out['good'][2] < 1, out
+
+
+def test_slow_headers_from_many_addresses_do_not_starve_a_normal_client(service):
+    """Slowloris: connections that send headers a byte at a time. Each source holds at most its
+    share, each such connection is cut off at the header deadline (and costs its source a token),
+    and a normal client is answered meanwhile."""
+    service.start('--connections-per-source', '8', '--rate', '20', '--burst', '10')
+    out = service.run('''
+import threading
+sources = ['127.0.0.%d' % n for n in range(2, 19)] + ['SIX::%x' % n for n in range(2, 12)]
+held, refused = [], 0
+for src in sources:
+    for _ in range(12):
+        try:
+            s = connect(src, dst='::1' if ':' in src else '127.0.0.1')
+            s.sendall(b'GET /v1/hello HTTP/1.1\\r\\nHost: x\\r\\n')
+            held.append(s)
+        except OSError:
+            refused += 1
+during = stats()
+import select
+time.sleep(0.1)
+readable = set(select.select(held, [], [], 0.1)[0])  # the server closed what it refused
+accepted = []
+for s in held:
+    if s not in readable:
+        accepted.append(True)
+        continue
+    try:
+        accepted.append(s.recv(1) != b'')
+    except OSError:
+        accepted.append(False)
+normal = []
+for _ in range(5):
+    started = time.monotonic()
+    status, body = request('GET', '/v1/hello')
+    normal.append([status, round(time.monotonic() - started, 3)])
+def trickle(s):
+    for _ in range(8):
+        try:
+            s.sendall(b'X')
+        except OSError:
+            return
+        time.sleep(0.25)
+threads = [threading.Thread(target=trickle, args=(s,)) for s, ok in zip(held, accepted) if ok]
+[t.start() for t in threads]
+time.sleep(2.2)
+closed = 0
+for s, ok in zip(held, accepted):
+    if not ok:
+        continue
+    s.settimeout(0.5)
+    try:
+        closed += s.recv(10) == b''
+    except socket.timeout:
+        pass
+    except OSError:
+        closed += 1
+[t.join() for t in threads]
+print(json.dumps(dict(sources=len(sources), accepted=sum(accepted), closed=closed, normal=normal,
+                      during=during, after=stats())))
+'''.replace('SIX', SIX))
+    # 17 IPv4 sources and one IPv6 /64 (ten addresses): 18 sources of 8
+    assert out["accepted"] == 18 * 8, json.dumps(out)
+    assert out['during']['connections'] >= 18 * 8, out
+    assert all(status == 200 and took < 1.0 for status, took in out['normal']), out
+    assert out['closed'] == out['accepted'], 'slow headers cut off at the deadline: %s' % out
+    assert out['after']['connections'] <= 1, out
+
+
+def test_malformed_lengths_and_deeply_nested_bodies_get_an_answer(service):
+    """A Content-Length in other digits or 5000 digits long, and a body of 16 000 '[': the first
+    service raised out of its handler and dropped the connection unanswered."""
+    service.start()
+    out = service.run(r'''
+def raw(head, body=b''):
+    s = connect()
+    s.sendall(head + body)
+    try:
+        return answer(s)[0]
+    finally:
+        s.close()
+path = b'/v1/clusters/c2/members/' + member(2).encode()
+auth = b'Authorization: Bearer ' + b'k' * 40 + b'\r\n'
+results = dict(
+    arabic=raw(b'PUT ' + path + b' HTTP/1.1\r\nHost: x\r\n' + auth + 'Content-Length: \u0661\u0662\r\n\r\n'.encode()),
+    long=raw(b'PUT ' + path + b' HTTP/1.1\r\nHost: x\r\n' + auth + b'Content-Length: ' + b'9' * 5000 + b'\r\n\r\n'),
+    nested=raw(b'PUT ' + path + b' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n' + auth + b'Content-Length: 16000\r\n\r\n',
+               b'[' * 16000),
+    huge=raw(b'PUT ' + path + b' HTTP/1.1\r\nHost: x\r\n' + auth + b'Content-Length: 100000\r\n\r\n', b'{' * 100),
+    chunked=raw(b'PUT ' + path + b' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n' + auth +
+                b'Transfer-Encoding: chunked\r\n\r\n', b'5\r\n[[[[[\r\n0\r\n\r\n'),
+    header=raw(b'GET /v1/hello HTTP/1.1\r\nHost: x\r\nX: ' + b'a' * 20000 + b'\r\n\r\n'),
+)
+print(json.dumps(dict(results=results, alive=request('GET', '/v1/hello')[0])))
+''')
+    results = out['results']
+    assert all(400 <= (status or 0) < 500 for status in results.values()), results
+    assert results['nested'] == 400 and results['huge'] == 413 and results['chunked'] == 400, results
+    assert out['alive'] == 200
+
+
+def test_a_sequence_number_out_of_range_claims_no_cluster(service):
+    """seq = 2^64 on a new cluster: the first service failed with OverflowError after it had made
+    the cluster, owned by the sender's key from then on."""
+    service.start()
+    out = service.run('''
+first = put('squat', member(3), 2 ** 64, key='a' * 40)
+negative = put('squat', member(3), -1, key='a' * 40)
+boolean = put('squat', member(3), True, key='a' * 40)
+then = put('squat', member(3), 5, key='b' * 40)
+print(json.dumps(dict(first=first[0], negative=negative[0], boolean=boolean[0], then=then[0])))
+''')
+    assert out == dict(first=400, negative=400, boolean=400, then=200), out
+
+
+def test_unread_listings_of_a_full_cluster_hold_little_memory(service):
+    """A full cluster (1024 records of 2 KiB: a 2.9 MB listing) read by 200 connections from 10
+    addresses that never read the answer: the first service buffered the whole listing for each
+    (+1.7 GB for 500). Now each holds a part or two, and is cut off at the send deadline."""
+    service.start('--rate', '0', '--connections-per-source', '32')
+    service.run('''
+data = base64.b64encode(os.urandom(2048)).decode()
+s = connect()
+for n in range(1024):
+    body = json.dumps(dict(seq=1, data=data, ttl=600)).encode()
+    s.sendall(('PUT /v1/clusters/full/members/%s HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer kkkkkkkk\\r\\n'
+               'Content-Length: %d\\r\\n\\r\\n' % (member(n), len(body))).encode() + body)
+    status, _body = answer(s)
+    assert status == 200, (n, status, _body)
+print(json.dumps(stats()))
+''')
+    before = service.rss_kib()
+    out = service.run('''
+def rss(pid):
+    with open('/proc/%d/status' % pid) as handle:
+        return [int(line.split()[1]) for line in handle if line.startswith('VmRSS:')][0]
+held = []
+for src in ['127.0.1.%d' % n for n in range(1, 11)]:
+    for _ in range(20):
+        s = connect(src, rcvbuf=4096)
+        s.sendall(b'GET /v1/clusters/full/members HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+        held.append(s)
+time.sleep(1.0)
+during = stats()
+print(json.dumps(dict(held=len(held), during=during, rss=rss(PID))))
+'''.replace('PID', str(service.proc.pid)))
+    during_kib = out['rss']
+    assert out['held'] == 200 and out['during']['connections'] >= 200, out
+    grown = (during_kib - before) / 1024.0
+    sys.stdout.write('\nserver memory: %.0f MiB before, +%.0f MiB with 200 unread listings\n' % (before / 1024.0, grown))
+    assert grown < 120, 'server grew %.0f MiB for 200 unread 2.9 MB listings' % grown
+    # the attacker's process has ended (its sockets with it); the send deadline frees the rest
+    assert wait_for(lambda: service.run('print(json.dumps(stats()))')['connections'] <= 1, timeout=10)
+
+
+def test_clusters_and_change_history_do_not_outlive_their_members(service):
+    """20 000 new clusters and 4096 PUTs into one kept 40 MB for good: clusters were never
+    dropped and each kept its last 4096 changes. Now a cluster goes with its last member, the
+    history ages out, the number of clusters has a bound, and so has the rate limiter's table."""
+    service.start('--rate', '0', '--max-clusters', '300', '--history-seconds', '1')
+    out = service.run('''
+busy = [put('busy', member(7), seq, ttl=600)[0] for seq in range(1, 401)]
+codes = [put('c%d' % n, member(n), 1, ttl=3)[0] for n in range(299)]
+over = put('one-too-many', member(1), 1, ttl=3)
+full = stats()
+time.sleep(4.5)
+print(json.dumps(dict(busy=sorted(set(busy)), codes=sorted(set(codes)), over=over[0], over_body=over[1], full=full,
+                      after=stats())))
+''')
+    assert out['busy'] == [200] and out['codes'] == [200] and out['over'] == 503, out
+    assert 'clusters' in out['over_body']['error'], out
+    assert out['full']['clusters'] == 300, out
+    # the 299 short-lived clusters went with their records; "busy" stays, its history aged out
+    assert out['after']['clusters'] == 1 and out['after']['members'] == 1 and out['after']['history'] == 0, out
+
+
+def test_the_rate_limiters_table_forgets_sources_that_went_quiet(service):
+    service.start('--rate', '0.5', '--burst', '5')
+    out = service.run('''
+for n in range(2, 202):
+    request('GET', '/v1/hello', src='127.0.2.%d' % n)
+during = stats()['buckets']
+time.sleep(2.5)
+print(json.dumps(dict(during=during, after=stats()['buckets'])))
+''')
+    assert out['during'] >= 150 and out['after'] <= 2, out
+
+
+def test_a_full_disk_stops_neither_expiry_nor_answers(service, tmp_path):
+    """The database on a full file system: the first service's expiry loop died on the error and
+    expired records stayed listed. Now a write that cannot be stored is a 503 that changes
+    nothing, expiry goes on (what it could not delete is hidden, and deleted at a later sweep),
+    and the service answers throughout. The file system is a 160 KiB tmpfs in a mount namespace
+    of the service's own."""
+    small = tmp_path / 'small'
+    small.mkdir()
+    wrap = ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
+            'mount -t tmpfs -o size=160k tmpfs "$0" && exec "$@"', str(small)]
+    service.start('--rate', '0', wrap=wrap, db=str(small / 'records.db'))
+    out = service.run('''
+data = base64.b64encode(os.urandom(2000)).decode()
+codes, errors = [], set()
+for n in range(400):
+    status, body = put('disk', member(n), 1, data=data, ttl=2)
+    codes.append(status)
+    if status != 200:
+        errors.add(body.get('error') if isinstance(body, dict) else str(body))
+    if status == 503 and codes.count(503) >= 3:
+        break
+stored = codes.count(200)
+listed = request('GET', '/v1/clusters/disk/members')[1]
+time.sleep(3.5)
+after = request('GET', '/v1/clusters/disk/members')
+print(json.dumps(dict(stored=stored, full=codes.count(503), errors=sorted(errors), listed=len(listed['members']),
+                      after=[after[0], len(after[1]['members'])], stats=stats())))
+''')
+    assert out['full'] >= 1 and out['stored'] >= 1, out
+    assert out['listed'] == out['stored'], 'memory and database agree on what was stored: %s' % out
+    assert out['after'] == [200, 0], 'expired records are not listed after a failed sweep: %s' % out
+    assert out['stats']['database_faults'] >= 1 and service.alive(), out
+
+
+FUZZ = r'''
+from hypothesis import HealthCheck, given, settings, strategies as st
+# mostly what the API knows (so the fuzz reaches the handlers), some of anything
+METHODS = st.sampled_from(['GET', 'GET', 'GET', 'PUT', 'PUT', 'DELETE', 'POST', 'HEAD', 'OPTIONS', 'G\x00T'])
+PATHS = st.sampled_from([['v1', 'hello'], ['healthz'], ['v1', 'clusters', 'c1', 'members'],
+                         ['v1', 'clusters', 'c1', 'watch'], ['v1', 'clusters', 'c1', 'members', member(1)],
+                         ['v1', 'clusters', 'c1', 'members', member(2)], ['v1', 'clusters', '..', 'members']])
+SEGMENTS = st.sampled_from(['v1', 'clusters', 'members', 'watch', 'hello', 'c1', member(1), '..', '%00', '%ff',
+                            'x' * 200]) | st.text(max_size=12)
+QUERY = st.sampled_from(['', '?since=0&timeout=0', '?since=1e9', '?timeout=nan', '?since=&timeout=',
+                         '?timeout=0.1&since=99999999999999999999']) | st.text(max_size=20).map(lambda t: '?' + t)
+HEADER = st.sampled_from(['Content-Length: 0', 'Content-Length: -1', 'Content-Length: 99999999999999999999',
+                          'Content-Length: 3', 'Transfer-Encoding: chunked', 'Transfer-Encoding: gzip, chunked',
+                          'Authorization: Bearer ' + 'k' * 40, 'Authorization: Bearer', 'Expect: 100-continue',
+                          'Connection: keep-alive', 'Content-Type: application/json', 'X-Anything: \u00e9'])
+BODY = st.sampled_from([b'', b'{}', b'{"seq": 1, "data": "AAAA", "ttl": 60}', b'{"seq": 1e400}', b'[' * 3000,
+                        b'0\r\n\r\n', b'5\r\nhello\r\n0\r\n\r\n']) | st.binary(max_size=300)
+STRUCTURED = st.builds(lambda method, path, query, headers, body: (
+    ('%s /%s%s HTTP/1.1\r\nHost: x\r\n' % (method, '/'.join(path), query)).encode('utf-8', 'replace')
+    + ''.join(h + '\r\n' for h in headers).encode('utf-8', 'replace') + b'\r\n' + body),
+    st.one_of(METHODS, METHODS, METHODS, st.text(max_size=6)), st.one_of(PATHS, PATHS, st.lists(SEGMENTS, max_size=6)),
+    QUERY, st.lists(HEADER, max_size=3, unique=True), BODY)
+REQUEST = st.one_of(STRUCTURED, STRUCTURED, STRUCTURED, st.binary(max_size=600))
+seen = {}
+@settings(max_examples=int(EXAMPLES), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(REQUEST)
+def fuzz(raw):
+    s = connect()
+    s.settimeout(4)
+    started = time.monotonic()
+    try:
+        s.sendall(raw)
+        data = b''
+        while b'\r\n\r\n' not in data:  # an answer's head, or the server closing
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionError, BrokenPipeError):
+        data = b''
+    finally:
+        s.close()
+    took = time.monotonic() - started
+    assert took < 3.5, (raw[:200], took)   # answered, or cut off by a deadline (1 s here), never held
+    if data:
+        assert data.startswith((b'HTTP/1.1 ', b'HTTP/1.0 ')), data[:100]
+        status = int(data.split(b' ', 2)[1])
+        assert 100 <= status < 600 and status != 500, (raw[:200], data[:300])
+        seen[status] = seen.get(status, 0) + 1
+fuzz()
+print(json.dumps(dict(statuses=seen, alive=request('GET', '/v1/hello')[0], stats=stats())))
+'''
+
+
+def test_fuzzed_requests_are_answered_or_cut_off_and_never_break_the_service(service):
+    """Property-based (hypothesis, a bounded number of examples): any bytes a client sends get an
+    HTTP answer that is not a server error, or a closed connection within the deadlines."""
+    service.start('--rate', '0', '--max-watch', '1')
+    out = service.run(FUZZ.replace('EXAMPLES', os.environ.get('WGLAN_FUZZ_EXAMPLES', '300')), timeout=600)
+    sys.stdout.write('\nfuzzed answers by status: %s\n' % out['statuses'])
+    assert out['alive'] == 200 and service.alive(), out
+    assert out['stats']['connections'] <= 1 and out['stats']['waiters'] == 0, out
+    log = open(service.log).read()
+    assert len(log.splitlines()) < 20, 'a client cannot fill the log:\n' + log[-3000:]
+
+
+LIAR = r'''
+import http.server, sys
+class Liar(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(sys.argv[1], 'rb') as handle:
+            payload = handle.read()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+    do_PUT = do_GET
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(('127.0.0.1', 8444), Liar).serve_forever()
+'''
+
+
+@pytest.mark.parametrize('payload', ['[]', '{"members": ["x"]}', '{"version": "zz"}', '{"version": 1, "members": {}}',
+                                     '[' * 5000, 'not json'])
+def test_a_lying_server_is_a_clear_error_and_the_saved_records_stand_in(service, tmp_path, payload):
+    """A server (or a man in the middle) answering nonsense: the first client raised AttributeError
+    or ValueError, so wglan_peers failed with a traceback. Now: a warning naming the server, the
+    records saved from the last good answer, and the watch's client raising only WglanError."""
+    answer = tmp_path / 'answer'
+    answer.write_text(payload)
+    liar = subprocess.Popen(['ip', 'netns', 'exec', service.ns.name, sys.executable, '-c', LIAR, str(answer)])
+    try:
+        probe = 'import socket; socket.create_connection(("127.0.0.1", 8444), 1)'
+        assert wait_for(lambda: service.ns.cmd([sys.executable, '-c', probe], check=False).returncode == 0, timeout=10)
+        out = service.run('''
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient, from_discovery
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+client = DiscoveryClient('http://127.0.0.1:8444', 'token')
+saved = {'n1': dict(name='n1', public_key=base64.b64encode(b'\\x01' * 32).decode(), address='200:1001::1',
+                    node_ips=['192.0.2.1/24'], port=51820)}
+warnings = []
+records, published, reached = from_discovery(client, None, 60, saved, warnings.append, False)
+try:
+    client.watch(0, warnings.append, timeout=1)
+    watch = 'answered'
+except WglanError as exc:
+    watch = 'WglanError: %s' % exc
+print(json.dumps(dict(names=[r.name for r in records], reached=reached, warnings=warnings, watch=watch)))
+''')
+    finally:
+        liar.kill()
+        liar.wait(10)
+    assert out['names'] == ['n1'] and out['reached'] is False, out
+    assert any('127.0.0.1:8444' in w and 'keeping the 1 records' in w for w in out['warnings']), out
+    assert out['watch'].startswith('WglanError') and '127.0.0.1:8444' in out['watch'], out
