@@ -11,9 +11,9 @@ network namespace this script makes:
 - floor: a plain HTTP round trip (GET /healthz) to the same server;
 - abuse: a normal client's latency (its cluster's listing, then a refresh of its record) with
   nothing else going on, then while 1000 slowloris connections (each from its own address,
-  reopened as the server cuts them off), 100 unread listings of a full cluster (from 10
-  addresses) and a flood of requests from one IPv6 /64 are under way; and the server's peak
-  memory meanwhile.
+  reopened as the server cuts them off), 100 unread listings of a full cluster (1024 records
+  of 2000 bytes, from 10 addresses) and a flood of requests from one IPv6 /64 are under way;
+  and the server's peak memory meanwhile.
 The server runs pinned to one core (taskset), the clients on the others.
 Memory per record: the server's RSS growth over its start, divided by all the
 records it holds (sizes run one after another on the same server).
@@ -22,6 +22,7 @@ Usage (root): python3 benchmarks/discovery_load.py [--sizes 100,1000,5000] [--ab
 """
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -138,9 +139,9 @@ async def run_size(n, server_pid, baseline_kib, stored_before):
     bodies = [node.body(boxes[node.token], 1) for node in nodes]
     refresh = [node.body(boxes[node.token], 2) for node in nodes]
     floor = []
-    for _i in range(200):
+    for i in range(200):  # (each from its own address: under the rate limit)
         start = time.monotonic()
-        await request('GET', '/healthz', local=source(n + 1))
+        await request('GET', '/healthz', local=source(n + 1 + i))
         floor.append(time.monotonic() - start)
     reg, reg_wall = await timed_all(request('PUT', '/v1/clusters/%s/members/%s' % (nd.cluster, nd.member), b,
                                             nd.auth, nd.local) for nd, b in zip(nodes, bodies))
@@ -190,7 +191,7 @@ async def normal_client(node, box, seq, count):
                 status = 0
             latencies.append(time.monotonic() - start)
             failures += status != 200
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.15)  # (under its 15 requests/s)
     return latencies, failures
 
 
@@ -248,18 +249,24 @@ async def flood(stop, workers=50):
     return sent[0]
 
 
-async def abuse(server_pid, seconds, slow=1000, unread=100):
+async def abuse(server_pid, seconds, kinds, slow=1000, unread=100):
     """A normal client's latency alone, then under abuse; the server's peak memory meanwhile."""
     token = 'bench-abuse-token'
     box = crypto.RecordBox(token)
     nodes = [Node(60000 + i, token) for i in range(PER_CLUSTER)]
     await timed_all(request('PUT', '/v1/clusters/%s/members/%s' % (nd.cluster, nd.member), nd.body(box, 1),
                             nd.auth, nd.local) for nd in nodes)
-    quiet, quiet_failures = await normal_client(nodes[0], box, 10, 50)
+    # the unread listings ask for a full cluster: 1024 records of 2000 bytes (a 2.7 MB listing)
+    data = base64.b64encode(os.urandom(2000)).decode()
+    full = [Node(70000 + i, 'bench-full-token') for i in range(1024)]
+    await timed_all(request('PUT', '/v1/clusters/%s/members/%s' % (nd.cluster, nd.member),
+                            dict(seq=1, data=data, ttl=1800), nd.auth, nd.local) for nd in full)
+    quiet, quiet_failures = await normal_client(nodes[0], box, 10, 100)
     stop = asyncio.Event()
-    path = '/v1/clusters/%s/members' % nodes[0].cluster
-    attacks = [asyncio.ensure_future(slowloris(stop, slow)), asyncio.ensure_future(unread_listings(stop, path, unread)),
-               asyncio.ensure_future(flood(stop))]
+    path = '/v1/clusters/%s/members' % full[0].cluster
+    attacks = [asyncio.ensure_future(slowloris(stop, slow if 'slowloris' in kinds else 0)),
+               asyncio.ensure_future(unread_listings(stop, path, unread if 'unread' in kinds else 0)),
+               asyncio.ensure_future(flood(stop, 50 if 'flood' in kinds else 0))]
     peak = [rss_kib(server_pid)]
 
     async def sample():
@@ -268,16 +275,18 @@ async def abuse(server_pid, seconds, slow=1000, unread=100):
             await asyncio.sleep(0.2)
     sampler = asyncio.ensure_future(sample())
     await asyncio.sleep(min(5.0, seconds / 4.0))  # the attacks reach full strength
-    rounds = max(10, int(seconds * 5))
+    rounds = max(10, int(seconds * 5))  # about `seconds` long
     loud, loud_failures = await normal_client(nodes[1], box, 10, rounds)
+    _status, health = await request('GET', '/healthz')
     stop.set()
     results = await asyncio.gather(*attacks, sampler, return_exceptions=True)
     return dict(quiet_p50=pct(quiet, 0.5), quiet_p99=pct(quiet, 0.99), quiet_failures=quiet_failures,
                 loud_p50=pct(loud, 0.5), loud_p99=pct(loud, 0.99), loud_failures=loud_failures, requests=len(loud),
-                peak_mib=peak[0] / 1024.0, flood=results[2] if isinstance(results[2], int) else 0)
+                peak_mib=peak[0] / 1024.0, flood=results[2] if isinstance(results[2], int) else 0,
+                health=health)
 
 
-def inner(sizes, abuse_seconds=20, server_path=None):
+def inner(sizes, abuse_seconds=20, server_path=None, kinds=('slowloris', 'unread', 'flood')):
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
@@ -316,15 +325,21 @@ def inner(sizes, abuse_seconds=20, server_path=None):
                   '%(floor_p50).2f / %(floor_p99).2f | %(bytes_per_record).0f B |' % r)
             sys.stdout.flush()
         if abuse_seconds > 0:
-            r = asyncio.run(abuse(server.pid, abuse_seconds))
+            r = asyncio.run(abuse(server.pid, abuse_seconds, kinds))
             print()
             print('| a normal client (listing of its 100-member cluster, then a refresh) | p50 / p99 | failed |'
                   ' server peak memory |')
             print('|---|---:|---:|---:|')
             print('| alone | %.1f / %.1f | %d | |' % (r['quiet_p50'], r['quiet_p99'], r['quiet_failures']))
-            print('| under abuse: 1000 slowloris, 100 unread listings, a flood from one /64 (%d requests) '
-                  '| %.1f / %.1f | %d of %d | %.0f MiB |' % (r['flood'], r['loud_p50'], r['loud_p99'],
+            named = dict(slowloris='1000 slowloris', unread='100 unread 2.7 MB listings',
+                         flood='a flood from one /64 (%d requests)' % r['flood'])
+            print('| under abuse: %s | %.1f / %.1f | %d of %d | %.0f MiB |'
+                  % (', '.join(named[k] for k in kinds), r['loud_p50'], r['loud_p99'],
                                                              r['loud_failures'], r['requests'], r['peak_mib']))
+            if 'refused' in r['health']:
+                print()
+                print('the server at the end of the abuse: %d connections; refused so far: %s'
+                      % (r['health']['connections'], json.dumps(r['health']['refused'], sort_keys=True)))
     finally:
         server.terminate()
         server.wait(10)
@@ -338,10 +353,12 @@ def main():
     parser.add_argument('--sizes', default='100,1000,5000')
     parser.add_argument('--abuse-seconds', type=float, default=20, help='0: no abuse phase')
     parser.add_argument('--server', help='another version of the server program, to compare')
+    parser.add_argument('--abuse', default='slowloris,unread,flood', help='which attacks the abuse phase runs')
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(',') if s]
     if 'WGLAN_BENCH_NS' in os.environ:
-        inner(sizes, args.abuse_seconds, os.path.abspath(args.server) if args.server else None)
+        inner(sizes, args.abuse_seconds, os.path.abspath(args.server) if args.server else None,
+              [k for k in args.abuse.split(',') if k])
         return 0
     if os.geteuid() != 0:
         sys.exit('needs root (network namespace)')

@@ -244,6 +244,36 @@ print(json.dumps(dict(sources=len(sources), accepted=sum(accepted), closed=close
     assert out['after']['connections'] <= 1, out
 
 
+def test_a_flood_from_one_ipv6_slash_64_is_held_off_at_the_door(service):
+    """Requests as fast as they come back, each from another address of one /64: one source for the
+    limits. Past its burst it gets 429s; past a burst of 429s, its connections get no HTTP at all:
+    held unread until the header deadline (a client waiting for its answer stops flooding) within
+    the source's share of connections, cut at once beyond it. A client elsewhere is answered."""
+    service.start('--rate', '1', '--burst', '20', '--connections-per-source', '16', '--header-timeout', '10')
+    out = service.run('''
+codes = {}
+held = []
+for n in range(100):
+    s = connect('SIX::%x' % (2 + n % 10), dst='::1')
+    s.sendall(b'GET /v1/hello HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+    s.settimeout(0.1)
+    try:
+        status = answer(s)[0]
+    except OSError:
+        status = None
+    if status is None and s.fileno() >= 0:
+        held.append(s)
+    codes[str(status)] = codes.get(str(status), 0) + 1
+during = stats()
+normal = [request('GET', '/v1/hello')[0] for _n in range(5)]
+print(json.dumps(dict(codes=codes, normal=normal, during=during)))
+'''.replace('SIX', SIX))
+    assert 20 <= out['codes'].get('200', 0) <= 25 and out['codes'].get('429', 0) >= 15, out
+    assert out['codes'].get('None', 0) >= 50, 'no HTTP for a source in debt: %s' % out
+    assert out['during']['refused'].get('held', 0) >= 16 and out['during']['refused'].get('per source', 0) >= 1, out
+    assert out['normal'] == [200] * 5, out
+
+
 def test_malformed_lengths_and_deeply_nested_bodies_get_an_answer(service):
     """A Content-Length in other digits or 5000 digits long, and a body of 16 000 '[': the first
     service raised out of its handler and dropped the connection unanswered."""

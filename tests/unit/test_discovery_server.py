@@ -127,6 +127,17 @@ def test_the_rate_limiters_table_is_pruned_and_bounded():
     assert limiter.buckets == {}
 
 
+def test_a_source_that_keeps_coming_after_its_429s_goes_into_debt_and_out_of_it():
+    limiter = server.RateLimiter(rate=10.0, burst=5)
+    assert [limiter.allow('s', now=0) for _n in range(7)] == [True] * 5 + [False] * 2
+    assert not limiter.in_debt('s', now=0), 'a couple of 429s: answered, not cut off'
+    for _n in range(10):
+        limiter.allow('s', now=0)
+    assert limiter.in_debt('s', now=0) and limiter.tokens('s', now=0) == -10, 'the debt has a floor'
+    assert limiter.in_debt('s', now=0.4) and not limiter.in_debt('s', now=0.6), 'quiet, it earns its way back'
+    assert not limiter.allow('s', now=0.6) and limiter.allow('s', now=2.0)
+
+
 # -- the client against a server that answers anything --------------------------------------------
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),

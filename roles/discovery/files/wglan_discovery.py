@@ -342,7 +342,10 @@ def encode(answer):
 
 
 class RateLimiter:
-    """Token bucket per source, its table pruned of full buckets and never larger than max_buckets."""
+    """Token bucket per source, its table pruned of full buckets and never larger than max_buckets.
+    A refused request still costs a token, down to a debt of twice the burst: a source that keeps
+    coming after its 429s is in debt, and its new connections are cut at once (no HTTP at all)
+    until it has been quiet long enough."""
 
     def __init__(self, rate, burst, max_buckets=100000):
         self.rate = rate
@@ -361,10 +364,14 @@ class RateLimiter:
         tokens, last = self.buckets.get(client, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens < 1:
-            self.buckets[client] = (tokens, now)
+            self.buckets[client] = (max(tokens - 1, -2 * self.burst), now)
             return False
         self.buckets[client] = (tokens - 1, now)
         return True
+
+    def in_debt(self, client, now=None):
+        """Whether the source made a burst's worth of requests past its limit (and still does)."""
+        return self.rate > 0 and self.tokens(client, now) <= -self.burst
 
     def tokens(self, client, now=None):
         now = time.monotonic() if now is None else now
@@ -396,21 +403,28 @@ class Connections:
         self.refused = collections.Counter()
 
     def admit(self, conn):
-        why = None
+        """SERVE, HOLD (a source in debt: the connection is held unread until the header deadline,
+        so a client that waits for an answer stops flooding, within the source's share), or None."""
+        why, how = None, SERVE
         if self.total >= self.limits.max_connections:
             why = 'total'
         elif self.per_source[conn.source] >= self.limits.connections_per_source:
             why = 'per source'
+        elif self.limiter.in_debt(conn.source):
+            self.limiter.allow(conn.source)  # (each try costs: a flood stays cut off while it floods)
+            self.refused['held'] += 1
+            how = HOLD
         elif self.waiting[conn.source] and self.limiter.tokens(conn.source) < 1:
+            self.limiter.allow(conn.source)  # (costs too: on the way into debt)
             why = 'rate'
         if why is not None:
             self.refused[why] += 1
-            return False
+            return None
         self.total += 1
         self.per_source[conn.source] += 1
         self.waiting[conn.source] += 1
         self.by_transport[conn.transport] = conn
-        return True
+        return how
 
     def first_request(self, conn):
         self._less(self.waiting, conn.source)
@@ -430,11 +444,15 @@ class Connections:
             del counter[key]
 
 
+SERVE, HOLD = 'serve', 'hold'
+
+
 class Guarded(asyncio.Protocol):
     """aiohttp's protocol for one connection, behind the connection limits and deadlines."""
 
-    def __init__(self, inner, connections, loop):
-        self.inner = inner
+    def __init__(self, factory, connections, loop):
+        self.factory = factory   # aiohttp's protocol, made only for a connection let in
+        self.inner = None
         self.connections = connections
         self.loop = loop
         self.transport = None
@@ -448,11 +466,14 @@ class Guarded(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info('peername')
         self.source = source_of(peer[0] if peer else '?')
-        if not self.connections.admit(self):
+        how = self.connections.admit(self)
+        if how is None:
             transport.abort()
             return
         self.admitted = True
-        self.inner.connection_made(transport)
+        if how == SERVE:
+            self.inner = self.factory()
+            self.inner.connection_made(transport)
         self.arm(self.connections.limits.header_timeout)
 
     def arm(self, seconds):
@@ -478,20 +499,20 @@ class Guarded(asyncio.Protocol):
             self.arm(self.connections.limits.idle_timeout)
 
     def data_received(self, data):
-        if self.admitted:
+        if self.inner is not None:
             self.inner.data_received(data)
 
     def eof_received(self):
-        if self.admitted:
+        if self.inner is not None:
             return self.inner.eof_received()
         return False
 
     def pause_writing(self):
-        if self.admitted:
+        if self.inner is not None:
             self.inner.pause_writing()
 
     def resume_writing(self):
-        if self.admitted:
+        if self.inner is not None:
             self.inner.resume_writing()
 
     def connection_lost(self, exc):
@@ -500,7 +521,8 @@ class Guarded(asyncio.Protocol):
         if self.admitted:
             self.connections.release(self)
             self.admitted = False
-            self.inner.connection_lost(exc)
+            if self.inner is not None:
+                self.inner.connection_lost(exc)
 
 
 class Server:
@@ -684,7 +706,7 @@ async def serve(host, port, db_path, limits, certfile=None, keyfile=None, ready=
         context.load_cert_chain(certfile, keyfile)
     loop = asyncio.get_running_loop()
     factory = runner.server
-    listener = await loop.create_server(lambda: Guarded(factory(), server.connections, loop), host, port,
+    listener = await loop.create_server(lambda: Guarded(factory, server.connections, loop), host, port,
                                         ssl=context, backlog=1024, reuse_address=True,
                                         ssl_handshake_timeout=limits.header_timeout if context else None)
     LOG.info('listening on %s:%d (%s), %d clusters loaded, at most %d connections (%d per source)', host, port,
