@@ -23,6 +23,7 @@ Usage (root): python3 benchmarks/discovery_load.py [--sizes 100,1000,5000] [--ab
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import random
@@ -100,6 +101,7 @@ class Node:
         self.cluster = crypto.cluster_id(token)
         self.member = '%064x' % (i + 1)
         self.auth = {'Authorization': 'Bearer ' + crypto.write_key(token)}
+        self.read = {'Authorization': 'Bearer ' + hashlib.sha256(crypto.write_key(token).encode()).hexdigest()}
 
     def body(self, box, seq):
         record = dict(version=1, name='n%d' % self.i, public_key='A' * 43 + '=', address='200:1001::%x' % self.i,
@@ -151,13 +153,14 @@ async def run_size(n, server_pid, baseline_kib, stored_before):
     # every node watches its cluster from the current version
     versions = {}
     for token in tokens:
-        _status, listing = await request('GET', '/v1/clusters/%s/members' % crypto.cluster_id(token))
+        _status, listing = await request('GET', '/v1/clusters/%s/members' % crypto.cluster_id(token),
+                                         headers=Node(0, token).read)
         versions[crypto.cluster_id(token)] = listing['version']
     arrivals = []
 
     async def watch(node):
         await request('GET', '/v1/clusters/%s/watch?since=%d&timeout=30' % (node.cluster, versions[node.cluster]),
-                      local=node.local)
+                      headers=node.read, local=node.local)
         arrivals.append((node.cluster, time.monotonic()))
     watchers = [asyncio.ensure_future(watch(nd)) for nd in nodes]
     await asyncio.sleep(1.0 + n / 2000.0)  # let every watch reach the server
@@ -185,7 +188,7 @@ async def normal_client(node, box, seq, count):
                                     node.body(box, seq + i))):
             start = time.monotonic()
             try:
-                status, _answer = await asyncio.wait_for(request(method, path, body, node.auth if body else None,
+                status, _answer = await asyncio.wait_for(request(method, path, body, node.auth if body else node.read,
                                                                  node.local), 10)
             except (OSError, asyncio.TimeoutError):
                 status = 0
@@ -213,7 +216,7 @@ async def slowloris(stop, count):
     await asyncio.gather(*(one(i) for i in range(count)))
 
 
-async def unread_listings(stop, path, count):
+async def unread_listings(stop, path, read, count):
     """count connections (from 10 addresses) that ask for a listing and never read it."""
     held = []
     for i in range(count):
@@ -223,7 +226,8 @@ async def unread_listings(stop, path, count):
             sock.bind(('127.199.0.%d' % (1 + i % 10), 0))
             sock.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock, ('127.0.0.1', PORT))
-            sock.send(('GET %s HTTP/1.1\r\nHost: x\r\n\r\n' % path).encode())
+            sock.send(('GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n'
+                       % (path, read['Authorization'])).encode())
             held.append(sock)
         except OSError:
             pass
@@ -265,7 +269,7 @@ async def abuse(server_pid, seconds, kinds, slow=1000, unread=100):
     stop = asyncio.Event()
     path = '/v1/clusters/%s/members' % full[0].cluster
     attacks = [asyncio.ensure_future(slowloris(stop, slow if 'slowloris' in kinds else 0)),
-               asyncio.ensure_future(unread_listings(stop, path, unread if 'unread' in kinds else 0)),
+               asyncio.ensure_future(unread_listings(stop, path, full[0].read, unread if 'unread' in kinds else 0)),
                asyncio.ensure_future(flood(stop, 50 if 'flood' in kinds else 0))]
     peak = [rss_kib(server_pid)]
 

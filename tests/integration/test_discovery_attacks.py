@@ -82,6 +82,10 @@ def put(cluster, member, seq, key='k' * 40, data=None, ttl=60, src='127.0.0.1'):
 def member(n):
     return hashlib.sha256(str(n).encode()).hexdigest()
 
+def proof(key='k' * 40):
+    """The read proof of a cluster written with key: the header that lets a client list or watch it."""
+    return ['Authorization: Bearer ' + hashlib.sha256(key.encode()).hexdigest()]
+
 def stats():
     return request('GET', '/healthz')[1]
 '''
@@ -166,10 +170,10 @@ results = {}
 for query in ['timeout=nan', 'timeout=inf', 'timeout=-inf', 'timeout=-1', 'timeout=1e999', 'timeout=x',
               'since=18446744073709551616', 'since=-1', 'since=%D9%A1', 'since=1e3']:
     started = time.monotonic()
-    status, body = request('GET', '/v1/clusters/c1/watch?' + query)
+    status, body = request('GET', '/v1/clusters/c1/watch?' + query, headers=proof())
     results[query] = [status, round(time.monotonic() - started, 2)]
 started = time.monotonic()
-status, body = request('GET', '/v1/clusters/c1/watch?since=0&timeout=0.2')
+status, body = request('GET', '/v1/clusters/c1/watch?since=0&timeout=0.2', headers=proof())
 print(json.dumps(dict(bad=results, good=[status, body.get('reset'), round(time.monotonic() - started, 2)])))
 ''')
     assert all(status == 400 and took < 1 for status, took in out['bad'].values()), out
@@ -306,6 +310,33 @@ print(json.dumps(dict(results=results, alive=request('GET', '/v1/hello')[0])))
     assert out['alive'] == 200
 
 
+def test_only_a_token_holder_can_list_or_watch_a_cluster(service):
+    """The first service gave any client a cluster's sealed records: enough to try to guess the token
+    offline. Listings and watches now need the read proof (SHA-256 of the write key), a watch that
+    began before the cluster existed included."""
+    service.start()
+    out = service.run('''
+import threading
+early = {}
+def watch_early():
+    early['answer'] = request('GET', '/v1/clusters/read/watch?since=0&timeout=3')
+thread = threading.Thread(target=watch_early)
+thread.start()
+time.sleep(0.3)
+put('read', member(1), 1)
+thread.join()
+out = dict(
+    none=request('GET', '/v1/clusters/read/members')[0],
+    wrong=request('GET', '/v1/clusters/read/members', headers=proof('not the key'))[0],
+    right=len(request('GET', '/v1/clusters/read/members', headers=proof())[1]['members']),
+    watch=request('GET', '/v1/clusters/read/watch?since=0&timeout=0', headers=proof('x'))[0],
+    early=early['answer'][0],
+    missing=request('GET', '/v1/clusters/no-such/members')[1])
+print(json.dumps(out))
+''')
+    assert out == dict(none=401, wrong=403, right=1, watch=403, early=401, missing=dict(version=0, members=[])), out
+
+
 def test_a_sequence_number_out_of_range_claims_no_cluster(service):
     """seq = 2^64 on a new cluster: the first service failed with OverflowError after it had made
     the cluster, owned by the sender's key from then on."""
@@ -345,7 +376,7 @@ held = []
 for src in ['127.0.1.%d' % n for n in range(1, 11)]:
     for _ in range(20):
         s = connect(src, rcvbuf=4096)
-        s.sendall(b'GET /v1/clusters/full/members HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+        s.sendall(('GET /v1/clusters/full/members HTTP/1.1\\r\\nHost: x\\r\\n%s\\r\\n\\r\\n' % proof('kkkkkkkk')[0]).encode())
         held.append(s)
 time.sleep(1.0)
 during = stats()
@@ -415,9 +446,9 @@ for n in range(400):
     if status == 503 and codes.count(503) >= 3:
         break
 stored = codes.count(200)
-listed = request('GET', '/v1/clusters/disk/members')[1]
+listed = request('GET', '/v1/clusters/disk/members', headers=proof())[1]
 time.sleep(3.5)
-after = request('GET', '/v1/clusters/disk/members')
+after = request('GET', '/v1/clusters/disk/members', headers=proof())
 print(json.dumps(dict(stored=stored, full=codes.count(503), errors=sorted(errors), listed=len(listed['members']),
                       after=[after[0], len(after[1]['members'])], stats=stats())))
 ''')

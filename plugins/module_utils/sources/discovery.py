@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import http.client
 import json
 import socket
@@ -43,6 +44,8 @@ class DiscoveryClient:
         self.box = crypto.RecordBox(token, cluster)
         self.cluster = self.box.cluster
         self.write_key = crypto.write_key(token)
+        # (what the service keeps of the write key: it lets token holders read, and nobody else)
+        self.read_proof = hashlib.sha256(self.write_key.encode('utf-8')).hexdigest()
         self.timeout = timeout
         self.context = ssl.create_default_context(cafile=ca_file) if parts.scheme == 'https' else None
         self.mark = mark
@@ -70,8 +73,7 @@ class DiscoveryClient:
 
     def _call(self, method, path, body=None, auth=False, timeout=None):
         headers = {'Content-Type': 'application/json'}
-        if auth:
-            headers['Authorization'] = 'Bearer ' + self.write_key
+        headers['Authorization'] = 'Bearer ' + (self.write_key if auth else self.read_proof)
         data = json.dumps(body).encode('utf-8') if body is not None else None
         what = path.rsplit('/', 1)[-1].split('?')[0]
         connection = self.open = self._connection(timeout or self.timeout)

@@ -15,9 +15,12 @@ HTTP/JSON API (v1):
   PUT    /v1/clusters/<cluster>/members/<member>     Authorization: Bearer <write key>
          {"seq": n, "data": "<sealed>", "ttl": s}    -> {"observed", "version", "expires"}
   DELETE /v1/clusters/<cluster>/members/<member>     Authorization: Bearer <write key>
-  GET    /v1/clusters/<cluster>/members              -> {"version", "members": [...]}
-  GET    /v1/clusters/<cluster>/watch?since=V&timeout=T
+  GET    /v1/clusters/<cluster>/members              Authorization: Bearer <read proof>
+                                                     -> {"version", "members": [...]}
+  GET    /v1/clusters/<cluster>/watch?since=V&timeout=T  Authorization: Bearer <read proof>
          -> {"version", "reset", "members": [changed], "deleted": [member ids]}
+The read proof is the hex SHA-256 of the write key: what the service keeps to check writes with,
+so it needs nothing more, and only token holders can read a cluster's sealed records.
 Errors are {"error": "..."} with 400, 401, 403, 404, 405, 408, 409, 413, 429 or 503.
 
 HTTP is aiohttp's (Debian: python3-aiohttp). Around it, this program bounds what a
@@ -208,6 +211,18 @@ class Store:
             raise HttpError(403, 'write key does not match this cluster')
         return c, presented
 
+    def may_read(self, cluster, proof):
+        """Listings and watches need the read proof (SHA-256 of the write key, hex: what the cluster's
+        verifier is), so that only token holders get the sealed records, which would otherwise let
+        anyone try to guess the token offline. A cluster that does not exist has nothing to read."""
+        c = self.clusters.get(cluster)
+        if c is None:
+            return
+        if not proof:
+            raise HttpError(401, 'reading a cluster needs its read proof (Authorization: Bearer ...)')
+        if not hmac.compare_digest(c.verifier, proof):
+            raise HttpError(403, 'read proof does not match this cluster')
+
     def _changed(self, c, member):
         c.version += 1
         c.changes.append((c.version, member, time.monotonic()))
@@ -335,6 +350,14 @@ class Store:
                    if m in c.members and c.members[m]['expires'] > now]
         deleted = sorted(m for m in touched if m not in c.members)
         return dict(version=c.version, reset=False, members=members, deleted=deleted), None
+
+
+def bearer(request):
+    """The Authorization header's bearer credential ('' when there is none, or it is too long)."""
+    auth = request.headers.get('Authorization', '')
+    if not auth.startswith('Bearer ') or len(auth) > 7 + MAX_WRITE_KEY:
+        return ''
+    return auth[7:]
 
 
 def encode(answer):
@@ -564,9 +587,10 @@ class Server:
             raise HttpError(404, 'no such resource')
         cluster = parts[2]
         if parts[3] == 'members' and len(parts) == 4 and method == 'GET':
+            self.store.may_read(cluster, bearer(request))
             return 200, self.store.listing_bytes(cluster)
         if parts[3] == 'watch' and len(parts) == 4 and method == 'GET':
-            return 200, await self._watch(cluster, request.query)
+            return 200, await self._watch(cluster, request.query, bearer(request))
         if parts[3] == 'members' and len(parts) == 5 and method in ('PUT', 'DELETE'):
             member = parts[4]
             if not _MEMBER_RE.match(member):
@@ -621,7 +645,7 @@ class Server:
         version, expires = self.store.put(cluster, member, write_key, seq, data, ttl, client)
         return {'observed': client, 'version': version, 'expires': int(expires)}
 
-    async def _watch(self, cluster, query):
+    async def _watch(self, cluster, query, proof):
         since_text, timeout_text = query.get('since', '0'), query.get('timeout', '25')
         if not _DIGITS_RE.match(since_text) or int(since_text) > MAX_SEQ:
             raise HttpError(400, 'since must be an integer from 0 to %d' % MAX_SEQ)
@@ -634,6 +658,7 @@ class Server:
         since = int(since_text)
         deadline = time.monotonic() + min(timeout, self.limits.max_watch)
         while True:
+            self.store.may_read(cluster, proof)  # (again each time: the cluster may have been made meanwhile)
             answer, c = self.store.changes_since(cluster, since)
             if answer is not None:
                 return answer
