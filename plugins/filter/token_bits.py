@@ -17,8 +17,10 @@ description:
     be strong: its length times the bits of the character classes it uses (lower case 26, upper
     case 26, digits 10, anything else 33), and eight bits per byte of the token compressed (a
     repeated or patterned token compresses well). A token of 32 random bytes in base64 (C(openssl rand -base64 32))
-    is well above 128 bits; words and names are far below. It cannot see that a random-looking token was
-    copied from somewhere public.
+    is well above 128 bits; a short word or name is far below.
+  - It is an upper bound, not a measure. It counts the letters of words as random letters, so a long passphrase
+    of common words passes though it is weaker than the estimate, and it cannot see that a random-looking token
+    was copied from somewhere public.
   - The node role refuses a token below 128 bits (C(wglan_min_token_bits)).
 positional: _input
 options:
