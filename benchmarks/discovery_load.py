@@ -338,8 +338,8 @@ def inner(sizes, abuse_seconds=20, server_path=None, kinds=('slowloris', 'unread
             named = dict(slowloris='1000 slowloris', unread='100 unread 2.7 MB listings',
                          flood='a flood from one /64 (%d requests)' % r['flood'])
             print('| under abuse: %s | %.1f / %.1f | %d of %d | %.0f MiB |'
-                  % (', '.join(named[k] for k in kinds), r['loud_p50'], r['loud_p99'],
-                                                             r['loud_failures'], r['requests'], r['peak_mib']))
+                  % (', '.join(named[k] for k in kinds), r['loud_p50'], r['loud_p99'], r['loud_failures'], r['requests'],
+                     r['peak_mib']))
             if 'refused' in r['health']:
                 print()
                 print('the server at the end of the abuse: %d connections; refused so far: %s'
