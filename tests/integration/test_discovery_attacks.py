@@ -574,3 +574,31 @@ print(json.dumps(dict(names=[r.name for r in records], reached=reached, warnings
     assert out['names'] == ['n1'] and out['reached'] is False, out
     assert any('127.0.0.1:8444' in w and 'keeping the 1 records' in w for w in out['warnings']), out
     assert out['watch'].startswith('WglanError') and '127.0.0.1:8444' in out['watch'], out
+
+
+def test_over_tls_a_client_works_and_a_handshake_that_never_comes_is_cut_off(service, tmp_path):
+    """The same service with a certificate: the collection's client publishes and reads over TLS
+    with the CA, and a connection that never starts its handshake is cut at the header deadline
+    (the handshake comes before any limit can count the connection)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import kube_apiserver  # noqa: E402  (tests/ is not a package; its certificate helper)
+    paths = kube_apiserver.write_certificates(str(tmp_path), '127.0.0.1')
+    service.start('--cert', paths['server.crt'], '--key', paths['server.key'])
+    out = service.run('''
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
+client = DiscoveryClient('https://127.0.0.1:%d' % PORT, 'tls-token', ca_file=CA)
+key = base64.b64encode(b'\\x05' * 32).decode()
+client.publish({'name': 'n5', 'public_key': key, 'address': '200:1001::5', 'node_ips': ['192.0.2.5/24'],
+                'port': 51820})
+_version, records = client.fetch(lambda text: None)
+silent = connect()
+started = time.monotonic()
+silent.settimeout(5)
+try:
+    closed = silent.recv(1) == b''
+except OSError:
+    closed = True
+print(json.dumps(dict(names=[r.name for r in records], closed=closed, after=round(time.monotonic() - started, 2))))
+'''.replace('CA', repr(paths['ca.crt'])))
+    assert out['names'] == ['n5'], out
+    assert out['closed'] and out['after'] < 3, 'a silent TLS connection is cut at the 1 s deadline: %s' % out
