@@ -14,8 +14,8 @@ description:
   - The cluster token is the mesh's one secret; the discovery service's cluster name is its SHA-256, which
     anyone who sees a request to the service sees, so a token that can be guessed can be guessed offline.
   - The estimate is the smaller of two upper bounds, so that a token passes only if both say it can
-    be strong: its length times the bits of the character classes it uses (lower case 26, upper
-    case 26, digits 10, anything else 33), and eight bits per byte of the token compressed (a
+    be strong. One is its length times the bits of the character classes it uses (lower case 26, upper
+    case 26, digits 10, anything else 33). The other is eight bits per byte of the token compressed (a
     repeated or patterned token compresses well). A token of 32 random bytes in base64 (C(openssl rand -base64 32))
     is well above 128 bits; a short word or name is far below.
   - It is an upper bound, not a measure. It counts the letters of words as random letters, so a long passphrase

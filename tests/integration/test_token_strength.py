@@ -22,9 +22,8 @@ def space():
 
 
 def run_role(ns, workdir, token):
-    play = [{'hosts': 'localhost', 'gather_facts': False,
-             'roles': [{'role': 'wglan.mesh.node', 'vars': {'wglan_cluster_token': token,
-                                                           'wglan_key_path': os.path.join(workdir, 'key')}}]}]
+    role_vars = {'wglan_cluster_token': token, 'wglan_key_path': os.path.join(workdir, 'key')}
+    play = [{'hosts': 'localhost', 'gather_facts': False, 'roles': [{'role': 'wglan.mesh.node', 'vars': role_vars}]}]
     path = os.path.join(workdir, 'play.yml')
     with open(path, 'w') as handle:
         yaml.safe_dump(play, handle)
