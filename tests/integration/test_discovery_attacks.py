@@ -541,14 +541,15 @@ http.server.HTTPServer(('127.0.0.1', 8444), Liar).serve_forever()
 '''
 
 
-@pytest.mark.parametrize('payload', ['[]', '{"members": ["x"]}', '{"version": "zz"}', '{"version": 1, "members": {}}',
-                                     '[' * 5000, 'not json'])
+@pytest.mark.parametrize('payload', ['[]', '"x"', '1', '{"members": ["x"]}', '{"version": "zz"}',
+                                     '{"version": 1, "members": {}}', '[' * 5000, 'not json',
+                                     '\udcff\udcfe'])
 def test_a_lying_server_is_a_clear_error_and_the_saved_records_stand_in(service, tmp_path, payload):
     """A server (or a man in the middle) answering nonsense: the first client raised AttributeError
     or ValueError, so wglan_peers failed with a traceback. Now: a warning naming the server, the
     records saved from the last good answer, and the watch's client raising only WglanError."""
     answer = tmp_path / 'answer'
-    answer.write_text(payload)
+    answer.write_bytes(payload.encode('utf-8', 'surrogateescape'))
     liar = subprocess.Popen(['ip', 'netns', 'exec', service.ns.name, sys.executable, '-c', LIAR, str(answer)])
     try:
         probe = 'import socket; socket.create_connection(("127.0.0.1", 8444), 1)'
@@ -561,12 +562,14 @@ saved = {'n1': dict(name='n1', public_key=base64.b64encode(b'\\x01' * 32).decode
                     node_ips=['192.0.2.1/24'], port=51820)}
 warnings = []
 records, published, reached = from_discovery(client, None, 60, saved, warnings.append, False)
-try:
-    client.watch(0, warnings.append, timeout=1)
-    watch = 'answered'
-except WglanError as exc:
-    watch = 'WglanError: %s' % exc
-print(json.dumps(dict(names=[r.name for r in records], reached=reached, warnings=warnings, watch=watch)))
+calls = {}
+for name, call in (('watch', lambda: client.watch(0, warnings.append, timeout=1)), ('hello', client.hello)):
+    try:
+        call()
+        calls[name] = 'answered'
+    except WglanError as exc:
+        calls[name] = 'WglanError: %s' % exc
+print(json.dumps(dict(names=[r.name for r in records], reached=reached, warnings=warnings, **calls)))
 ''')
     finally:
         liar.kill()
@@ -574,6 +577,7 @@ print(json.dumps(dict(names=[r.name for r in records], reached=reached, warnings
     assert out['names'] == ['n1'] and out['reached'] is False, out
     assert any('127.0.0.1:8444' in w and 'keeping the 1 records' in w for w in out['warnings']), out
     assert out['watch'].startswith('WglanError') and '127.0.0.1:8444' in out['watch'], out
+    assert out['hello'].startswith('WglanError') and '127.0.0.1:8444' in out['hello'], out
 
 
 def test_over_tls_a_client_works_and_a_handshake_that_never_comes_is_cut_off(service, tmp_path):

@@ -175,30 +175,3 @@ def test_any_listing_a_server_sends_gives_records_or_a_wglan_error(answer):
             continue
         records = result[1] if isinstance(result, tuple) else result['records']
         assert isinstance(records, list)
-
-
-@pytest.mark.parametrize('payload', [b'[]', b'"x"', b'1', b'[' * 20000, b'\xff\xfe', b'{"observed": 5}'])
-def test_an_answer_that_is_not_an_object_is_a_wglan_error_naming_the_server(payload, monkeypatch):
-    class Response:
-        status, reason = 200, 'OK'
-
-        def read(self, limit=None):
-            return payload
-
-    class Connection:
-        sock = None
-
-        def request(self, *args, **kwargs):
-            pass
-
-        def getresponse(self):
-            return Response()
-
-        def close(self):
-            pass
-
-    client = DiscoveryClient('http://192.0.2.1:8443', 'token')
-    monkeypatch.setattr(client, '_connection', lambda timeout: Connection())
-    with pytest.raises(WglanError) as raised:
-        client.hello()
-    assert '192.0.2.1:8443' in str(raised.value)
