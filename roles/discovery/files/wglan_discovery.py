@@ -304,8 +304,9 @@ class Store:
         return dict(member=member, seq=record['seq'], data=record['data'], observed=record['observed'],
                     expires=int(record['expires']))
 
-    def _live(self, c, now=None):
-        now = time.time() if now is None else now
+    @staticmethod
+    def _live(c):
+        now = time.time()
         return sorted((m, r) for m, r in c.members.items() if r['expires'] > now)
 
     def listing(self, cluster):
@@ -318,12 +319,11 @@ class Store:
         """The listing as JSON, made once per version of the cluster however many read it."""
         c = self.clusters.get(cluster)
         if c is None:
-            return encode(dict(version=0, members=[]))
-        now = time.time()
-        if c.listed is None or c.listed[0] != c.version or now >= c.listed[2]:
-            live = self._live(c, now)
-            c.listed = (c.version, encode(dict(version=c.version, members=[self.view(m, r) for m, r in live])),
-                        min([r['expires'] for _m, r in live] or [float('inf')]))
+            return encode(self.listing(cluster))
+        if c.listed is None or c.listed[0] != c.version or time.time() >= c.listed[2]:
+            answer = self.listing(cluster)
+            # (made again when its first record expires: the views' expiry is rounded down, so never late)
+            c.listed = (c.version, encode(answer), min([m['expires'] for m in answer['members']] or [float('inf')]))
         return c.listed[1]
 
     def changes_since(self, cluster, since):
