@@ -148,7 +148,22 @@ options:
         authenticate is dropped with a warning. When the service cannot be reached, the records it
         gave last time (kept in O(state_path)) stand in, so the mesh stays as it was.
       - Publishing refreshes the record's TTL and is not counted as a change of this host.
+      - Each write is signed with a key derived from this node's WireGuard private key. The service pins
+        the node's slot to that key, and every reader checks it. A reader also remembers the newest
+        sequence number it took per member, in O(state_path), and drops anything older (a replay), and a
+        record older than its TTL.
+      - A URL with C(http://) to a host other than this one gets a warning. The write key then crosses
+        the network in clear.
     type: str
+  discovery_urls:
+    description:
+      - More discovery services, used like O(discovery_url) (which, when given, comes first). This node
+        publishes to each one and reads each one. Per member, it takes the newest record that any of
+        them has (the highest sequence number).
+      - A service that cannot be reached, or that restarted empty, costs nothing while another one
+        answers. The watcher publishes again at once to a service that lost this node's record.
+    type: list
+    elements: str
   cluster_token:
     description:
       - The cluster's secret. Keys for the discovery service are derived from it, and, with
@@ -227,7 +242,7 @@ options:
   settings_path:
     description:
       - Where O(save_settings) keeps this call's settings (JSON, mode C(0600), as it holds O(cluster_token)).
-      - A call that gives none of O(peers), O(members), O(records), O(discovery_url), O(kubernetes) and
+      - A call that gives none of O(peers), O(members), O(records), O(discovery_url), O(discovery_urls), O(kubernetes) and
         O(kubeconfig) takes every option it does not give from this file, when it exists. So on a node set up by
         the role, C(ansible wglan -m wglan.mesh.wglan_peers) refreshes the peers from the configured sources,
         with the records of inventory members last used standing in for their facts.
@@ -365,8 +380,12 @@ targets:
   type: list
   elements: str
 discovery:
-  description: What the discovery service said, C(reached), C(observed) (the address it sees this node at) and C(records).
-  returned: when discovery_url is given
+  description:
+    - What the discovery services said. C(reached) is true when any of them answered. C(observed) is the
+      address the first one that took the record sees this node at. C(records) is the number of records
+      taken.
+    - C(services) has one entry per service, with C(url), C(reached), C(observed) and C(records).
+  returned: when discovery_url or discovery_urls is given
   type: dict
 kubernetes:
   description:

@@ -73,9 +73,18 @@ def request(method, path, body=b'', headers=(), src='127.0.0.1', dst='127.0.0.1'
     finally:
         s.close()
 
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
+SIGNING = {}
+
+def signed(cluster, member, seq, data, ttl):
+    """A write's body as a member makes it: signed with the member's key (one per member id)."""
+    key = SIGNING.setdefault(member, crypto.signing_key())
+    return dict(seq=seq, data=data, ttl=ttl, signer=crypto.public_signer(key),
+                sig=crypto.sign(key, 'put', cluster, member, seq if isinstance(seq, int) else 0, ttl, data))
+
 def put(cluster, member, seq, key='k' * 40, data=None, ttl=60, src='127.0.0.1'):
     data = data or base64.b64encode(b'x' * 32).decode()
-    body = json.dumps(dict(seq=seq, data=data, ttl=ttl)).encode()
+    body = json.dumps(signed(cluster, member, seq, data, ttl)).encode()
     return request('PUT', '/v1/clusters/%%s/members/%%s' %% (cluster, member), body,
                    ['Authorization: Bearer ' + key, 'Content-Type: application/json'], src=src)
 
@@ -325,16 +334,19 @@ thread.start()
 time.sleep(0.3)
 put('read', member(1), 1)
 thread.join()
+watched = request('GET', '/v1/clusters/read/watch?since=0&timeout=0', headers=proof('x'))
 out = dict(
     none=request('GET', '/v1/clusters/read/members')[0],
-    wrong=request('GET', '/v1/clusters/read/members', headers=proof('not the key'))[0],
+    wrong=len(request('GET', '/v1/clusters/read/members', headers=proof('not the key'))[1]['members']),
     right=len(request('GET', '/v1/clusters/read/members', headers=proof())[1]['members']),
-    watch=request('GET', '/v1/clusters/read/watch?since=0&timeout=0', headers=proof('x'))[0],
+    watch=[watched[0], watched[1]['members']],
     early=early['answer'][0],
-    missing=request('GET', '/v1/clusters/no-such/members')[1])
+    missing=request('GET', '/v1/clusters/no-such/members', headers=proof())[1])
 print(json.dumps(out))
 ''')
-    assert out == dict(none=401, wrong=403, right=1, watch=403, early=401, missing=dict(version=0, members=[])), out
+    # a wrong proof reads the cluster of another write key: one nobody made, so empty
+    assert out == dict(none=401, wrong=0, right=1, watch=[200, []], early=401,
+                       missing=dict(version=0, members=[])), out
 
 
 def test_a_sequence_number_out_of_range_claims_no_cluster(service):
@@ -360,7 +372,7 @@ def test_unread_listings_of_a_full_cluster_hold_little_memory(service):
 data = base64.b64encode(os.urandom(2048)).decode()
 s = connect()
 for n in range(1024):
-    body = json.dumps(dict(seq=1, data=data, ttl=600)).encode()
+    body = json.dumps(signed('full', member(n), 1, data, 600)).encode()
     s.sendall(('PUT /v1/clusters/full/members/%s HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer kkkkkkkk\\r\\n'
                'Content-Length: %d\\r\\n\\r\\n' % (member(n), len(body))).encode() + body)
     status, _body = answer(s)
@@ -541,19 +553,36 @@ http.server.HTTPServer(('127.0.0.1', 8444), Liar).serve_forever()
 '''
 
 
+class Liar:
+    """A server (real http.server, in the namespace) that answers every request with the file's bytes."""
+
+    def __init__(self, service, path):
+        self.service, self.path = service, path
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(['ip', 'netns', 'exec', self.service.ns.name, sys.executable, '-c', LIAR,
+                                      str(self.path)])
+        probe = 'import socket; socket.create_connection(("127.0.0.1", 8444), 1)'
+        assert wait_for(lambda: self.service.ns.cmd([sys.executable, '-c', probe], check=False).returncode == 0,
+                        timeout=10)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait(10)
+
+
 @pytest.mark.parametrize('payload', ['[]', '"x"', '1', '{"members": ["x"]}', '{"version": "zz"}',
-                                     '{"version": 1, "members": {}}', '[' * 5000, 'not json',
-                                     '\udcff\udcfe'])
+                                     '{"version": 1, "members": {}}', '{"members": []}', '{"version": 3}',
+                                     '[' * 5000, 'not json', '\udcff\udcfe'])
 def test_a_lying_server_is_a_clear_error_and_the_saved_records_stand_in(service, tmp_path, payload):
     """A server (or a man in the middle) answering nonsense: the first client raised AttributeError
     or ValueError, so wglan_peers failed with a traceback. Now: a warning naming the server, the
     records saved from the last good answer, and the watch's client raising only WglanError."""
     answer = tmp_path / 'answer'
     answer.write_bytes(payload.encode('utf-8', 'surrogateescape'))
-    liar = subprocess.Popen(['ip', 'netns', 'exec', service.ns.name, sys.executable, '-c', LIAR, str(answer)])
-    try:
-        probe = 'import socket; socket.create_connection(("127.0.0.1", 8444), 1)'
-        assert wait_for(lambda: service.ns.cmd([sys.executable, '-c', probe], check=False).returncode == 0, timeout=10)
+    with Liar(service, answer):
         out = service.run('''
 from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient, from_discovery
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
@@ -561,7 +590,8 @@ client = DiscoveryClient('http://127.0.0.1:8444', 'token')
 saved = {'n1': dict(name='n1', public_key=base64.b64encode(b'\\x01' * 32).decode(), address='200:1001::1',
                     node_ips=['192.0.2.1/24'], port=51820)}
 warnings = []
-records, published, reached = from_discovery(client, None, 60, saved, warnings.append, False)
+outcome = from_discovery(client, None, 60, saved, warnings.append, False)
+records, reached = outcome.records, outcome.reached
 calls = {}
 for name, call in (('watch', lambda: client.watch(0, warnings.append, timeout=1)), ('hello', client.hello)):
     try:
@@ -571,13 +601,83 @@ for name, call in (('watch', lambda: client.watch(0, warnings.append, timeout=1)
         calls[name] = 'WglanError: %s' % exc
 print(json.dumps(dict(names=[r.name for r in records], reached=reached, warnings=warnings, **calls)))
 ''')
-    finally:
-        liar.kill()
-        liar.wait(10)
     assert out['names'] == ['n1'] and out['reached'] is False, out
     assert any('127.0.0.1:8444' in w and 'keeping the 1 records' in w for w in out['warnings']), out
     assert out['watch'].startswith('WglanError') and '127.0.0.1:8444' in out['watch'], out
     assert out['hello'].startswith('WglanError') and '127.0.0.1:8444' in out['hello'], out
+
+
+REPLAYS = r'''
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery, discovery_crypto as crypto
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
+TOKEN = 'replay-token-' + 'x' * 30
+node = DiscoveryClient('http://127.0.0.1:%d' % PORT, TOKEN, signing=base64.b64encode(b'\x11' * 32).decode())
+record = {'name': 'n1', 'public_key': base64.b64encode(b'\x01' * 32).decode(), 'address': '200:1001::1',
+          'node_ips': ['192.0.2.1/24'], 'port': 51820}
+def listing():
+    return request('GET', '/v1/clusters/%s/members' % node.cluster, headers=['Authorization: Bearer ' + node.read_proof])[1]
+def serve(answer):
+    with open(ANSWER, 'w') as handle:
+        json.dump(answer, handle)
+def read(seen=None):
+    """What a client (one that took `seen` before) takes from the lying server: names, and why it dropped the rest."""
+    warnings = []
+    _version, entries = DiscoveryClient('http://127.0.0.1:8444', TOKEN).listing(warnings.append, seen)
+    return dict(names=[e.record.name for e in entries], dropped=warnings)
+out = {}
+node.publish(record, seq=1000)
+old = listing()
+node.publish(dict(record, node_ips=['192.0.2.99/24']), seq=2000)
+_version, entries = node.listing(lambda text: None)
+seen = discovery.remember({}, entries)
+serve(old)
+out['old_to_a_new_client'] = read()            # (nothing tells a client that never saw a newer one)
+out['old_to_a_client_that_saw_newer'] = read(seen)
+node.delete(record['public_key'])
+out['old_after_the_delete'] = read(seen)
+# a compromised member (it has the token) seals and signs a record for n1's slot with a key of its own
+thief = DiscoveryClient('http://127.0.0.1:%d' % PORT, TOKEN)
+thief.publish(dict(record, node_ips=['203.0.113.66/24']), seq=3000)
+forged = listing()
+serve(forged)
+out['forged_to_a_new_client'] = read()
+out['forged_to_a_client_that_saw_n1'] = read(seen)
+# a server that keeps a record, signature and all, past its TTL (the record says when it was made)
+thief.delete(record['public_key'])
+node.publish(record, seq=4000, ttl=1)
+brief = listing()
+time.sleep(2.2)
+serve(brief)
+out['past_its_ttl'] = read()
+# a server that signs a record with a key of its own (it cannot seal one: it has no token)
+entry = dict(brief['members'][0])
+own = crypto.signing_key()
+entry.update(ttl=60, signer=crypto.public_signer(own), sig=crypto.sign(own, 'put', node.cluster, entry['member'],
+                                                                     entry['seq'], 60, entry['data']))
+serve(dict(version=1, members=[entry]))
+out['re_signed'] = read()
+print(json.dumps(out))
+'''
+
+
+def test_a_server_that_replays_or_forges_records_is_caught_by_the_client(service, tmp_path):
+    """A server (or a man in the middle) serving an old record again, even after its deletion, was
+    taken: nothing told a client that a seq was older than one it saw. A member that writes another's
+    slot, a record kept past its TTL, a signature of the server's own: each dropped now, with a reason."""
+    service.start('--rate', '0')
+    answer = tmp_path / 'replayed'
+    answer.write_text('{}')
+    with Liar(service, answer):
+        out = service.run(REPLAYS.replace('ANSWER', repr(str(answer))))
+    assert out['old_to_a_new_client']['names'] == ['n1'], out
+    assert out['old_to_a_client_that_saw_newer']['names'] == [], out
+    assert 'older than 2000, already taken (a replay)' in out['old_to_a_client_that_saw_newer']['dropped'][0], out
+    assert out['old_after_the_delete']['names'] == [], out
+    assert out['forged_to_a_new_client']['names'] == ['n1'], 'no client can tell before it saw n1: %s' % out
+    assert out['forged_to_a_client_that_saw_n1']['names'] == [], out
+    assert 'signed by another key' in out['forged_to_a_client_that_saw_n1']['dropped'][0], out
+    assert out['past_its_ttl']['names'] == [] and 'older than its TTL' in out['past_its_ttl']['dropped'][0], out
+    assert out['re_signed']['names'] == [] and 'another signing key' in out['re_signed']['dropped'][0], out
 
 
 def test_over_tls_a_client_works_and_a_handshake_that_never_comes_is_cut_off(service, tmp_path):

@@ -85,6 +85,7 @@ def test_tampered_replayed_wrong_cluster_and_foreign_writes_are_refused(service)
     out = service.run('''
 from urllib.request import Request, urlopen
 from urllib.error import HTTPError
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
 c = DiscoveryClient(%(url)r, "token-a")
 c.publish(record("n1", 1), seq=10)
 result = {}
@@ -95,30 +96,54 @@ def attempt(name, fn):
         result[name] = str(exc)
 # replay of an older record
 attempt("replay", lambda: c.publish(record("n1", 1), seq=5))
-# a token holder writes garbage into a slot: readers drop it, the rest still applies
-member = "ee" * 32
+# a token holder writes garbage into a slot of its own: readers drop it, the rest still applies
+member, data = "ee" * 32, base64.b64encode(b"x" * 40).decode()
+own = crypto.signing_key()
 req = Request(%(url)r + "/v1/clusters/%%s/members/%%s" %% (c.cluster, member), method="PUT",
-              data=json.dumps(dict(seq=1, data=base64.b64encode(b"x" * 40).decode())).encode())
+              data=json.dumps(dict(seq=1, data=data, ttl=60, signer=crypto.public_signer(own),
+                                   sig=crypto.sign(own, "put", c.cluster, member, 1, 60, data))).encode())
 req.add_header("Authorization", "Bearer " + c.write_key); urlopen(req).read()
 version, recs = c.fetch(warnings.append)
 result["readable"] = sorted(r.name for r in recs)
 result["dropped"] = warnings[:]
-# someone who knows only the cluster id cannot overwrite or delete
+# a token holder with another signing key (a compromised member) cannot take n1's slot
+thief = DiscoveryClient(%(url)r, "token-a")
+attempt("member_overwrite", lambda: thief.publish(record("n1", 1), seq=99))
+attempt("member_delete", lambda: thief.delete(record("n1", 1)["public_key"]))
+# someone who knows only the cluster id writes into a cluster of its own, which no token holder reads
 intruder = DiscoveryClient(%(url)r, "not-the-token", cluster=c.cluster)
-attempt("overwrite", lambda: intruder.publish(record("n1", 1), seq=99))
+attempt("overwrite", lambda: intruder.publish(record("n9", 9)))
 attempt("delete", lambda: intruder.delete(record("n1", 1)["public_key"]))
-# nor read the sealed records (the read proof is the write key's SHA-256)
-attempt("intruder_reads", lambda: intruder.fetch(warnings.append))
+result["intruder_reads"] = sorted(r.name for r in intruder.fetch(warnings.append)[1])
+version, recs = c.fetch(warnings.append)
+result["after"] = sorted((r.name, str(r.address)) for r in recs)
 # another cluster sees nothing of this one
 result["other_cluster"] = len(DiscoveryClient(%(url)r, "token-b").fetch(warnings.append)[1])
 print(json.dumps(result))
 ''' % dict(url=URL))
     assert 'stale sequence number 5' in out['replay'] and '409' in out['replay']
     assert out['readable'] == ['n1'] and len(out['dropped']) == 1 and 'does not authenticate' in out['dropped'][0]
-    assert '403' in out['overwrite'] and 'write key does not match' in out['overwrite']
-    assert '403' in out['delete']
-    assert '403' in out['intruder_reads'] and 'read proof does not match' in out['intruder_reads']
+    assert '403' in out['member_overwrite'] and "another key's" in out['member_overwrite']
+    assert '403' in out['member_delete']
+    assert out['overwrite'] == 'accepted', 'a write with another key makes a cluster of its own'
+    assert '404' in out['delete']
+    assert out['intruder_reads'] == ['n9'], 'the intruder reads only what it wrote itself'
+    assert out['after'] == [['n1', '200:1001::1']], 'the cluster is as its members left it'
     assert out['other_cluster'] == 0
+
+
+def test_a_cluster_name_cannot_be_squatted(service):
+    """Someone who learned the cluster id (from another service, a proxy's log) writes to it before the
+    cluster does, as on a service that restarted empty: the cluster is not refused and sees nothing of it."""
+    out = service.run('''
+c = DiscoveryClient(%(url)r, "token-a")
+squatter = DiscoveryClient(%(url)r, "guess", cluster=c.cluster)
+squatter.publish(record("sq", 7))
+c.publish(record("n1", 1))
+version, recs = c.fetch(warnings.append)
+print(json.dumps(dict(names=sorted(r.name for r in recs), warnings=warnings)))
+''' % dict(url=URL))
+    assert out == dict(names=['n1'], warnings=[])
 
 
 def test_limits_answer_with_clear_errors(service):

@@ -64,8 +64,10 @@ def test_nodes_learn_each_other_only_from_the_service(world):
     STATE['n2'] = record_of(n2, 'n2')
     first = run_peers(n1, 'n1')
     assert not first.get('failed'), first
-    assert first['discovery'] == dict(reached=True, observed='198.51.100.1', records=1)
+    assert first['discovery'] == dict(reached=True, observed='198.51.100.1', records=1, services=[
+        dict(url=URL, reached=True, observed='198.51.100.1', records=1)])
     assert first['peers_added'] == []
+    assert any('plain HTTP' in w and URL in w for w in first['warnings']), first['warnings']
     second = run_peers(n2, 'n2')
     assert second['peers_added'] == [STATE['n1']['public_key']]
     assert second['endpoints']['n1'] == dict(endpoint='198.51.100.1:51820', reason='same-link')

@@ -2,6 +2,7 @@
 bounds, expiry, database faults. The attacks over the network are tests/integration/test_discovery_attacks.py.
 And the client's side: whatever a server answers, the client raises WglanError or gives records,
 never anything else (property-based, bounded)."""
+import hashlib
 import importlib.util
 import sqlite3
 import time
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from collection import DISCOVERY_SERVER
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
 from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
 
 SPEC = importlib.util.spec_from_file_location('wglan_discovery_server', DISCOVERY_SERVER)
@@ -18,10 +20,29 @@ server = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(server)
 
 M1, M2 = 'a' * 64, 'b' * 64
+KEYS = dict((m, crypto.signing_key()) for m in (M1, M2))  # each member's signing key
 
 
 def store(tmp_path, **limits):
     return server.Store(str(tmp_path / 'records.db'), server.Limits(max_connections=100, **limits))
+
+
+def put(s, cluster, member, write_key, seq, data='AAAA', ttl=60, observed='192.0.2.1', signing=None):
+    """A write as a member makes it: signed with its key."""
+    signing = signing or KEYS[member]
+    return s.put(cluster, member, write_key, seq, data, ttl, observed, crypto.public_signer(signing),
+                 crypto.sign(signing, 'put', cluster, member, seq, ttl, data))
+
+
+def delete(s, cluster, member, write_key, seq, signing=None):
+    signing = signing or KEYS[member]
+    return s.delete(cluster, member, write_key, seq, crypto.public_signer(signing),
+                    crypto.sign(signing, 'delete', cluster, member, seq, 0))
+
+
+def key(cluster, write_key):
+    """Where the service files a cluster: its name and the SHA-256 of its write key."""
+    return (cluster, hashlib.sha256(write_key.encode('utf-8')).hexdigest())
 
 
 @pytest.mark.parametrize('ip, source', [
@@ -37,36 +58,101 @@ def test_limits_count_an_ipv4_address_or_an_ipv6_slash_64(ip, source):
 
 def test_a_cluster_goes_with_its_last_member_and_its_history_ages_out(tmp_path):
     s = store(tmp_path, history_seconds=0)
-    s.put('c', M1, 'key-1', 1, 'AAAA', 60, '192.0.2.1')
-    s.put('c', M2, 'key-1', 1, 'AAAA', 60, '192.0.2.2')
-    s.delete('c', M1, 'key-1')
-    assert 'c' in s.clusters and len(s.clusters['c'].changes) == 3
+    put(s, 'c', M1, 'key-1', 1, observed='192.0.2.1')
+    put(s, 'c', M2, 'key-1', 1, observed='192.0.2.2')
+    delete(s, 'c', M1, 'key-1', 9)
+    c = key('c', 'key-1')
+    assert c in s.clusters and len(s.clusters[c].changes) == 3
     s.expire()
-    assert len(s.clusters['c'].changes) == 0, 'history older than history_seconds is dropped'
-    s.delete('c', M2, 'key-1')
-    assert 'c' not in s.clusters
-    assert s.db.execute('SELECT COUNT(*) FROM clusters').fetchone()[0] == 0
-    # nobody owns the name any more: another key may make it again
-    s.put('c', M1, 'key-2', 1, 'AAAA', 60, '192.0.2.1')
+    assert len(s.clusters[c].changes) == 0, 'history older than history_seconds is dropped'
+    delete(s, 'c', M2, 'key-1', 9)
+    assert c not in s.clusters
+    assert s.db.execute('SELECT COUNT(*) FROM records').fetchone()[0] == 0
 
 
 def test_expiry_drops_the_cluster_in_memory_and_in_the_database(tmp_path):
     s = store(tmp_path)
-    s.put('c', M1, 'key', 1, 'AAAA', 1, '192.0.2.1')
-    s.expire(now=s.clusters['c'].members[M1]['expires'] + 1)
+    put(s, 'c', M1, 'key', 1, ttl=1)
+    s.expire(now=s.clusters[key('c', 'key')].members[M1]['expires'] + 1)
     assert s.clusters == {}
-    assert s.db.execute('SELECT COUNT(*) FROM members').fetchone()[0] == 0
-    assert s.db.execute('SELECT COUNT(*) FROM clusters').fetchone()[0] == 0
+    assert s.db.execute('SELECT COUNT(*) FROM records').fetchone()[0] == 0
 
 
 def test_the_number_of_clusters_has_a_bound(tmp_path):
     s = store(tmp_path, max_clusters=2)
-    s.put('c1', M1, 'key', 1, 'AAAA', 60, '192.0.2.1')
-    s.put('c2', M1, 'key', 1, 'AAAA', 60, '192.0.2.1')
+    put(s, 'c1', M1, 'key', 1)
+    put(s, 'c2', M1, 'key', 1)
     with pytest.raises(server.HttpError) as raised:
-        s.put('c3', M1, 'key', 1, 'AAAA', 60, '192.0.2.1')
-    assert raised.value.status == 503 and 'c3' not in s.clusters
-    s.put('c2', M2, 'key', 1, 'AAAA', 60, '192.0.2.1')  # an existing cluster still takes members
+        put(s, 'c3', M1, 'key', 1)
+    assert raised.value.status == 503 and key('c3', 'key') not in s.clusters
+    put(s, 'c2', M2, 'key', 1)  # an existing cluster still takes members
+
+
+def test_a_name_cannot_be_squatted_a_write_with_another_key_makes_another_cluster(tmp_path):
+    s = store(tmp_path)
+    put(s, 'c', M1, 'squatter', 1)               # first, with a key not derived from the token
+    put(s, 'c', M2, 'key', 1)                    # the real cluster is not refused
+    assert s.listing(key('c', 'key'))['members'][0]['member'] == M2
+    assert [m['member'] for m in s.listing(key('c', 'squatter'))['members']] == [M1]
+    assert s.listing(s.readable('c', key('c', 'key')[1]))['members'][0]['member'] == M2
+    with pytest.raises(server.HttpError) as raised:
+        s.readable('c', '')
+    assert raised.value.status == 401
+
+
+def test_a_member_slot_takes_only_writes_signed_by_the_key_of_its_first_write(tmp_path):
+    s = store(tmp_path)
+    put(s, 'c', M1, 'key', 1)
+    other = crypto.signing_key()  # another token holder (a compromised member)
+    for attempt in (lambda: put(s, 'c', M1, 'key', 2, signing=other),
+                    lambda: delete(s, 'c', M1, 'key', 2, signing=other)):
+        with pytest.raises(server.HttpError) as raised:
+            attempt()
+        assert raised.value.status == 403
+    # the right signer, but a signature over something else (the data changed on the way)
+    signer, sig = crypto.public_signer(KEYS[M1]), crypto.sign(KEYS[M1], 'put', 'c', M1, 3, 60, 'AAAA')
+    with pytest.raises(server.HttpError) as raised:
+        s.put('c', M1, 'key', 3, 'BBBB', 60, '192.0.2.1', signer, sig)
+    assert raised.value.status == 403
+    with pytest.raises(server.HttpError) as raised:  # a delete older than the record (a replay)
+        delete(s, 'c', M1, 'key', 1)
+    assert raised.value.status == 409
+    assert s.clusters[key('c', 'key')].members[M1]['seq'] == 1
+    delete(s, 'c', M1, 'key', 2)
+    assert key('c', 'key') not in s.clusters
+
+
+@pytest.mark.parametrize('signer, sig', [(None, None), ('', ''), ('AAAA', 'AAAA'), ('A' * 44, 'B' * 88), (1, [])])
+def test_a_write_without_a_good_signature_is_refused(tmp_path, signer, sig):
+    s = store(tmp_path)
+    with pytest.raises(server.HttpError) as raised:
+        s.put('c', M1, 'key', 1, 'AAAA', 60, '192.0.2.1', signer, sig)
+    assert raised.value.status in (400, 403)
+    assert s.clusters == {}
+
+
+def test_a_watch_of_a_cluster_the_service_lost_is_told_at_once(tmp_path):
+    s = store(tmp_path)
+    answer, wait_on = s.changes_since(key('c', 'key'), 12345)
+    assert answer == dict(version=0, reset=True, members=[], deleted=[]) and wait_on is None
+    assert s.changes_since(key('c', 'key'), 0) == (None, None), 'a watch from the start waits'
+
+
+def test_records_of_an_earlier_version_are_dropped_at_start(tmp_path):
+    path = str(tmp_path / 'records.db')
+    db = sqlite3.connect(path)
+    db.execute('CREATE TABLE clusters (cluster TEXT PRIMARY KEY, verifier TEXT NOT NULL)')
+    db.execute('CREATE TABLE members (cluster TEXT, member TEXT, seq INTEGER, data TEXT, observed TEXT, expires REAL)')
+    db.execute("INSERT INTO clusters VALUES ('c', 'v')")
+    db.execute("INSERT INTO members VALUES ('c', ?, 1, 'AAAA', '192.0.2.1', ?)", (M1, time.time() + 600))
+    db.commit()
+    db.close()
+    s = server.Store(path, server.Limits(max_connections=100))
+    assert s.clusters == {}
+    put(s, 'c', M1, 'key', 1)
+    s.db.close()
+    again = server.Store(path, server.Limits(max_connections=100))
+    assert list(again.clusters[key('c', 'key')].members) == [M1], 'a restart keeps what the service has'
 
 
 class FailingDatabase:
@@ -88,33 +174,33 @@ class FailingDatabase:
 
 def test_a_database_fault_is_a_503_that_changes_nothing_in_memory_or_on_disk(tmp_path):
     s = store(tmp_path)
-    s.put('c', M1, 'key', 1, 'AAAA', 60, '192.0.2.1')
+    put(s, 'c', M1, 'key', 1)
     s.db = FailingDatabase(s.db, after=0)
     with pytest.raises(server.HttpError) as raised:
-        s.put('c', M2, 'key', 1, 'AAAA', 60, '192.0.2.1')
+        put(s, 'c', M2, 'key', 1)
     assert raised.value.status == 503
     with pytest.raises(server.HttpError):
-        s.put('new', M1, 'key', 1, 'AAAA', 60, '192.0.2.1')
-    assert set(s.clusters) == {'c'} and set(s.clusters['c'].members) == {M1}
-    assert s.db.execute('SELECT COUNT(*) FROM members').fetchone()[0] == 1
-    assert s.db.execute('SELECT COUNT(*) FROM clusters').fetchone()[0] == 1
+        put(s, 'new', M1, 'key', 1)
+    assert set(s.clusters) == {key('c', 'key')} and set(s.clusters[key('c', 'key')].members) == {M1}
+    assert s.db.execute('SELECT COUNT(*) FROM records').fetchone()[0] == 1
     assert s.faults == 2
 
 
 def test_expiry_that_cannot_delete_hides_the_record_and_deletes_it_later(tmp_path):
     s = store(tmp_path)
-    s.put('c', M1, 'key', 1, 'AAAA', 60, '192.0.2.1')
-    s.put('c', M2, 'key', 1, 'AAAA', 600, '192.0.2.1')
-    s.clusters['c'].members[M1]['expires'] = time.time() - 1  # (as the database has it: expired)
+    c = key('c', 'key')
+    put(s, 'c', M1, 'key', 1)
+    put(s, 'c', M2, 'key', 1, ttl=600)
+    s.clusters[c].members[M1]['expires'] = time.time() - 1  # (as the database has it: expired)
     real = s.db
     s.db = FailingDatabase(real, after=0)
     s.expire()
-    assert M1 in s.clusters['c'].members, 'kept while the database still has it'
-    assert [m['member'] for m in s.listing('c')['members']] == [M2]
+    assert M1 in s.clusters[c].members, 'kept while the database still has it'
+    assert [m['member'] for m in s.listing(c)['members']] == [M2]
     s.db = real
     s.expire()
-    assert M1 not in s.clusters['c'].members
-    assert s.db.execute('SELECT member FROM members').fetchall() == [(M2,)]
+    assert M1 not in s.clusters[c].members
+    assert s.db.execute('SELECT member FROM records').fetchall() == [(M2,)]
 
 
 def test_the_rate_limiters_table_is_pruned_and_bounded():

@@ -86,17 +86,22 @@ def test_selector_errors_are_clear(expression, fragment):
 
 
 class DeadService:
+    """A service that cannot be reached (the client's own error for it); the real services are the
+    integration tests' (test_discovery_service.py)."""
+    url = 'http://192.0.2.1:8443'
+
     def publish(self, record, ttl):
         raise WglanError('discovery service at http://192.0.2.1:8443 is unreachable: refused')
 
-    fetch = publish
+    def listing(self, warn, seen=None):
+        return self.publish(None, None)
 
 
 def test_unreachable_service_keeps_last_records():
     warnings = []
     saved = {'d1': raw('d1', 3)}
-    records, published, reached = discovery.from_discovery(DeadService(), raw('a1', 1), 60, saved, warnings.append,
-                                                           check_mode=False)
-    assert [r.as_dict() for r in records] == [r.as_dict() for r in parsed(saved['d1'])]
-    assert published is None and reached is False
+    outcome = discovery.from_discovery([DeadService()], raw('a1', 1), 60, saved, warnings.append, check_mode=False)
+    assert [r.as_dict() for r in outcome.records] == [r.as_dict() for r in parsed(saved['d1'])]
+    assert outcome.published is None and outcome.reached is False
+    assert outcome.services == [dict(url='http://192.0.2.1:8443', reached=False, records=0)]
     assert 'keeping the 1 records it gave last time' in warnings[0]

@@ -27,6 +27,7 @@ class Publisher:
         self.node_ips = None        # this host's addresses, when they differ from the role's record
         self.address_exclude = []   # prefixes whose addresses are not node IPs (options, mesh prefix, pod CIDRs)
         self.port = None            # the listen port chosen (topology.shared_nat_port with listen_port_auto)
+        self.again = False          # publish at the next reconcile (a service lost this node's record)
 
     def local_ips(self, params):
         """This host's addresses as a record's node_ips (what wglan_record publishes), or None."""
@@ -101,7 +102,8 @@ class Publisher:
             except WglanError:
                 observed = record.get('observed') or {}
         fresh = plan.record_to_publish(record, observed, requests)
-        due = time.monotonic() - self.last_publish >= options['publish_every'] or self.last_publish == 0
+        due = time.monotonic() - self.last_publish >= options['publish_every'] or self.last_publish == 0 or self.again
+        self.again = False
         if due or self.published != (node_records.without_observations(fresh), observed, fresh['relays']):
             return fresh
         return None

@@ -71,7 +71,7 @@ class Watcher:
         self.options = load_options(config_path)
         self.events = queue.Queue()
         self.stop = threading.Event()
-        self.watches = Watches(self.trigger, self.stop)
+        self.watches = Watches(self.trigger, self.stop, self.republish)
         self.sweeper = Sweeper(self.options['sweep_interval'])
         self.liveness = Liveness()
         self.publisher = Publisher()
@@ -85,6 +85,12 @@ class Watcher:
 
     def trigger(self, why):
         self.events.put(why)
+
+    def republish(self, why):
+        """A discovery service lost this node's record (it restarted empty): the next reconcile
+        publishes it again, to every service."""
+        self.publisher.again = True
+        self.trigger(why)
 
     # -- reconcile: sources -> topology --------------------------------------
     def reconcile(self, why):
@@ -119,7 +125,7 @@ class Watcher:
         changed = self.apply(purge=params['purge'])
         self.relay_table.ensure(config.ifname, self.options)
         rules.ensure_host_firewall(config, self.options)
-        self.watches.start(params, self.publisher.own_ips)
+        self.watches.start(params, self.publisher.own_ips, own_key)
         self.reconciles += 1
         elapsed = (time.monotonic() - started) * 1000
         log('reconciled (%s) in %.0f ms: %d peers%s' % (why, elapsed, len(topo.peers),

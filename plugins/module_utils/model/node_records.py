@@ -25,12 +25,13 @@ def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), 
 
 
 def without_observations(data):
-    """A record, or a state holding records, minus what nodes observed and the relays they use (caches that move)."""
+    """A record, or a state holding records, minus what nodes observed and the relays they use (caches that
+    move), and the sequence numbers of the discovery service's members (which every publish moves)."""
     if not isinstance(data, dict):
         return data
     sections = [k for k in ('records', 'discovery', 'kubernetes') if isinstance(data.get(k), dict)]
     if sections:  # a state: records by name under each source
-        stripped = dict(data)
+        stripped = dict((k, v) for k, v in data.items() if k != 'discovery_seen')
         for section in sections:
             stripped[section] = dict((k, without_observations(v)) for k, v in data[section].items())
         return stripped

@@ -26,13 +26,13 @@ DEFAULTS = dict(
     interface='wglan0', backend='auto', private_key_path=DEFAULT_KEY_PATH, listen_port=DEFAULT_PORT,
     fwmark=DEFAULT_FWMARK, mtu=DEFAULT_MTU, addresses=None, peers=[],
     persistent_keepalive=DEFAULT_KEEPALIVE, purge=False, members=None, self_name=None,
-    pod_networking=False, state_path=STATE_PATH, discovery_url=None, cluster_token=None,
+    pod_networking=False, state_path=STATE_PATH, discovery_url=None, discovery_urls=None, cluster_token=None,
     cluster_id=None, discovery_ca=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
     peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
     relays_path=WATCHER_STATE, listen_port_auto=False,
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
-SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'kubernetes', 'kubeconfig')
+SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'discovery_urls', 'kubernetes', 'kubeconfig')
 
 
 def complete(params, saved):
@@ -48,19 +48,28 @@ def complete(params, saved):
 
 def without_record_sources(params):
     """No peers from records (wglan_peers' automatic: false): only the explicit peers apply."""
-    params.update(members=[], records=[], discovery_url=None, kubernetes=False, kubeconfig=None)
+    params.update(members=[], records=[], discovery_url=None, discovery_urls=None, kubernetes=False, kubeconfig=None)
     return params
 
 
 def uses_records(params):
     """Whether the peers come from node records (the group's, the discovery service's, Kubernetes')."""
     return params.get('members') is not None or params.get('records') is not None \
-        or bool(params.get('discovery_url')) or bool(params.get('kubernetes'))
+        or bool(discovery_urls(params)) or bool(params.get('kubernetes'))
 
 
 def live_source(params):
     """Whether a source tells other nodes of a change at once (discovery service, Kubernetes)."""
-    return bool((params.get('discovery_url') and params.get('cluster_token')) or params.get('kubernetes'))
+    return bool((discovery_urls(params) and params.get('cluster_token')) or params.get('kubernetes'))
+
+
+def discovery_urls(params):
+    """Every discovery service a node uses (discovery_url, then discovery_urls), each once."""
+    urls = []
+    for url in [params.get('discovery_url')] + list(params.get('discovery_urls') or []):
+        if url and str(url).rstrip('/') not in urls:
+            urls.append(str(url).rstrip('/'))
+    return urls
 
 
 def watcher_records_path(state_path):

@@ -12,7 +12,7 @@ import time
 from ansible_collections.wglan.mesh.plugins.module_utils.host import settings_file, state_files, watcher_state, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, plan, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
-from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
+from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery, gather
 
 PEER_OPTIONS = dict(
     public_key=dict(type='str', required=True),
@@ -41,6 +41,7 @@ ARGUMENTS = dict(
     pod_networking=dict(type='bool'),
     state_path=dict(type='path'),
     discovery_url=dict(type='str'),
+    discovery_urls=dict(type='list', elements='str'),
     cluster_token=dict(type='str', no_log=True),
     cluster_id=dict(type='str'),
     discovery_ca=dict(type='path'),
@@ -122,6 +123,9 @@ def run(module):
     if params['state'] == 'absent':
         return remove(module, params)
     config, own_key = run_or_fail(module, gather.device_config, params, module.check_mode)
+    if params['cluster_token']:
+        for text in filter(None, map(discovery.in_clear, settings.discovery_urls(params))):
+            module.warn(text)
     topo, gathered = run_or_fail(module, gather.mesh_topology, params, own_key, module.warn, module.check_mode)
     # handshake times matter only where an endpoint is a fallback guess (it does not replace a live one)
     found = run_or_fail(module, wg_device.read_device, config.ifname, plan.needs_handshakes(topo, seen))

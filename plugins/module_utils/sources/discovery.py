@@ -3,9 +3,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Client of the discovery service: publish this node's record, read the others'.
 
-Records are sealed before they leave (discovery_crypto); what comes back is
-opened and validated, and anything that does not authenticate is dropped with
-a reason, never used.
+Records are sealed and signed before they leave (discovery_crypto); what comes
+back is checked (the member's signature, the key that member signed with
+before, a sequence number no older than one already taken, a record no older
+than its TTL), opened and validated, and anything that fails is dropped with
+a reason, never used. A node can use several services: it publishes to each
+and takes, per member, the newest record any of them has.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +21,7 @@ import json
 import socket
 import ssl
 import time
+from collections import namedtuple
 from urllib.parse import urlsplit
 
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
@@ -29,10 +33,24 @@ MAX_ENDPOINTS = 64  # per record; the server cannot count them, so the client re
 DEFAULT_TTL = 1800
 TIMEOUT = 10
 MAX_ANSWER = 8 * 1024 * 1024  # a full cluster's listing is about 3 MB; a server sending more is refused
+MAX_SEEN = 4096  # members whose key and newest sequence number a node remembers (the oldest go first)
+
+# One member's entry of a listing, checked and opened.
+Entry = namedtuple('Entry', 'member seq signer record')
+
+
+def in_clear(url):
+    """A warning for a service reached over plain HTTP on another host, else None."""
+    parts = urlsplit(url)
+    if parts.scheme != 'http' or parts.hostname in ('localhost', '127.0.0.1', '::1'):
+        return None
+    return ('the discovery service at %s is plain HTTP: the cluster\'s write key crosses the network in clear, '
+            'and whoever can read it can fill the cluster with junk and hold member slots; give the service a '
+            'certificate (the discovery role does by default) and an https URL' % url)
 
 
 class DiscoveryClient:
-    def __init__(self, url, token, cluster=None, ca_file=None, timeout=TIMEOUT, mark=None):
+    def __init__(self, url, token, cluster=None, ca_file=None, timeout=TIMEOUT, mark=None, signing=None):
         parts = urlsplit(url)
         if parts.scheme not in ('http', 'https') or not parts.hostname:
             raise WglanError('discovery URL must look like http(s)://host:port')
@@ -50,6 +68,9 @@ class DiscoveryClient:
         self.context = ssl.create_default_context(cafile=ca_file) if parts.scheme == 'https' else None
         self.mark = mark
         self.open = None  # the connection of the call under way (abort closes it)
+        # signing: this node's WireGuard private key (base64), whence its signing key; None: a new key
+        self.signing = crypto.signing_key(signing)
+        self.signer = crypto.public_signer(self.signing)
 
     def abort(self):
         """End the call under way (from another thread): a long poll on a connection a NAT forgot
@@ -101,15 +122,17 @@ class DiscoveryClient:
                              % (self.url, method, what, type(answer).__name__))
         return answer
 
-    def _listing(self, answer, warn, what):
-        """(version, records) of a listing or watch answer, checked: a server that sends something else
+    def _listing(self, answer, warn, what, seen=None):
+        """(version, [Entry]) of a listing or watch answer, checked: a server that sends something else
         is an error naming it (the caller keeps what it had), never a crash."""
-        version, members = answer.get('version', 0), answer.get('members', [])
+        if 'version' not in answer or 'members' not in answer:
+            raise WglanError('discovery service at %s: %s: the answer has no version or members' % (self.url, what))
+        version, members = answer['version'], answer['members']
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
             raise WglanError('discovery service at %s: %s: version %r is not a version' % (self.url, what, version))
         if not isinstance(members, list) or not all(isinstance(entry, dict) for entry in members):
             raise WglanError('discovery service at %s: %s: members is not a list of objects' % (self.url, what))
-        return version, self.open_entries(members, warn)
+        return version, self.open_entries(members, warn, seen)
 
     def hello(self):
         observed = self._call('GET', '/v1/hello').get('observed')
@@ -123,56 +146,151 @@ class DiscoveryClient:
             raise WglanError('a record may carry at most %d endpoints' % MAX_ENDPOINTS)
         member = crypto.member_id(record['public_key'])
         seq = int(time.time() * 1000) if seq is None else seq
-        body = dict(seq=seq, data=self.box.seal(member, seq, record), ttl=ttl)
+        # (its own time, its TTL and the key that signs it, sealed with it: a client drops it when it is
+        # older than its TTL, and a service cannot pass another key's signature off as this member's)
+        sealed = dict(record, discovery_issued=int(time.time()), discovery_ttl=ttl, discovery_signer=self.signer)
+        data = self.box.seal(member, seq, sealed)
+        body = dict(seq=seq, data=data, ttl=ttl, signer=self.signer,
+                    sig=crypto.sign(self.signing, 'put', self.cluster, member, seq, ttl, data))
         return self._call('PUT', '/v1/clusters/%s/members/%s' % (self.cluster, member), body, auth=True)
 
-    def delete(self, public_key):
+    def delete(self, public_key, seq=None):
+        """Remove the member's record (signed, with a sequence number newer than the record's)."""
         member = crypto.member_id(public_key)
-        return self._call('DELETE', '/v1/clusters/%s/members/%s' % (self.cluster, member), auth=True)
+        seq = int(time.time() * 1000) if seq is None else seq
+        body = dict(seq=seq, signer=self.signer, sig=crypto.sign(self.signing, 'delete', self.cluster, member, seq, 0))
+        return self._call('DELETE', '/v1/clusters/%s/members/%s' % (self.cluster, member), body, auth=True)
 
-    def open_entries(self, entries, warn):
-        """Entries from the service -> NodeRecords (parsed once, here), each with the address the service
-        saw its requests come from (public_ip)."""
-        records = []
+    def open_entries(self, entries, warn, seen=None):
+        """Entries from the service -> Entry(member, seq, signer, NodeRecord), each record with the
+        address the service saw its requests come from (public_ip). seen: {member: [seq, signer]} of
+        what this node took before; a member signed by another key, or older than that, is dropped."""
+        opened = []
+        now = time.time()
         for entry in entries:
             if not isinstance(entry, dict):
                 warn('discovery: record dropped: an entry of the listing is not an object')
                 continue
-            member = str(entry.get('member', ''))
+            member = str(entry.get('member', ''))[:64]
             try:
-                raw = self.box.open(member, int(entry.get('seq', -1)), entry.get('data', ''))
-                if isinstance(raw, dict):
-                    raw['discovery_observed'] = entry.get('observed')
-                record = parse_record(raw)
-                if crypto.member_id(record.public_key) != member:
-                    raise WglanError('record of member %s names another public key' % member[:12])
+                opened.append(self._open_entry(entry, member, (seen or {}).get(member), now))
             except (WglanError, ValueError, TypeError, OverflowError) as exc:
-                warn('discovery: record dropped: %s' % exc)
-                continue
-            records.append(record)
-        return records
+                warn('discovery: record of member %s dropped: %s' % (member[:12], exc))
+        return opened
 
-    def fetch(self, warn):
-        """(version, records) of every member that authenticates."""
+    def _open_entry(self, entry, member, pinned, now):
+        seq, ttl, data = entry.get('seq'), entry.get('ttl'), entry.get('data')
+        signer, sig = entry.get('signer'), entry.get('sig')
+        for value in (seq, ttl):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise WglanError('seq and ttl must be whole numbers')
+        if not all(isinstance(v, str) for v in (data, signer, sig)):
+            raise WglanError('not signed')
+        if not crypto.verify(signer, sig, 'put', self.cluster, member, seq, ttl, data):
+            raise WglanError('the signature does not verify')
+        if pinned and signer != pinned[1]:
+            raise WglanError('signed by another key than the one this member signed with before')
+        if pinned and seq < pinned[0]:
+            raise WglanError('sequence number %d is older than %d, already taken (a replay)' % (seq, pinned[0]))
+        raw = self.box.open(member, seq, data)
+        if raw.get('discovery_signer') != signer:
+            raise WglanError('sealed for another signing key than the one that signed it')
+        issued, life = raw.get('discovery_issued'), raw.get('discovery_ttl')
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (issued, life)):
+            raise WglanError('the record does not say when it was made')
+        if issued + life < now:
+            raise WglanError('the record is older than its TTL (%d s)' % life)
+        raw['discovery_observed'] = entry.get('observed')
+        record = parse_record(raw)
+        if crypto.member_id(record.public_key) != member:
+            raise WglanError('the record names another public key')
+        return Entry(member, seq, signer, record)
+
+    def listing(self, warn, seen=None):
+        """(version, [Entry]) of every member that checks out."""
         answer = self._call('GET', '/v1/clusters/%s/members' % self.cluster)
-        return self._listing(answer, warn, 'members')
+        return self._listing(answer, warn, 'members', seen)
+
+    def fetch(self, warn, seen=None):
+        """(version, records) of every member that checks out."""
+        version, entries = self.listing(warn, seen)
+        return version, [e.record for e in entries]
 
     def watch(self, since, warn, timeout=25):
         """Block until the cluster changes after since (or timeout). Returns the raw answer with opened records."""
         answer = self._call('GET', '/v1/clusters/%s/watch?since=%d&timeout=%d' % (self.cluster, since, timeout),
                             timeout=timeout + self.timeout)
-        answer['version'], answer['records'] = self._listing(answer, warn, 'watch')
+        answer['version'], entries = self._listing(answer, warn, 'watch')
+        answer['records'] = [e.record for e in entries]
+        answer['member_ids'] = [e.get('member') for e in answer['members'] if isinstance(e, dict)]
         return answer
 
 
-def from_discovery(client, publish_record, ttl, saved, warn, check_mode):
-    """(NodeRecords, what publish answered or None, reached). Falls back to saved when unreachable."""
-    published = None
-    try:
-        if publish_record and publish_record.get('public_key') and not check_mode:
-            published = client.publish(publish_record, ttl=ttl)
-        _version, records = client.fetch(warn)
-        return records, published, True
-    except WglanError as exc:
-        warn('%s; keeping the %d records it gave last time' % (exc, len(saved or {})))
-        return parse_known(saved, warn, 'discovery'), None, False
+def remember(seen, entries):
+    """seen ({member: [seq, signer]}) with the entries taken now, the oldest forgotten past MAX_SEEN."""
+    seen = dict(seen or {})
+    for entry in entries:
+        seen[entry.member] = [entry.seq, entry.signer]
+    if len(seen) > MAX_SEEN:
+        seen = dict(sorted(seen.items(), key=lambda item: item[1][0])[-MAX_SEEN:])
+    return seen
+
+
+def valid_seen(raw):
+    """What a state file says was seen, or {} (a file from an earlier version, or damaged)."""
+    if not isinstance(raw, dict):
+        return {}
+    return dict((m, v) for m, v in raw.items() if isinstance(m, str) and isinstance(v, list) and len(v) == 2
+                and isinstance(v[0], int) and isinstance(v[1], str))
+
+
+class Outcome:
+    """What the discovery services gave: the records (newest per member over every service reached;
+    the saved ones when none was), what the first service that took this node's record
+    saw it as, whether any was reached, the members seen, and a report per service."""
+
+    __slots__ = ('records', 'published', 'reached', 'seen', 'services')
+
+    def __init__(self):
+        self.records, self.published, self.reached, self.seen, self.services = [], None, False, {}, []
+
+
+def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=None):
+    """Publish to every service and read every one. A service not reached costs nothing while
+    another is; when none is, the records saved from the last run stand in."""
+    if isinstance(clients, DiscoveryClient):
+        clients = [clients]
+    seen = valid_seen(seen)
+    outcome = Outcome()
+    newest = {}      # member -> Entry
+    missed = []
+    for client in clients:
+        report = dict(url=client.url, reached=False, records=0)
+        try:
+            if publish_record and publish_record.get('public_key') and not check_mode:
+                published = client.publish(publish_record, ttl=ttl)
+                report['observed'] = published.get('observed')
+                if outcome.published is None:
+                    outcome.published = published
+            _version, entries = client.listing(warn, seen)
+        except WglanError as exc:
+            missed.append(str(exc))
+            outcome.services.append(report)
+            continue
+        report.update(reached=True, records=len(entries))
+        outcome.services.append(report)
+        outcome.reached = True
+        for entry in entries:
+            have = newest.get(entry.member)
+            if have is None or entry.seq > have.seq:
+                newest[entry.member] = entry
+    outcome.seen = remember(seen, newest.values())
+    records = [newest[m].record for m in sorted(newest)]
+    if missed and outcome.reached:
+        # (the services reached have what the nodes publish: a record no service has is gone)
+        warn('%s; the other discovery services answered' % '; '.join(missed))
+    elif missed:
+        warn('%s; keeping the %d records it gave last time' % ('; '.join(missed), len(saved or {})))
+        records = parse_known(saved, warn, 'discovery')
+    outcome.records = records
+    return outcome

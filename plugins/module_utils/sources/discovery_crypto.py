@@ -15,7 +15,17 @@ for one purpose:
 - write key: proves to the server that a writer holds the token. The server
   keeps only SHA-256 of it (set by the cluster's first write) and refuses
   writes and deletes that do not present it: knowing the cluster id is not
-  enough to overwrite or delete a member's record.
+  enough to overwrite or delete a member's record. The service files a
+  cluster under its name and that hash together, so a write key not derived
+  from the token makes a cluster of its own that no token holder reads: a
+  cluster's name cannot be squatted.
+- signing key (per node, Ed25519): derived from the node's WireGuard private
+  key, so it needs no file of its own and is the same at every run. Each
+  write and delete is signed with it. The service pins a member slot to the
+  key of its first write and checks every later one; clients check the
+  signature too, remember the key and the highest sequence number they
+  accepted per member, and take nothing older (a service that replays an old
+  record, or a member that writes another's slot, is caught).
 
 The server sees ciphertext, member ids (a hash of the member's public key),
 sequence numbers and source addresses, never a key, address or endpoint.
@@ -33,8 +43,9 @@ import os
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 
 try:
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives import hashes
+    from cryptography.exceptions import InvalidSignature, InvalidTag
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
     HAS_CRYPTOGRAPHY = True
@@ -43,6 +54,7 @@ except ImportError:  # pragma: no cover - exercised by the import sanity test
 
 VERSION = 1
 _SALT = b'wglan.mesh discovery v1'
+_SIGNING_SALT = b'wglan.mesh discovery signing v1'
 NONCE_LEN = 12
 
 
@@ -73,6 +85,47 @@ def write_key(token):
 def write_key_verifier(write_key_b64):
     """What the server stores: SHA-256 of the write key."""
     return hashlib.sha256(write_key_b64.encode('ascii')).hexdigest()
+
+
+def signing_key(private_key=None):
+    """This node's Ed25519 signing key: derived from its WireGuard private key (32 raw bytes, or base64),
+    or a new one for a publisher without a node key (its slot is its own until the record goes)."""
+    if not HAS_CRYPTOGRAPHY:
+        raise WglanError('the Python library "cryptography" is required')
+    if private_key is None:
+        return Ed25519PrivateKey.generate()
+    if isinstance(private_key, Ed25519PrivateKey):
+        return private_key
+    raw = private_key if isinstance(private_key, bytes) else base64.b64decode(private_key)
+    seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SIGNING_SALT, info=b'ed25519').derive(raw)
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def public_signer(key):
+    """The signing key's public half, base64 (what the service pins and a listing names)."""
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode('ascii')
+
+
+def signed_message(kind, cluster, member, seq, ttl, data):
+    """What a write (kind put) or delete (kind delete, ttl 0, data '') signs. The service builds the
+    same bytes (roles/discovery/files/wglan_discovery.py, which imports nothing of the collection)."""
+    head = 'wglan-discovery|1|%s|%s|%s|%d|%d|' % (kind, cluster, member, seq, ttl)
+    return head.encode('ascii') + data.encode('ascii')
+
+
+def sign(key, kind, cluster, member, seq, ttl, data=''):
+    return base64.b64encode(key.sign(signed_message(kind, cluster, member, seq, ttl, data))).decode('ascii')
+
+
+def verify(signer, signature, kind, cluster, member, seq, ttl, data):
+    """Whether signature (base64) is signer's (base64 Ed25519 public key) over that write."""
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(signer, validate=True))
+        public.verify(base64.b64decode(signature, validate=True), signed_message(kind, cluster, member, seq, ttl, data))
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
 
 
 def _aad(cluster, member, seq):

@@ -54,16 +54,25 @@ def _from_kubernetes(params, records, state, warn, check_mode):
     return records, saved, dict(reached=reached, node=node_name, published=published, records=len(found))
 
 
-def _from_discovery(params, records, state, warn, check_mode):
+def discovery_clients(params):
+    """A client for each discovery service, signing with this node's key (derived from its WireGuard key)."""
     if not params['cluster_token']:
         raise WglanError('discovery_url needs cluster_token')
-    client = DiscoveryClient(params['discovery_url'], params['cluster_token'], params['cluster_id'],
-                             params['discovery_ca'], mark=params['fwmark'])
-    found, published, reached = from_discovery(client, params['publish'], params['discovery_ttl'],
-                                               state.get('discovery', {}), warn, check_mode)
-    records, saved = _merged(records, found, warn, 'discovery', reached)
-    return records, saved, dict(reached=reached, observed=published.get('observed') if published else None,
-                                records=len(found))
+    private_key = None
+    if params.get('publish'):
+        private_key, _created = key_files.load_or_create_private_key(params['private_key_path'], check_mode=True)
+    return [DiscoveryClient(url, params['cluster_token'], params['cluster_id'], params['discovery_ca'],
+                            mark=params.get('fwmark'), signing=private_key)
+            for url in settings.discovery_urls(params)]
+
+
+def _from_discovery(params, records, state, warn, check_mode):
+    outcome = from_discovery(discovery_clients(params), params['publish'], params['discovery_ttl'],
+                             state.get('discovery', {}), warn, check_mode, seen=state.get('discovery_seen'))
+    records, saved = _merged(records, outcome.records, warn, 'discovery', outcome.reached)
+    published = outcome.published
+    return records, saved, dict(reached=outcome.reached, observed=published.get('observed') if published else None,
+                                records=len(outcome.records), services=outcome.services), outcome.seen
 
 
 def kept_records(params):
@@ -78,7 +87,8 @@ def kept_records(params):
         except WglanError:
             kept = None  # the watcher's cache only: it is written again at this reconcile
         if isinstance(kept, dict):
-            state.update((name, kept[name]) for name in ('discovery', 'kubernetes') if isinstance(kept.get(name), dict))
+            state.update((name, kept[name]) for name in ('discovery', 'kubernetes', 'discovery_seen')
+                         if isinstance(kept.get(name), dict))
     return state
 
 
@@ -90,10 +100,11 @@ def gather_records(params, own_key, warn, check_mode=False):
                                                   state.get('records', {}), warn)
     saved = dict(version=node_records.RECORD_VERSION, records=used)
     reports = {}
-    for name, wanted, source in (('kubernetes', params['kubernetes'], _from_kubernetes),
-                                 ('discovery', params['discovery_url'], _from_discovery)):
-        if wanted:
-            records, saved[name], reports[name] = source(params, records, state, warn, check_mode)
+    if params['kubernetes']:
+        records, saved['kubernetes'], reports['kubernetes'] = _from_kubernetes(params, records, state, warn, check_mode)
+    if settings.discovery_urls(params):
+        records, saved['discovery'], reports['discovery'], saved['discovery_seen'] = _from_discovery(
+            params, records, state, warn, check_mode)
     me = next((r for r in reversed(records) if r.name == params['self_name']
                or (own_key and r.public_key == own_key)), None)
     if me is None:

@@ -13,14 +13,23 @@ lets clients watch a cluster (long poll: a change is answered at once).
 HTTP/JSON API (v1):
   GET    /v1/hello                                   -> {"observed": ip}
   PUT    /v1/clusters/<cluster>/members/<member>     Authorization: Bearer <write key>
-         {"seq": n, "data": "<sealed>", "ttl": s}    -> {"observed", "version", "expires"}
+         {"seq": n, "data": "<sealed>", "ttl": s, "signer": "<Ed25519 public key>", "sig": "<signature>"}
+                                                     -> {"observed", "version", "expires"}
   DELETE /v1/clusters/<cluster>/members/<member>     Authorization: Bearer <write key>
+         {"seq": n, "signer": "...", "sig": "..."}   (seq newer than the record's)
   GET    /v1/clusters/<cluster>/members              Authorization: Bearer <read proof>
                                                      -> {"version", "members": [...]}
   GET    /v1/clusters/<cluster>/watch?since=V&timeout=T  Authorization: Bearer <read proof>
          -> {"version", "reset", "members": [changed], "deleted": [member ids]}
 The read proof is the hex SHA-256 of the write key: what the service keeps to check writes with,
 so it needs nothing more, and only token holders can read a cluster's sealed records.
+
+A cluster is filed under its name and the SHA-256 of its write key together: a write with another
+key makes another cluster, which nobody with the token reads, so a name cannot be squatted.
+A member slot is pinned to the Ed25519 key of its first write (for as long as its record lives):
+every later write and the delete must be signed with it, over
+"wglan-discovery|1|<put or delete>|<cluster>|<member>|<seq>|<ttl, 0 for delete>|<data, '' for delete>",
+and a listing gives each record's signer and signature, for clients to check as well.
 Errors are {"error": "..."} with 400, 401, 403, 404, 405, 408, 409, 413, 429 or 503.
 
 HTTP is aiohttp's (Debian: python3-aiohttp). Around it, this program bounds what a
@@ -42,7 +51,6 @@ import asyncio
 import base64
 import collections
 import hashlib
-import hmac
 import inspect
 import ipaddress
 import json
@@ -56,6 +64,8 @@ import ssl
 import time
 
 from aiohttp import web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 LOG = logging.getLogger('wglan-discovery')
 _CLUSTER_RE = re.compile(r'^[A-Za-z0-9._-]{1,128}$')
@@ -138,12 +148,35 @@ class HttpError(Exception):
         self.headers = headers or {}
 
 
+def signed_message(kind, cluster, member, seq, ttl, data):
+    """What a write or delete is signed over (the collection's discovery_crypto.signed_message)."""
+    return ('wglan-discovery|1|%s|%s|%s|%d|%d|' % (kind, cluster, member, seq, ttl)).encode('ascii') + data.encode('ascii')
+
+
+def decoded(text, length, what):
+    """The bytes of a base64 field of a fixed length, or a 400."""
+    try:
+        raw = base64.b64decode(text, validate=True) if isinstance(text, str) else b''
+    except (ValueError, TypeError):
+        raw = b''
+    if len(raw) != length:
+        raise HttpError(400, '%s must be %d bytes in base64' % (what, length))
+    return raw
+
+
+def check_signature(signer, sig, message):
+    try:
+        Ed25519PublicKey.from_public_bytes(decoded(signer, 32, 'signer')).verify(decoded(sig, 64, 'sig'), message)
+    except (InvalidSignature, ValueError):
+        raise HttpError(403, 'the signature is not the member\'s')
+
+
 class Cluster:
     __slots__ = ('verifier', 'members', 'version', 'changes', 'waiters', 'listed')
 
     def __init__(self, verifier):
         self.verifier = verifier
-        self.members = {}          # member -> dict(seq, data, observed, expires, version)
+        self.members = {}          # member -> dict(seq, data, observed, expires, version, ttl, signer, sig)
         # Versions are opaque to clients. Starting from the clock (ms) keeps them rising across a
         # restart of the service (and a cluster dropped and made again), so a watcher's `since` from
         # before is never taken for a version of now (see changes_since for one that is ahead).
@@ -162,18 +195,24 @@ class Store:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute('PRAGMA journal_mode=WAL')
         self.db.execute('PRAGMA synchronous=NORMAL')
-        self.db.execute('CREATE TABLE IF NOT EXISTS clusters (cluster TEXT PRIMARY KEY, verifier TEXT NOT NULL)')
-        self.db.execute('CREATE TABLE IF NOT EXISTS members (cluster TEXT, member TEXT, seq INTEGER, data TEXT, '
-                        'observed TEXT, expires REAL, PRIMARY KEY (cluster, member))')
-        self.clusters = {}
-        for cluster, verifier in self.db.execute('SELECT cluster, verifier FROM clusters'):
-            self.clusters[cluster] = Cluster(verifier)
+        if self.db.execute("SELECT name FROM sqlite_master WHERE name = 'clusters'").fetchone():
+            # (an earlier version's records: unsigned, which no client takes any more; nodes publish again)
+            LOG.warning('database: dropping the records of an earlier version of the service (unsigned)')
+            self.db.execute('DROP TABLE IF EXISTS clusters')
+            self.db.execute('DROP TABLE IF EXISTS members')
+        # a cluster is (name, verifier): it exists while it has records
+        self.db.execute('CREATE TABLE IF NOT EXISTS records (cluster TEXT, verifier TEXT, member TEXT, seq INTEGER, '
+                        'data TEXT, observed TEXT, expires REAL, ttl INTEGER, signer TEXT, sig TEXT, '
+                        'PRIMARY KEY (cluster, verifier, member))')
+        self.clusters = {}  # (name, verifier) -> Cluster
         now = time.time()
-        for cluster, member, seq, data, observed, expires in self.db.execute('SELECT * FROM members'):
-            if expires > now and cluster in self.clusters:
-                c = self.clusters[cluster]
+        for name, verifier, member, seq, data, observed, expires, ttl, signer, sig in self.db.execute(
+                'SELECT * FROM records'):
+            if expires > now:
+                c = self.clusters.setdefault((name, verifier), Cluster(verifier))
                 c.version += 1
-                c.members[member] = dict(seq=seq, data=data, observed=observed, expires=expires, version=c.version)
+                c.members[member] = dict(seq=seq, data=data, observed=observed, expires=expires, version=c.version,
+                                         ttl=ttl, signer=signer, sig=sig)
         self.faults = 0
         self.faults_logged, self.log_after = 0, 0.0
 
@@ -197,31 +236,25 @@ class Store:
             raise HttpError(503, 'the service could not store this; try again later', {'Retry-After': '5'})
 
     def _authorize(self, cluster, write_key, create):
-        """(Cluster or None for a new one, the verifier of the key presented)."""
-        presented = hashlib.sha256(write_key.encode('utf-8')).hexdigest()
-        c = self.clusters.get(cluster)
+        """(the cluster's key, its Cluster or None for a new one) for a write with write_key."""
+        key = (cluster, hashlib.sha256(write_key.encode('utf-8')).hexdigest())
+        c = self.clusters.get(key)
         if c is None:
             if not create:
-                raise HttpError(404, 'no such cluster')
+                raise HttpError(404, 'no such cluster (or not with this write key)')
             if len(self.clusters) >= self.limits.max_clusters:
                 raise HttpError(503, 'the service holds as many clusters as it may (%d)' % self.limits.max_clusters,
                                 {'Retry-After': '60'})
-            return None, presented
-        if not hmac.compare_digest(c.verifier, presented):
-            raise HttpError(403, 'write key does not match this cluster')
-        return c, presented
+        return key, c
 
-    def may_read(self, cluster, proof):
-        """Listings and watches need the read proof (SHA-256 of the write key, hex: what the cluster's
-        verifier is), so that only token holders get the sealed records, which would otherwise let
-        anyone try to guess the token offline. A cluster that does not exist has nothing to read."""
-        c = self.clusters.get(cluster)
-        if c is None:
-            return
+    @staticmethod
+    def readable(cluster, proof):
+        """The key of the cluster a read proof reads (SHA-256 of the write key, hex: the cluster's
+        verifier), so that only token holders get the sealed records, which would otherwise let anyone
+        try to guess the token offline. A cluster that does not exist (under that proof) is empty."""
         if not proof:
             raise HttpError(401, 'reading a cluster needs its read proof (Authorization: Bearer ...)')
-        if not hmac.compare_digest(c.verifier, proof):
-            raise HttpError(403, 'read proof does not match this cluster')
+        return (cluster, proof)
 
     def _changed(self, c, member):
         c.version += 1
@@ -233,37 +266,42 @@ class Store:
                 waiter.set_result(True)
         return c.version
 
-    def put(self, cluster, member, write_key, seq, data, ttl, observed):
-        c, verifier = self._authorize(cluster, write_key, create=True)
+    def put(self, cluster, member, write_key, seq, data, ttl, observed, signer, sig):
+        key, c = self._authorize(cluster, write_key, create=True)
         existing = c.members.get(member) if c is not None else None
         if c is not None and existing is None and len(c.members) >= self.limits.members_per_cluster:
             raise HttpError(403, 'cluster is full (%d members)' % self.limits.members_per_cluster)
+        if existing is not None and signer != existing['signer']:
+            raise HttpError(403, 'this member slot is another key\'s until its record goes')
+        check_signature(signer, sig, signed_message('put', cluster, member, seq, ttl, data))
         if existing is not None and seq <= existing['seq']:
             raise HttpError(409, 'stale sequence number %d (have %d)' % (seq, existing['seq']))
         expires = time.time() + ttl
-        statements = [] if c is not None else [('INSERT OR REPLACE INTO clusters VALUES (?, ?)', (cluster, verifier))]
-        statements.append(('INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?, ?)',
-                           (cluster, member, seq, data, observed, expires)))
-        self._write(statements)
+        self._write([('INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                      (cluster, key[1], member, seq, data, observed, expires, ttl, signer, sig))])
         if c is None:
-            c = self.clusters[cluster] = Cluster(verifier)
+            c = self.clusters[key] = Cluster(key[1])
         version = self._changed(c, member)
-        c.members[member] = dict(seq=seq, data=data, observed=observed, expires=expires, version=version)
+        c.members[member] = dict(seq=seq, data=data, observed=observed, expires=expires, version=version,
+                                 ttl=ttl, signer=signer, sig=sig)
         return version, expires
 
-    def delete(self, cluster, member, write_key):
-        c, _verifier = self._authorize(cluster, write_key, create=False)
-        if member not in c.members:
+    def delete(self, cluster, member, write_key, seq, signer, sig):
+        key, c = self._authorize(cluster, write_key, create=False)
+        existing = c.members.get(member)
+        if existing is None:
             raise HttpError(404, 'no such member')
-        statements = [('DELETE FROM members WHERE cluster = ? AND member = ?', (cluster, member))]
-        last = len(c.members) == 1
-        if last:
-            statements.append(('DELETE FROM clusters WHERE cluster = ?', (cluster,)))
-        self._write(statements)
+        if signer != existing['signer']:
+            raise HttpError(403, 'this member slot is another key\'s')
+        check_signature(signer, sig, signed_message('delete', cluster, member, seq, 0, ''))
+        if seq <= existing['seq']:
+            raise HttpError(409, 'a delete must be newer than the record (seq %d, have %d)' % (seq, existing['seq']))
+        self._write([('DELETE FROM records WHERE cluster = ? AND verifier = ? AND member = ?',
+                      (cluster, key[1], member))])
         del c.members[member]
         version = self._changed(c, member)
-        if last:
-            self._drop(cluster)
+        if not c.members:
+            self._drop(key)
         return version
 
     def _drop(self, cluster):
@@ -283,9 +321,8 @@ class Store:
             gone = [m for m, r in c.members.items() if r['expires'] <= now]
             if gone:
                 last = len(gone) == len(c.members)
-                statements = [('DELETE FROM members WHERE cluster = ? AND member = ?', (cluster, m)) for m in gone]
-                if last:
-                    statements.append(('DELETE FROM clusters WHERE cluster = ?', (cluster,)))
+                statements = [('DELETE FROM records WHERE cluster = ? AND verifier = ? AND member = ?',
+                               cluster + (m,)) for m in gone]
                 try:
                     self._write(statements)
                 except HttpError:
@@ -302,7 +339,7 @@ class Store:
     @staticmethod
     def view(member, record):
         return dict(member=member, seq=record['seq'], data=record['data'], observed=record['observed'],
-                    expires=int(record['expires']))
+                    expires=int(record['expires']), ttl=record['ttl'], signer=record['signer'], sig=record['sig'])
 
     @staticmethod
     def _live(c):
@@ -330,6 +367,10 @@ class Store:
         """(answer, None) if there is something to say, else (None, cluster) to wait on."""
         c = self.clusters.get(cluster)
         if c is None:
+            if since > 0:
+                # A version of a cluster this service no longer has (it restarted empty, or every record
+                # went): said at once, so that the watcher publishes again now.
+                return dict(version=0, reset=True, members=[], deleted=[]), None
             return None, None
         if since > c.version:
             # A version this run never gave (the client watched an earlier run of the service):
@@ -587,8 +628,7 @@ class Server:
             raise HttpError(404, 'no such resource')
         cluster = parts[2]
         if parts[3] == 'members' and len(parts) == 4 and method == 'GET':
-            self.store.may_read(cluster, bearer(request))
-            return 200, self.store.listing_bytes(cluster)
+            return 200, self.store.listing_bytes(self.store.readable(cluster, bearer(request)))
         if parts[3] == 'watch' and len(parts) == 4 and method == 'GET':
             return 200, await self._watch(cluster, request.query, bearer(request))
         if parts[3] == 'members' and len(parts) == 5 and method in ('PUT', 'DELETE'):
@@ -599,9 +639,11 @@ class Server:
             if not auth.startswith('Bearer ') or not 8 <= len(auth) <= 7 + MAX_WRITE_KEY:
                 raise HttpError(401, 'a write key is required (Authorization: Bearer ...)')
             write_key = auth[7:]
+            doc = self._document(await self._body(request))
             if method == 'PUT':
-                return 200, self._put(cluster, member, write_key, await self._body(request), client)
-            return 200, {'version': self.store.delete(cluster, member, write_key)}
+                return 200, self._put(cluster, member, write_key, doc, client)
+            seq = self._number(doc.get('seq'), 'seq', 0, MAX_SEQ)
+            return 200, {'version': self.store.delete(cluster, member, write_key, seq, doc.get('signer'), doc.get('sig'))}
         raise HttpError(405 if parts[3] in ('members', 'watch') else 404, 'method not allowed here')
 
     def stats(self):
@@ -622,18 +664,30 @@ class Server:
         except web.HTTPRequestEntityTooLarge:
             raise HttpError(413, 'body too large (limit %d bytes)' % MAX_BODY)
 
-    def _put(self, cluster, member, write_key, body, client):
+    @staticmethod
+    def _document(body):
         try:
             doc = json.loads(body.decode('utf-8'))
-            seq = doc['seq']
-            data = doc['data']
-            ttl = doc.get('ttl', self.limits.default_ttl)
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            raise HttpError(400, 'body must be JSON with seq, data and optional ttl')
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
-            raise HttpError(400, 'seq must be an integer from 0 to %d' % MAX_SEQ)
+        except (ValueError, RecursionError):
+            raise HttpError(400, 'the body must be a JSON object')
+        if not isinstance(doc, dict):
+            raise HttpError(400, 'the body must be a JSON object')
+        return doc
+
+    @staticmethod
+    def _number(value, what, least, most):
+        if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+            raise HttpError(400, '%s must be an integer from %d to %d' % (what, least, most))
+        return value
+
+    def _put(self, cluster, member, write_key, doc, client):
+        if 'seq' not in doc or 'data' not in doc:
+            raise HttpError(400, 'body must be JSON with seq, data, signer, sig and optional ttl')
+        seq = self._number(doc['seq'], 'seq', 0, MAX_SEQ)
+        ttl = doc.get('ttl', self.limits.default_ttl)
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= self.limits.max_ttl:
             raise HttpError(400, 'ttl must be 1-%d seconds' % self.limits.max_ttl)
+        data = doc['data']
         if not isinstance(data, str):
             raise HttpError(400, 'data must be a base64 string')
         try:
@@ -642,10 +696,11 @@ class Server:
             raise HttpError(400, 'data must be a base64 string')
         if size > self.limits.bytes_per_record:
             raise HttpError(413, 'record is %d bytes, the limit is %d' % (size, self.limits.bytes_per_record))
-        version, expires = self.store.put(cluster, member, write_key, seq, data, ttl, client)
+        version, expires = self.store.put(cluster, member, write_key, seq, data, ttl, client,
+                                          doc.get('signer'), doc.get('sig'))
         return {'observed': client, 'version': version, 'expires': int(expires)}
 
-    async def _watch(self, cluster, query, proof):
+    async def _watch(self, name, query, proof):
         since_text, timeout_text = query.get('since', '0'), query.get('timeout', '25')
         if not _DIGITS_RE.match(since_text) or int(since_text) > MAX_SEQ:
             raise HttpError(400, 'since must be an integer from 0 to %d' % MAX_SEQ)
@@ -656,9 +711,9 @@ class Server:
         if not math.isfinite(timeout) or timeout < 0:
             raise HttpError(400, 'timeout must be a number of seconds from 0 to %d' % self.limits.max_watch)
         since = int(since_text)
+        cluster = self.store.readable(name, proof)
         deadline = time.monotonic() + min(timeout, self.limits.max_watch)
         while True:
-            self.store.may_read(cluster, proof)  # (again each time: the cluster may have been made meanwhile)
             answer, c = self.store.changes_since(cluster, since)
             if answer is not None:
                 return answer
