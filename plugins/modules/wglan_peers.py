@@ -173,8 +173,17 @@ options:
     description: Name of the cluster on the discovery service. Default, hex SHA-256 of O(cluster_token).
     type: str
   discovery_ca:
-    description: CA bundle to verify the discovery service's certificate.
+    description:
+      - A CA bundle (a file) to check the discovery services' certificates with. With it, or with
+        O(discovery_ca_pem), only those CAs are trusted. Without either, the system's trust store is used.
+      - A bundle that cannot be read is an error of each service, as one that cannot be reached is. The
+        saved records then stand in.
     type: path
+  discovery_ca_pem:
+    description:
+      - CA certificates (PEM text) to check the discovery services' certificates with, with O(discovery_ca) or
+        instead of it. The node role gives the CA of each discovery service that the discovery role set up.
+    type: str
   discovery_ttl:
     description: Seconds the service keeps this node's record unless it is published again. Default C(1800).
     type: int

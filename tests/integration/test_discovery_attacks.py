@@ -681,20 +681,27 @@ def test_a_server_that_replays_or_forges_records_is_caught_by_the_client(service
 
 
 def test_over_tls_a_client_works_and_a_handshake_that_never_comes_is_cut_off(service, tmp_path):
-    """The same service with a certificate: the collection's client publishes and reads over TLS
-    with the CA, and a connection that never starts its handshake is cut at the header deadline
-    (the handshake comes before any limit can count the connection)."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import kube_apiserver  # noqa: E402  (tests/ is not a package; its certificate helper)
-    paths = kube_apiserver.write_certificates(str(tmp_path), '127.0.0.1')
-    service.start('--cert', paths['server.crt'], '--key', paths['server.key'])
+    """The service with the certificate the discovery role makes (wglan_discovery_tls): the collection's
+    client publishes and reads over TLS trusting that CA alone; a client that trusts another CA is
+    refused (an error naming the service, never records); and a connection that never starts its
+    handshake is cut at the header deadline (the handshake comes before any limit can count it)."""
+    from ansible_collections.wglan.mesh.plugins.module_utils.host import discovery_tls
+    ours = discovery_tls.ensure(str(tmp_path / 'tls'), ['127.0.0.1', 'localhost'])
+    theirs = discovery_tls.ensure(str(tmp_path / 'other'), ['127.0.0.1'])
+    service.start('--cert', str(tmp_path / 'tls' / 'server.pem'), '--key', str(tmp_path / 'tls' / 'server.key'))
     out = service.run('''
 from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
-client = DiscoveryClient('https://127.0.0.1:%d' % PORT, 'tls-token', ca_file=CA)
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+client = DiscoveryClient('https://127.0.0.1:%d' % PORT, 'tls-token', ca_data=OURS)
 key = base64.b64encode(b'\\x05' * 32).decode()
 client.publish({'name': 'n5', 'public_key': key, 'address': '200:1001::5', 'node_ips': ['192.0.2.5/24'],
                 'port': 51820})
 _version, records = client.fetch(lambda text: None)
+try:
+    DiscoveryClient('https://127.0.0.1:%d' % PORT, 'tls-token', ca_data=THEIRS).fetch(lambda text: None)
+    other = 'accepted'
+except WglanError as exc:
+    other = str(exc)
 silent = connect()
 started = time.monotonic()
 silent.settimeout(5)
@@ -702,7 +709,9 @@ try:
     closed = silent.recv(1) == b''
 except OSError:
     closed = True
-print(json.dumps(dict(names=[r.name for r in records], closed=closed, after=round(time.monotonic() - started, 2))))
-'''.replace('CA', repr(paths['ca.crt'])))
+print(json.dumps(dict(names=[r.name for r in records], other=other, closed=closed,
+                      after=round(time.monotonic() - started, 2))))
+'''.replace('OURS', repr(ours['ca_pem'])).replace('THEIRS', repr(theirs['ca_pem'])))
     assert out['names'] == ['n5'], out
+    assert 'CERTIFICATE_VERIFY_FAILED' in out['other'] and '127.0.0.1' in out['other'], out
     assert out['closed'] and out['after'] < 3, 'a silent TLS connection is cut at the 1 s deadline: %s' % out

@@ -49,6 +49,10 @@ def test_mesh_forms_from_the_discovery_service_alone(lab):
     assert result.returncode == 0, result.stdout[-3000:]
     assert TOKEN not in result.stdout
     assert lab.ssh('hub1', 'systemctl is-active wglan-discovery').stdout.strip() == 'active'
+    # over HTTPS, with the CA the discovery role made (no node warned of plain HTTP)
+    assert 'plain HTTP' not in result.stdout, result.stdout[-3000:]
+    urls = lab.ssh('a1', 'python3 -c "import json; print(json.load(open(\'/etc/wglan/settings.json\'))[\'discovery_urls\'])"').stdout
+    assert urls.strip() == "['https://203.0.113.10:8443']", urls
     keys = keys_of(lab, hosts)
     for host in hosts:
         # every node learned every other node from the service alone
@@ -108,9 +112,11 @@ def in_controller(lab, code, timeout=60):
     return proc.stdout
 
 
+# As a node would: HTTPS trusting the CA the discovery role made on hub1 alone, signing with one key
+# (the publish and the delete are two processes: the slot is pinned to the key of its first write).
 PUBLISH = '''
 from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
-c = DiscoveryClient('http://203.0.113.10:8443', %(token)r)
+c = DiscoveryClient('https://203.0.113.10:8443', %(token)r, ca_data=%(ca)r, signing='R2hvc3Qgc2lnbmluZyBzZWVkIG9mIDMyIGJ5dGVzISE=')
 %(action)s
 '''
 
@@ -122,11 +128,13 @@ def test_watchers_learn_a_new_node_within_2_s_without_ansible(lab):
     ghost = lab.ssh('hub1', 'wg genkey | wg pubkey').stdout.strip()
     record = dict(version=1, name='ghost', public_key=ghost, address='200:1001::9', node_ips=['203.0.113.99/24'],
                   port=51820, extra_endpoints=[], pod_cidrs=[], observed={})
-    in_controller(lab, PUBLISH % dict(token=TOKEN, action='c.publish(%r)' % record))
+    ca = lab.ssh('hub1', 'cat /etc/wglan-discovery/tls/ca.pem').stdout
+    assert 'BEGIN CERTIFICATE' in ca and lab.ssh('hub1', 'stat -c %a /etc/wglan-discovery/tls/ca.key').stdout.strip() == '600'
+    in_controller(lab, PUBLISH % dict(token=TOKEN, ca=ca, action='c.publish(%r)' % record))
     published = time.time()  # the machines share this clock (containers)
     latency = peer_latency(lab, hosts, ghost, published)
     assert max(latency.values()) < 2.0, 'seconds from publish to peer: %s' % latency
-    in_controller(lab, PUBLISH % dict(token=TOKEN, action='c.delete(%r)' % ghost))
+    in_controller(lab, PUBLISH % dict(token=TOKEN, ca=ca, action='c.delete(%r)' % ghost))
     assert peer_gone(lab, hosts, ghost), 'a deleted node is dropped too'
 
 

@@ -72,8 +72,8 @@ class Watches:
     def _watch_discovery(self, params, name, url, own_key):
         from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto
         from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
-        client = DiscoveryClient(url, params['cluster_token'], params['cluster_id'],
-                                 params['discovery_ca'], mark=params.get('fwmark'))
+        client = DiscoveryClient(url, params['cluster_token'], params['cluster_id'], params['discovery_ca'],
+                                 mark=params.get('fwmark'), ca_data=params.get('discovery_ca_pem'))
         own = discovery_crypto.member_id(own_key) if own_key and params.get('publish') else None
         self.discovery_watches[url] = client
         since, failures = 0, 0

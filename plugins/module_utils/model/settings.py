@@ -27,7 +27,7 @@ DEFAULTS = dict(
     fwmark=DEFAULT_FWMARK, mtu=DEFAULT_MTU, addresses=None, peers=[],
     persistent_keepalive=DEFAULT_KEEPALIVE, purge=False, members=None, self_name=None,
     pod_networking=False, state_path=STATE_PATH, discovery_url=None, discovery_urls=None, cluster_token=None,
-    cluster_id=None, discovery_ca=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
+    cluster_id=None, discovery_ca=None, discovery_ca_pem=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
     peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
     relays_path=WATCHER_STATE, listen_port_auto=False,
 )

@@ -45,6 +45,7 @@ ARGUMENTS = dict(
     cluster_token=dict(type='str', no_log=True),
     cluster_id=dict(type='str'),
     discovery_ca=dict(type='path'),
+    discovery_ca_pem=dict(type='str'),
     discovery_ttl=dict(type='int'),
     publish=dict(type='dict'),
     pair_preshared_keys=dict(type='bool'),

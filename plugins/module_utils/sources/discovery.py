@@ -50,7 +50,7 @@ def in_clear(url):
 
 
 class DiscoveryClient:
-    def __init__(self, url, token, cluster=None, ca_file=None, timeout=TIMEOUT, mark=None, signing=None):
+    def __init__(self, url, token, cluster=None, ca_file=None, timeout=TIMEOUT, mark=None, signing=None, ca_data=None):
         parts = urlsplit(url)
         if parts.scheme not in ('http', 'https') or not parts.hostname:
             raise WglanError('discovery URL must look like http(s)://host:port')
@@ -65,7 +65,9 @@ class DiscoveryClient:
         # (what the service keeps of the write key: it lets token holders read, and nobody else)
         self.read_proof = hashlib.sha256(self.write_key.encode('utf-8')).hexdigest()
         self.timeout = timeout
-        self.context = ssl.create_default_context(cafile=ca_file) if parts.scheme == 'https' else None
+        # (made at the first call: a CA that cannot be read is then this service's error, not the run's)
+        self.trust = (ca_file, ca_data) if (ca_file or ca_data) else None
+        self.context = None
         self.mark = mark
         self.open = None  # the connection of the call under way (abort closes it)
         # signing: this node's WireGuard private key (base64), whence its signing key; None: a new key
@@ -83,8 +85,20 @@ class DiscoveryClient:
             except OSError:
                 pass
 
+    def _tls(self):
+        """The TLS context: the CA file and the CA certificates given (they alone), else the system's."""
+        if self.context is None:
+            ca_file, ca_data = self.trust or (None, None)
+            try:
+                self.context = ssl.create_default_context(cafile=ca_file or None, cadata=ca_data or None)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise WglanError('discovery service at %s: cannot use the CA %s: %s'
+                                 % (self.url, ca_file or 'certificates given', exc))
+        return self.context
+
     def _connection(self, timeout):
         if self.scheme == 'https':
+            self._tls()
             connection = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
         else:
             connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
@@ -97,7 +111,7 @@ class DiscoveryClient:
         headers['Authorization'] = 'Bearer ' + (self.write_key if auth else self.read_proof)
         data = json.dumps(body).encode('utf-8') if body is not None else None
         what = path.rsplit('/', 1)[-1].split('?')[0]
-        connection = self.open = self._connection(timeout or self.timeout)
+        connection = self.open = self._connection(timeout or self.timeout)  # (WglanError: a CA it cannot use)
         try:
             connection.request(method, self.base + path, body=data, headers=headers)
             response = connection.getresponse()

@@ -62,7 +62,7 @@ def discovery_clients(params):
     if params.get('publish'):
         private_key, _created = key_files.load_or_create_private_key(params['private_key_path'], check_mode=True)
     return [DiscoveryClient(url, params['cluster_token'], params['cluster_id'], params['discovery_ca'],
-                            mark=params.get('fwmark'), signing=private_key)
+                            mark=params.get('fwmark'), signing=private_key, ca_data=params.get('discovery_ca_pem'))
             for url in settings.discovery_urls(params)]
 
 
