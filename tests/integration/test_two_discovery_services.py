@@ -184,3 +184,26 @@ def test_a_service_restarted_empty_has_every_node_back_at_once_and_no_pair_drops
     assert all(' 0% packet loss' in line for line in losses.values()), losses
     logs = [open(os.path.join(nodes[n].workdir, 'watcher.log')).read() for n in NODES]
     assert all('does not have this node\'s record' in log for log in logs), logs[0][-2000:]
+
+
+def test_one_service_down_and_the_other_restarted_empty_keep_every_peer(world):
+    """Service 1 does not answer (down, or refusing this node for a while) while service 2 answers
+    but restarted empty. What service 2 lacks is not gone: the saved records stand in for it until
+    they would have expired. (Before, the node took service 2's near-empty answer as the whole
+    cluster and removed its peers: what the lab saw when a node behind a NAT got 429s.)"""
+    nodes, services = world['nodes'], world['services']
+    world['watchers'].stop_all()  # (they would publish to service 2 again at once)
+    before = dict((n, peer_keys(nodes[n])) for n in NODES)
+    services.stop(1)
+    try:
+        services.stop(2)
+        services.wipe(2)
+        services.start(2)
+        result = peers_run(nodes['n1'], 'n1')
+        assert services.names(2) == ['n1'], 'service 2 has only what n1 published just now'
+    finally:
+        services.start(1)
+    assert not result.get('failed'), result
+    assert [s['reached'] for s in result['discovery']['services']] == [False, True], result['discovery']
+    assert result['peers_removed'] == [] and peer_keys(nodes['n1']) == before['n1'], result
+    assert any('2 saved records stand in' in w for w in result['warnings']), result['warnings']

@@ -1,9 +1,11 @@
-"""The discovery service as the mesh's only source, on the lab (its own five machines:
-the module-scoped `lab` fixture of conftest.py).
+"""The discovery service as the mesh's only source, on the lab (its own six machines: the five
+of conftest.py's lab and hub2, a second public machine).
 
-hub1 runs the service (role wglan.mesh.discovery); every node has
-wglan_use_inventory=false, so it learns its peers from the service only.
+hub1 and hub2 run the service (role wglan.mesh.discovery, HTTPS with the CA it makes); hub2 is a
+discovery host only, not a mesh member. Every node has wglan_use_inventory=false, so it learns its
+peers from the services only, and publishes to both.
 """
+import json
 import os
 import re
 import subprocess
@@ -11,9 +13,26 @@ import sys
 import time
 import uuid
 
-from lab import ROOT, all_pairs, full_mesh, peer_gone, peer_latency, recap_changed, status_rows, wg_report
+import pytest
+
+from conftest import FIREWALLS, RELEASES
+from lab import Lab, ROOT, all_pairs, full_mesh, new_name, peer_gone, peer_latency, plan, recap_changed, \
+    status_rows, wg_report
 
 TOKEN = 'lab-token-%s' % uuid.uuid4().hex
+MESH = ['hub1', 'a1', 'a2', 'b1', 'b2']  # the mesh; hub2 is a discovery host only
+
+
+@pytest.fixture(scope='module')
+def lab():
+    """conftest.py's lab and hub2: Debian 13, ufw its host firewall, the second discovery service."""
+    instance = Lab(new_name())
+    try:
+        instance.up(plan(public=2, sites=2, per_site=2, releases=dict(RELEASES, hub2='trixie'),
+                         firewalls=dict(FIREWALLS, hub2='ufw')))
+        yield instance
+    finally:
+        instance.down()
 
 
 def inventory(lab, name, hosts):
@@ -23,11 +42,11 @@ def inventory(lab, name, hosts):
             or line.startswith(('ansible_', '[')) or '=' in line.split()[0]]
     text = '\n'.join(kept)
     # Role defaults: mesh_matrix pings the mesh (IPv6) addresses, also those of relayed pairs.
-    text += ('\n[wglan_discovery]\nhub1\n\n[all:vars]\nwglan_use_inventory=false\nwglan_watcher=true\n'
+    text += ('\n[wglan_discovery]\nhub1\nhub2\n\n[all:vars]\nwglan_use_inventory=false\nwglan_watcher=true\n'
              'wglan_cluster_token=%s\n' % TOKEN)
-    if 'hub1' not in hosts:
-        # hub1 stays known (its address is the service URL) but outside group wglan
-        text += '\n[others]\n' + [line for line in lines if line.startswith('hub1 ')][0] + '\n'
+    # the discovery hosts stay known (their addresses are the services' URLs) but outside group wglan
+    others = [h for h in ('hub1', 'hub2') if h not in hosts]
+    text += '\n[others]\n' + ''.join([line for line in lines if line.startswith(h + ' ')][0] + '\n' for h in others)
     path = os.path.join(lab.dir, name)
     with open(path, 'w') as handle:
         handle.write(text)
@@ -52,7 +71,7 @@ def test_mesh_forms_from_the_discovery_service_alone(lab):
     # over HTTPS, with the CA the discovery role made (no node warned of plain HTTP)
     assert 'is plain HTTP:' not in result.stdout, result.stdout[-3000:]
     urls = lab.ssh('a1', 'python3 -c "import json; print(json.load(open(\'/etc/wglan/settings.json\'))[\'discovery_urls\'])"').stdout
-    assert urls.strip() == "['https://203.0.113.10:8443']", urls
+    assert urls.strip() == "['https://203.0.113.10:8443', 'https://203.0.113.11:8443']", urls
     keys = keys_of(lab, hosts)
     for host in hosts:
         # every node learned every other node from the service alone
@@ -75,7 +94,7 @@ def test_a_node_known_only_to_the_service_is_learned_and_the_next_run_changes_no
     b2_key = keys_of(lab, ['b2'])['b2']
     for host in ['hub1', 'a1', 'a2', 'b1']:
         assert b2_key in peers(lab, host), host
-    names, reach, status = full_mesh(lab)
+    names, reach, status = full_mesh(lab, only=MESH)
     assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
     again = lab.playbook_with_inventory(main, 'playbooks/site.yml')
     assert again.returncode == 0, again.stdout[-3000:]
@@ -87,7 +106,7 @@ def test_service_restart_loses_no_record(lab):
     before = dict((h, peers(lab, h)) for h in ['hub1', 'a1', 'a2', 'b1'])
     lab.ssh('hub1', 'systemctl restart wglan-discovery')
     # Every node refreshes from the service (the ad-hoc call, from the role's saved settings).
-    result = lab.adhoc('wglan', 'wglan.mesh.wglan_peers')
+    result = lab.adhoc('wglan:!hub2', 'wglan.mesh.wglan_peers')
     lines = [line for line in result.stdout.splitlines() if ' | ' in line]
     assert len(lines) == 5 and all('SUCCESS' in line for line in lines), '\n'.join(
         '%s peers_changed=%s device_changes=%s' % (line.split()[0], re.findall(r'"peers_changed": \[[^]]*\]', line),
@@ -99,7 +118,7 @@ def test_service_restart_loses_no_record(lab):
     after = dict((h, peers(lab, h)) for h in before)
     assert after == before
     assert all(len(p) == 4 for p in after.values()), 'b2, known only to the service, is still everyone\'s peer'
-    names, reach, status = full_mesh(lab)
+    names, reach, status = full_mesh(lab, only=MESH)
     assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
 
 
@@ -138,6 +157,62 @@ def test_watchers_learn_a_new_node_within_2_s_without_ansible(lab):
     assert peer_gone(lab, hosts, ghost), 'a deleted node is dropped too'
 
 
+LISTED = '''
+import json
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+try:
+    print(json.dumps(sorted(r.name for r in DiscoveryClient(%(url)r, %(token)r, ca_data=%(ca)r).fetch(lambda t: None)[1])))
+except WglanError as exc:
+    print(json.dumps(str(exc)))
+'''
+
+
+def test_a_service_restarted_empty_has_every_node_back_at_once_and_no_pair_drops(lab):
+    """hub2's service is stopped, its database wiped, and started again: empty. Every node is back on
+    it within one publish interval (600 s; the watchers publish again at once to a service whose
+    answer lacks their record), no node loses a peer, and pings across both NATs lose nothing."""
+    ca = lab.ssh('hub2', 'cat /etc/wglan-discovery/tls/ca.pem').stdout
+    listed = LISTED % dict(url='https://203.0.113.11:8443', token=TOKEN, ca=ca)
+    assert json.loads(in_controller(lab, listed)) == sorted(MESH)
+    before = dict((h, peers(lab, h)) for h in MESH)
+    address = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan.fact').stdout)['address']) for h in MESH)
+    pairs = [('a1', 'b1'), ('b2', 'a2'), ('hub1', 'b2'), ('a2', 'hub1')]
+    pingers = [(a, b, subprocess.Popen(lab.ssh_args(a) + ['ping -6 -n -q -i 0.2 -w 25 -W 1 %s' % address[b]],
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True))
+               for a, b in pairs]
+    lost, back, names = [], None, None
+    try:
+        time.sleep(1.0)
+        lab.ssh('hub2', 'systemctl stop wglan-discovery && rm -f /var/lib/wglan-discovery/records.db* '
+                        '&& ! ls /var/lib/wglan-discovery/records.db* 2>/dev/null')
+        time.sleep(3.0)  # down a while: the watchers' long polls on it fail and back off
+        lab.ssh('hub2', 'systemctl start wglan-discovery')
+        started = time.monotonic()
+        while time.monotonic() < started + 60:
+            now = dict((h, peers(lab, h)) for h in MESH)
+            lost += [(h, len(before[h]) - len(now[h])) for h in MESH if set(before[h]) - set(now[h])]
+            names = json.loads(in_controller(lab, listed))
+            if names == sorted(MESH):
+                back = time.monotonic() - started
+                break
+        outputs = [(a, b, proc.communicate(timeout=60)[0]) for a, b, proc in pingers]
+    finally:
+        for _a, _b, proc in pingers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    losses = dict(('%s->%s' % (a, b), [line for line in out.splitlines() if 'packet loss' in line][:1])
+                  for a, b, out in outputs)
+    sys.stdout.write('\nhub2 restarted empty: every node back on it after %s s (publish interval 600 s); '
+                     'pings meanwhile: %s\n' % ('%.1f' % back if back is not None else 'never', json.dumps(losses)))
+    assert back is not None, 'hub2 still has only %s' % names
+    assert lost == [], 'nodes lost peers meanwhile: %s' % lost
+    assert all(line and ' 0% packet loss' in line[0] for line in losses.values()), losses
+    journal = lab.ssh('a1', 'journalctl -u wglan-watcher --no-pager -o cat').stdout
+    assert "does not have this node's record" in journal, journal[-2000:]
+
+
 def test_watcher_killed_mid_reconcile_is_restarted_and_loses_nothing(lab):
     before = peers(lab, 'a1')
     lab.ssh('a1', 'systemctl reload wglan-watcher; sleep 0.05; kill -9 "$(systemctl show -p MainPID --value wglan-watcher)"')
@@ -168,7 +243,7 @@ def test_symmetric_nat_on_both_sites_goes_through_a_relay_and_back(lab):
         lab.set_nat(router, True)
     broke = time.monotonic()
     try:
-        names, reach, status = full_mesh(lab, timeout=300)
+        names, reach, status = full_mesh(lab, only=MESH, timeout=300)
         sys.stdout.write('\nboth NATs symmetric: every pair reached again after %.0f s\n' % (time.monotonic() - broke))
         assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
         for host, others in (('a1', ('b1', 'b2')), ('a2', ('b1', 'b2')), ('b1', ('a1', 'a2'))):
@@ -194,7 +269,7 @@ def test_symmetric_nat_on_both_sites_goes_through_a_relay_and_back(lab):
     sys.stdout.write('\nall pairs across the sites direct again %.0f s after the NATs turned friendly\n'
                      % (time.monotonic() - friendly))
     assert all(len(peers) == 2 for peers in direct.values()), (direct, status)
-    names, reach, status = full_mesh(lab)
+    names, reach, status = full_mesh(lab, only=MESH)
     assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
     sys.stdout.write('\nafter the NATs turned friendly again, direct across the sites: %s\n' % direct)
 
@@ -205,7 +280,7 @@ def test_a_machine_that_moves_to_another_site_is_reached_again(lab):
     without Ansible."""
     moved = time.monotonic()
     ip = lab.move('b2', 'pub')
-    names, reach, status = full_mesh(lab, timeout=150)
+    names, reach, status = full_mesh(lab, only=MESH, timeout=150)
     took = time.monotonic() - moved
     assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
     journal = lab.ssh('b2', 'journalctl -u wglan-watcher --no-pager -o cat').stdout
@@ -230,7 +305,7 @@ def test_a_machine_that_moves_to_another_site_is_reached_again(lab):
 
 
 def test_a_rebooted_machine_rejoins_from_its_saved_state_without_ansible(lab):
-    """b1 reboots while the discovery service is down. At boot the watcher makes the interface
+    """b1 reboots while hub1's discovery service is down. At boot the watcher makes the interface
     again (wireguard-go, key, address, peers) from the settings, key and records it saved, and every
     pair reaches every other; nothing runs Ansible."""
     lab.ssh('hub1', 'systemctl stop wglan-discovery')
@@ -239,10 +314,11 @@ def test_a_rebooted_machine_rejoins_from_its_saved_state_without_ansible(lab):
         lab.reboot('b1')
         booted = time.monotonic()
         assert lab.ssh('b1', 'systemctl is-enabled wglan-watcher').stdout.strip() == 'enabled'
-        names, reach, status = full_mesh(lab, timeout=150)
+        names, reach, status = full_mesh(lab, only=MESH, timeout=150)
         assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
         journal = lab.ssh('b1', 'journalctl -b -u wglan-watcher --no-pager -o cat').stdout
-        assert 'keeping the' in journal, journal[-2000:]  # the service was down: the saved records served
+        # hub1's service was down: hub2's answered (with one service, the saved records would have served)
+        assert 'the other discovery services answered' in journal, journal[-2000:]
         sys.stdout.write('\nb1 rebooted in %.0f s; every pair reached again %.0f s after it was up\n'
                          % (booted - started, time.monotonic() - booted))
     finally:

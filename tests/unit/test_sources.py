@@ -1,4 +1,5 @@
 import base64
+import time
 
 import pytest
 
@@ -90,7 +91,7 @@ class DeadService:
     integration tests' (test_discovery_service.py)."""
     url = 'http://192.0.2.1:8443'
 
-    def publish(self, record, ttl):
+    def publish(self, record, ttl, seq=None):
         raise WglanError('discovery service at http://192.0.2.1:8443 is unreachable: refused')
 
     def listing(self, warn, seen=None):
@@ -105,3 +106,72 @@ def test_unreachable_service_keeps_last_records():
     assert outcome.published is None and outcome.reached is False
     assert outcome.services == [dict(url='http://192.0.2.1:8443', reached=False, records=0)]
     assert 'keeping the 1 records it gave last time' in warnings[0]
+
+
+class Serving(discovery.DiscoveryClient):
+    """A service that answers listings it was given (entries sealed and signed as a node makes them);
+    the sockets are the integration tests'. publish() records what it was asked to store."""
+
+    def __init__(self, url, listing):
+        discovery.DiscoveryClient.__init__(self, url, TOKEN)
+        self.answer, self.published = listing, []
+
+    def _call(self, method, path, body=None, auth=False, timeout=None):
+        if self.answer is None:
+            raise WglanError('discovery service at %s is unreachable: refused' % self.url)
+        if method == 'PUT':
+            self.published.append(body['seq'])
+            return {'observed': '192.0.2.1'}
+        return dict(version=1, members=self.answer)
+
+
+TOKEN = 'unit-token-' + 'x' * 40
+SIGNING = dict((n, discovery.crypto.signing_key()) for n in range(1, 4))
+
+
+def entry(n, seq, ttl=600):
+    """Member n's record as the service lists it."""
+    member = discovery.crypto.member_id(key(n))
+    signing = SIGNING[n]
+    sealed = dict(raw('d%d' % n, n), discovery_issued=int(time.time()), discovery_ttl=ttl,
+                  discovery_signer=discovery.crypto.public_signer(signing))
+    data = discovery.crypto.RecordBox(TOKEN).seal(member, seq, sealed)
+    return dict(member=member, seq=seq, ttl=ttl, data=data, signer=discovery.crypto.public_signer(signing),
+                sig=discovery.crypto.sign(signing, 'put', discovery.crypto.RecordBox(TOKEN).cluster, member, seq, ttl, data),
+                observed='192.0.2.%d' % n)
+
+
+def test_several_services_newest_wins_and_one_sequence_number_is_published_to_all():
+    warnings = []
+    one, two = Serving('https://one', [entry(1, 10), entry(2, 20)]), Serving('https://two', [entry(1, 12), entry(3, 5)])
+    outcome = discovery.from_discovery([one, two], raw('a1', 9), 60, {}, warnings.append, False)
+    assert sorted(r.name for r in outcome.records) == ['d1', 'd2', 'd3'] and warnings == []
+    assert outcome.seen[discovery.crypto.member_id(key(1))][0] == 12, 'the newest of the two'
+    assert one.published == two.published and len(one.published) == 1
+
+
+def test_a_member_one_service_has_only_older_keeps_the_newer_record_taken_before():
+    """Service two took d1's newer record, one missed it; then two restarted empty. The older record
+    on one is not taken (no going back), and d1 is not dropped either: the saved, newer one stays."""
+    warnings = []
+    first = discovery.from_discovery([Serving('https://one', [entry(1, 10)]), Serving('https://two', [entry(1, 12)])],
+                                     None, 60, {}, warnings.append, False)
+    saved = dict((r.name, r.as_dict()) for r in first.records)
+    later = discovery.from_discovery([Serving('https://one', [entry(1, 10)]), Serving('https://two', [])],
+                                     None, 60, saved, warnings.append, False, seen=first.seen)
+    assert [r.name for r in later.records] == ['d1'], warnings
+    assert any('older than 12' in w and 'https://one' in w for w in warnings), warnings
+    assert later.seen == first.seen
+
+
+def test_while_a_service_is_down_the_saved_records_stand_in_for_what_the_other_lacks_until_they_expire():
+    warnings = []
+    both = [Serving('https://one', [entry(1, 10), entry(2, 10, ttl=1)]), Serving('https://two', [])]
+    first = discovery.from_discovery(both, None, 60, {}, warnings.append, False)
+    saved = dict((r.name, r.as_dict()) for r in first.records)
+    down = [Serving('https://one', None), Serving('https://two', [])]  # one down, two restarted empty
+    now = discovery.from_discovery(down, None, 60, saved, warnings.append, False, seen=first.seen)
+    assert sorted(r.name for r in now.records) == ['d1', 'd2'] and now.reached
+    time.sleep(1.1)
+    later = discovery.from_discovery(down, None, 60, saved, warnings.append, False, seen=first.seen)
+    assert [r.name for r in later.records] == ['d1'], 'd2 would have expired on the service that is down'

@@ -36,7 +36,7 @@ MAX_ANSWER = 8 * 1024 * 1024  # a full cluster's listing is about 3 MB; a server
 MAX_SEEN = 4096  # members whose key and newest sequence number a node remembers (the oldest go first)
 
 # One member's entry of a listing, checked and opened.
-Entry = namedtuple('Entry', 'member seq signer record')
+Entry = namedtuple('Entry', 'member seq signer record expires')
 
 
 def in_clear(url):
@@ -47,6 +47,10 @@ def in_clear(url):
     return ('the discovery service at %s is plain HTTP: the cluster\'s write key crosses the network in clear, '
             'and whoever can read it can fill the cluster with junk and hold member slots; give the service a '
             'certificate (the discovery role does by default) and an https URL' % url)
+
+
+class Stale(WglanError):
+    """A member's record older than one this node already took."""
 
 
 class DiscoveryClient:
@@ -180,6 +184,7 @@ class DiscoveryClient:
         address the service saw its requests come from (public_ip). seen: {member: [seq, signer]} of
         what this node took before; a member signed by another key, or older than that, is dropped."""
         opened = []
+        self.stale = set()  # members whose record here is older than one taken before (the caller keeps that)
         now = time.time()
         for entry in entries:
             if not isinstance(entry, dict):
@@ -188,6 +193,9 @@ class DiscoveryClient:
             member = str(entry.get('member', ''))[:64]
             try:
                 opened.append(self._open_entry(entry, member, (seen or {}).get(member), now))
+            except Stale as exc:
+                self.stale.add(member)
+                warn('discovery: record of member %s at %s: %s' % (member[:12], self.url, exc))
             except (WglanError, ValueError, TypeError, OverflowError) as exc:
                 warn('discovery: record of member %s dropped: %s' % (member[:12], exc))
         return opened
@@ -205,7 +213,8 @@ class DiscoveryClient:
         if pinned and signer != pinned[1]:
             raise WglanError('signed by another key than the one this member signed with before')
         if pinned and seq < pinned[0]:
-            raise WglanError('sequence number %d is older than %d, already taken (a replay)' % (seq, pinned[0]))
+            raise Stale('sequence number %d is older than %d, already taken (a replay, or a service that missed '
+                        'the newer one): not taken' % (seq, pinned[0]))
         raw = self.box.open(member, seq, data)
         if raw.get('discovery_signer') != signer:
             raise WglanError('sealed for another signing key than the one that signed it')
@@ -218,7 +227,7 @@ class DiscoveryClient:
         record = parse_record(raw)
         if crypto.member_id(record.public_key) != member:
             raise WglanError('the record names another public key')
-        return Entry(member, seq, signer, record)
+        return Entry(member, seq, signer, record, issued + life)
 
     def listing(self, warn, seen=None):
         """(version, [Entry]) of every member that checks out."""
@@ -241,10 +250,11 @@ class DiscoveryClient:
 
 
 def remember(seen, entries):
-    """seen ({member: [seq, signer]}) with the entries taken now, the oldest forgotten past MAX_SEEN."""
+    """seen ({member: [seq, signer, when its record expires]}) with the entries taken now, the oldest
+    forgotten past MAX_SEEN."""
     seen = dict(seen or {})
     for entry in entries:
-        seen[entry.member] = [entry.seq, entry.signer]
+        seen[entry.member] = [entry.seq, entry.signer, entry.expires]
     if len(seen) > MAX_SEEN:
         seen = dict(sorted(seen.items(), key=lambda item: item[1][0])[-MAX_SEEN:])
     return seen
@@ -254,13 +264,14 @@ def valid_seen(raw):
     """What a state file says was seen, or {} (a file from an earlier version, or damaged)."""
     if not isinstance(raw, dict):
         return {}
-    return dict((m, v) for m, v in raw.items() if isinstance(m, str) and isinstance(v, list) and len(v) == 2
-                and isinstance(v[0], int) and isinstance(v[1], str))
+    return dict((m, v) for m, v in raw.items() if isinstance(m, str) and isinstance(v, list) and len(v) == 3
+                and isinstance(v[0], int) and isinstance(v[1], str) and isinstance(v[2], (int, float)))
 
 
 class Outcome:
-    """What the discovery services gave: the records (newest per member over every service reached;
-    the saved ones when none was), what the first service that took this node's record
+    """What the discovery services gave: the records (newest per member over every service reached,
+    and saved ones for members they lack while a service is not answering; the saved ones when none
+    was reached), what the first service that took this node's record
     saw it as, whether any was reached, the members seen, and a report per service."""
 
     __slots__ = ('records', 'published', 'reached', 'seen', 'services')
@@ -271,22 +282,25 @@ class Outcome:
 
 def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=None):
     """Publish to every service and read every one. A service not reached costs nothing while
-    another is; when none is, the records saved from the last run stand in."""
+    another is (even one that restarted empty); when none is, the records saved from the last run
+    stand in."""
     if isinstance(clients, DiscoveryClient):
         clients = [clients]
     seen = valid_seen(seen)
     outcome = Outcome()
     newest = {}      # member -> Entry
-    missed = []
+    missed, stale = [], set()
+    seq = int(time.time() * 1000)  # one sequence number for this record on every service
     for client in clients:
         report = dict(url=client.url, reached=False, records=0)
         try:
             if publish_record and publish_record.get('public_key') and not check_mode:
-                published = client.publish(publish_record, ttl=ttl)
+                published = client.publish(publish_record, ttl=ttl, seq=seq)
                 report['observed'] = published.get('observed')
                 if outcome.published is None:
                     outcome.published = published
             _version, entries = client.listing(warn, seen)
+            stale |= client.stale
         except WglanError as exc:
             missed.append(str(exc))
             outcome.services.append(report)
@@ -300,11 +314,22 @@ def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=N
                 newest[entry.member] = entry
     outcome.seen = remember(seen, newest.values())
     records = [newest[m].record for m in sorted(newest)]
+    kept = dict((crypto.member_id(r.public_key), r) for r in parse_known(saved, warn, 'discovery')) if saved else {}
+    # A member whose records here are all older than one taken before keeps the newer one, saved
+    # (never the older: a service that missed a publish, or replays, does not take a node back).
+    records.extend(kept[m] for m in sorted(stale) if m not in newest and m in kept)
     if missed and outcome.reached:
-        # (the services reached have what the nodes publish: a record no service has is gone)
-        warn('%s; the other discovery services answered' % '; '.join(missed))
+        # The services reached may lack records the others have (one restarted empty, and the nodes
+        # have not published to it again yet): a saved record stands in for a member none of them
+        # gave, until the record would have expired on the service that is not answering.
+        now = time.time()
+        stand_ins = [r for m, r in sorted(kept.items()) if m not in newest and m not in stale
+                     and seen.get(m, (0, '', 0))[2] > now]
+        records.extend(stand_ins)
+        warn('%s; the other discovery services answered%s' % ('; '.join(missed), ', and %d saved records stand in for it'
+                                                              % len(stand_ins) if stand_ins else ''))
     elif missed:
         warn('%s; keeping the %d records it gave last time' % ('; '.join(missed), len(saved or {})))
-        records = parse_known(saved, warn, 'discovery')
+        records = list(kept.values())
     outcome.records = records
     return outcome
