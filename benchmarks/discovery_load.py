@@ -304,7 +304,9 @@ def inner(sizes, abuse_seconds=20, server_path=None, kinds=('slowloris', 'unread
     db = '/tmp/%s.db' % NS
     env = dict(os.environ, PYTHONPATH=collection.COLLECTIONS)
     program = server_path or collection.DISCOVERY_SERVER
-    listen = ':%d' % PORT if server_path is None else '0.0.0.0:%d' % PORT  # (an older one: IPv4 only)
+    # (the hand-written server of 0.6 listens on one address family only: give it 0.0.0.0)
+    dual = server_path is None or 'every address, IPv4 and IPv6' in open(server_path).read()
+    listen = ':%d' % PORT if dual else '0.0.0.0:%d' % PORT
     script = 'ulimit -n %d; exec "$0" %s --listen %s --db %s' % (hard, program, listen, db)
     pin = ['taskset', '-c', '0'] if shutil.which('taskset') and os.cpu_count() > 1 else []
     server = subprocess.Popen(pin + ['sh', '-c', script, sys.executable],
