@@ -50,7 +50,7 @@ notes:
 requirements:
   - cryptography (python3-cryptography) on the host
 author:
-  - wglan.mesh contributors
+  - wglan.mesh developers (@wglan-mesh)
 '''
 
 EXAMPLES = r'''

@@ -126,7 +126,8 @@ def _server_reason(files, ca_cert, dns, ips, renew_days):
         return 'not the CA\'s'
     try:
         ca_cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
-    except Exception:  # pylint: disable=broad-except  (InvalidSignature, or a key of another kind)
+    except Exception:  # pylint: disable=broad-except
+        # (InvalidSignature, or a key of another kind)
         return 'not the CA\'s'
     have_dns, have_ips = _names_of(cert)
     if sorted(have_dns) != sorted(dns) or sorted(map(str, have_ips)) != sorted(map(str, ips)):
