@@ -51,7 +51,7 @@ _value:
 
 import base64
 
-from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.wglan.mesh.plugins.module_utils.model.discovery_hosts import role_certificate
 
 
 def _read(results, host):
@@ -68,7 +68,7 @@ def discovery_ca(hosts, hostvars, read=None):
     pems, missing = [], []
     for host in hosts or []:
         facts = hostvars.get(host) or {}
-        if not boolean(facts.get('wglan_discovery_tls', True), strict=False) or facts.get('wglan_discovery_tls_cert'):
+        if not role_certificate(facts):
             continue
         registered = facts.get('wglan_discovery_tls_result') or {}
         pem = registered.get('ca_pem') if isinstance(registered, dict) else None

@@ -43,18 +43,17 @@ _value:
   elements: str
 '''
 
-from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.wglan.mesh.plugins.module_utils.model.discovery_hosts import tls as uses_tls
 
 
 def discovery_urls(hosts, hostvars):
     urls = []
     for host in hosts or []:
         facts = hostvars.get(host) or {}
-        tls = boolean(facts.get('wglan_discovery_tls', True), strict=False)
         address = str(facts.get('ansible_host') or host)
         if ':' in address and not address.startswith('['):
             address = '[%s]' % address
-        url = '%s://%s:%s' % ('https' if tls else 'http', address, facts.get('wglan_discovery_port', 8443))
+        url = '%s://%s:%s' % ('https' if uses_tls(facts) else 'http', address, facts.get('wglan_discovery_port', 8443))
         if url not in urls:
             urls.append(url)
     return urls
