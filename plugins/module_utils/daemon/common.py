@@ -19,6 +19,23 @@ def log(message):
     sys.stdout.flush()
 
 
+class Repeats:
+    """The warnings of a reconcile that are worth a line in the log: those the last reconcile did not
+    have, and the others again every `every` seconds. A service that lags behind another, or a bad
+    record that stays listed, warns at every reconcile (events can make several a second)."""
+
+    def __init__(self, every=600.0):
+        self.every = every
+        self.said = {}  # text -> when it was last logged (monotonic)
+
+    def fresh(self, texts, now=None):
+        now = time.monotonic() if now is None else now
+        fresh = [t for t in dict.fromkeys(texts) if t not in self.said or now - self.said[t] >= self.every]
+        # (a warning that went away is said again when it comes back)
+        self.said = dict((t, now if t in fresh else self.said[t]) for t in texts)
+        return fresh
+
+
 def out(text, stream=None):
     stream = stream or sys.stdout
     stream.write(text + '\n')

@@ -39,7 +39,7 @@ import threading
 import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon import loop, rules, status as status_file
-from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import log, name_of
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import Repeats, log, name_of
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.liveness import Liveness
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.publishing import Publisher
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.relaying import Relays, RelayTable
@@ -82,6 +82,7 @@ class Watcher:
         self.reconciles = 0
         self.saved_state = None     # what the watcher's state file holds
         self.status = None          # the last status written (also served as metrics)
+        self.repeats = Repeats()    # the reconciles' warnings already logged
 
     def trigger(self, why):
         self.events.put(why)
@@ -114,7 +115,7 @@ class Watcher:
         except WglanError as exc:
             log('not reconciling: %s' % exc)
             return False
-        for text in warnings:  # (the sources' and the topology's)
+        for text in self.repeats.fresh(warnings):  # (the sources' and the topology's; once, not at each reconcile)
             log(text)
         self._take(params, config, topo, gathered)
         if self.publisher.listen_port(params, topo.me, topo.records) != port:
