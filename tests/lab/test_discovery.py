@@ -104,7 +104,15 @@ def test_a_node_known_only_to_the_service_is_learned_and_the_next_run_changes_no
 
 def test_service_restart_loses_no_record(lab):
     before = dict((h, peers(lab, h)) for h in ['hub1', 'a1', 'a2', 'b1'])
-    lab.ssh('hub1', 'systemctl restart wglan-discovery')
+    restarted = lab.ssh('hub1', 'date +%s.%N; systemctl restart wglan-discovery').stdout.split()[0]
+    # The watchers' long polls on hub1 broke with the restart: each watch comes back and its node
+    # reconciles. The ad-hoc call below is meant to meet a settled mesh, not to race that reconcile
+    # (the watcher may move an endpoint or a relay in it, and the call would report that change).
+    settled = ('for i in $(seq 1 100); do journalctl -u wglan-watcher --since @%s -o cat | grep -q "reconciled (" '
+               '&& exit 0; sleep 0.2; done; exit 1') % restarted
+    for host in MESH:
+        assert lab.ssh(host, settled, check=False).returncode == 0, host
+    time.sleep(2.0)  # (the apply after it, and a sweep step in progress)
     # Every node refreshes from the service (the ad-hoc call, from the role's saved settings).
     result = lab.adhoc('wglan:!hub2', 'wglan.mesh.wglan_peers')
     lines = [line for line in result.stdout.splitlines() if ' | ' in line]
