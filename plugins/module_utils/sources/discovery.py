@@ -314,7 +314,9 @@ def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=N
                 newest[entry.member] = entry
     outcome.seen = remember(seen, newest.values())
     records = [newest[m].record for m in sorted(newest)]
-    kept = dict((crypto.member_id(r.public_key), r) for r in parse_known(saved, warn, 'discovery')) if saved else {}
+    # (the saved records are parsed only when something must stand in: not at every reconcile)
+    kept = dict((crypto.member_id(r.public_key), r) for r in parse_known(saved, warn, 'discovery')) \
+        if saved and (stale or missed) else {}
     # A member whose records here are all older than one taken before keeps the newer one, saved
     # (never the older: a service that missed a publish, or replays, does not take a node back).
     records.extend(kept[m] for m in sorted(stale) if m not in newest and m in kept)
