@@ -187,6 +187,16 @@ options:
   discovery_ttl:
     description: Seconds the service keeps this node's record unless it is published again. Default C(1800).
     type: int
+  ipv4_prefix:
+    description:
+      - The IPv4 overlay (opt-in; private, C(/8) to C(/30)). Each node's record carries its address in it
+        (M(wglan.mesh.wglan_record)'s C(address4)); each peer's is routed to it as a C(/32).
+      - This node holds its record's address unless a node with a smaller public key claims it too (both took
+        it before either saw the other): then it moves to the next free place of its key, with a warning. Every
+        node gives a contested address to the smaller key, so all agree without asking anyone.
+      - With I(addresses) given, the address goes on the interface with the prefix's length. Without this
+        option, no IPv4 overlay address is on the interface (one that was goes).
+    type: str
   publish:
     description:
       - This node's record to publish on the discovery service and as annotations of its Node
@@ -320,6 +330,11 @@ interface:
   description: The interface name.
   returned: always
   type: str
+address4:
+  description: This node's address in the IPv4 overlay; null when the overlay is full.
+  returned: with I(ipv4_prefix)
+  type: str
+  sample: 10.98.41.7
 backend:
   description: The backend in use (V(kernel) or V(userspace)).
   returned: when state is present

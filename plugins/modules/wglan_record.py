@@ -83,6 +83,19 @@ options:
     description: Where to write the record.
     type: path
     default: /etc/ansible/facts.d/wglan.fact
+  ipv4_prefix:
+    description:
+      - The mesh's IPv4 overlay prefix (private, C(/8) to C(/30)). Given, the record carries the node's
+        address in it (C(address4)), derived from its public key; needs I(public_key).
+      - The node keeps the address its last record held (read from I(fact_path)) unless a node with a
+        smaller public key claims it in the records this host kept (I(state_path)); a new address is
+        the first place its key hashes to that no known node claims.
+    type: str
+  state_path:
+    description: The records this host kept from its sources (M(wglan.mesh.wglan_peers)' I(state_path)), read for
+      the IPv4 overlay addresses other nodes hold.
+    type: path
+    default: /etc/wglan/mesh.json
 attributes:
   check_mode:
     description: Builds the record and reports whether the file would change; writes nothing.

@@ -66,3 +66,87 @@ def test_identity_link_prefers_physical_then_first_ethernet():
 def test_identity_link_missing_is_an_error():
     with pytest.raises(WglanError):
         address.choose_identity_link([_link('wglan0', 3, ether=False)])
+
+
+# -- the IPv4 overlay ------------------------------------------------------------
+
+def _key(n):
+    import base64
+    return base64.b64encode(bytes([n]) * 32).decode('ascii')
+
+
+@pytest.mark.parametrize('prefix', ['10.98.0.0/16', '172.16.0.0/12', '192.168.7.0/24', '100.64.0.0/10',
+                                    '198.51.100.0/24', '10.0.0.0/30'])
+def test_private_ipv4_prefixes_are_taken(prefix):
+    assert str(address.parse_ipv4_prefix(prefix)) == prefix
+
+
+@pytest.mark.parametrize('prefix,why', [('8.8.0.0/16', 'private'), ('10.98.0.1/16', 'host bits'),
+                                        ('fd00::/64', 'IPv4'), ('10.0.0.0/31', 'between 8 and 30'),
+                                        ('10.0.0.0/7', 'between 8 and 30'), ('127.0.0.0/8', 'private'),
+                                        ('169.254.0.0/16', 'private'), ('224.0.0.0/8', 'private'),
+                                        ('0.0.0.0/8', 'private'), ('240.0.0.0/8', 'private'), ('ten', 'invalid')])
+def test_bad_ipv4_prefixes_are_refused_with_the_reason(prefix, why):
+    with pytest.raises(WglanError) as err:
+        address.parse_ipv4_prefix(prefix)
+    assert prefix in str(err.value)
+    if why not in ('host bits', 'invalid'):
+        assert why in str(err.value)
+
+
+@given(st.integers(0, 255), st.sampled_from(['10.98.0.0/16', '192.168.7.0/24', '10.0.0.0/29']))
+def test_an_address_is_a_host_of_the_prefix_and_the_same_every_time(n, prefix):
+    net = address.parse_ipv4_prefix(prefix)
+    first = address.choose_ipv4(net, _key(n), None, {})
+    assert first in net and first not in (net.network_address, net.broadcast_address)
+    assert address.choose_ipv4(net, _key(n), None, {}) == first
+
+
+def test_a_held_address_stays_unless_a_smaller_key_claims_it():
+    net = address.parse_ipv4_prefix('10.98.0.0/16')
+    small, big = _key(1), _key(200)
+    assert small < big
+    held = ipaddress.IPv4Address('10.98.3.4')
+    # a larger key claiming it changes nothing for the holder
+    assert address.choose_ipv4(net, small, held, {held: {big}}) == held
+    # a smaller key claiming it: the holder moves, to a place nobody claims
+    moved = address.choose_ipv4(net, big, held, {held: {small}})
+    assert moved != held and moved in net
+    # a held address outside the prefix (the prefix changed) is not kept
+    assert address.choose_ipv4(net, big, ipaddress.IPv4Address('10.99.0.1'), {}) in net
+
+
+def test_both_ends_of_a_collision_agree_and_a_new_node_moves_nobody():
+    net = address.parse_ipv4_prefix('10.0.0.0/29')  # 6 hosts: collisions are sure to happen
+    keys = sorted(_key(n) for n in range(6))
+    held = {}
+    for key in reversed(keys):  # every node took its first place before seeing any other
+        held[key] = address.choose_ipv4(net, key, None, {})
+    for _round in range(10):  # each node looks at the others' claims and moves if it must
+        claims = {}
+        for key, addr in held.items():
+            claims.setdefault(addr, set()).add(key)
+        held = dict((key, address.choose_ipv4(net, key, addr, dict((a, k - {key}) for a, k in claims.items()
+                                                                     if k - {key})))
+                    for key, addr in held.items())
+    assert len(set(held.values())) == 6, held
+    before = dict(held)
+    claims = dict((addr, {key}) for key, addr in held.items())
+    newcomer = address.choose_ipv4(net, _key(250), None, claims)
+    assert newcomer is None  # full: none left
+    bigger = address.parse_ipv4_prefix('10.0.0.0/28')
+    claims = dict((addr, {key}) for key, addr in held.items())
+    assert address.choose_ipv4(bigger, _key(250), None, claims) not in held.values()
+    assert held == before
+
+
+def test_records_carry_the_ipv4_address_and_refuse_a_public_one():
+    from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
+    raw = dict(name='a', public_key=_key(1), address='200:1001::1', address4='10.98.0.7', node_ips=['192.0.2.1/24'])
+    record = node_records.parse_record(raw)
+    assert str(record.address4) == '10.98.0.7' and record.as_dict()['address4'] == '10.98.0.7'
+    assert 'address4' not in node_records.parse_record(dict(raw, address4=None)).as_dict()
+    for bad in ('8.8.8.8', '200:1001::1', 'x'):
+        with pytest.raises(WglanError) as err:
+            node_records.parse_record(dict(raw, address4=bad))
+        assert 'address4' in str(err.value)

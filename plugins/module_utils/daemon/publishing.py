@@ -28,6 +28,7 @@ class Publisher:
         self.address_exclude = []   # prefixes whose addresses are not node IPs (options, mesh prefix, pod CIDRs)
         self.port = None            # the listen port chosen (topology.shared_nat_port with listen_port_auto)
         self.again = False          # publish at the next reconcile (a service lost this node's record)
+        self.address4 = None        # the IPv4 overlay address held, when it is not the role's record's
 
     def local_ips(self, params):
         """This host's addresses as a record's node_ips (what wglan_record publishes), or None."""
@@ -87,11 +88,23 @@ class Publisher:
             self.port = port
         return port
 
+    def hold_ipv4(self, chosen, recorded):
+        """The IPv4 overlay address the reconcile chose (gather: held against the records' claims; recorded:
+        the role's record's). True when it is not the one this node publishes: the record must go out again."""
+        held = self.address4 or recorded
+        if chosen is None or str(chosen) == held:
+            return False
+        log('IPv4 overlay address %s (it was %s)' % (chosen, held or 'none'))
+        self.address4 = str(chosen)
+        return True
+
     def record_to_publish(self, params, requests, options):
         """This node's record with fresh observations, when it changed or is due for a TTL refresh; else None."""
         record = params.get('publish')
         if not record:
             return None
+        if self.address4 is not None and params.get('ipv4_prefix'):
+            record = dict(record, address4=self.address4)
         if self.observed is not None:
             # The peers it receives from now (a handshake alone can be minutes old): other nodes
             # take these as paths that work, and choose relays by them.

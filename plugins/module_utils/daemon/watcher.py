@@ -107,17 +107,22 @@ class Watcher:
             log('not reconciling: %s' % exc)
             return False
         self.refresh_node_ips(params)
+        recorded4 = (params.get('publish') or {}).get('address4')
+        params['address4_held'] = self.publisher.address4
         port = self._prepare_publish(params)
         warnings = []
         try:
             config, own_key = gather.device_config(params)
             topo, gathered = gather.mesh_topology(params, own_key, warnings.append)
+            config = gather.with_overlay(config, params, gathered)
         except WglanError as exc:
             log('not reconciling: %s' % exc)
             return False
         for text in self.repeats.fresh(warnings):  # (the sources' and the topology's; once, not at each reconcile)
             log(text)
         self._take(params, config, topo, gathered)
+        if self.publisher.hold_ipv4(gathered.address4, recorded4):
+            self.trigger('the IPv4 overlay address moves')  # the next reconcile publishes it
         if self.publisher.listen_port(params, topo.me, topo.records) != port:
             self.trigger('the listen port moves')  # the records say this node shares its NAT now (or no longer)
             self._save_state()

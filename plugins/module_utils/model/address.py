@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import ipaddress
 import re
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
@@ -96,3 +97,66 @@ def choose_identity_link(links, exclude=()):
     if usable:
         return usable[0], 'first-ethernet'
     raise WglanError('no Ethernet link with a hardware address found: give mac or interface')
+
+
+# -- the IPv4 overlay (opt-in) --------------------------------------------------
+# A node's IPv4 address inside the overlay prefix comes from its public key: the first of a
+# sequence of places the key hashes to that no other node holds. Where two nodes claim one
+# address (both took it before either saw the other), the smaller public key keeps it: the rule
+# resolve_overlaps applies to every claim, so every node routes the address to the same peer
+# without asking anyone, and the other node moves to its next place.
+IPV4_PROBES = 64
+
+
+def parse_ipv4_prefix(prefix):
+    """Validate the IPv4 overlay prefix: a private (not globally routed) IPv4 network of /8 to /30."""
+    try:
+        net = ipaddress.ip_network(str(prefix), strict=True)
+    except ValueError as exc:
+        raise WglanError('invalid IPv4 overlay prefix %r: %s' % (prefix, exc))
+    if net.version != 4:
+        raise WglanError('invalid IPv4 overlay prefix %s: must be IPv4' % prefix)
+    if not 8 <= net.prefixlen <= 30:
+        raise WglanError('invalid IPv4 overlay prefix %s: length must be between 8 and 30' % prefix)
+    first = net.network_address
+    if net.is_global or first.is_loopback or first.is_link_local or first.is_multicast or first.is_reserved \
+            or first.is_unspecified or net.overlaps(ipaddress.ip_network('0.0.0.0/8')):
+        raise WglanError('invalid IPv4 overlay prefix %s: must be a private range (10.0.0.0/8, 172.16.0.0/12, '
+                         '192.168.0.0/16, 100.64.0.0/10 and the like), not one routed on the internet' % prefix)
+    return net
+
+
+def ipv4_places(net, public_key):
+    """The addresses public_key may take in net, in the order it tries them: IPV4_PROBES places
+    its hash gives, then every host address from the first of them on."""
+    hosts = net.num_addresses - 2
+    base = int(net.network_address) + 1
+    first = None
+    for k in range(IPV4_PROBES):
+        digest = hashlib.sha256(('wglan.mesh ipv4|%s|%d' % (public_key, k)).encode('ascii')).digest()
+        offset = int.from_bytes(digest[:8], 'big') % hosts
+        first = offset if first is None else first
+        yield ipaddress.IPv4Address(base + offset)
+    for step in range(hosts):
+        yield ipaddress.IPv4Address(base + (first + step) % hosts)
+
+
+def ipv4_claims(records, own_key=None):
+    """{IPv4 address: {public keys}} of what the records (NodeRecords) claim, this node's left out."""
+    claims = {}
+    for record in records or ():
+        if record.address4 is not None and record.public_key != own_key:
+            claims.setdefault(record.address4, set()).add(record.public_key)
+    return claims
+
+
+def choose_ipv4(net, public_key, current, claims):
+    """This node's overlay IPv4 address: the one it holds (current), unless a smaller key claims it
+    too; else the first of its places nobody claims. None when the prefix is full."""
+    if current is not None and current in net and current not in (net.network_address, net.broadcast_address) \
+            and not any(key < public_key for key in claims.get(current, ())):
+        return current
+    for place in ipv4_places(net, public_key):
+        if place not in claims:
+            return place
+    return None

@@ -17,11 +17,12 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import form
 
 
 def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), pod_cidrs=(), observed=None,
-                 relay=False):
+                 relay=False, address4=None):
     """This node's record (wglan_record's), through the one serializer: NodeRecord.as_dict."""
     return NodeRecord(name, public_key, address, node_ips, port,
                       [parse_endpoint(e, resolve=False) for e in extra_endpoints],
-                      [parse_network(n, 'pod CIDR') for n in pod_cidrs], observed, relay=relay).as_dict()
+                      [parse_network(n, 'pod CIDR') for n in pod_cidrs], observed, relay=relay,
+                      address4=address4).as_dict()
 
 
 def without_observations(data):
@@ -58,10 +59,10 @@ PREFERRED = 'preferred'
 
 class NodeRecord:
     __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed',
-                 'public_ip', 'relay', 'relays')
+                 'public_ip', 'relay', 'relays', 'address4')
 
     def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
-                 observed=None, public_ip=None, relay=False, relays=None):
+                 observed=None, public_ip=None, relay=False, relays=None, address4=None):
         self.name = name
         self.public_key = public_key
         self.address = address
@@ -73,6 +74,7 @@ class NodeRecord:
         self.public_ip = public_ip  # the address a discovery service saw this node's requests come from
         self.relay = PREFERRED if relay == PREFERRED else bool(relay)
         self.relays = None if relays is None else dict(relays)  # None: the node publishes no relays
+        self.address4 = address4  # its address in the IPv4 overlay (None: the mesh has none)
 
     def own_endpoints(self):
         return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
@@ -92,6 +94,8 @@ class NodeRecord:
             'pod_cidrs': [str(n) for n in self.pod_cidrs],
             'observed': dict(sorted(self.observed.items())),
         }
+        if self.address4 is not None:
+            out['address4'] = str(self.address4)
         if self.public_ip is not None:
             out['discovery_observed'] = str(self.public_ip)
         if self.relay:
@@ -120,6 +124,15 @@ def parse_record(raw, name=None):
             address = ipaddress.IPv6Address(str(raw['address']))
         except ValueError:
             raise WglanError('record of %s: address %r is not an IPv6 address' % (name, raw['address']))
+    address4 = None
+    if raw.get('address4'):
+        try:
+            address4 = ipaddress.IPv4Address(str(raw['address4']))
+        except ValueError:
+            raise WglanError('record of %s: address4 %r is not an IPv4 address' % (name, raw['address4']))
+        if address4.is_global or address4.is_loopback or address4.is_multicast or address4.is_unspecified \
+                or address4.is_link_local:
+            raise WglanError('record of %s: address4 %s is not a private address' % (name, address4))
     try:
         node_ips = [ipaddress.ip_interface(str(v)) for v in raw.get('node_ips') or []]
     except ValueError as exc:
@@ -146,7 +159,7 @@ def parse_record(raw, name=None):
             public_ip = None  # an odd observation does not invalidate the record
     relay = raw.get('relay')
     return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip,
-                      relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')))
+                      relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')), address4)
 
 
 def parse_known(raws, warn, source):

@@ -29,7 +29,7 @@ DEFAULTS = dict(
     pod_networking=False, state_path=STATE_PATH, discovery_url=None, discovery_urls=None, cluster_token=None,
     cluster_id=None, discovery_ca=None, discovery_ca_pem=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
     peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
-    relays_path=WATCHER_STATE, listen_port_auto=False,
+    relays_path=WATCHER_STATE, listen_port_auto=False, ipv4_prefix=None,
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
 SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'discovery_urls', 'kubernetes', 'kubeconfig')

@@ -140,6 +140,8 @@ def allowed_ips_of(record, pod_networking):
     nets = []
     if record.address:
         nets.append(ipaddress.ip_network(record.address))
+    if record.address4 is not None:
+        nets.append(ipaddress.ip_network(record.address4))
     nets.extend(ipaddress.ip_network(iface.ip) for iface in record.node_ips)
     if pod_networking:
         nets.extend(record.pod_cidrs)
@@ -164,6 +166,8 @@ def build_mesh(me, records, pod_networking=False, keepalive=DEFAULT_KEEPALIVE):
     mine = set(ipaddress.ip_network(ip) for ip in me.own_ips())
     if me.address:
         mine.add(ipaddress.ip_network(me.address))
+    if me.address4 is not None:
+        mine.add(ipaddress.ip_network(me.address4))
     peers = []
     choices = {}
     for record in by_key.values():

@@ -47,6 +47,7 @@ ARGUMENTS = dict(
     discovery_ca=dict(type='path'),
     discovery_ca_pem=dict(type='str'),
     discovery_ttl=dict(type='int'),
+    ipv4_prefix=dict(type='str'),
     publish=dict(type='dict'),
     pair_preshared_keys=dict(type='bool'),
     peer_selector=dict(type='str'),
@@ -103,6 +104,8 @@ def report(module, config, the_plan, gathered, outcome, params):
     if gathered.records is not None:
         result['endpoints'] = the_plan.topology.choices
     result.update(gathered.reports)
+    if params['ipv4_prefix']:
+        result['address4'] = str(gathered.address4) if gathered.address4 else None
     for peer, prefix, reason in the_plan.topology.dropped:
         module.warn('peer %s: allowed IP %s %s; only the free part is kept' % (peer, prefix, reason))
     if module._diff:
@@ -128,6 +131,7 @@ def run(module):
         for text in filter(None, map(discovery.in_clear, settings.discovery_urls(params))):
             module.warn(text)
     topo, gathered = run_or_fail(module, gather.mesh_topology, params, own_key, module.warn, module.check_mode)
+    config = run_or_fail(module, gather.with_overlay, config, params, gathered)
     # handshake times matter only where an endpoint is a fallback guess (it does not replace a live one)
     found = run_or_fail(module, wg_device.read_device, config.ifname, plan.needs_handshakes(topo, seen))
     the_plan = plan.plan(topo, found[2] if found else None, seen, time.time(), purge=params['purge'])

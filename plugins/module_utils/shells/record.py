@@ -11,8 +11,8 @@ import ipaddress
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses, state_files
-from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
-from ansible_collections.wglan.mesh.plugins.module_utils.model.address import parse_prefix
+from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, settings
+from ansible_collections.wglan.mesh.plugins.module_utils.model.address import choose_ipv4, ipv4_claims, parse_ipv4_prefix, parse_prefix
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
@@ -29,7 +29,51 @@ ARGUMENTS = dict(
     relay=dict(type='bool', default=False),
     relay_preferred=dict(type='bool', default=False),
     fact_path=dict(type='path', default=host_addresses.DEFAULT_FACT_PATH),
+    ipv4_prefix=dict(type='str'),
+    state_path=dict(type='path', default=settings.STATE_PATH),
 )
+
+
+def known_records(state_path):
+    """The records this host kept from the last time each source answered (the run's and the watcher's
+    copies), as NodeRecords; none when there are none or they cannot be read."""
+    found = []
+    for path in (state_path, settings.watcher_records_path(state_path)):
+        try:
+            state = state_files.read_json(path)
+        except WglanError:
+            continue
+        if not isinstance(state, dict):
+            continue
+        for section in ('records', 'kubernetes', 'discovery'):
+            found.extend(node_records.parse_known(state.get(section) if isinstance(state.get(section), dict) else {},
+                                                  lambda text: None, section))
+    return found
+
+
+def overlay_ipv4(p, public_key):
+    """This node's IPv4 overlay address: the one its last record held, unless a node with a smaller key
+    claims it in the records this host knows; else the first free place of its key (model.address)."""
+    if not p['ipv4_prefix']:
+        return None
+    net = parse_ipv4_prefix(p['ipv4_prefix'])
+    if not public_key:
+        return None
+    try:
+        before = state_files.read_json(p['fact_path'])
+    except WglanError:
+        before = None
+    current = None
+    if isinstance(before, dict) and before.get('public_key') == public_key and before.get('address4'):
+        try:
+            current = ipaddress.IPv4Address(str(before['address4']))
+        except ValueError:
+            current = None
+    claims = ipv4_claims(known_records(p['state_path']), public_key)
+    chosen = choose_ipv4(net, public_key, current, claims)
+    if chosen is None:
+        raise WglanError('the IPv4 overlay %s is full: no address is left for this node' % net)
+    return chosen
 
 
 def make(module):
@@ -51,11 +95,14 @@ def make(module):
             address = ipaddress.IPv6Address(p['address'])
         except ValueError:
             raise WglanError('address %r is not an IPv6 address' % p['address'])
+    address4 = overlay_ipv4(p, public_key)
+    if p['ipv4_prefix']:
+        exclude.append(parse_ipv4_prefix(p['ipv4_prefix']))  # (the overlay's addresses are not where the node is)
     node_ips = host_addresses.local_node_ips(p['interface'], prefix, exclude)
     observed = host_addresses.observed_endpoints(p['interface'])
     record = node_records.build_record(p['name'], public_key, address, node_ips, p['port'],
                                        p['extra_endpoints'], p['pod_cidrs'], observed,
-                                       'preferred' if p['relay'] and p['relay_preferred'] else p['relay'])
+                                       'preferred' if p['relay'] and p['relay_preferred'] else p['relay'], address4)
     before = state_files.read_json(p['fact_path']) if module._diff else None
     changed = state_files.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
                                                 significant=node_records.without_observations)

@@ -14,10 +14,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
+import ipaddress
+
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, names, state_files, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.host.links import parse_interface_address
-from ansible_collections.wglan.mesh.plugins.module_utils.model import keys, node_records, plan, source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.model import address, keys, node_records, plan, source_merge
 from ansible_collections.wglan.mesh.plugins.module_utils.model import peers as peer_model
 from ansible_collections.wglan.mesh.plugins.module_utils.model import settings
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import inventory, kubernetes_api
@@ -29,10 +32,11 @@ class Gathered:
     """What the sources gave: this node's record, every record (None: no record sources), what to
     save for next time (None: nothing), and each live source's report."""
 
-    __slots__ = ('me', 'records', 'saved', 'reports')
+    __slots__ = ('me', 'records', 'saved', 'reports', 'address4')
 
     def __init__(self, me=None, records=None, saved=None, reports=None):
         self.me, self.records, self.saved, self.reports = me, records, saved, reports or {}
+        self.address4 = None  # this node's address in the IPv4 overlay (None: no overlay, or it is full)
 
 
 def kubernetes_client(params):
@@ -136,9 +140,51 @@ def mesh_topology(params, own_key, warn, check_mode=False):
     gathered = Gathered()
     if settings.uses_records(params):
         gathered = gather_records(params, own_key, warn, check_mode)
+    if params.get('ipv4_prefix') and own_key:
+        _hold_ipv4(params, own_key, gathered, warn)
     psk = params['cluster_token'] if params['pair_preshared_keys'] else None
     topo = plan.topology(explicit, gathered.me, gathered.records, own_key, params['pod_networking'],
                          params['persistent_keepalive'], psk)
     for text in topo.warnings:
         warn(text)
     return topo, gathered
+
+
+def _ip4(text):
+    try:
+        return ipaddress.IPv4Address(str(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _hold_ipv4(params, own_key, gathered, warn):
+    """This node's address in the IPv4 overlay, held against what the records claim (model.address.choose_ipv4):
+    into gathered (and its own record there, so that the address is never routed to a peer)."""
+    net = address.parse_ipv4_prefix(params['ipv4_prefix'])
+    current = _ip4(params.get('address4_held') or (params.get('publish') or {}).get('address4'))
+    if current is None and gathered.me is not None:
+        current = gathered.me.address4
+    chosen = address.choose_ipv4(net, own_key, current, address.ipv4_claims(gathered.records, own_key))
+    if chosen is None:
+        warn('the IPv4 overlay %s is full: this node has no address in it' % net)
+    elif current is not None and chosen != current:
+        warn('IPv4 overlay: %s is also claimed by a node with a smaller key, which keeps it; this node moves to %s'
+             % (current, chosen))
+    gathered.address4 = chosen
+    if gathered.me is not None:
+        me = copy.copy(gathered.me)
+        me.address4 = chosen
+        gathered.me = me
+        if gathered.records is not None:
+            gathered.records = [me if r.public_key == me.public_key else r for r in gathered.records]
+
+
+def with_overlay(config, params, gathered):
+    """config with this node's IPv4 overlay address on the interface (the prefix's length: the whole overlay
+    is on the link), when the interface's addresses are managed (given)."""
+    if gathered.address4 is None or config.addresses is None:
+        return config
+    net = address.parse_ipv4_prefix(params['ipv4_prefix'])
+    wanted = parse_interface_address('%s/%d' % (gathered.address4, net.prefixlen))
+    config.addresses = [a for a in config.addresses if not (a.version == 4 and a.ip in net)] + [wanted]
+    return config

@@ -15,6 +15,7 @@ prefix "wglan.mesh/", with a merge patch that touches only those keys:
   wglan.mesh/observed            JSON {peer public key: endpoint} of the peers it sees up
   wglan.mesh/relay               "true" (or "preferred") when the node relays for peers that cannot meet directly
   wglan.mesh/relays              JSON {peer public key: relay public key}: the relays it uses or asks for
+  wglan.mesh/address4            its address in the IPv4 overlay ('' when the mesh has none)
 
 Read back, spec.podCIDRs (and spec.podCIDR) become pod CIDRs and, when
 node-ips is absent, status.addresses (InternalIP, ExternalIP) the node addresses.
@@ -32,7 +33,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records impo
 
 PREFIX = 'wglan.mesh/'
 KEYS = ('public-key', 'address', 'node-ips', 'endpoints', 'assigned-prefixes', 'port', 'observed', 'relay',
-        'relays')
+        'relays', 'address4')
 
 
 def _split(value):
@@ -53,6 +54,7 @@ def annotations_for_record(record):
         # '' when the node publishes no relays (no watcher): each end of a pair then decides alone
         'relays': '' if record.get('relays') is None else json.dumps(
             record['relays'], sort_keys=True, separators=(',', ':')),
+        'address4': record.get('address4') or '',
     }
     return dict((PREFIX + key, value) for key, value in values.items())
 
@@ -108,6 +110,8 @@ def record_from_node(node):
                extra_endpoints=_split(annotations.get(PREFIX + 'endpoints')), pod_cidrs=pods, observed=observed)
     if annotations.get(PREFIX + 'relay') in ('true', 'preferred'):
         raw['relay'] = True if annotations[PREFIX + 'relay'] == 'true' else 'preferred'
+    if annotations.get(PREFIX + 'address4'):
+        raw['address4'] = annotations[PREFIX + 'address4']
     if annotations.get(PREFIX + 'relays'):
         try:
             raw['relays'] = json.loads(annotations[PREFIX + 'relays'])

@@ -1,0 +1,138 @@
+"""The IPv4 overlay (ipv4_prefix) on real wireguard-go in namespaces, with the discovery service and watchers.
+
+Each node is set up the way the node role does it: wglan_record (with the overlay prefix) makes its
+record, wglan_peers takes the peers from the discovery service and saves the settings, then its
+watcher runs. What is checked: every node has an address of its own in the overlay, on its interface
+with the prefix's length; IPv4 pings between every pair go through the tunnel; a node that claims an
+address another node holds (a forced collision: its last record held it) ends with every node agreeing
+who keeps it (the smaller public key) and the other one moved, and every pair still pings.
+"""
+import ipaddress
+import json
+import os
+import uuid
+
+import pytest
+
+from netns import Playbook, record_of, wait_for
+from watchlab import service_world
+
+TOKEN = 'ipv4-overlay-token-%s' % uuid.uuid4().hex
+URL = 'http://198.51.100.100:8443'
+OVERLAY = '203.0.113.0/26'  # (the namespaces' underlay is 198.51.100.0/24)
+NAMES = ('n1', 'n2', 'n3')
+STATE = {}
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    work = str(tmp_path_factory.mktemp('ipv4'))
+    members = ((1, 'n1'), (2, 'n2'), (3, 'n3'), (4, 'n4'))
+    with service_world(work, members, ('n1', 'n2', 'n3', 'n4')) as (tag, nodes, server, watchers):
+        for name in ('n1', 'n2', 'n3', 'n4'):
+            with open(os.path.join(nodes[name].workdir, 'watcher.json'), 'w') as handle:
+                json.dump(dict(resync=30, table='wglan%s' % tag, status_path=os.path.join(nodes[name].workdir,
+                                                                                            'status.json')), handle)
+        yield dict(nodes=nodes, watchers=watchers, tag=tag)
+
+
+def fact_path(ns):
+    return os.path.join(ns.workdir, 'wglan.fact')
+
+
+def role_like(ns, name):
+    """wglan_record then wglan_peers, as the node role calls them (the overlay given to both)."""
+    STATE[name] = dict(STATE.get(name, {}), **record_of(ns, name))
+    book = Playbook(ns, ns.workdir)
+    record = book.one('wglan.mesh.wglan_record', dict(
+        name=name, public_key=STATE[name]['public_key'], address=STATE[name]['address'], interface=ns.ifname,
+        ipv4_prefix=OVERLAY, fact_path=fact_path(ns), state_path=os.path.join(ns.workdir, 'mesh.json')))
+    assert not record.get('failed'), record
+    result = book.one('wglan.mesh.wglan_peers', dict(
+        interface=ns.ifname, backend='userspace', private_key_path=ns.key_path, addresses=[STATE[name]['cidr']],
+        purge=True, self_name=name, discovery_url=URL, cluster_token=TOKEN, publish=record['record'],
+        ipv4_prefix=OVERLAY, watcher=True, state_path=os.path.join(ns.workdir, 'mesh.json'),
+        settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True,
+        relays_path=os.path.join(ns.workdir, 'paths.json')))
+    assert not result.get('failed'), result
+    return record['record'], result
+
+
+def overlay_address(ns):
+    """The node's IPv4 address on its interface (address/length), or None."""
+    found = ns.json('ip -j -4 addr show dev %s' % ns.ifname)
+    addresses = ['%s/%s' % (a['local'], a['prefixlen']) for link in found for a in link.get('addr_info', [])]
+    return addresses[0] if len(addresses) == 1 else None
+
+
+def routed_to(ns, address):
+    """{public key} of the peers whose allowed IPs hold address/32 on this node's device."""
+    out = ns.sh('wg show %s allowed-ips' % ns.ifname).stdout
+    return set(line.split()[0] for line in out.splitlines() if '%s/32' % address in line.split()[1:])
+
+
+def pings_ok(nodes, names):
+    return all(nodes[a].sh('ping -4 -c 1 -W 1 %s' % STATE[b]['address4'], check=False).returncode == 0
+               for a in names for b in names if a != b)
+
+
+def test_every_node_gets_an_address_of_its_own_and_every_pair_pings(world):
+    nodes = world['nodes']
+    for name in NAMES:
+        record, result = role_like(nodes[name], name)
+        assert record['address4'] == result['address4']
+        assert ipaddress.ip_address(record['address4']) in ipaddress.ip_network(OVERLAY)
+        STATE[name]['address4'] = record['address4']
+    for name in NAMES:
+        world['watchers'].start(nodes[name])
+    assert len(set(STATE[n]['address4'] for n in NAMES)) == 3
+    for name in NAMES:
+        assert wait_for(lambda: overlay_address(nodes[name]) == '%s/26' % STATE[name]['address4'], timeout=15)
+    assert wait_for(lambda: pings_ok(nodes, NAMES), timeout=30, interval=0.5), \
+        [nodes[n].sh('wg show %s allowed-ips' % nodes[n].ifname).stdout for n in NAMES]
+    # each peer's overlay address is routed to that peer alone, on every node
+    for a in NAMES:
+        for b in NAMES:
+            if a != b:
+                assert routed_to(nodes[a], STATE[b]['address4']) == {STATE[b]['public_key']}
+
+
+def test_a_second_run_keeps_every_address(world):
+    nodes = world['nodes']
+    for name in NAMES:
+        record, result = role_like(nodes[name], name)
+        assert record['address4'] == STATE[name]['address4'] == result['address4']
+        assert not result['changed'], result
+
+
+def test_a_forced_collision_resolves_the_same_way_on_every_node(world):
+    """n4's last record held n1's address: n4 claims it. The smaller key keeps it, the other node moves,
+    and every node routes the address, and the moved node's new one, to the same peer."""
+    nodes = world['nodes']
+    n4 = nodes['n4']
+    STATE['n4'] = dict(record_of(n4, 'n4'))
+    with open(fact_path(n4), 'w') as handle:
+        json.dump(dict(STATE['n4']['record'], address4=STATE['n1']['address4']), handle)
+    record, _result = role_like(n4, 'n4')
+    assert record['address4'] == STATE['n1']['address4'], 'n4 knew no claim yet: it keeps its last address'
+    world['watchers'].start(n4)
+    everyone = NAMES + ('n4',)
+    contested = STATE['n1']['address4']
+    keeper, mover = sorted(('n1', 'n4'), key=lambda n: STATE[n]['public_key'])
+
+    def settled():
+        moved = overlay_address(nodes[mover])
+        if moved is None or moved == '%s/26' % contested:
+            return False
+        STATE[mover]['address4'] = moved.split('/')[0]
+        return all(routed_to(nodes[n], contested) == ({STATE[keeper]['public_key']} if n != keeper else set())
+                   and (n == mover or routed_to(nodes[n], STATE[mover]['address4']) == {STATE[mover]['public_key']})
+                   for n in everyone)
+    assert wait_for(settled, timeout=30, interval=0.5), dict(
+        (n, nodes[n].sh('wg show %s allowed-ips' % nodes[n].ifname).stdout) for n in everyone)
+    assert overlay_address(nodes[keeper]) == '%s/26' % contested
+    STATE['n4'].setdefault('address4', contested)
+    assert len(set(STATE[n]['address4'] for n in everyone)) == 4
+    assert wait_for(lambda: pings_ok(nodes, everyone), timeout=30, interval=0.5)
+    log = open(os.path.join(nodes[mover].workdir, 'watcher.log')).read()
+    assert 'IPv4 overlay address %s' % STATE[mover]['address4'] in log, log[-2000:]
