@@ -197,6 +197,22 @@ options:
       - With I(addresses) given, the address goes on the interface with the prefix's length. Without this
         option, no IPv4 overlay address is on the interface (one that was goes).
     type: str
+  names:
+    description:
+      - Name every node of the mesh C(<name>.<names_domain>) in the hosts file (I(hosts_path)), with its mesh
+        addresses (IPv6, and IPv4 with I(ipv4_prefix)): the node's record name, in lower case; a name that is
+        not a DNS name is left out with a warning.
+      - The names are one block between two marker lines named after the interface; no other line of the file
+        is touched. With I(watcher), the watcher writes the block at each reconcile (a new node is named, a
+        removed one is not, within its reconcile); without it, this module does. False removes the block.
+      - C(state=absent) removes the block too. systemd-resolved, nss-files and every resolver read the hosts file.
+    type: bool
+  names_domain:
+    description: The domain of the names. Default C(wglan.internal).
+    type: str
+  hosts_path:
+    description: The hosts file the names go into. Default C(/etc/hosts).
+    type: path
   publish:
     description:
       - This node's record to publish on the discovery service and as annotations of its Node
@@ -330,6 +346,15 @@ interface:
   description: The interface name.
   returned: always
   type: str
+names:
+  description: With I(names), each name and its addresses.
+  returned: with I(names) and record sources
+  type: dict
+  sample: {"a1.wglan.internal": ["200:1001::5054:ff:fe12:3456", "10.98.41.7"]}
+names_changed:
+  description: Whether this call changed the names in the hosts file (false beside a watcher, which owns them).
+  returned: success
+  type: bool
 address4:
   description: This node's address in the IPv4 overlay; null when the overlay is full.
   returned: with I(ipv4_prefix)

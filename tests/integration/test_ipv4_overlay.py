@@ -1,11 +1,13 @@
-"""The IPv4 overlay (ipv4_prefix) on real wireguard-go in namespaces, with the discovery service and watchers.
+"""The IPv4 overlay (ipv4_prefix) and names on real wireguard-go in namespaces, with the discovery service and watchers.
 
 Each node is set up the way the node role does it: wglan_record (with the overlay prefix) makes its
 record, wglan_peers takes the peers from the discovery service and saves the settings, then its
 watcher runs. What is checked: every node has an address of its own in the overlay, on its interface
 with the prefix's length; IPv4 pings between every pair go through the tunnel; a node that claims an
 address another node holds (a forced collision: its last record held it) ends with every node agreeing
-who keeps it (the smaller public key) and the other one moved, and every pair still pings.
+who keeps it (the smaller public key) and the other one moved, and every pair still pings. The
+watchers name every node in each node's hosts file (a file of the test's: the machine's own /etc/hosts
+is not touched here; the lab resolves the names for real), next to lines of the admin's left alone.
 """
 import ipaddress
 import json
@@ -36,6 +38,29 @@ def world(tmp_path_factory):
         yield dict(nodes=nodes, watchers=watchers, tag=tag)
 
 
+ADMIN_LINES = '127.0.0.1 localhost\n# the admin own lines\n192.0.2.50 printer.example\n'
+
+
+def hosts_path(ns):
+    return os.path.join(ns.workdir, 'hosts')
+
+
+def named(ns):
+    """{host name: {addresses}} in the node's hosts file, and whether the admin's lines are still first."""
+    with open(hosts_path(ns)) as handle:
+        text = handle.read()
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith('#') and line.endswith('.wglan.internal'):
+            ip, name = line.split()
+            found.setdefault(name, set()).add(ip)
+    return found, text.startswith(ADMIN_LINES)
+
+
+def expected_names(names):
+    return dict(('%s.wglan.internal' % n, {STATE[n]['address'], STATE[n]['address4']}) for n in names)
+
+
 def fact_path(ns):
     return os.path.join(ns.workdir, 'wglan.fact')
 
@@ -51,7 +76,7 @@ def role_like(ns, name):
     result = book.one('wglan.mesh.wglan_peers', dict(
         interface=ns.ifname, backend='userspace', private_key_path=ns.key_path, addresses=[STATE[name]['cidr']],
         purge=True, self_name=name, discovery_url=URL, cluster_token=TOKEN, publish=record['record'],
-        ipv4_prefix=OVERLAY, watcher=True, state_path=os.path.join(ns.workdir, 'mesh.json'),
+        ipv4_prefix=OVERLAY, watcher=True, names=True, hosts_path=hosts_path(ns), state_path=os.path.join(ns.workdir, 'mesh.json'),
         settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True,
         relays_path=os.path.join(ns.workdir, 'paths.json')))
     assert not result.get('failed'), result
@@ -84,6 +109,8 @@ def test_every_node_gets_an_address_of_its_own_and_every_pair_pings(world):
         assert ipaddress.ip_address(record['address4']) in ipaddress.ip_network(OVERLAY)
         STATE[name]['address4'] = record['address4']
     for name in NAMES:
+        with open(hosts_path(nodes[name]), 'w') as handle:
+            handle.write(ADMIN_LINES)
         world['watchers'].start(nodes[name])
     assert len(set(STATE[n]['address4'] for n in NAMES)) == 3
     for name in NAMES:
@@ -95,6 +122,9 @@ def test_every_node_gets_an_address_of_its_own_and_every_pair_pings(world):
         for b in NAMES:
             if a != b:
                 assert routed_to(nodes[a], STATE[b]['address4']) == {STATE[b]['public_key']}
+    # every watcher names every node, the admin's lines untouched
+    for name in NAMES:
+        assert wait_for(lambda: named(nodes[name]) == (expected_names(NAMES), True), timeout=15), named(nodes[name])
 
 
 def test_a_second_run_keeps_every_address(world):
@@ -134,5 +164,10 @@ def test_a_forced_collision_resolves_the_same_way_on_every_node(world):
     STATE['n4'].setdefault('address4', contested)
     assert len(set(STATE[n]['address4'] for n in everyone)) == 4
     assert wait_for(lambda: pings_ok(nodes, everyone), timeout=30, interval=0.5)
+    # the names follow: the moved node is named at its new address on every node
+    for name in everyone:
+        if name != 'n4':
+            assert wait_for(lambda: named(nodes[name]) == (expected_names(everyone), True), timeout=15), \
+                named(nodes[name])
     log = open(os.path.join(nodes[mover].workdir, 'watcher.log')).read()
     assert 'IPv4 overlay address %s' % STATE[mover]['address4'] in log, log[-2000:]

@@ -5,6 +5,7 @@ hub1 and hub2 run the service (role wglan.mesh.discovery, HTTPS with the CA it m
 discovery host only, not a mesh member. Every node has wglan_use_inventory=false, so it learns its
 peers from the services only, and publishes to both.
 """
+import concurrent.futures
 import json
 import os
 import re
@@ -42,8 +43,9 @@ def inventory(lab, name, hosts):
             or line.startswith(('ansible_', '[')) or '=' in line.split()[0]]
     text = '\n'.join(kept)
     # Role defaults: mesh_matrix pings the mesh (IPv6) addresses, also those of relayed pairs.
+    # The IPv4 overlay on (names are on by default): IPv4 pings across both NATs, by address and by name.
     text += ('\n[wglan_discovery]\nhub1\nhub2\n\n[all:vars]\nwglan_use_inventory=false\nwglan_watcher=true\n'
-             'wglan_cluster_token=%s\n' % TOKEN)
+             'wglan_cluster_token=%s\nwglan_ipv4_prefix=%s\n' % (TOKEN, OVERLAY4))
     # the discovery hosts stay known (their addresses are the services' URLs) but outside group wglan
     others = [h for h in ('hub1', 'hub2') if h not in hosts]
     text += '\n[others]\n' + ''.join([line for line in lines if line.startswith(h + ' ')][0] + '\n' for h in others)
@@ -51,6 +53,41 @@ def inventory(lab, name, hosts):
     with open(path, 'w') as handle:
         handle.write(text)
     return path
+
+
+OVERLAY4 = '198.51.100.0/24'
+
+
+def overlay4(lab, hosts):
+    """{host: its IPv4 overlay address on wglan0} (None where it has not exactly one)."""
+    out = {}
+    for host in hosts:
+        found = lab.ssh(host, 'ip -4 -o addr show dev wglan0', check=False).stdout.split()
+        addresses = [found[i + 1] for i, word in enumerate(found) if word == 'inet']
+        out[host] = addresses[0].split('/')[0] if len(addresses) == 1 and addresses[0].endswith('/24') else None
+    return out
+
+
+def routed4(lab, host, address):
+    """The public keys whose allowed IPs on host's device hold address/32."""
+    out = lab.ssh(host, 'wg show wglan0 allowed-ips').stdout
+    return set(line.split()[0] for line in out.splitlines() if '%s/32' % address in line.split()[1:])
+
+
+def ipv4_and_names_reach(lab, hosts, addresses, timeout=60):
+    """Poll (bounded) until every ordered pair pings over the IPv4 overlay, by address and by name.
+    Returns the pairs that do not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        failing = []
+        for src in hosts:
+            script = '; '.join('ping -4 -c 1 -W 2 %s >/dev/null 2>&1 || echo "%s addr"; '
+                               'ping -c 1 -W 2 %s.wglan.internal >/dev/null 2>&1 || echo "%s name"'
+                               % (addresses[dst], dst, dst, dst) for dst in hosts if dst != src)
+            failing += ['%s->%s' % (src, line) for line in lab.ssh(src, script, check=False).stdout.splitlines()]
+        if not failing or time.monotonic() > deadline:
+            return failing
+        time.sleep(3)
 
 
 def peers(lab, host):
@@ -102,6 +139,59 @@ def test_a_node_known_only_to_the_service_is_learned_and_the_next_run_changes_no
     assert set(recap_changed(again.stdout).values()) == {0}, again.stdout[-3000:]
 
 
+def test_ipv4_overlay_and_names_reach_every_pair_across_both_nats(lab):
+    """Every node has an IPv4 overlay address of its own, and every machine reaches every other over it
+    and by its name, <name>.wglan.internal, which the host's own resolver finds (getent)."""
+    addresses = overlay4(lab, MESH)
+    assert None not in addresses.values() and len(set(addresses.values())) == len(MESH), addresses
+    for host in MESH:
+        fact = json.loads(lab.ssh(host, 'cat /etc/ansible/facts.d/wglan.fact').stdout)
+        assert fact['address4'] == addresses[host]
+        hosts_file = lab.ssh(host, 'cat /etc/hosts').stdout
+        assert hosts_file.count('# BEGIN wglan.mesh wglan0') == 1 and 'localhost' in hosts_file
+        for other in MESH:
+            found = lab.ssh(host, 'getent ahosts %s.wglan.internal' % other).stdout.split()
+            assert addresses[other] in found and fact['address'] in (found if other == host else [fact['address']]), \
+                (host, other, found)
+    failing = ipv4_and_names_reach(lab, MESH, addresses)
+    assert not failing, failing
+
+
+def test_a_forced_ipv4_collision_resolves_the_same_way_on_every_node(lab):
+    """The node with the smallest key claims another node's IPv4 address (its last record held it: the
+    fact says so) and runs the role alone. It keeps the address (smaller key); the other node's watcher
+    moves it; every node routes the address to the smaller key, and the mover's new one to the mover."""
+    keys = keys_of(lab, MESH)
+    before = overlay4(lab, MESH)
+    keeper = min(MESH, key=lambda h: keys[h])
+    mover = next(h for h in MESH if h != keeper)
+    contested = before[mover]
+    lab.ssh(keeper, "python3 -c \"import json; p='/etc/ansible/facts.d/wglan.fact'; r=json.load(open(p)); "
+                    "r['address4']='%s'; json.dump(r, open(p, 'w'))\"" % contested)
+    alone = inventory(lab, 'keeper.ini', [keeper])
+    started = time.monotonic()
+    result = lab.playbook_with_inventory(alone, 'playbooks/site.yml', '--limit', keeper)
+    assert result.returncode == 0, result.stdout[-3000:]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = overlay4(lab, MESH)
+        if now[keeper] == contested and now[mover] not in (None, contested) and all(
+                routed4(lab, h, contested) == ({keys[keeper]} if h != keeper else set())
+                and (h == mover or routed4(lab, h, now[mover]) == {keys[mover]}) for h in MESH):
+            break
+        time.sleep(1)
+    settled = time.monotonic() - started
+    assert now[keeper] == contested and now[mover] not in (None, contested), now
+    for host in MESH:
+        assert routed4(lab, host, contested) == ({keys[keeper]} if host != keeper else set()), host
+    assert len(set(now.values())) == len(MESH)
+    assert 'IPv4 overlay address %s' % now[mover] in lab.ssh(mover, 'journalctl -u wglan-watcher -o cat').stdout
+    failing = ipv4_and_names_reach(lab, MESH, now)
+    assert not failing, failing
+    sys.stdout.write('\nIPv4 collision: %s keeps %s, %s moved to %s; settled %.1f s after the run started\n'
+                     % (keeper, contested, mover, now[mover], settled))
+
+
 def test_service_restart_loses_no_record(lab):
     before = dict((h, peers(lab, h)) for h in ['hub1', 'a1', 'a2', 'b1'])
     restarted = lab.ssh('hub1', 'date +%s.%N; systemctl restart wglan-discovery').stdout.split()[0]
@@ -148,6 +238,27 @@ c = DiscoveryClient('https://203.0.113.10:8443', %(token)r, ca_data=%(ca)r, sign
 '''
 
 
+NAME_WAIT = '''
+for i in $(seq 1 200); do
+  if [ "$(getent ahosts %(name)s | awk '{print $1}' | sort -u | tr '\\n' ' ')" = "%(want)s" ]; then date +%%s.%%N; exit 0; fi
+  sleep 0.05
+done
+exit 1
+'''
+
+
+def name_latency(lab, hosts, name, address, since):
+    """{host: seconds from since until the host's resolver gives name address (None: no answer), or None
+    when it did not within 10 s}."""
+    want = ('%s ' % address) if address else ''
+
+    def wait(host):
+        done = lab.ssh(host, NAME_WAIT % dict(name=name, want=want), check=False)
+        return round(float(done.stdout.split()[0]) - since, 2) if done.returncode == 0 else None
+    with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:  # (each host's own clock of the same moment)
+        return dict(zip(hosts, pool.map(wait, hosts)))
+
+
 def test_watchers_learn_a_new_node_within_2_s_without_ansible(lab):
     hosts = ['hub1', 'a1', 'a2', 'b1', 'b2']  # every run of this module installed the watcher
     for host in hosts:
@@ -161,8 +272,15 @@ def test_watchers_learn_a_new_node_within_2_s_without_ansible(lab):
     published = time.time()  # the machines share this clock (containers)
     latency = peer_latency(lab, hosts, ghost, published)
     assert max(latency.values()) < 2.0, 'seconds from publish to peer: %s' % latency
+    named = name_latency(lab, hosts, 'ghost.wglan.internal', '200:1001::9', published)
+    assert None not in named.values(), 'the new node is named on every machine: %s' % named
+    sys.stdout.write('\nseconds from publish to peer: %s; to name: %s\n' % (latency, named))
     in_controller(lab, PUBLISH % dict(token=TOKEN, ca=ca, action='c.delete(%r)' % ghost))
+    deleted = time.time()
     assert peer_gone(lab, hosts, ghost), 'a deleted node is dropped too'
+    unnamed = name_latency(lab, hosts, 'ghost.wglan.internal', None, deleted)
+    assert None not in unnamed.values(), 'the deleted node is no longer named: %s' % unnamed
+    sys.stdout.write('seconds from delete to no name: %s\n' % unnamed)
 
 
 LISTED = '''

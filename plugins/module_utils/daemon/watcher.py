@@ -46,7 +46,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.daemon.relaying import 
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.sweeper import Sweeper
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watches import Watches
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import settings_file, state_files, watcher_state, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.host import hosts_file, settings_file, state_files, watcher_state, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, plan, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.model import watcher_options
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
@@ -128,6 +128,7 @@ class Watcher:
             self._save_state()
         self.publisher.sent(params['publish'])
         self._save_records(params, gathered)
+        self._names(params, config, gathered)
         changed = self.apply(purge=params['purge'])
         self.relay_table.ensure(config.ifname, self.options)
         rules.ensure_host_firewall(config, self.options)
@@ -164,6 +165,16 @@ class Watcher:
         if self.relays.relays is None:  # the first reconcile: a restart keeps the relays it had
             self.relays.restore(watcher_state.read(params['relays_path']))
         self.last = (config, topo, candidates)
+
+    def _names(self, params, config, gathered):
+        """The mesh's names in the hosts file (the watcher owns them while it runs); none when names are off."""
+        try:
+            changed, _before, _after = hosts_file.ensure(params['hosts_path'], gathered.names, config.ifname)
+        except WglanError as exc:
+            log('cannot write the names: %s' % exc)
+            return
+        if changed:
+            log('names: %d in %s' % (len(set(n for _ip, n in gathered.names or ())), params['hosts_path']))
 
     def _save_records(self, params, gathered):
         try:

@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.wglan.mesh.plugins.module_utils.host import settings_file, state_files, watcher_state, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.host import hosts_file, settings_file, state_files, watcher_state, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, plan, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery, gather
@@ -48,6 +48,9 @@ ARGUMENTS = dict(
     discovery_ca_pem=dict(type='str'),
     discovery_ttl=dict(type='int'),
     ipv4_prefix=dict(type='str'),
+    names=dict(type='bool'),
+    names_domain=dict(type='str'),
+    hosts_path=dict(type='path'),
     publish=dict(type='dict'),
     pair_preshared_keys=dict(type='bool'),
     peer_selector=dict(type='str'),
@@ -86,7 +89,8 @@ def beside_the_watcher(params):
 
 def remove(module, params):
     existed = run_or_fail(module, wg_device.remove_device, params['interface'], check_mode=module.check_mode)
-    result = dict(changed=existed, interface=params['interface'])
+    named = run_or_fail(module, hosts_file.ensure, params['hosts_path'], None, params['interface'], module.check_mode)[0]
+    result = dict(changed=existed or named, interface=params['interface'], names_changed=named)
     if module._diff:
         result['diff'] = dict(before={'interface': params['interface'] if existed else None},
                               after={'interface': None})
@@ -138,6 +142,18 @@ def run(module):
     outcome = run_or_fail(module, wg_device.apply_device, config, the_plan.peers, purge=params['purge'],
                           check_mode=module.check_mode, want_diff=module._diff, current=found, ops=the_plan.ops)
     result = report(module, config, the_plan, gathered, outcome, params)
+    if not params['watcher']:
+        # (beside a watcher, the watcher owns the names: it keeps them current between runs)
+        named, before, after = run_or_fail(module, hosts_file.ensure, params['hosts_path'], gathered.names,
+                                           config.ifname, module.check_mode)
+        result['names_changed'] = named
+        result['changed'] = result['changed'] or named
+        if named and module._diff:
+            result['diff'] = [result['diff'], dict(before=before, after=after, before_header=params['hosts_path'],
+                                                   after_header=params['hosts_path'])]
+    if gathered.names is not None:
+        result['names'] = dict((name, sorted(set(str(ip) for ip, n in gathered.names if n == name)))
+                               for name in sorted(set(n for _ip, n in gathered.names)))
     if gathered.saved is not None and params['members']:
         result['records_used'] = dict((name, node_records.digest(raw, name))
                                       for name, raw in (gathered.saved.get('records') or {}).items())

@@ -21,6 +21,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanErro
 from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, names, state_files, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.host.links import parse_interface_address
 from ansible_collections.wglan.mesh.plugins.module_utils.model import address, keys, node_records, plan, source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.model import peer_names
 from ansible_collections.wglan.mesh.plugins.module_utils.model import peers as peer_model
 from ansible_collections.wglan.mesh.plugins.module_utils.model import settings
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import inventory, kubernetes_api
@@ -32,11 +33,12 @@ class Gathered:
     """What the sources gave: this node's record, every record (None: no record sources), what to
     save for next time (None: nothing), and each live source's report."""
 
-    __slots__ = ('me', 'records', 'saved', 'reports', 'address4')
+    __slots__ = ('me', 'records', 'saved', 'reports', 'address4', 'names')
 
     def __init__(self, me=None, records=None, saved=None, reports=None):
         self.me, self.records, self.saved, self.reports = me, records, saved, reports or {}
         self.address4 = None  # this node's address in the IPv4 overlay (None: no overlay, or it is full)
+        self.names = None     # [(address, host name)] for the hosts file (None: names are off)
 
 
 def kubernetes_client(params):
@@ -147,6 +149,13 @@ def mesh_topology(params, own_key, warn, check_mode=False):
                          params['persistent_keepalive'], psk)
     for text in topo.warnings:
         warn(text)
+    if params.get('names'):
+        domain = peer_names.parse_domain(params.get('names_domain') or peer_names.DEFAULT_DOMAIN)
+        if topo.records is not None:
+            gathered.names, skipped = peer_names.entries(gathered.me, topo.peers, topo.records, domain,
+                                                         gathered.address4)
+            for name in skipped:
+                warn('node %s gets no name in %s: its name is not a DNS name' % (name, domain))
     return topo, gathered
 
 
