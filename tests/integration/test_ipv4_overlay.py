@@ -171,3 +171,31 @@ def test_a_forced_collision_resolves_the_same_way_on_every_node(world):
                 named(nodes[name])
     log = open(os.path.join(nodes[mover].workdir, 'watcher.log')).read()
     assert 'IPv4 overlay address %s' % STATE[mover]['address4'] in log, log[-2000:]
+
+
+def test_without_a_watcher_a_run_writes_the_names_and_absent_removes_them(world):
+    """A run with watcher false owns the names: check mode writes nothing, a run writes them, the next
+    changes nothing, names false removes the block, state absent removes it too (the admin's lines stay)."""
+    n3 = world['nodes']['n3']
+    path = os.path.join(n3.workdir, 'hosts-run')
+    with open(path, 'w') as handle:
+        handle.write(ADMIN_LINES)
+    args = dict(interface=n3.ifname, backend='userspace', private_key_path=n3.key_path,
+                addresses=[STATE['n3']['cidr']], purge=True, self_name='n3', discovery_url=URL, cluster_token=TOKEN,
+                ipv4_prefix=OVERLAY, names=True, hosts_path=path, state_path=os.path.join(n3.workdir, 'mesh.json'),
+                relays_path=os.path.join(n3.workdir, 'paths.json'), settings_path=os.path.join(n3.workdir, 'none.json'))
+    book = Playbook(n3, n3.workdir)
+    check, first, second = book.run([('wglan.mesh.wglan_peers', args, True), ('wglan.mesh.wglan_peers', args, False),
+                                     ('wglan.mesh.wglan_peers', args, False)])
+    assert check['names_changed'] and first['names_changed'] and not second['names_changed'], (check, first, second)
+    with open(path) as handle:
+        text = handle.read()
+    assert text.startswith(ADMIN_LINES) and 'n1.wglan.internal' in text and text.count('# BEGIN wglan.mesh') == 1
+    assert sorted(first['names']) == sorted('%s.wglan.internal' % n for n in ('n1', 'n2', 'n3', 'n4'))
+    off = book.one('wglan.mesh.wglan_peers', dict(args, names=False))
+    assert off['names_changed'] and open(path).read() == ADMIN_LINES
+    book.one('wglan.mesh.wglan_peers', args)
+    assert 'n1.wglan.internal' in open(path).read()
+    gone = book.one('wglan.mesh.wglan_peers', dict(interface=n3.ifname, state='absent', hosts_path=path,
+                                                   settings_path=os.path.join(n3.workdir, 'none.json')))
+    assert gone['changed'] and gone['names_changed'] and open(path).read() == ADMIN_LINES

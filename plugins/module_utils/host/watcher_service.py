@@ -51,6 +51,8 @@ CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE
 NoNewPrivileges=yes
 ProtectSystem=strict
 ReadWritePaths=/etc/wglan
+# the mesh's names (wglan_names): its own block of the hosts file, written in place
+ReadWritePaths=-/etc/hosts
 # /run/wglan (status, relays) and /run/wireguard (wireguard-go's sockets): made at
 # every start, also at boot, when /run is empty.
 RuntimeDirectory=wglan wireguard
