@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 wglan.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The `wglan` command: `wglan run` is the watcher service, `wglan status` shows its view.
+"""The `wglan` command: `wglan run` is the watcher service, `wglan status` shows its view, `wglan rotate-key`
+asks the watcher for a key rotation.
 
     python3 -m ansible_collections.wglan.mesh.plugins.module_utils.daemon.cli run|status [...]
 """
@@ -15,12 +16,14 @@ import json
 import os
 import signal
 import sys
+import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import log, out
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.status import format_status
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import CONFIG, SETTINGS, Watcher, load_options
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import public_key_from_private
 
 
 def show_status(args):
@@ -33,9 +36,41 @@ def show_status(args):
     return 0
 
 
+def _public_key(path):
+    raw = key_files.read_private_key(path)
+    return public_key_from_private(raw) if raw is not None else None
+
+
+def rotate_key(args):
+    """Ask the running watcher to rotate this node's key; with --wait, until it switched (bounded)."""
+    options = load_options(args.config if os.path.exists(args.config) else None)
+    settings_data = state_files.read_json(args.settings) or {}
+    key_path = settings_data.get('private_key_path') or key_files.DEFAULT_KEY_PATH
+    before = _public_key(key_path)
+    try:
+        with open(options['rotate_request'], 'w') as handle:
+            handle.write('rotate\n')
+    except OSError as exc:
+        out('cannot ask the watcher: %s: %s' % (options['rotate_request'], exc.strerror or exc), sys.stderr)
+        return 1
+    if not args.wait:
+        out('asked the watcher to rotate the key of %s' % before)
+        return 0
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        now = _public_key(key_path)
+        if now != before and not os.path.exists(key_path + '.next'):
+            out('key rotated: %s -> %s' % (before, now))
+            return 0
+        time.sleep(0.2)
+    out('the key was not rotated within %d s (is wglan-watcher running, with a live source?)' % args.wait, sys.stderr)
+    return 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='wglan', description='wglan.mesh watcher')
-    parser.add_argument('command', choices=['run', 'status'])
+    parser.add_argument('command', choices=['run', 'status', 'rotate-key'])
+    parser.add_argument('--wait', type=int, default=0, help='rotate-key: wait this many seconds for the switch')
     parser.add_argument('--settings', default=SETTINGS)
     parser.add_argument('--config', default=CONFIG)
     parser.add_argument('--status-path', default=None)
@@ -43,6 +78,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == 'status':
         return show_status(args)
+    if args.command == 'rotate-key':
+        return rotate_key(args)
     try:
         watcher = Watcher(args.settings, args.config)
     except WglanError as exc:

@@ -55,10 +55,12 @@ def watched_files(watcher):
 def why_now(watcher, seen, clock):
     """Why to reconcile now (None: not now). clock: the times of the next address check and resync."""
     why = None
+    soon = watcher.next_moment()  # (a key switch: on time, not up to a quarter second late)
     try:
-        why = watcher.events.get(timeout=0.25)
+        why = watcher.events.get(timeout=0.25 if soon is None else min(0.25, max(0.005, soon)))
     except queue.Empty:
         pass
+    why = watcher.rotation_tick() or why
     if files_changed(watched_files(watcher), seen):
         why = 'settings changed'
     if why is None and time.monotonic() >= clock['addresses']:

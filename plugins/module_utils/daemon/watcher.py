@@ -34,6 +34,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import queue
 import threading
 import time
@@ -43,11 +44,12 @@ from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import Re
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.liveness import Liveness
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.publishing import Publisher
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.relaying import Relays, RelayTable
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.rotating import KeyRotation
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.sweeper import Sweeper
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watches import Watches
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import hosts_file, settings_file, state_files, watcher_state, wg_device
-from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, plan, settings
+from ansible_collections.wglan.mesh.plugins.module_utils.host import hosts_file, key_files, settings_file, state_files, watcher_state, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys, node_records, plan, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.model import watcher_options
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
 
@@ -83,6 +85,8 @@ class Watcher:
         self.saved_state = None     # what the watcher's state file holds
         self.status = None          # the last status written (also served as metrics)
         self.repeats = Repeats()    # the reconciles' warnings already logged
+        self.rotation = KeyRotation(self.options['rotate_request'])
+        self.applied_at = 0.0       # the wall-clock time of the last apply (peers' key switches are timed)
 
     def trigger(self, why):
         self.events.put(why)
@@ -106,6 +110,8 @@ class Watcher:
         except WglanError as exc:
             log('not reconciling: %s' % exc)
             return False
+        if not self.rotation.loaded:
+            self.rotation.load(params['private_key_path'])
         self.refresh_node_ips(params)
         recorded4 = (params.get('publish') or {}).get('address4')
         params['address4_held'] = self.publisher.address4
@@ -153,9 +159,82 @@ class Watcher:
         self._save_state()
         params['effective_port'] = port
         if params.get('publish'):
-            params['publish'] = dict(params['publish'], port=port)
+            record = dict(params['publish'], port=port)
+            for name in ('next_public_key', 'next_key_at'):
+                record.pop(name, None)
+            record.update(self.rotation.record_fields())
+            own = self._own_public_key(params)
+            if own:
+                record['public_key'] = own  # (after a key switch, the role's record still has the old key)
+            params['publish'] = record
         params['publish'] = self.publisher.record_to_publish(params, self.relays.requests, self.options)
         return port
+
+    @staticmethod
+    def _own_public_key(params):
+        try:
+            raw = key_files.read_private_key(params['private_key_path'])
+        except WglanError:
+            return None
+        return keys.public_key_from_private(raw) if raw is not None else None
+
+    def rotation_tick(self):
+        """Key rotation, looked at every loop: a rotation asked for begins (the reconcile publishes the next
+        key), this node's switch time passed (the reconcile takes the next key), a peer's switch time passed
+        since the last apply (apply now). Returns why to reconcile now, or None."""
+        params = self.params
+        if params is None:
+            return None
+        key_path = params['private_key_path']
+        try:
+            why = self.rotation.requested(key_path, self.options['key_lifetime'])
+            if why and not settings.live_source(params):
+                log('key rotation (%s) not begun: it needs a live source (the discovery service or Kubernetes) '
+                    'to tell the peers the next key before the switch' % why)
+            elif why and self.rotation.begin(key_path, self.options['key_overlap'], why):
+                self._save_state()
+                return 'key rotation begins'
+            if self.rotation.due():
+                self.rotation.switch(key_path)
+                self._switch_device(params)
+                self._save_state()
+                return 'key switch'
+        except WglanError as exc:
+            log(str(exc))
+        if self.last is not None:
+            at = plan.next_rotation(self.last[1], self.applied_at)
+            if at is not None and time.time() >= at:
+                self.apply(purge=bool(params.get('purge')))
+        return None
+
+    def _switch_device(self, params):
+        """The device takes the new key at once, with the preshared keys it makes with each peer, in one
+        write, from the last topology: the peers switch at this moment too, and a reconcile (which
+        reads the sources over the network) would come a few tens of milliseconds late."""
+        if self.last is None:
+            return
+        config, topo, candidates = self.last
+        raw = key_files.read_private_key(params['private_key_path'])
+        if raw is None:
+            return
+        own = keys.public_key_from_private(raw)
+        secret = params.get('cluster_token') if params.get('pair_preshared_keys') else None
+        switched = copy.copy(topo)
+        switched.peers = [p.replace(preshared_key=keys.pair_preshared_key(secret, own, p.public_key))
+                          if secret and p.public_key in topo.candidates else p for p in topo.peers]
+        config = copy.copy(config)
+        config.private_key = raw
+        self.last = (config, switched, candidates)
+        self.apply(purge=bool(params.get('purge')))
+
+    def next_moment(self):
+        """Seconds until the next key switch (this node's or a peer's), or None."""
+        times = [self.rotation.pending[1]] if self.rotation.pending else []
+        if self.last is not None:
+            at = plan.next_rotation(self.last[1], time.time())
+            if at is not None:
+                times.append(at)
+        return max(0.0, min(times) - time.time()) if times else None
 
     def _take(self, params, config, topo, gathered):
         """The reconcile's result becomes the one the applies work from."""
@@ -193,7 +272,7 @@ class Watcher:
         port = self.publisher.port
         wanted = watcher_state.WatcherState(self.relays.relays, self.relays.requests or {},
                                             port if port is not None and port != params['listen_port'] else None,
-                                            self.publisher.node_ips)
+                                            self.publisher.node_ips, self.rotation.record_fields())
         if wanted == self.saved_state:
             return
         try:
@@ -217,7 +296,8 @@ class Watcher:
                                               self.relays.favourites(seen, topo.records))
         self._choose_relays(topo, candidates, up)
         observations = plan.Observations(alive=up, stale=self.liveness.stale, swept=swept, relays=self.relays.relays)
-        the_plan = plan.plan(topo, found[2] if found else None, observations, time.time(), purge=purge,
+        self.applied_at = time.time()
+        the_plan = plan.plan(topo, found[2] if found else None, observations, self.applied_at, purge=purge,
                              force_routing=self.options['force_routing'])
         try:
             outcome = wg_device.apply_device(config, the_plan.peers, purge=purge, current=found, ops=the_plan.ops)

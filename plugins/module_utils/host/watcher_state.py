@@ -20,13 +20,14 @@ PATHS = WATCHER_STATE
 
 
 class WatcherState:
-    __slots__ = ('relays', 'published', 'port', 'node_ips')
+    __slots__ = ('relays', 'published', 'port', 'node_ips', 'next_key')
 
-    def __init__(self, relays=None, published=None, port=None, node_ips=None):
+    def __init__(self, relays=None, published=None, port=None, node_ips=None, next_key=None):
         self.relays = dict(relays or {})    # {peer key: relay key} in use
         self.published = None if published is None else dict(published)  # what the record asks for
         self.port = port                    # None: the configured port
         self.node_ips = None if node_ips is None else list(node_ips)  # None: as the role saw them
+        self.next_key = dict(next_key) if next_key else None  # the record's next key fields (a key rotation)
 
     def as_dict(self):
         data = dict(version=1, relays=dict(sorted(self.relays.items())))
@@ -36,6 +37,8 @@ class WatcherState:
             data['port'] = self.port
         if self.node_ips is not None:
             data['node_ips'] = list(self.node_ips)
+        if self.next_key:
+            data['next_key'] = dict(self.next_key)
         return data
 
     def __eq__(self, other):
@@ -73,8 +76,12 @@ def read(path=PATHS):
         data = None
     if not isinstance(data, dict):
         return WatcherState()
+    next_key = data.get('next_key')
+    if not (isinstance(next_key, dict) and isinstance(next_key.get('next_public_key'), str)
+            and isinstance(next_key.get('next_key_at'), int)):
+        next_key = None
     return WatcherState(_key_map(data.get('relays')), _key_map(data.get('published')), _port(data.get('port')),
-                        _node_ips(data.get('node_ips')))
+                        _node_ips(data.get('node_ips')), next_key)
 
 
 def read_relays(path=PATHS):

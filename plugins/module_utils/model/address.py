@@ -145,6 +145,8 @@ def ipv4_claims(records, own_key=None):
     """{IPv4 address: {public keys}} of what the records (NodeRecords) claim, this node's left out."""
     claims = {}
     for record in records or ():
+        if record.next_key is not None and record.next_key[0] == own_key:
+            continue  # this node's own record from before its key switch
         if record.address4 is not None and record.public_key != own_key:
             claims.setdefault(record.address4, set()).add(record.public_key)
     return claims

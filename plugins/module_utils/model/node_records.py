@@ -59,10 +59,10 @@ PREFERRED = 'preferred'
 
 class NodeRecord:
     __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed',
-                 'public_ip', 'relay', 'relays', 'address4')
+                 'public_ip', 'relay', 'relays', 'address4', 'next_key')
 
     def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
-                 observed=None, public_ip=None, relay=False, relays=None, address4=None):
+                 observed=None, public_ip=None, relay=False, relays=None, address4=None, next_key=None):
         self.name = name
         self.public_key = public_key
         self.address = address
@@ -75,6 +75,7 @@ class NodeRecord:
         self.relay = PREFERRED if relay == PREFERRED else bool(relay)
         self.relays = None if relays is None else dict(relays)  # None: the node publishes no relays
         self.address4 = address4  # its address in the IPv4 overlay (None: the mesh has none)
+        self.next_key = next_key  # (public key, unix time) it switches to at that time (key rotation), or None
 
     def own_endpoints(self):
         return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
@@ -96,6 +97,8 @@ class NodeRecord:
         }
         if self.address4 is not None:
             out['address4'] = str(self.address4)
+        if self.next_key is not None:
+            out['next_public_key'], out['next_key_at'] = self.next_key
         if self.public_ip is not None:
             out['discovery_observed'] = str(self.public_ip)
         if self.relay:
@@ -159,7 +162,21 @@ def parse_record(raw, name=None):
             public_ip = None  # an odd observation does not invalidate the record
     relay = raw.get('relay')
     return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip,
-                      relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')), address4)
+                      relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')), address4,
+                      _next_key(raw, name, public_key))
+
+
+def _next_key(raw, name, public_key):
+    """The key a record says its node switches to, and when: (public key, unix time), or None."""
+    if not raw.get('next_public_key'):
+        return None
+    key = normalize_key(raw['next_public_key'], 'next public key of %s' % name)
+    at = raw.get('next_key_at')
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not 0 < at < 2 ** 40:
+        raise WglanError('record of %s: next_key_at must be a time (seconds since 1970)' % name)
+    if key == public_key:
+        raise WglanError('record of %s: its next public key is its public key' % name)
+    return key, int(at)
 
 
 def parse_known(raws, warn, source):

@@ -27,7 +27,7 @@ __metaclass__ = type
 
 from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import pair_preshared_key
-from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import diff_peers, resolve_overlaps
+from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, diff_peers, resolve_overlaps
 from ansible_collections.wglan.mesh.plugins.module_utils.model.relay import apply_relays
 from ansible_collections.wglan.mesh.plugins.module_utils.model.topology import build_mesh, endpoint_candidates
 
@@ -40,9 +40,9 @@ AFTER_A_MOVE = {'same-link': 0, 'announced': 1, 'discovery': 2, 'own-address': 3
 class Topology:
     """The mesh as the records describe it, before any observation."""
 
-    __slots__ = ('peers', 'candidates', 'choices', 'dropped', 'warnings', 'me', 'records')
+    __slots__ = ('peers', 'candidates', 'choices', 'dropped', 'warnings', 'me', 'records', 'rotations')
 
-    def __init__(self, peers, candidates, choices, dropped, warnings, me=None, records=None):
+    def __init__(self, peers, candidates, choices, dropped, warnings, me=None, records=None, rotations=None):
         self.peers = peers              # [Peer]: explicit peers and peers built from records
         self.candidates = candidates    # {public key: [(endpoint, reason)]} of peers built from records
         self.choices = choices          # {name: {'endpoint', 'reason'}} (wglan_peers' `endpoints`)
@@ -50,6 +50,7 @@ class Topology:
         self.warnings = warnings        # [text]
         self.me = me                    # this node's record (None: no record sources)
         self.records = records          # the records the peers came from (None: no record sources)
+        self.rotations = rotations or {}  # {public key: (next public key, unix time, its preshared key)}
 
 
 def topology(explicit, me=None, records=None, own_key=None, pod_networking=False,
@@ -58,6 +59,10 @@ def topology(explicit, me=None, records=None, own_key=None, pod_networking=False
     (me, own_key). psk_secret: derive each pair's preshared key from it (the cluster token)."""
     peers, candidates, choices, warnings = list(explicit), {}, {}, []
     if records is not None:
+        # a node that switched to its next key published a record with it: the one with the old key
+        # (kept by a service until its TTL) no longer stands for it
+        present = set(r.public_key for r in records) | set([own_key])
+        records = [r for r in records if r.next_key is None or r.next_key[0] not in present]
         built, chosen, warnings = build_mesh(me, records, pod_networking, keepalive)
         if psk_secret and own_key:
             built = [p.replace(preshared_key=pair_preshared_key(psk_secret, own_key, p.public_key)) for p in built]
@@ -71,7 +76,42 @@ def topology(explicit, me=None, records=None, own_key=None, pod_networking=False
     if own_key is not None:
         peers = [p for p in peers if p.public_key != own_key]
     peers, dropped = resolve_overlaps(peers)
-    return Topology(peers, candidates, choices, dropped, warnings, me, records)
+    rotations = {}
+    for record in records or ():
+        if record.next_key is not None and record.public_key != own_key and record.next_key[0] != own_key:
+            psk = pair_preshared_key(psk_secret, own_key, record.next_key[0]) if psk_secret and own_key else None
+            rotations[record.public_key] = (record.next_key[0], record.next_key[1], psk)
+    return Topology(peers, candidates, choices, dropped, warnings, me, records, rotations)
+
+
+def rotated(peers, rotations, now, running=()):
+    """The peers with each key rotation applied at time now (model of a node's key rotation):
+    before the node's switch time, its next key stands by beside its key (no allowed IPs: both ends can
+    handshake with it the moment the node switches); from that time on, the next key takes the peer's
+    place, allowed IPs and all. A stand-by or a switched peer keeps the endpoint the device has for the
+    peer (where WireGuard roamed it)."""
+    if not rotations:
+        return peers
+    endpoints = dict((p.public_key, p.endpoint) for p in running if p.endpoint)
+    out = []
+    for peer in peers:
+        if peer.public_key not in rotations:
+            out.append(peer)
+            continue
+        key, at, psk = rotations[peer.public_key]
+        endpoint = endpoints.get(peer.public_key) or endpoints.get(key) or peer.endpoint
+        if now >= at:
+            out.append(peer.replace(public_key=key, preshared_key=psk, endpoint=endpoint))
+        else:
+            out.append(peer)
+            out.append(Peer(key, endpoint, (), psk, 0, peer.name))
+    return out
+
+
+def next_rotation(topo, now):
+    """The next time a peer switches keys (a plan made after it differs), or None."""
+    times = [at for _key, at, _psk in topo.rotations.values() if at > now]
+    return min(times) if times else None
 
 
 class Observations:
@@ -161,7 +201,8 @@ def plan(topo, device=None, observations=None, now=0.0, purge=False, force_routi
     seen = observations or Observations()
     running_up = liveness.peers_up(device, now)
     up = set(p.public_key for p in running_up) if seen.alive is None else set(seen.alive)
-    peers = topo.peers
+    running = device.peers if device is not None else []
+    peers = rotated(topo.peers, topo.rotations, now, running)
     if seen.swept:
         peers = [p.replace(endpoint=seen.swept[p.public_key], endpoint_fallback=False)
                  if p.public_key in seen.swept else p for p in peers]
@@ -169,7 +210,6 @@ def plan(topo, device=None, observations=None, now=0.0, purge=False, force_routi
         peers = apply_relays(peers, seen.relays)
     # An endpoint that is only a fallback guess does not replace the one a peer is up at (it may have
     # roamed there); beside a watcher, not the one of any running peer (the watcher sweeps those).
-    running = device.peers if device is not None else []
     kept = running if seen.keep_endpoints else running_up
     ops = diff_peers(peers, running, purge=purge, up=set(p.key_hex for p in kept))
     return Plan(peers, ops, up, topo, seen, force_routing, device, now)

@@ -41,8 +41,13 @@ DEFAULTS = dict(
     # own table had to be made again (a flush takes both).
     host_firewall=False,
     firewall_udp_ports=None,  # the UDP ports (or ranges) the role opened; None: the listen port
+    # Key rotation: make a new key when the key file is older than key_lifetime (0: only when asked,
+    # `wglan rotate-key`); publish it key_overlap seconds before switching to it.
+    key_lifetime=0,
+    key_overlap=30.0,
+    rotate_request='/run/wglan/rotate-key',
 )
-SECONDS = ('resync', 'sweep_interval', 'publish_every', 'address_check')
+SECONDS = ('resync', 'sweep_interval', 'publish_every', 'address_check', 'key_overlap')
 FLAGS = ('force_routing', 'manage_rules', 'relay', 'relay_ipv6', 'refresh_node_ips', 'host_firewall')
 INTEGERS = dict(route_mark=(1, 0xFFFFFFFF), mark_mask=(1, 0xFFFFFFFF), route_table=(1, 0xFFFFFFFE),
                 rule_priority=(1, 0xFFFFFFFE), metrics_port=(0, 65535))
@@ -98,7 +103,12 @@ def validate(data, where=''):
         except ValueError as exc:
             raise WglanError('%sendpoint_exclude: %s' % (where, exc))
     _check_port_list(options['firewall_udp_ports'], where)
-    for name in ('table', 'status_path'):
+    if isinstance(options['key_lifetime'], bool) or not isinstance(options['key_lifetime'], (int, float)) \
+            or options['key_lifetime'] < 0:
+        raise WglanError('%skey_lifetime must be a number of seconds (0: no schedule)' % where)
+    if options['key_lifetime'] and options['key_lifetime'] < 2 * options['key_overlap']:
+        raise WglanError('%skey_lifetime must be at least twice key_overlap' % where)
+    for name in ('table', 'status_path', 'rotate_request'):
         if not isinstance(options[name], str) or not options[name]:
             raise WglanError('%s%s must be a non-empty string' % (where, name))
     return options

@@ -83,6 +83,9 @@ def beside_the_watcher(params):
         if state.published is not None:
             # what the watcher asked of its peers stays in the record a run publishes (relay.agree)
             publish['relays'] = state.published
+        if state.next_key:
+            # a key rotation the watcher began: the record keeps announcing the next key
+            publish.update(state.next_key)
         params['publish'] = publish
     return plan.Observations(relays=state.relays, keep_endpoints=True)
 

@@ -16,6 +16,8 @@ prefix "wglan.mesh/", with a merge patch that touches only those keys:
   wglan.mesh/relay               "true" (or "preferred") when the node relays for peers that cannot meet directly
   wglan.mesh/relays              JSON {peer public key: relay public key}: the relays it uses or asks for
   wglan.mesh/address4            its address in the IPv4 overlay ('' when the mesh has none)
+  wglan.mesh/next-public-key     during a key rotation, the key the node switches to ('' otherwise)
+  wglan.mesh/next-key-at         ...and when (seconds since 1970)
 
 Read back, spec.podCIDRs (and spec.podCIDR) become pod CIDRs and, when
 node-ips is absent, status.addresses (InternalIP, ExternalIP) the node addresses.
@@ -33,7 +35,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records impo
 
 PREFIX = 'wglan.mesh/'
 KEYS = ('public-key', 'address', 'node-ips', 'endpoints', 'assigned-prefixes', 'port', 'observed', 'relay',
-        'relays', 'address4')
+        'relays', 'address4', 'next-public-key', 'next-key-at')
 
 
 def _split(value):
@@ -55,6 +57,8 @@ def annotations_for_record(record):
         'relays': '' if record.get('relays') is None else json.dumps(
             record['relays'], sort_keys=True, separators=(',', ':')),
         'address4': record.get('address4') or '',
+        'next-public-key': record.get('next_public_key') or '',
+        'next-key-at': str(record['next_key_at']) if record.get('next_public_key') else '',
     }
     return dict((PREFIX + key, value) for key, value in values.items())
 
@@ -112,6 +116,11 @@ def record_from_node(node):
         raw['relay'] = True if annotations[PREFIX + 'relay'] == 'true' else 'preferred'
     if annotations.get(PREFIX + 'address4'):
         raw['address4'] = annotations[PREFIX + 'address4']
+    if annotations.get(PREFIX + 'next-public-key'):
+        at = annotations.get(PREFIX + 'next-key-at') or ''
+        if not at.isdigit():
+            raise WglanError('%snext-key-at %r is not a time' % (PREFIX, at))
+        raw.update(next_public_key=annotations[PREFIX + 'next-public-key'], next_key_at=int(at))
     if annotations.get(PREFIX + 'relays'):
         try:
             raw['relays'] = json.loads(annotations[PREFIX + 'relays'])
