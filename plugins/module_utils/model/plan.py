@@ -108,6 +108,15 @@ def rotated(peers, rotations, now, running=()):
     return out
 
 
+def switched_keys(relays, rotations, now):
+    """The relays ({peer key: relay key}) with the keys of the nodes that switched keys at now replaced by
+    their new ones: a relayed pair stays relayed through a key switch, also one of the relay's."""
+    if not rotations:
+        return relays
+    new = dict((old, key) for old, (key, at, _psk) in rotations.items() if now >= at)
+    return dict((new.get(peer, peer), new.get(via, via)) for peer, via in relays.items())
+
+
 def next_rotation(topo, now):
     """The next time a peer switches keys (a plan made after it differs), or None."""
     times = [at for _key, at, _psk in topo.rotations.values() if at > now]
@@ -207,7 +216,7 @@ def plan(topo, device=None, observations=None, now=0.0, purge=False, force_routi
         peers = [p.replace(endpoint=seen.swept[p.public_key], endpoint_fallback=False)
                  if p.public_key in seen.swept else p for p in peers]
     if seen.relays:
-        peers = apply_relays(peers, seen.relays)
+        peers = apply_relays(peers, switched_keys(seen.relays, topo.rotations, now))
     # An endpoint that is only a fallback guess does not replace the one a peer is up at (it may have
     # roamed there); beside a watcher, not the one of any running peer (the watcher sweeps those).
     kept = running if seen.keep_endpoints else running_up

@@ -68,6 +68,26 @@ def _check_port_list(ports, where):
             raise WglanError('%sfirewall_udp_ports: %r is not a port or a range of ports' % (where, port))
 
 
+UNITS = dict(s=1, m=60, h=3600, d=86400)
+
+
+def duration(value, name, where=''):
+    """Seconds from a number or a text such as '90d', '12h', '30m', '45s', '3600'."""
+    if isinstance(value, bool):
+        value = None
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        unit = UNITS.get(text[-1:], None) if text else None
+        number = text[:-1] if unit else text
+        try:
+            value = float(number) * (unit or 1)
+        except ValueError:
+            value = None
+    if not isinstance(value, (int, float)) or value < 0:
+        raise WglanError('%s%s must be a number of seconds, or one with s, m, h or d (90d); 0: never' % (where, name))
+    return value
+
+
 def validate(data, where=''):
     """The options data gives, completed with the defaults; WglanError naming the first bad one.
     where: a prefix for the message (the file's path)."""
@@ -103,9 +123,7 @@ def validate(data, where=''):
         except ValueError as exc:
             raise WglanError('%sendpoint_exclude: %s' % (where, exc))
     _check_port_list(options['firewall_udp_ports'], where)
-    if isinstance(options['key_lifetime'], bool) or not isinstance(options['key_lifetime'], (int, float)) \
-            or options['key_lifetime'] < 0:
-        raise WglanError('%skey_lifetime must be a number of seconds (0: no schedule)' % where)
+    options['key_lifetime'] = duration(options['key_lifetime'], 'key_lifetime', where)
     if options['key_lifetime'] and options['key_lifetime'] < 2 * options['key_overlap']:
         raise WglanError('%skey_lifetime must be at least twice key_overlap' % where)
     for name in ('table', 'status_path', 'rotate_request'):

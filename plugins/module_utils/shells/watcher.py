@@ -21,7 +21,7 @@ KINDS = dict((name, 'float') for name in watcher_options.SECONDS)
 KINDS.update((name, 'bool') for name in watcher_options.FLAGS)
 KINDS.update((name, 'int') for name in watcher_options.INTEGERS)
 KINDS.update(firewall_udp_ports='list', endpoint_exclude='list', metrics_address='str', table='str',
-             status_path='path')
+             status_path='path', key_lifetime='str', rotate_request='path')
 
 ARGUMENTS = dict(
     path=dict(type='path', default=settings.WATCHER_CONFIG),
