@@ -449,3 +449,60 @@ def test_a_rebooted_machine_rejoins_from_its_saved_state_without_ansible(lab):
                          % (booted - started, time.monotonic() - booted))
     finally:
         lab.ssh('hub1', 'systemctl start wglan-discovery')
+
+
+PING_ALL = '''
+rm -f /tmp/wglan-ping.*
+for d in %(targets)s; do ping -n -q -i 0.2 -W 1 -w 600 $d > /tmp/wglan-ping.$d 2>&1 & done
+wait
+for f in /tmp/wglan-ping.*; do echo "$f $(grep -o '[0-9]* packets transmitted, [0-9]* received' $f)"; done
+'''
+
+
+def test_every_key_rotated_through_the_role_one_node_after_another_while_every_pair_pings(lab):
+    """site.yml with wglan_rotate_keys=true (key_overlap 5 s here; 30 s by default): each node in turn asks
+    its watcher for a new key, publishes it, and switches with every peer at the announced time. Every
+    machine pings every other over the mesh's IPv6 and IPv4 addresses, 5 a second, all the while."""
+    addresses = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan.fact').stdout)) for h in MESH)
+    before = keys_of(lab, MESH)
+    everyone = inventory(lab, 'all.ini', MESH)
+    pingers = []
+    for src in MESH:
+        targets = ' '.join('%s %s' % (addresses[d]['address'], addresses[d]['address4']) for d in MESH if d != src)
+        pingers.append((src, subprocess.Popen(lab.ssh_args(src) + [PING_ALL % dict(targets=targets)],
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                              universal_newlines=True)))
+    try:
+        time.sleep(3)
+        started = time.monotonic()
+        result = lab.playbook_with_inventory(everyone, 'playbooks/site.yml', '-e', 'wglan_rotate_keys=true',
+                                             '-e', 'wglan_key_overlap=5')
+        took = time.monotonic() - started
+        time.sleep(3)
+        for src in MESH:
+            lab.ssh(src, 'pkill -INT -x ping', check=False)
+        outputs = dict((src, proc.communicate(timeout=60)[0]) for src, proc in pingers)
+    finally:
+        for _src, proc in pingers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert result.returncode == 0, result.stdout[-3000:]
+    rotated = re.findall(r'TASK \[wglan.mesh.node : Rotate this node.s key[^\]]*\]', result.stdout)
+    assert rotated, result.stdout[-3000:]
+    lost, sent = {}, 0
+    for src, out in outputs.items():
+        for path, count, got in re.findall(r'/tmp/wglan-ping\.(\S+) (\d+) packets transmitted, (\d+) received', out):
+            sent += int(count)
+            if int(count) != int(got):
+                lost['%s->%s' % (src, path)] = int(count) - int(got)
+    sys.stdout.write('\nevery key rotated through the role, one node after another (key_overlap 5 s, run %.0f s): '
+                     '%d of %d pings lost %s\n' % (took, sum(lost.values()), sent, lost))
+    assert sent > len(MESH) * (len(MESH) - 1) * 2 * 5 * 20, outputs  # every pair and family, all the while
+    after = keys_of(lab, MESH)
+    assert all(after[h] != before[h] for h in MESH), (before, after)
+    for host in MESH:
+        assert peers(lab, host) == sorted(after[h] for h in MESH if h != host), host
+        assert lab.ssh(host, 'stat -c %a /etc/wglan/private.key; ls /etc/wglan/private.key.next 2>&1 | grep -c "No such"'
+                       ).stdout.split() == ['600', '1']
+    assert not lost, lost
