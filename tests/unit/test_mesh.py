@@ -195,3 +195,13 @@ def test_a_call_with_no_record_of_this_run_uses_the_kept_ones_quietly():
                                                    warnings.append)
     assert [r.name for r in records] == ['a1', 'a2']
     assert warnings == ['node b1: no record yet; it joins when it has run once']
+
+
+def test_a_node_keeps_its_shared_nat_port_through_a_key_rotation():
+    site = [nat_record('a%d' % n, n, '203.0.113.101') for n in range(1, 6)]
+    ports = [topology.shared_nat_port(r, site, 51820) for r in site]
+    rotated = nat_record('a3', 99, '203.0.113.101')  # a3 with its next key
+    after = [topology.shared_nat_port(r, site[:2] + [rotated] + site[3:], 51820) for r in site[:2] + [rotated] + site[3:]]
+    assert after == ports
+    # and while both of its records are listed (the old one until the service drops it)
+    assert topology.shared_nat_port(rotated, site + [rotated], 51820) == ports[2]

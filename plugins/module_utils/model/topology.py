@@ -67,23 +67,25 @@ def shared_nat_port(me, records, base):
     else a port of its own in base .. base + PORT_SLOTS - 1.
 
     Every node computes the same ports from the same records, without asking anyone: each member of
-    the group takes the slot its key hashes to, the smaller keys first, the next free one on a clash.
-    A member joining later moves nobody but a node whose slot it takes (a larger key on the same slot).
+    the group takes the slot its name hashes to, the smaller names first, the next free one on a clash.
+    A member joining later moves nobody but a node whose slot it takes (a larger name on the same slot).
+    The name, not the key: a node keeps its port (and its NAT mapping) through a key rotation.
     """
     mine = public_address(me, records)
     if mine is None or mine in me.own_ips() or base + PORT_SLOTS - 1 > 65535:
         return base
-    group = set([me.public_key])
-    group.update(r.public_key for r in records if r.public_key != me.public_key and public_address(r, records) == mine)
+    group = set([me.name])
+    group.update(r.name for r in records if r.name != me.name and r.public_key != me.public_key
+                 and public_address(r, records) == mine)
     if len(group) < 2:
         return base
     taken = {}
-    for key in sorted(group)[:PORT_SLOTS]:
-        slot = int(hashlib.sha256(key.encode('ascii')).hexdigest()[:8], 16) % PORT_SLOTS
+    for name in sorted(group)[:PORT_SLOTS]:
+        slot = int(hashlib.sha256(name.encode('utf-8')).hexdigest()[:8], 16) % PORT_SLOTS
         while slot in taken.values():
             slot = (slot + 1) % PORT_SLOTS
-        taken[key] = slot
-    return base + taken[me.public_key] if me.public_key in taken else base
+        taken[name] = slot
+    return base + taken[me.name] if me.name in taken else base
 
 
 def choose_endpoint(me, peer, records):
