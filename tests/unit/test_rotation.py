@@ -52,12 +52,14 @@ def test_before_the_switch_the_next_key_stands_by_and_at_it_takes_the_peers_plac
     assert before[NEW].allowed_ips == () and before[NEW].persistent_keepalive == 0
     assert before[NEW].preshared_key == pair_preshared_key('token', ME, NEW)
     assert ipaddress.ip_network('200:1001::2/128') in before[OLD].allowed_ips
-    after = by_key(plan.plan(t, None, now=AT).peers)
+    assert set(by_key(plan.plan(t, None, now=AT).peers)) == {OLD, NEW}  # the node switches first
+    after = by_key(plan.plan(t, None, now=AT + plan.PEER_SWITCH_LAG).peers)
     assert set(after) == {NEW}
     assert after[NEW].allowed_ips == before[OLD].allowed_ips
     assert after[NEW].preshared_key == pair_preshared_key('token', ME, NEW)
     assert after[NEW].persistent_keepalive == before[OLD].persistent_keepalive
-    assert plan.next_rotation(t, AT - 5) == AT and plan.next_rotation(t, AT) is None
+    lag = plan.PEER_SWITCH_LAG
+    assert plan.next_rotation(t, AT - 5) == AT + lag and plan.next_rotation(t, AT + lag) is None
 
 
 def test_the_record_with_the_new_key_supersedes_the_old_one():
@@ -77,7 +79,7 @@ def test_this_nodes_own_record_from_before_its_switch_is_not_a_peer():
 def test_a_relayed_peer_stays_relayed_through_its_switch_and_the_relays():
     relays = {OLD: OTHER, OTHER: OLD}
     assert plan.switched_keys(relays, {OLD: (NEW, AT, None)}, AT - 1) == relays
-    assert plan.switched_keys(relays, {OLD: (NEW, AT, None)}, AT) == {NEW: OTHER, OTHER: NEW}
+    assert plan.switched_keys(relays, {OLD: (NEW, AT, None)}, AT + plan.PEER_SWITCH_LAG) == {NEW: OTHER, OTHER: NEW}
 
 
 @pytest.mark.parametrize('given,seconds', [(0, 0), ('0', 0), ('90d', 90 * 86400), ('12h', 43200), ('30m', 1800),

@@ -226,6 +226,12 @@ class Watcher:
         config.private_key = raw
         self.last = (config, switched, candidates)
         self.apply(purge=bool(params.get('purge')))
+        try:
+            # a handshake with the new key to every peer now: none waits for traffic, and a peer that
+            # already moved (a clock ahead) gets its staged packets out with it
+            wg_device.kick(config, switched.peers)
+        except WglanError as exc:
+            log('key switch: no handshake sent at once: %s' % exc)
 
     def next_moment(self):
         """Seconds until the next key switch (this node's or a peer's), or None."""

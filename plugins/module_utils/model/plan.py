@@ -84,11 +84,20 @@ def topology(explicit, me=None, records=None, own_key=None, pod_networking=False
     return Topology(peers, candidates, choices, dropped, warnings, me, records, rotations)
 
 
+# The peers move a node's addresses onto its next key this long after the node took it: the node's own
+# handshakes with its next key (it sends one to every peer at once; the peers stand the key by) come
+# first. A peer that moved first would send its handshake to a node still on the old key, which drops
+# it, and WireGuard tries again only 5 s later (REKEY_TIMEOUT): the lab lost 5 s of one direction that
+# way. A switch costs at most this long of what the node sends (its packets meet the stand-by, which
+# has no addresses yet), plus the clocks' difference.
+PEER_SWITCH_LAG = 0.05
+
+
 def rotated(peers, rotations, now, running=()):
     """The peers with each key rotation applied at time now (model of a node's key rotation):
     before the node's switch time, its next key stands by beside its key (no allowed IPs: both ends can
-    handshake with it the moment the node switches); from that time on, the next key takes the peer's
-    place, allowed IPs and all. A stand-by or a switched peer keeps the endpoint the device has for the
+    handshake with it the moment the node switches); from that time on (PEER_SWITCH_LAG after it), the
+    next key takes the peer's place, allowed IPs and all. A stand-by or a switched peer keeps the endpoint the device has for the
     peer (where WireGuard roamed it)."""
     if not rotations:
         return peers
@@ -100,7 +109,7 @@ def rotated(peers, rotations, now, running=()):
             continue
         key, at, psk = rotations[peer.public_key]
         endpoint = endpoints.get(peer.public_key) or endpoints.get(key) or peer.endpoint
-        if now >= at:
+        if now >= at + PEER_SWITCH_LAG:
             out.append(peer.replace(public_key=key, preshared_key=psk, endpoint=endpoint))
         else:
             out.append(peer)
@@ -113,13 +122,13 @@ def switched_keys(relays, rotations, now):
     their new ones: a relayed pair stays relayed through a key switch, also one of the relay's."""
     if not rotations:
         return relays
-    new = dict((old, key) for old, (key, at, _psk) in rotations.items() if now >= at)
+    new = dict((old, key) for old, (key, at, _psk) in rotations.items() if now >= at + PEER_SWITCH_LAG)
     return dict((new.get(peer, peer), new.get(via, via)) for peer, via in relays.items())
 
 
 def next_rotation(topo, now):
     """The next time a peer switches keys (a plan made after it differs), or None."""
-    times = [at for _key, at, _psk in topo.rotations.values() if at > now]
+    times = [at + PEER_SWITCH_LAG for _key, at, _psk in topo.rotations.values() if at + PEER_SWITCH_LAG > now]
     return min(times) if times else None
 
 
