@@ -505,4 +505,7 @@ def test_every_key_rotated_through_the_role_one_node_after_another_while_every_p
         assert peers(lab, host) == sorted(after[h] for h in MESH if h != host), host
         assert lab.ssh(host, 'stat -c %a /etc/wglan/private.key; ls /etc/wglan/private.key.next 2>&1 | grep -c "No such"'
                        ).stdout.split() == ['600', '1']
-    assert not lost, lost
+    journals = dict((h, lab.ssh(h, 'journalctl -u wglan-watcher -o short-precise --since "-%d s" --no-pager | '
+                                   'grep -v "relay\\|sweep" | tail -40' % (int(took) + 20), check=False).stdout)
+                    for h in MESH) if lost else {}
+    assert not lost, (lost, '\n'.join('--- %s\n%s' % item for item in journals.items()))
