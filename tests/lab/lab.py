@@ -336,7 +336,9 @@ table inet lab {
         while waiting and time.monotonic() < deadline:
             for mname in list(waiting):
                 try:
-                    if self.ssh(mname, 'systemctl is-system-running --wait >/dev/null 2>&1; true',
+                    # (and logins open: a playbook logs in as the admin user, whom pam_nologin turns away
+                    # until systemd-user-sessions has run; once that took longer than the boot's end)
+                    if self.ssh(mname, 'systemctl is-system-running --wait >/dev/null 2>&1; test ! -e /run/nologin',
                                 check=False, timeout=20).returncode == 0:
                         waiting.remove(mname)
                 except subprocess.TimeoutExpired:
