@@ -508,4 +508,6 @@ def test_every_key_rotated_through_the_role_one_node_after_another_while_every_p
     journals = dict((h, lab.ssh(h, 'journalctl -u wglan-watcher -o short-precise --since "-%d s" --no-pager | '
                                    'grep -v "relay\\|sweep" | tail -40' % (int(took) + 20), check=False).stdout)
                     for h in MESH) if lost else {}
-    assert not lost, (lost, '\n'.join('--- %s\n%s' % item for item in journals.items()))
+    if lost:
+        sys.stdout.write('\n'.join('--- %s\n%s' % item for item in journals.items()))
+    assert not lost, lost

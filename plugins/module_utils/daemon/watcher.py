@@ -208,9 +208,9 @@ class Watcher:
         return None
 
     def _switch_device(self, params):
-        """The device takes the new key at once, with the preshared keys it makes with each peer, in one
-        write, from the last topology: the peers switch at this moment too, and a reconcile (which
-        reads the sources over the network) would come a few tens of milliseconds late."""
+        """The device takes the new key at once, with the preshared keys it makes with each peer
+        (wg_device.switch_key), from the last topology: the peers switch a moment later, and a reconcile
+        (which reads the sources over the network) would come tens of milliseconds late."""
         if self.last is None:
             return
         config, topo, candidates = self.last
@@ -219,19 +219,20 @@ class Watcher:
             return
         own = keys.public_key_from_private(raw)
         secret = params.get('cluster_token') if params.get('pair_preshared_keys') else None
+        psks = dict((p.public_key, keys.pair_preshared_key(secret, own, p.public_key))
+                    for p in topo.peers if secret and p.public_key in topo.candidates)
         switched = copy.copy(topo)
-        switched.peers = [p.replace(preshared_key=keys.pair_preshared_key(secret, own, p.public_key))
-                          if secret and p.public_key in topo.candidates else p for p in topo.peers]
+        switched.peers = [p.replace(preshared_key=psks[p.public_key]) if p.public_key in psks else p for p in topo.peers]
         config = copy.copy(config)
         config.private_key = raw
         self.last = (config, switched, candidates)
-        self.apply(purge=bool(params.get('purge')))
         try:
-            # a handshake with the new key to every peer now: none waits for traffic, and a peer that
-            # already moved (a clock ahead) gets its staged packets out with it
+            wg_device.switch_key(config, raw, psks)
+            # a handshake with the new key to every peer now: none waits for traffic
             wg_device.kick(config, switched.peers)
         except WglanError as exc:
-            log('key switch: no handshake sent at once: %s' % exc)
+            log('key switch: %s' % exc)
+        self.apply(purge=bool(params.get('purge')))
 
     def next_moment(self):
         """Seconds until the next key switch (this node's or a peer's), or None."""

@@ -227,6 +227,21 @@ def _update(links, link, backend, state, config, desired_peers, result, check_mo
     return result
 
 
+def switch_key(config, private_key, preshared_keys):
+    """A key rotation's switch: each peer's new preshared key first ({public key: key}), then the new private
+    key, then a handshake to every peer at once (kick). In that order: a handshake WireGuard starts between
+    the two writes pairs the new key with the new preshared key (the peers have both); the other way, the
+    new key with an old preshared key fails and is not tried again for 5 s."""
+    with Links() as links:
+        link = links.get(config.ifname)
+        if link is None:
+            raise WglanError('interface %s does not exist' % config.ifname)
+        backend = backend_for_link(link, config.backend)
+    if preshared_keys:
+        backend.write(ops=[PeerOp(PeerOp.UPDATE, key, {'preshared_key': psk}) for key, psk in preshared_keys.items()])
+    backend.write(private_key=private_key)
+
+
 def kick(config, peers):
     """Make WireGuard send a handshake initiation to each of peers now, to the endpoint it has.
 
