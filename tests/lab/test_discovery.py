@@ -452,7 +452,8 @@ def test_a_rebooted_machine_rejoins_from_its_saved_state_without_ansible(lab):
 
 
 PING_ALL = '''
-rm -f /tmp/wglan-ping.*
+rm -f /tmp/wglan-ping.* /tmp/wglan-dump
+(for i in $(seq 1 1500); do echo "@ $(date +%%T.%%N)"; wg show wglan0 dump | cut -f1,3,5,6,7; sleep 0.2; done > /tmp/wglan-dump 2>&1) &
 for d in %(targets)s; do ping -n -q -i 0.2 -W 1 -w 600 $d > /tmp/wglan-ping.$d 2>&1 & done
 wait
 for f in /tmp/wglan-ping.*; do echo "$f $(grep -o '[0-9]* packets transmitted, [0-9]* received' $f)"; done
@@ -510,4 +511,9 @@ def test_every_key_rotated_through_the_role_one_node_after_another_while_every_p
                     for h in MESH) if lost else {}
     if lost:
         sys.stdout.write('\n'.join('--- %s\n%s' % item for item in journals.items()))
+        for host in MESH:
+            dump = '/tmp/wglan-lab-dump-%s' % host
+            with open(dump, 'w') as handle:
+                handle.write(lab.ssh(host, 'cat /tmp/wglan-dump', check=False).stdout)
+            sys.stdout.write('\n(device dumps every 0.2 s in %s)\n' % dump)
     assert not lost, lost
