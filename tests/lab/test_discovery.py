@@ -454,8 +454,11 @@ def test_a_rebooted_machine_rejoins_from_its_saved_state_without_ansible(lab):
 PING_ALL = '''
 rm -f /tmp/wglan-ping.* /tmp/wglan-dump
 (for i in $(seq 1 1500); do echo "@ $(date +%%T.%%N)"; wg show wglan0 dump | cut -f1,3,5,6,7; sleep 0.2; done > /tmp/wglan-dump 2>&1) &
-for d in %(targets)s; do ping -n -q -i 0.2 -W 1 -w 600 $d > /tmp/wglan-ping.$d 2>&1 & done
-wait
+dumper=$!
+pids=""
+for d in %(targets)s; do ping -n -q -i 0.2 -W 1 -w 600 $d > /tmp/wglan-ping.$d 2>&1 & pids="$pids $!"; done
+wait $pids
+kill $dumper
 for f in /tmp/wglan-ping.*; do echo "$f $(grep -o '[0-9]* packets transmitted, [0-9]* received' $f)"; done
 '''
 
