@@ -453,7 +453,7 @@ def test_a_rebooted_machine_rejoins_from_its_saved_state_without_ansible(lab):
 
 PING_ALL = '''
 rm -f /tmp/wglan-ping.* /tmp/wglan-dump
-(for i in $(seq 1 1500); do echo "@ $(date +%%T.%%N)"; wg show wglan0 dump | cut -f1,3,5,6,7; sleep 0.2; done > /tmp/wglan-dump 2>&1) &
+(for i in $(seq 1 1500); do echo "@ $(date +%%T.%%N)"; wg show wglan0 dump | tail -n +2 | cut -f1,3,5,6,7; sleep 0.2; done > /tmp/wglan-dump 2>&1) &
 dumper=$!
 pids=""
 for d in %(targets)s; do ping -n -q -i 0.2 -W 1 -w 600 $d > /tmp/wglan-ping.$d 2>&1 & pids="$pids $!"; done

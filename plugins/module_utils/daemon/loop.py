@@ -52,12 +52,20 @@ def watched_files(watcher):
     return (watcher.settings_path, watcher.config_path, records)
 
 
+# No reconcile starts this close to a key switch (this node's or a peer's): a reconcile reads the
+# sources over the network and takes a few hundred milliseconds, and the switch would wait for it.
+SWITCH_GUARD = 0.8
+
+
 def why_now(watcher, seen, clock):
     """Why to reconcile now (None: not now). clock: the times of the next address check and resync."""
     why = None
-    soon = watcher.next_moment()  # (a key switch: on time, not up to a quarter second late)
+    soon = watcher.next_moment()
+    if soon is not None and soon < SWITCH_GUARD:
+        time.sleep(soon)  # (the events wait in their queue until after the switch)
+        return watcher.rotation_tick()
     try:
-        why = watcher.events.get(timeout=0.25 if soon is None else min(0.25, max(0.005, soon)))
+        why = watcher.events.get(timeout=0.25 if soon is None else min(0.25, max(0.005, soon - SWITCH_GUARD)))
     except queue.Empty:
         pass
     why = watcher.rotation_tick() or why

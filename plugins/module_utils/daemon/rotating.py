@@ -90,7 +90,9 @@ class KeyRotation:
         try:
             os.rename(key_path_next, key_path)
         except OSError as exc:
-            raise WglanError('key rotation: cannot take the next key: %s' % (exc.strerror or exc))
+            # (tried again in a minute, not at every turn of the loop; the peers, which switched, wait)
+            self.pending = (self.pending[0], int(time.time()) + 60)
+            raise WglanError('key rotation: cannot take the next key: %s; trying again in 60 s' % (exc.strerror or exc))
         _remove(info_path)
         log('key rotation: switched to %s' % self.pending[0])
         self.pending = None

@@ -217,19 +217,22 @@ class Watcher:
         raw = key_files.read_private_key(params['private_key_path'])
         if raw is None:
             return
-        own = keys.public_key_from_private(raw)
         secret = params.get('cluster_token') if params.get('pair_preshared_keys') else None
-        psks = dict((p.public_key, keys.pair_preshared_key(secret, own, p.public_key))
-                    for p in topo.peers if secret and p.public_key in topo.candidates)
-        switched = copy.copy(topo)
-        switched.peers = [p.replace(preshared_key=psks[p.public_key]) if p.public_key in psks else p for p in topo.peers]
+        switched = plan.with_own_key(topo, keys.public_key_from_private(raw), secret)
         config = copy.copy(config)
         config.private_key = raw
         self.last = (config, switched, candidates)
         try:
+            found = wg_device.read_device(config.ifname)
+            running = found[2].peers if found else []
+            # the peers as they are on the device now (a peer's key switch applied), with their new preshared keys
+            now_peers = plan.rotated(switched.peers, switched.rotations, time.time(), running)
+            on_device = set(p.public_key for p in running)
+            psks = dict((p.public_key, p.preshared_key) for p in now_peers
+                        if p.public_key in on_device and p.preshared_key)
             wg_device.switch_key(config, raw, psks)
             # a handshake with the new key to every peer now: none waits for traffic
-            wg_device.kick(config, switched.peers)
+            wg_device.kick(config, [p for p in now_peers if p.public_key in on_device])
         except WglanError as exc:
             log('key switch: %s' % exc)
         self.apply(purge=bool(params.get('purge')))

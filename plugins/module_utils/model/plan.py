@@ -25,6 +25,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
+
 from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import pair_preshared_key
 from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, diff_peers, resolve_overlaps
@@ -84,13 +86,26 @@ def topology(explicit, me=None, records=None, own_key=None, pod_networking=False
     return Topology(peers, candidates, choices, dropped, warnings, me, records, rotations)
 
 
-# The peers move a node's addresses onto its next key this long after the node took it: the node's own
-# handshakes with its next key (it sends one to every peer at once; the peers stand the key by) come
-# first. A peer that moved first would send its handshake to a node still on the old key, which drops
-# it, and WireGuard tries again only 5 s later (REKEY_TIMEOUT): the lab lost 5 s of one direction that
-# way. A switch costs at most this long of what the node sends (its packets meet the stand-by, which
-# has no addresses yet), plus the clocks' difference.
-PEER_SWITCH_LAG = 0.05
+# The peers move a node's addresses onto its next key this long after the node's switch time. The
+# node and its peers switch at the same moment: the watchers start no reconcile just before it
+# (daemon/loop.py), so each is on time to a few milliseconds. A peer a little ahead sends its
+# handshake to a node still on the old key, which drops it (WireGuard tries again only 5 s later), but
+# its packets wait in WireGuard's queue: the node sends a handshake with its new key to every peer as it
+# switches, and the queue goes out with it. What is lost is what the node sends in between (to an
+# entry the peer no longer has, or to the stand-by, which has no addresses yet).
+PEER_SWITCH_LAG = 0.0
+
+
+def with_own_key(topo, own_key, psk_secret):
+    """topo after this node switched to own_key (a key rotation): the preshared key of every pair it makes
+    with a peer from the records, and with a peer's next key, made again with the new key."""
+    switched = copy.copy(topo)
+    if psk_secret:
+        switched.peers = [p.replace(preshared_key=pair_preshared_key(psk_secret, own_key, p.public_key))
+                          if p.public_key in topo.candidates else p for p in topo.peers]
+        switched.rotations = dict((old, (key, at, pair_preshared_key(psk_secret, own_key, key)))
+                                  for old, (key, at, _psk) in topo.rotations.items())
+    return switched
 
 
 def rotated(peers, rotations, now, running=()):
