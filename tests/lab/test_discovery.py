@@ -511,12 +511,15 @@ def test_every_key_rotated_through_the_role_one_node_after_another_while_every_p
                        ).stdout.split() == ['600', '1']
     journals = dict((h, lab.ssh(h, 'journalctl -u wglan-watcher -o short-precise --since "-%d s" --no-pager | '
                                    'grep -v "relay\\|sweep" | tail -40' % (int(took) + 20), check=False).stdout)
-                    for h in MESH) if lost else {}
-    if lost:
+                    for h in MESH) if any(n > 2 for n in lost.values()) else {}
+    # What a switch can cost: the packets a node sends in the few milliseconds between its own switch and
+    # its peers' (one now and then). The faults this test found cost 5 to 18 s of a pair each.
+    bad = dict((flow, n) for flow, n in lost.items() if n > 2)
+    if bad or sum(lost.values()) > sent / 1000:
         sys.stdout.write('\n'.join('--- %s\n%s' % item for item in journals.items()))
         for host in MESH:
             dump = '/tmp/wglan-lab-dump-%s' % host
             with open(dump, 'w') as handle:
                 handle.write(lab.ssh(host, 'cat /tmp/wglan-dump', check=False).stdout)
             sys.stdout.write('\n(device dumps every 0.2 s in %s)\n' % dump)
-    assert not lost, lost
+    assert not bad and sum(lost.values()) <= sent / 1000, lost
