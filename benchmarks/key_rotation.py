@@ -8,7 +8,8 @@ node's key is rotated in turn, two ways in the same run:
 - rotate-key: `wglan rotate-key --wait` (what the role's wglan_rotate_keys runs): the next key is
   published, peers stand it by, node and peers switch together at the announced time (key_overlap);
 - replace and run: wglan_keys with rotate=true, then wglan_record and wglan_peers again (what a
-  rotation was before: the node takes the new key at once, its peers learn it from the record).
+  rotation was before: the node takes the new key at once, its peers learn it from the record; the
+  service still holds the record with the old key, under the same name, until its TTL).
 
 Usage (root): python3 benchmarks/key_rotation.py [--overlap SECONDS]
 """
@@ -125,14 +126,17 @@ def main():
         for label, how in (('rotate-key (this version)', rotate_key), ('replace the key and run again', replace_and_run)):
             took, sent, lost, pairs = measured(nodes, how, args.overlap)
             worst = max(pairs.values()) / 10.0 if pairs else 0.0
-            rows.append((label, took, sent, lost, worst))
-            assert wait_for(lambda: pings_ok(nodes), timeout=90, interval=0.5), 'the mesh did not come back after ' + label
+            started = time.monotonic()
+            back = wait_for(lambda: pings_ok(nodes), timeout=120, interval=0.5)
+            rows.append((label, took, sent, lost, worst, '%.0f s later' % (time.monotonic() - started) if back
+                         else 'not within 120 s'))
     print('\nKey rotation of %d nodes in turn, pings between every ordered pair over IPv6 and IPv4, 10 a second '
           '(key_overlap %.0f s)\n' % (len(NAMES), args.overlap))
-    print('| how | seconds | pings sent | lost | worst pair: seconds of pings lost |')
-    print('|---|---:|---:|---:|---:|')
-    for label, took, sent, lost, worst in rows:
-        print('| %s | %.0f | %d | %d (%.2f %%) | %.1f s |' % (label, took, sent, lost, 100.0 * lost / max(sent, 1), worst))
+    print('| how | seconds | pings sent | lost | worst pair: seconds of pings lost | every pair pings again |')
+    print('|---|---:|---:|---:|---:|---|')
+    for label, took, sent, lost, worst, back in rows:
+        print('| %s | %.0f | %d | %d (%.2f %%) | %.1f s | %s |' % (label, took, sent, lost, 100.0 * lost / max(sent, 1),
+                                                             worst, back))
 
 
 if __name__ == '__main__':

@@ -5,8 +5,8 @@ Namespaces on one switch: the discovery service and three nodes set up the way t
 watcher (the role's timers). Then ROUNDS times: a new node is published to the service (as a node
 would: signed, over the service's API), and each watcher is timed until the node is its peer (wg show)
 and until its name is in the node's hosts file; then the node is deleted, and each watcher is timed
-until it is no longer a peer and no longer named. Polled every 20 ms: the figures are upper bounds
-by that much. (In the lab, tests/lab/test_discovery.py times the same through each machine's own
+until it is no longer a peer and no longer named, from the moment the client sent its request (the
+figures include the request itself). Polled every 20 ms: they are upper bounds by that much. (In the lab, tests/lab/test_discovery.py times the same through each machine's own
 resolver, getent, over SSH.)
 
 Usage (root): python3 benchmarks/names.py [--rounds N]
@@ -35,7 +35,10 @@ import sys
 sys.path.insert(0, %(collections)r)
 from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
 c = DiscoveryClient(%(url)r, %(token)r, signing=%(seed)r)
+import time
+started = time.time()
 %(action)s
+print(started, time.time())
 '''
 
 
@@ -58,13 +61,15 @@ def setup(ns, name):
 
 
 def client(ns, seed, action):
+    """The client in ns, started (it prints when its request began and when it returned)."""
     script = CLIENT % dict(collections=COLLECTIONS, url=URL, token=TOKEN, seed=seed, action=action)
-    subprocess.run(['ip', 'netns', 'exec', ns.name, sys.executable, '-c', script], check=True, timeout=30,
-                   stdout=subprocess.DEVNULL)
+    return subprocess.Popen(['ip', 'netns', 'exec', ns.name, sys.executable, '-c', script], stdout=subprocess.PIPE,
+                            universal_newlines=True)
 
 
-def timed(nodes, key, name, present, timeout=15.0):
-    """{node: seconds until key is (present) / is not a peer, and until name is / is not in its hosts file}."""
+def timed(nodes, proc, key, name, present, timeout=15.0):
+    """{node: seconds from the client's request until key is (present) / is not a peer}, and the same for name
+    in the node's hosts file. Polled while the client runs (a watcher may be done before the client exits)."""
     started = time.monotonic()
     peer, named = {}, {}
     while time.monotonic() - started < timeout and (len(peer) < len(NODES) or len(named) < len(NODES)):
@@ -74,13 +79,14 @@ def timed(nodes, key, name, present, timeout=15.0):
                 peers = subprocess.run(['ip', 'netns', 'exec', ns.name, 'wg', 'show', ns.ifname, 'peers'],
                                        stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout.split()
                 if (key in peers) == present:
-                    peer[n] = time.monotonic() - started
+                    peer[n] = time.time()
             if n not in named:
                 with open(os.path.join(ns.workdir, 'hosts')) as handle:
                     if (('\t%s.wglan.internal\n' % name) in handle.read()) == present:
-                        named[n] = time.monotonic() - started
+                        named[n] = time.time()
         time.sleep(0.02)
-    return peer, named
+    began, _returned = [float(v) for v in proc.communicate(timeout=30)[0].split()[-2:]]
+    return dict((n, t - began) for n, t in peer.items()), dict((n, t - began) for n, t in named.items())
 
 
 def row(label, values):
@@ -111,17 +117,15 @@ def main():
             record = dict(version=1, name=name, public_key=key, address='200:1001::%x' % (0x100 + r),
                           node_ips=['198.51.100.%d/24' % (50 + r)], port=51820, extra_endpoints=[], pod_cidrs=[],
                           observed={})
-            client(nodes['n1'], seed, 'c.publish(%r)' % record)
-            peer, named = timed(nodes, key, name, True)
+            peer, named = timed(nodes, client(nodes['n1'], seed, 'c.publish(%r)' % record), key, name, True)
             times['peer_in'] += peer.values()
             times['name_in'] += named.values()
-            client(nodes['n1'], seed, 'c.delete(%r)' % key)
-            peer, named = timed(nodes, key, name, False)
+            peer, named = timed(nodes, client(nodes['n1'], seed, 'c.delete(%r)' % key), key, name, False)
             times['peer_out'] += peer.values()
             times['name_out'] += named.values()
             time.sleep(1)
-    print('\nName propagation: %d nodes published then deleted, 3 watchers, seconds after the publish (delete) '
-          'returned\n' % args.rounds)
+    print('\nName propagation: %d nodes published then deleted, 3 watchers, seconds from the publish (delete) '
+          'request\n' % args.rounds)
     print('| event | median s | max s | samples |')
     print('|---|---:|---:|---:|')
     print(row('new node: a peer', times['peer_in']))
