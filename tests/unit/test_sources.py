@@ -129,12 +129,12 @@ TOKEN = 'unit-token-' + 'x' * 40
 SIGNING = dict((n, discovery.crypto.signing_key()) for n in range(1, 4))
 
 
-def entry(n, seq, ttl=600):
+def entry(n, seq, ttl=600, name=None, **extra):
     """Member n's record as the service lists it."""
     member = discovery.crypto.member_id(key(n))
     signing = SIGNING[n]
-    sealed = dict(raw('d%d' % n, n), discovery_issued=int(time.time()), discovery_ttl=ttl,
-                  discovery_signer=discovery.crypto.public_signer(signing))
+    sealed = dict(raw(name or 'd%d' % n, n), discovery_issued=int(time.time()), discovery_ttl=ttl,
+                  discovery_signer=discovery.crypto.public_signer(signing), **extra)
     data = discovery.crypto.RecordBox(TOKEN).seal(member, seq, sealed)
     return dict(member=member, seq=seq, ttl=ttl, data=data, signer=discovery.crypto.public_signer(signing),
                 sig=discovery.crypto.sign(signing, 'put', discovery.crypto.RecordBox(TOKEN).cluster, member, seq, ttl, data),
@@ -175,3 +175,22 @@ def test_while_a_service_is_down_the_saved_records_stand_in_for_what_the_other_l
     time.sleep(1.1)
     later = discovery.from_discovery(down, None, 60, saved, warnings.append, False, seen=first.seen)
     assert [r.name for r in later.records] == ['d1'], 'd2 would have expired on the service that is down'
+
+
+def test_a_node_that_comes_back_with_another_key_is_taken_by_its_newest_record():
+    """A reinstalled node publishes under a new key; its old record stays on the service until its TTL.
+    The newest record of a name is the one used (before: the first member in the listing, either one)."""
+    for old, new in ((1, 2), (2, 1)):  # whichever member sorts first
+        warnings = []
+        service = Serving('https://one', [entry(old, 10, name='web'), entry(new, 20, name='web'), entry(3, 5)])
+        outcome = discovery.from_discovery([service], None, 60, {}, warnings.append, False)
+        assert sorted((r.name, r.public_key) for r in outcome.records) == [('d3', key(3)), ('web', key(new))]
+        assert any('newer record with another key' in w and key(old) in w for w in warnings), warnings
+
+
+def test_the_old_record_of_a_rotated_key_goes_without_a_warning():
+    warnings = []
+    service = Serving('https://one', [entry(1, 10, name='web', next_public_key=key(2), next_key_at=1800000000),
+                                      entry(2, 20, name='web')])
+    outcome = discovery.from_discovery([service], None, 60, {}, warnings.append, False)
+    assert [(r.name, r.public_key) for r in outcome.records] == [('web', key(2))] and warnings == []

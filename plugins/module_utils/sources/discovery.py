@@ -333,5 +333,25 @@ def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=N
     elif missed:
         warn('%s; keeping the %d records it gave last time' % ('; '.join(missed), len(saved or {})))
         records = list(kept.values())
-    outcome.records = records
+    outcome.records = newest_per_name(records, outcome.seen, warn)
     return outcome
+
+
+def newest_per_name(records, seen, warn):
+    """One record per node name, the newest (seen: {member: [seq, ...]}). A node that was reinstalled, or
+    made a new key, publishes under a new member; its old record stays on the services until its TTL, and
+    must not stand for it meanwhile. A record whose next key is the newer one's (a key rotation) goes
+    without a word."""
+    def seq(record):
+        return (seen.get(crypto.member_id(record.public_key)) or [0])[0]
+    best = {}
+    for record in records:
+        have = best.get(record.name)
+        if have is None or seq(record) > seq(have):
+            best[record.name] = record
+    for record in records:
+        newer = best[record.name]
+        if newer is not record and (record.next_key is None or record.next_key[0] != newer.public_key):
+            warn('discovery: node %s published a newer record with another key (%s); its record with key %s is not used'
+                 % (record.name, newer.public_key, record.public_key))
+    return [r for r in records if best[r.name] is r]
