@@ -336,10 +336,12 @@ table inet lab {
         while waiting and time.monotonic() < deadline:
             for mname in list(waiting):
                 try:
-                    # (and logins open: a playbook logs in as the admin user, whom pam_nologin turns away
-                    # until systemd-user-sessions has run; once that took longer than the boot's end)
-                    if self.ssh(mname, 'systemctl is-system-running --wait >/dev/null 2>&1; test ! -e /run/nologin',
-                                check=False, timeout=20).returncode == 0:
+                    # (and, for up to 10 s more, until logins are open: a playbook logs in as the admin
+                    # user, whom pam_nologin turns away until systemd-user-sessions has run; once that
+                    # took longer than the boot's end)
+                    if self.ssh(mname, 'systemctl is-system-running --wait >/dev/null 2>&1; for i in $(seq 1 50); do '
+                                       'test -e /run/nologin || break; sleep 0.2; done; true',
+                                check=False, timeout=30).returncode == 0:
                         waiting.remove(mname)
                 except subprocess.TimeoutExpired:
                     pass
