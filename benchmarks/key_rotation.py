@@ -135,8 +135,8 @@ def main():
     print('| how | seconds | pings sent | lost | worst pair: seconds of pings lost | every pair pings again |')
     print('|---|---:|---:|---:|---:|---|')
     for label, took, sent, lost, worst, back in rows:
-        print('| %s | %.0f | %d | %d (%.2f %%) | %.1f s | %s |' % (label, took, sent, lost, 100.0 * lost / max(sent, 1),
-                                                             worst, back))
+        share = 100.0 * lost / max(sent, 1)
+        print('| %s | %.0f | %d | %d (%.2f %%) | %.1f s | %s |' % (label, took, sent, lost, share, worst, back))
 
 
 if __name__ == '__main__':

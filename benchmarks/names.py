@@ -6,7 +6,8 @@ watcher (the role's timers). Then ROUNDS times: a new node is published to the s
 would: signed, over the service's API), and each watcher is timed until the node is its peer (wg show)
 and until its name is in the node's hosts file; then the node is deleted, and each watcher is timed
 until it is no longer a peer and no longer named, from the moment the client sent its request (the
-figures include the request itself). Polled every 20 ms: they are upper bounds by that much. (In the lab, tests/lab/test_discovery.py times the same through each machine's own
+figures include the request itself). Polled every 20 ms: they are upper bounds by that much.
+(In the lab, tests/lab/test_discovery.py times the same through each machine's own
 resolver, getent, over SSH.)
 
 Usage (root): python3 benchmarks/names.py [--rounds N]

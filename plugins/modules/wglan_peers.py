@@ -192,7 +192,7 @@ options:
       - The IPv4 overlay (opt-in; private, C(/8) to C(/30)). Each node's record carries its address in it
         (M(wglan.mesh.wglan_record)'s C(address4)); each peer's is routed to it as a C(/32).
       - This node holds its record's address unless a node with a smaller public key claims it too (both took
-        it before either saw the other): then it moves to the next free place of its key, with a warning. Every
+        it before either saw the other); then it moves to the next free place of its key, with a warning. Every
         node gives a contested address to the smaller key, so all agree without asking anyone.
       - With I(addresses) given, the address goes on the interface with the prefix's length. Without this
         option, no IPv4 overlay address is on the interface (one that was goes).
@@ -200,7 +200,7 @@ options:
   names:
     description:
       - Name every node of the mesh C(<name>.<names_domain>) in the hosts file (I(hosts_path)), with its mesh
-        addresses (IPv6, and IPv4 with I(ipv4_prefix)): the node's record name, in lower case; a name that is
+        addresses (IPv6, and IPv4 with I(ipv4_prefix)). The name is the node's record name, in lower case; a name that is
         not a DNS name is left out with a warning.
       - The names are one block between two marker lines named after the interface; no other line of the file
         is touched. With I(watcher), the watcher writes the block at each reconcile (a new node is named, a

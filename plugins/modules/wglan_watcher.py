@@ -56,12 +56,12 @@ options:
     type: float
   key_overlap:
     description:
-      - Key rotation: seconds between publishing the next key and switching to it (every peer stands the
+      - Key rotation, the seconds between publishing the next key and switching to it (every peer stands the
         next key by meanwhile, and switches at that time too). Default V(30).
     type: float
   key_lifetime:
     description:
-      - Key rotation: rotate the key when its file is older than this many seconds (V(0), the default, only
+      - Key rotation, on a schedule. Rotate the key when its file is older than this many seconds (V(0), the default, only
         when asked with C(wglan rotate-key)). A number, or one with C(s), C(m), C(h) or C(d) (V(90d)). At least
         twice I(key_overlap).
       - Needs a live source (the discovery service or Kubernetes), which tells the peers the next key.

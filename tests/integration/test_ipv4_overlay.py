@@ -33,8 +33,8 @@ def world(tmp_path_factory):
     with service_world(work, members, ('n1', 'n2', 'n3', 'n4')) as (tag, nodes, server, watchers):
         for name in ('n1', 'n2', 'n3', 'n4'):
             with open(os.path.join(nodes[name].workdir, 'watcher.json'), 'w') as handle:
-                json.dump(dict(resync=30, table='wglan%s' % tag, status_path=os.path.join(nodes[name].workdir,
-                                                                                            'status.json')), handle)
+                status = os.path.join(nodes[name].workdir, 'status.json')
+                json.dump(dict(resync=30, table='wglan%s' % tag, status_path=status), handle)
         yield dict(nodes=nodes, watchers=watchers, tag=tag)
 
 

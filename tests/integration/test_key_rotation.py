@@ -143,9 +143,9 @@ def test_a_rotation_asked_while_one_is_pending_begins_no_other(world):
     n2 = world['nodes']['n2']
     log = os.path.join(n2.workdir, 'watcher.log')
     began = open(log).read().count('key rotation (asked for)')
-    for _ in range(2):
+    for attempt in range(2):
         with open(os.path.join(n2.workdir, 'rotate-key'), 'w') as handle:
-            handle.write('rotate\n')
+            handle.write('rotate %d\n' % attempt)
         time.sleep(0.6)
     assert wait_for(lambda: not os.path.exists(n2.key_path + '.next'), timeout=OVERLAP + 10)
     assert open(log).read().count('key rotation (asked for)') == began + 1

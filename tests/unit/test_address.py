@@ -126,9 +126,8 @@ def test_both_ends_of_a_collision_agree_and_a_new_node_moves_nobody():
         claims = {}
         for key, addr in held.items():
             claims.setdefault(addr, set()).add(key)
-        held = dict((key, address.choose_ipv4(net, key, addr, dict((a, k - {key}) for a, k in claims.items()
-                                                                     if k - {key})))
-                    for key, addr in held.items())
+        others = dict((key, dict((a, k - {key}) for a, k in claims.items() if k - {key})) for key in held)
+        held = dict((key, address.choose_ipv4(net, key, addr, others[key])) for key, addr in held.items())
     assert len(set(held.values())) == 6, held
     before = dict(held)
     claims = dict((addr, {key}) for key, addr in held.items())

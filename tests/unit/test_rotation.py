@@ -102,8 +102,8 @@ def test_a_key_lifetime_shorter_than_two_overlaps_is_refused():
 
 def test_after_its_own_switch_a_node_makes_every_preshared_key_again_also_with_a_peers_next_key():
     from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer
-    records = [parse_record(raw('me', ME, '200:1001::1')), parse_record(raw('b', OLD, '200:1001::2', next_public_key=NEW,
-                                                                          next_key_at=AT))]
+    rotating = raw('b', OLD, '200:1001::2', next_public_key=NEW, next_key_at=AT)
+    records = [parse_record(raw('me', ME, '200:1001::1')), parse_record(rotating)]
     explicit = Peer(OTHER, '192.0.2.99:51820', [ipaddress.ip_network('192.0.2.99/32')], preshared_key=key(9))
     t = plan.topology([explicit], records[0], records, ME, psk_secret='token')
     mine = key(7)

@@ -31,6 +31,8 @@ ARGUMENTS = dict(
 )
 for _name, _kind in KINDS.items():
     ARGUMENTS[_name] = dict(type=_kind, elements='str') if _kind == 'list' else dict(type=_kind)
+for _name in ('key_lifetime', 'key_overlap'):
+    ARGUMENTS[_name]['no_log'] = False  # (times, not keys)
 
 
 def options_given(params):
