@@ -202,7 +202,13 @@ def test_service_restart_loses_no_record(lab):
                '&& exit 0; sleep 0.2; done; exit 1') % restarted
     for host in MESH:
         assert lab.ssh(host, settled, check=False).returncode == 0, host
-    time.sleep(2.0)  # (the apply after it, and a sweep step in progress)
+    # ...and until no watcher has reconciled for 3 s (the watch on the other service comes back too, and a
+    # reconcile for it can follow the first; bounded at 20 s)
+    quiet = ('for i in $(seq 1 100); do [ "$(journalctl -u wglan-watcher --since -3s -o cat | grep -c "reconciled (")" = 0 ] '
+             '&& exit 0; sleep 0.2; done; exit 1')
+    for host in MESH:
+        lab.ssh(host, quiet, check=False)
+    time.sleep(1.0)  # (the apply after it, and a sweep step in progress)
     # Every node refreshes from the service (the ad-hoc call, from the role's saved settings).
     result = lab.adhoc('wglan:!hub2', 'wglan.mesh.wglan_peers')
     lines = [line for line in result.stdout.splitlines() if ' | ' in line]
