@@ -157,6 +157,41 @@ def test_ipv4_overlay_and_names_reach_every_pair_across_both_nats(lab):
     assert not failing, failing
 
 
+def test_a_forced_ipv4_collision_resolves_the_same_way_on_every_node(lab):
+    """The node with the smallest key claims another node's IPv4 address (its last record held it: the
+    fact says so) and runs the role alone. It keeps the address (smaller key); the other node's watcher
+    moves it; every node routes the address to the smaller key, and the mover's new one to the mover."""
+    keys = keys_of(lab, MESH)
+    before = overlay4(lab, MESH)
+    keeper = min(MESH, key=lambda h: keys[h])
+    mover = next(h for h in MESH if h != keeper)
+    contested = before[mover]
+    lab.ssh(keeper, "python3 -c \"import json; p='/etc/ansible/facts.d/wglan.fact'; r=json.load(open(p)); "
+                    "r['address4']='%s'; json.dump(r, open(p, 'w'))\"" % contested)
+    alone = inventory(lab, 'keeper.ini', [keeper])
+    started = time.monotonic()
+    result = lab.playbook_with_inventory(alone, 'playbooks/site.yml', '--limit', keeper)
+    assert result.returncode == 0, result.stdout[-3000:]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = overlay4(lab, MESH)
+        if now[keeper] == contested and now[mover] not in (None, contested) and all(
+                routed4(lab, h, contested) == ({keys[keeper]} if h != keeper else set())
+                and (h == mover or routed4(lab, h, now[mover]) == {keys[mover]}) for h in MESH):
+            break
+        time.sleep(1)
+    settled = time.monotonic() - started
+    assert now[keeper] == contested and now[mover] not in (None, contested), now
+    for host in MESH:
+        assert routed4(lab, host, contested) == ({keys[keeper]} if host != keeper else set()), host
+    assert len(set(now.values())) == len(MESH)
+    assert 'IPv4 overlay address %s' % now[mover] in lab.ssh(mover, 'journalctl -u wglan-watcher -o cat').stdout
+    failing = ipv4_and_names_reach(lab, MESH, now)
+    assert not failing, failing
+    sys.stdout.write('\nIPv4 collision: %s keeps %s, %s moved to %s; settled %.1f s after the run started\n'
+                     % (keeper, contested, mover, now[mover], settled))
+
+
 def test_service_restart_loses_no_record(lab):
     before = dict((h, peers(lab, h)) for h in ['hub1', 'a1', 'a2', 'b1'])
     restarted = lab.ssh('hub1', 'date +%s.%N; systemctl restart wglan-discovery').stdout.split()[0]
@@ -500,40 +535,3 @@ def test_every_key_rotated_through_the_role_one_node_after_another_while_every_p
                 handle.write(lab.ssh(host, 'cat /tmp/wglan-dump', check=False).stdout)
             sys.stdout.write('\n(device dumps every 0.2 s in %s)\n' % dump)
     assert not bad and sum(lost.values()) <= sent / 1000, lost
-
-
-def test_a_forced_ipv4_collision_resolves_the_same_way_on_every_node(lab):
-    """(Last in the module: after it, an ad-hoc wglan_peers on three nodes reported the moved node's peer
-    changed, where the watchers had it already; under investigation, see the changelog of issue 15.)
-    The node with the smallest key claims another node's IPv4 address (its last record held it: the
-    fact says so) and runs the role alone. It keeps the address (smaller key); the other node's watcher
-    moves it; every node routes the address to the smaller key, and the mover's new one to the mover."""
-    keys = keys_of(lab, MESH)
-    before = overlay4(lab, MESH)
-    keeper = min(MESH, key=lambda h: keys[h])
-    mover = next(h for h in MESH if h != keeper)
-    contested = before[mover]
-    lab.ssh(keeper, "python3 -c \"import json; p='/etc/ansible/facts.d/wglan.fact'; r=json.load(open(p)); "
-                    "r['address4']='%s'; json.dump(r, open(p, 'w'))\"" % contested)
-    alone = inventory(lab, 'keeper.ini', [keeper])
-    started = time.monotonic()
-    result = lab.playbook_with_inventory(alone, 'playbooks/site.yml', '--limit', keeper)
-    assert result.returncode == 0, result.stdout[-3000:]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        now = overlay4(lab, MESH)
-        if now[keeper] == contested and now[mover] not in (None, contested) and all(
-                routed4(lab, h, contested) == ({keys[keeper]} if h != keeper else set())
-                and (h == mover or routed4(lab, h, now[mover]) == {keys[mover]}) for h in MESH):
-            break
-        time.sleep(1)
-    settled = time.monotonic() - started
-    assert now[keeper] == contested and now[mover] not in (None, contested), now
-    for host in MESH:
-        assert routed4(lab, host, contested) == ({keys[keeper]} if host != keeper else set()), host
-    assert len(set(now.values())) == len(MESH)
-    assert 'IPv4 overlay address %s' % now[mover] in lab.ssh(mover, 'journalctl -u wglan-watcher -o cat').stdout
-    failing = ipv4_and_names_reach(lab, MESH, now)
-    assert not failing, failing
-    sys.stdout.write('\nIPv4 collision: %s keeps %s, %s moved to %s; settled %.1f s after the run started\n'
-                     % (keeper, contested, mover, now[mover], settled))
