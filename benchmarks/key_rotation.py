@@ -21,40 +21,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(HERE, 'tests', 'integration'))
 
-from netns import COLLECTIONS, Playbook, record_of, wait_for  # noqa: E402
+from netns import COLLECTIONS, Playbook, wait_for  # noqa: E402
 from watchlab import service_world, watcher_cmd  # noqa: E402
 
-TOKEN = 'rotation-bench-%s' % uuid.uuid4().hex
-URL = 'http://198.51.100.100:8443'
-OVERLAY = '203.0.113.0/26'
-NAMES = ('n1', 'n2', 'n3')
-STATE = {}
-
-
-def role_like(ns, name):
-    STATE[name] = dict(STATE.get(name, {}), **record_of(ns, name))
-    book = Playbook(ns, ns.workdir)
-    record = book.one('wglan.mesh.wglan_record', dict(
-        name=name, public_key=STATE[name]['public_key'], address=STATE[name]['address'], interface=ns.ifname,
-        ipv4_prefix=OVERLAY, fact_path=os.path.join(ns.workdir, 'fact'), state_path=os.path.join(ns.workdir, 'mesh.json')))
-    STATE[name]['address4'] = record['record']['address4']
-    result = book.one('wglan.mesh.wglan_peers', dict(
-        interface=ns.ifname, backend='userspace', private_key_path=ns.key_path, addresses=[STATE[name]['cidr']],
-        purge=True, self_name=name, discovery_url=URL, cluster_token=TOKEN, publish=record['record'],
-        ipv4_prefix=OVERLAY, watcher=True, state_path=os.path.join(ns.workdir, 'mesh.json'),
-        settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True,
-        relays_path=os.path.join(ns.workdir, 'paths.json')))
-    assert not result.get('failed'), result
-
-
-def pings_ok(nodes):
-    return all(nodes[a].sh('ping -c 1 -W 1 %s' % STATE[b][family], check=False).returncode == 0
-               for a in NAMES for b in NAMES if a != b for family in ('address', 'address4'))
+# the node setup and the ping check of the namespace test (the role's calls, the same service world)
+from test_key_rotation import NAMES, STATE, pings_ok, role_like  # noqa: E402
 
 
 def rotate_key(nodes, name, overlap):
