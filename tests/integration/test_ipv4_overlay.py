@@ -12,6 +12,7 @@ is not touched here; the lab resolves the names for real), next to lines of the 
 import ipaddress
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -171,6 +172,33 @@ def test_a_forced_collision_resolves_the_same_way_on_every_node(world):
                 named(nodes[name])
     log = open(os.path.join(nodes[mover].workdir, 'watcher.log')).read()
     assert 'IPv4 overlay address %s' % STATE[mover]['address4'] in log, log[-2000:]
+
+
+def test_an_ad_hoc_run_beside_the_watcher_publishes_the_address_the_watcher_moved_to(world):
+    """`ansible -m wglan_peers` on the node that moved (its saved settings hold the role's record, with the
+    contested address): the run publishes the address the watcher holds (its state file), so no peer routes
+    the moved node's address away, and a run on another node then finds nothing to change."""
+    nodes = world['nodes']
+    everyone = NAMES + ('n4',)
+    contested = STATE['n1']['address4']
+    keeper, mover = sorted(('n1', 'n4'), key=lambda n: STATE[n]['public_key'])
+    saved = dict(settings_path=os.path.join(nodes[mover].workdir, 'settings.json'))
+    with open(saved['settings_path']) as handle:
+        assert json.load(handle)['publish']['address4'] == contested, 'the role recorded the contested address'
+    result = Playbook(nodes[mover], nodes[mover].workdir).one('wglan.mesh.wglan_peers', saved)
+    assert not result.get('failed') and not result['changed'], result
+    assert result['address4'] == STATE[mover]['address4']
+    time.sleep(2)  # (a watcher reconciles at once for a record the service has: had it gone back, they would have)
+
+    def routes_stay():
+        return all(routed_to(nodes[n], STATE[mover]['address4']) == {STATE[mover]['public_key']}
+                   and routed_to(nodes[n], contested) == {STATE[keeper]['public_key']} for n in everyone if n not in (mover, keeper))
+    assert routes_stay(), dict((n, nodes[n].sh('wg show %s allowed-ips' % nodes[n].ifname).stdout) for n in everyone)
+    other = next(n for n in NAMES if n not in (mover, keeper))
+    again = Playbook(nodes[other], nodes[other].workdir).one(
+        'wglan.mesh.wglan_peers', dict(settings_path=os.path.join(nodes[other].workdir, 'settings.json')))
+    assert not again.get('failed') and not again['changed'], again
+    assert routes_stay()
 
 
 def test_without_a_watcher_a_run_writes_the_names_and_absent_removes_them(world):

@@ -104,6 +104,13 @@ def test_watcher_state_file_round_trip_and_bad_files(tmp_path):
         with open(path, 'w') as handle:
             handle.write(odd)
         assert watcher_state.read(path).port is None and watcher_state.read(path).node_ips is None, odd
+    # the IPv4 overlay address the watcher moved to: an IPv4 address or nothing
+    watcher_state.write(watcher_state.WatcherState({}, address4='198.51.100.9'), path)
+    assert watcher_state.read(path).address4 == '198.51.100.9'
+    for odd in ('{"address4": "2001:db8::1"}', '{"address4": 7}', '{"address4": "198.51.100.300"}'):
+        with open(path, 'w') as handle:
+            handle.write(odd)
+        assert watcher_state.read(path).address4 is None, odd
 
 
 def test_sweeper_moves_after_the_interval_and_reports_exhaustion():

@@ -274,15 +274,17 @@ class Watcher:
             log('cannot save the records: %s' % exc)
 
     def _save_state(self):
-        """The relays, what this node's record asks for, the port it moved to and the host's addresses
-        (the watcher's state file, which it alone writes), for wglan_peers runs."""
+        """The relays, what this node's record asks for, the port it moved to, the host's addresses, the
+        next key and the IPv4 overlay address it moved to (the watcher's state file, which it alone
+        writes), for wglan_peers runs."""
         params = self.params
         if params is None or self.relays.relays is None:
             return
         port = self.publisher.port
         wanted = watcher_state.WatcherState(self.relays.relays, self.relays.requests or {},
                                             port if port is not None and port != params['listen_port'] else None,
-                                            self.publisher.node_ips, self.rotation.record_fields())
+                                            self.publisher.node_ips, self.rotation.record_fields(),
+                                            self.publisher.address4 if params.get('ipv4_prefix') else None)
         if wanted == self.saved_state:
             return
         try:

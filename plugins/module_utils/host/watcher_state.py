@@ -4,7 +4,8 @@
 """The watcher's state file (/run/wglan/paths.json): written by the watcher only, read by wglan_peers
 and wglan_info, so that a run builds what the watcher decided instead of undoing it: the relays in
 use, the relays this node's record asks for, the port it moved to behind a shared NAT, and this
-host's addresses as it last saw them (the record's node IPs after a move)."""
+host's addresses as it last saw them (the record's node IPs after a move), the next key of a rotation it
+began, and the IPv4 overlay address it moved to (a smaller key claimed the one the role recorded)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -20,14 +21,15 @@ PATHS = WATCHER_STATE
 
 
 class WatcherState:
-    __slots__ = ('relays', 'published', 'port', 'node_ips', 'next_key')
+    __slots__ = ('relays', 'published', 'port', 'node_ips', 'next_key', 'address4')
 
-    def __init__(self, relays=None, published=None, port=None, node_ips=None, next_key=None):
+    def __init__(self, relays=None, published=None, port=None, node_ips=None, next_key=None, address4=None):
         self.relays = dict(relays or {})    # {peer key: relay key} in use
         self.published = None if published is None else dict(published)  # what the record asks for
         self.port = port                    # None: the configured port
         self.node_ips = None if node_ips is None else list(node_ips)  # None: as the role saw them
         self.next_key = dict(next_key) if next_key else None  # the record's next key fields (a key rotation)
+        self.address4 = address4            # None: the role's record's IPv4 overlay address stands
 
     def as_dict(self):
         data = dict(version=1, relays=dict(sorted(self.relays.items())))
@@ -39,6 +41,8 @@ class WatcherState:
             data['node_ips'] = list(self.node_ips)
         if self.next_key:
             data['next_key'] = dict(self.next_key)
+        if self.address4 is not None:
+            data['address4'] = self.address4
         return data
 
     def __eq__(self, other):
@@ -67,6 +71,13 @@ def _node_ips(value):
         return None
 
 
+def _ipv4(value):
+    try:
+        return str(ipaddress.IPv4Address(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def read(path=PATHS):
     """The state the watcher last wrote; an empty one when the file is missing, unreadable or odd
     (each odd entry is left out on its own)."""
@@ -81,7 +92,7 @@ def read(path=PATHS):
             and isinstance(next_key.get('next_key_at'), int)):
         next_key = None
     return WatcherState(_key_map(data.get('relays')), _key_map(data.get('published')), _port(data.get('port')),
-                        _node_ips(data.get('node_ips')), next_key)
+                        _node_ips(data.get('node_ips')), next_key, _ipv4(data.get('address4')))
 
 
 def read_relays(path=PATHS):

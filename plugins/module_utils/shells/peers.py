@@ -7,10 +7,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.host import hosts_file, settings_file, state_files, watcher_state, wg_device
-from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, plan, settings
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.model import address, node_records, plan, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery, gather
 
@@ -66,10 +68,22 @@ ARGUMENTS = dict(
 )
 
 
+def _in_overlay(text, prefix):
+    """text when it is an address of the IPv4 overlay prefix (not one of an overlay the mesh had before)."""
+    if not text or not prefix:
+        return None
+    try:
+        return text if ipaddress.IPv4Address(text) in address.parse_ipv4_prefix(prefix) else None
+    except (ValueError, WglanError):
+        return None
+
+
 def beside_the_watcher(params):
     """What the watcher decided stands (read from its state file): the port it moved to, the host's
-    addresses as it saw them, the relays it asks for (its record) and those it uses."""
+    addresses as it saw them, the relays it asks for (its record) and those it uses, the next key of a
+    rotation and the IPv4 overlay address it holds."""
     state = watcher_state.read(params['relays_path'])
+    held4 = _in_overlay(state.address4, params.get('ipv4_prefix'))
     if params['listen_port_auto']:
         # the port the watcher moved to behind a shared NAT (topology.shared_nat_port) stands
         # (listen_port stays the base the saved settings hold)
@@ -86,7 +100,13 @@ def beside_the_watcher(params):
         if state.next_key:
             # a key rotation the watcher began: the record keeps announcing the next key
             publish.update(state.next_key)
+        if held4:
+            # the IPv4 overlay address the watcher moved to (a smaller key claimed the recorded one):
+            # a run publishing the recorded one would claim it again, and every peer would route it back
+            publish['address4'] = state.address4
         params['publish'] = publish
+    if held4:
+        params['address4_held'] = held4
     return plan.Observations(relays=state.relays, keep_endpoints=True)
 
 
