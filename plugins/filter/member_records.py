@@ -11,10 +11,10 @@ name: member_records
 short_description: The mesh record of each member of a group
 version_added: 0.1.0
 description:
-  - For each host name in the input, its C(wglan_record) fact, or null when the host has none in this
+  - For each host name in the input, its C(wglan_record) fact (or the one named by O(fact)), or null when the host has none in this
     run (it is unreachable, failed before publishing, or was never run). Lines up with the input, as
     M(wglan.mesh.wglan_peers) expects for O(wglan.mesh.wglan_peers#module:records).
-positional: _input, hostvars
+positional: _input, hostvars, fact
 options:
   _input:
     description: Host names (usually C(groups['wglan'])).
@@ -25,6 +25,10 @@ options:
     description: The C(hostvars) magic variable.
     type: dict
     required: true
+  fact:
+    description: The fact that holds a host's record (one per mesh on a host in several, see P(wglan.mesh.mesh_paths#filter)).
+    type: str
+    default: wglan_record
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''
@@ -46,13 +50,13 @@ _value:
 from collections.abc import Mapping
 
 
-def _record_of(hostvars, name):
+def _record_of(hostvars, name, fact):
     try:
         host = hostvars[name]
     except Exception:  # pylint: disable=broad-except
         return None
     try:
-        value = host['wglan_record']
+        value = host[fact]
     except Exception:  # pylint: disable=broad-except
         return None
     if isinstance(value, Mapping):
@@ -60,8 +64,8 @@ def _record_of(hostvars, name):
     return None
 
 
-def member_records(names, hostvars):
-    return [_record_of(hostvars, name) for name in names]
+def member_records(names, hostvars, fact='wglan_record'):
+    return [_record_of(hostvars, name, fact) for name in names]
 
 
 class FilterModule:

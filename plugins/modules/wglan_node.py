@@ -96,6 +96,23 @@ options:
     description: Check first that the host has what the steps need (see RV(missing)).
     type: bool
     default: true
+  mesh_name:
+    description:
+      - The mesh these steps are of, when the host is in several (empty - the default mesh). The call
+        first reads what the host's other meshes claim (their interface, UDP ports, prefixes, route table,
+        rule priority, marks and nftables table, each kept in its mesh's C(claims.json)) and fails, before
+        any step, naming both meshes and the setting, when this one would take any of it.
+      - After a call with the O(mesh) step, this mesh's claims are kept in C(claims.json) under O(meshes_root)
+        (the default mesh) or C(<name>/claims.json) under it.
+      - The steps' own paths (key, settings, records, fact, watcher options, unit) are the caller's to give;
+        the filter P(wglan.mesh.mesh_paths#filter) gives those of a mesh.
+    type: str
+    default: ''
+  meshes_root:
+    description:
+      - Where the meshes' claims files are (the default mesh's C(claims.json), and one in a folder per named mesh).
+    type: path
+    default: /etc/wglan
 attributes:
   check_mode:
     description: Every step runs in check mode.

@@ -83,6 +83,12 @@ options:
     description: Where to write the record.
     type: path
     default: /etc/ansible/facts.d/wglan.fact
+  fact_name:
+    description:
+      - The Ansible fact the record is returned as. A host in several meshes has one per mesh
+        (the node role uses C(wglan_record_<mesh>) for a named mesh).
+    type: str
+    default: wglan_record
   ipv4_prefix:
     description:
       - The mesh's IPv4 overlay prefix (private, C(/8) to C(/30)). Given, the record carries the node's

@@ -23,10 +23,20 @@ description:
     (the same ones the watcher uses).
   - Writes only what differs; every file is replaced atomically.
 options:
+  mesh:
+    description:
+      - The mesh this watcher is of, when the host is in several (empty - the default mesh). A named mesh's
+        watcher is the unit C(wglan-watcher@<mesh>.service), and O(path), O(settings_path), O(status_path),
+        O(rotate_request) and O(table) default to that mesh's (C(/etc/wglan/<mesh>/watcher.json),
+        C(/etc/wglan/<mesh>/settings.json), C(/run/wglan/<mesh>/status.json), C(/run/wglan/<mesh>/rotate-key),
+        C(wglan_<mesh>)).
+      - The program and the C(wglan) command are shared by every mesh's watcher; V(absent) removes them with
+        the last watcher.
+    type: str
+    default: ''
   path:
-    description: The watcher's options file.
+    description: The watcher's options file. Default C(/etc/wglan/watcher.json) (see O(mesh)).
     type: path
-    default: /etc/wglan/watcher.json
   state:
     description: V(absent) stops and disables the service and removes its files and O(path).
     type: str
@@ -39,9 +49,10 @@ options:
     type: bool
     default: true
   settings_path:
-    description: The settings the watcher reads (those M(wglan.mesh.wglan_peers) saves with O(wglan.mesh.wglan_peers#module:save_settings=true)).
+    description:
+      - The settings the watcher reads (those M(wglan.mesh.wglan_peers) saves with O(wglan.mesh.wglan_peers#module:save_settings=true)).
+      - Default C(/etc/wglan/settings.json) (see O(mesh)).
     type: path
-    default: /etc/wglan/settings.json
   resync:
     description: Seconds between safety-net reconciles (the sources are watched as well). Default V(60).
     type: float

@@ -148,7 +148,7 @@ def test_a_forced_collision_resolves_the_same_way_on_every_node(world):
     assert record['address4'] == STATE['n1']['address4'], 'n4 knew no claim yet: it keeps its last address'
     world['watchers'].start(n4)
     everyone = NAMES + ('n4',)
-    contested = STATE['n1']['address4']
+    contested = STATE['contested'] = STATE['n1']['address4']
     keeper, mover = sorted(('n1', 'n4'), key=lambda n: STATE[n]['public_key'])
 
     def settled():
@@ -180,7 +180,7 @@ def test_an_ad_hoc_run_beside_the_watcher_publishes_the_address_the_watcher_move
     the moved node's address away, and a run on another node then finds nothing to change."""
     nodes = world['nodes']
     everyone = NAMES + ('n4',)
-    contested = STATE['n1']['address4']
+    contested = STATE['contested']  # (STATE['n1'] holds n1's new address when n1 was the node that moved)
     keeper, mover = sorted(('n1', 'n4'), key=lambda n: STATE[n]['public_key'])
     saved = dict(settings_path=os.path.join(nodes[mover].workdir, 'settings.json'))
     with open(saved['settings_path']) as handle:

@@ -44,6 +44,7 @@ def mesh_call(node, records, **mesh):
         cluster_token=TOKEN,
         rules=dict(interface=node.ifname),
         watcher=dict(service=False, path=os.path.join(node.workdir, 'watcher.json'), sweep_interval=4),
+        meshes_root=node.workdir,
     )
 
 
@@ -129,6 +130,7 @@ def test_check_mode_on_a_fresh_node_made_nothing(tmp_path, two_nodes):
     ifname = 'wgf%s' % uuid.uuid4().hex[:6]
     call['mesh'] = dict(interface=ifname, backend='userspace', private_key_path=key, listen_port=51899, peers=[],
                         state_path=str(tmp_path / 'mesh.json'), settings_path=str(tmp_path / 'settings.json'))
+    call['meshes_root'] = str(tmp_path)
     result = Playbook(node.ns, str(tmp_path)).one(MODULE, call, check=True)
     assert not result.get('failed'), result.get('msg')
     assert result['changed'] is True

@@ -23,11 +23,17 @@ from ansible_collections.wglan.mesh.plugins.module_utils.daemon.status import fo
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import CONFIG, SETTINGS, Watcher, load_options
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import public_key_from_private
 
 
 def show_status(args):
-    path = args.status_path or load_options(args.config if os.path.exists(args.config) else None)['status_path']
+    if args.status_path:
+        path = args.status_path
+    elif os.path.exists(args.config):
+        path = load_options(args.config)['status_path']
+    else:
+        path = meshes.paths(args.mesh)['status']
     status = state_files.read_json(path)
     if status is None:
         out('no status at %s: is wglan-watcher running?' % path, sys.stderr)
@@ -71,11 +77,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='wglan', description='wglan.mesh watcher')
     parser.add_argument('command', choices=['run', 'status', 'rotate-key'])
     parser.add_argument('--wait', type=int, default=0, help='rotate-key: wait this many seconds for the switch')
-    parser.add_argument('--settings', default=SETTINGS)
-    parser.add_argument('--config', default=CONFIG)
+    parser.add_argument('--mesh', default='', help='the mesh, on a host in several (default: the default mesh)')
+    parser.add_argument('--settings', default=None)
+    parser.add_argument('--config', default=None)
     parser.add_argument('--status-path', default=None)
     parser.add_argument('--json', action='store_true', help='status as JSON')
     args = parser.parse_args(argv)
+    try:
+        paths = meshes.paths(args.mesh)
+    except WglanError as exc:
+        parser.error(str(exc))
+    args.settings = args.settings or (paths['settings'] if args.mesh else SETTINGS)
+    args.config = args.config or (paths['watcher_config'] if args.mesh else CONFIG)
     if args.command == 'status':
         return show_status(args)
     if args.command == 'rotate-key':

@@ -14,7 +14,7 @@ import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import log
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses
+from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses, meshes_on_host
 from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, plan, settings, topology
 
 
@@ -33,7 +33,8 @@ class Publisher:
     def local_ips(self, params):
         """This host's addresses as a record's node_ips (what wglan_record publishes), or None."""
         try:
-            return [str(i) for i in host_addresses.local_node_ips(params['interface'], None, self.address_exclude)]
+            return [str(i) for i in host_addresses.local_node_ips(params['interface'], None, self.address_exclude,
+                                                                  meshes_on_host.mesh_interfaces())]
         except WglanError as exc:
             log('cannot read this host\'s addresses: %s' % exc)
             return None

@@ -46,8 +46,9 @@ def transient_address(family, flags):
     return family == 10 and bool((flags or 0) & TRANSIENT_V6)
 
 
-def local_node_ips(interface, mesh_prefix=None, exclude=()):
-    """Global addresses of this node (with prefix length), from every link but the mesh one.
+def local_node_ips(interface, mesh_prefix=None, exclude=(), meshes=()):
+    """Global addresses of this node (with prefix length), from every link but the mesh one and those
+    of the host's other meshes (meshes: their interface names).
 
     Left out: IPv6 privacy, deprecated and duplicate addresses (transient_address)."""
     out = []
@@ -55,7 +56,7 @@ def local_node_ips(interface, mesh_prefix=None, exclude=()):
         names = dict((msg['index'], msg.get_attr('IFLA_IFNAME')) for msg in links.ipr.get_links())
         for msg in links.ipr.get_addr():
             address = msg.get_attr('IFA_ADDRESS')
-            if address is None or names.get(msg['index']) == interface:
+            if address is None or names.get(msg['index']) == interface or names.get(msg['index']) in meshes:
                 continue
             # IFA_FLAGS holds all 32 bits; the header's byte only the low 8
             flags = msg.get_attr('IFA_FLAGS')

@@ -26,7 +26,8 @@ PACKAGE = 'ansible_collections/wglan/mesh/plugins/module_utils'
 LIBRARY_PATH = '/usr/local/lib/wglan/wglan-library.zip'
 COMMAND_PATH = '/usr/local/sbin/wglan'
 UNIT = 'wglan-watcher.service'
-UNIT_PATH = '/etc/systemd/system/' + UNIT
+UNIT_DIR = '/etc/systemd/system'
+UNIT_PATH = UNIT_DIR + '/' + UNIT
 WRITTEN_BY = 'Written by wglan.mesh (wglan_watcher): changes made here are replaced at the next run.'
 
 UNIT_TEXT = '''# %(written_by)s
@@ -153,45 +154,67 @@ def _must(*args):
         raise WglanError('systemctl %s failed: %s' % (' '.join(args), (proc.stderr or proc.stdout).strip()))
 
 
-def ensure(entry, settings_path, config_path, check_mode=False):
+def unit_path(unit):
+    return '%s/%s' % (UNIT_DIR, unit)
+
+
+def other_units(unit):
+    """The watcher units of the host's other meshes (wglan-watcher.service, wglan-watcher@<mesh>.service)."""
+    try:
+        names = os.listdir(UNIT_DIR)
+    except OSError:
+        return []
+    return sorted(n for n in names if n != unit and (n == UNIT or (n.startswith('wglan-watcher@') and n.endswith('.service'))))
+
+
+def ensure(entry, settings_path, config_path, check_mode=False, unit_name=UNIT):
     """The program, the command and the unit (running entry, the watcher's module) in place, the unit
-    enabled and running (restarted when its program or unit changed). Returns the list of what changed."""
+    enabled and running (restarted when its program or unit changed). Returns the list of what changed.
+    unit_name: the mesh's unit (a host in several meshes runs one watcher per mesh, from one program)."""
     unit, command = texts(entry, settings_path, config_path)
     changed = []
     if state_files.write_bytes_if_changed(LIBRARY_PATH, pack(library_sources()), 0o644, check_mode):
         changed.append('library')
     if state_files.write_bytes_if_changed(COMMAND_PATH, command, 0o755, check_mode):
         changed.append('command')
-    unit_changed = state_files.write_bytes_if_changed(UNIT_PATH, unit, 0o644, check_mode)
+    unit_changed = state_files.write_bytes_if_changed(unit_path(unit_name), unit, 0o644, check_mode)
     if unit_changed:
         changed.append('unit')
     if check_mode:
-        enabled = _systemctl('is-enabled', UNIT).stdout.strip() == 'enabled'
-        active = _systemctl('is-active', UNIT).stdout.strip() == 'active'
+        enabled = _systemctl('is-enabled', unit_name).stdout.strip() == 'enabled'
+        active = _systemctl('is-active', unit_name).stdout.strip() == 'active'
         return changed + ([] if enabled else ['enabled']) + ([] if active else ['started'])
     if unit_changed:
         _must('daemon-reload')
-    if _systemctl('is-enabled', UNIT).stdout.strip() != 'enabled':
-        _must('enable', UNIT)
+    if _systemctl('is-enabled', unit_name).stdout.strip() != 'enabled':
+        _must('enable', unit_name)
         changed.append('enabled')
     # --no-block: the unit waits for network-online.target, which a host without a wait-online
     # service reaches only after its timeout; the watcher starts then, nothing here needs to wait
-    state = _systemctl('is-active', UNIT).stdout.strip()
+    state = _systemctl('is-active', unit_name).stdout.strip()
     if state not in ('active', 'activating', 'reloading'):
-        _must('start', '--no-block', UNIT)
+        _must('start', '--no-block', unit_name)
         changed.append('started')
     elif 'library' in changed or unit_changed:
-        _must('restart', '--no-block', UNIT)
+        _must('restart', '--no-block', unit_name)
         changed.append('restarted')
+    if 'library' in changed:
+        # the host's other meshes' watchers run from the same program: the new one, from now on
+        for other in other_units(unit_name):
+            if _systemctl('is-active', other).stdout.strip() in ('active', 'activating', 'reloading'):
+                _must('restart', '--no-block', other)
     return changed
 
 
-def remove(check_mode=False):
-    """The unit stopped and disabled, and its files gone. Returns whether anything was there."""
-    there = [path for path in (UNIT_PATH, COMMAND_PATH, LIBRARY_PATH) if os.path.exists(path)]
+def remove(check_mode=False, unit_name=UNIT):
+    """The unit stopped and disabled, and its file gone; the program and the command too when no other
+    mesh's watcher is left. Returns whether anything was there."""
+    there = [path for path in (unit_path(unit_name),) if os.path.exists(path)]
+    if not other_units(unit_name):
+        there += [path for path in (COMMAND_PATH, LIBRARY_PATH) if os.path.exists(path)]
     if check_mode or not there:
         return bool(there)
-    _systemctl('disable', '--now', UNIT)
+    _systemctl('disable', '--now', unit_name)
     for path in there:
         os.unlink(path)
     _systemctl('daemon-reload')

@@ -20,7 +20,9 @@ import time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.wglan.mesh.plugins.module_utils.host import links
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.host import links, meshes_on_host
+from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys as key_model
 from ansible_collections.wglan.mesh.plugins.module_utils.model import source_merge
 from ansible_collections.wglan.mesh.plugins.module_utils.shells import address, firewall, info, keys, peers
@@ -49,6 +51,8 @@ ARGUMENTS.update(
     cluster_token=dict(type='str', no_log=True),
     wait=dict(type='int', default=0),
     packages=dict(type='bool', default=True),
+    mesh_name=dict(type='str', default=''),
+    meshes_root=dict(type='path', default=meshes_on_host.ROOT),
 )
 
 
@@ -174,6 +178,14 @@ def run(node):
             node.fail_json(msg='mesh: give %s at the top level of wglan_node, not in mesh' % name)
         if node.params[name] is not None:
             given['mesh'] = dict(given.get('mesh') or {}, **{name: node.params[name]})
+    try:
+        claims = meshes.claims_of_call(node.params['mesh_name'], given)
+        clashes = meshes.conflicts(claims, meshes_on_host.others(claims.mesh, node.params['meshes_root']))
+    except WglanError as exc:
+        node.fail_json(msg=str(exc))
+    if clashes:
+        node.fail_json(msg='this host is in another mesh that this one would step on (nothing was changed): %s'
+                       % '; '.join(clashes), conflicts=clashes)
     result = dict(changed=False, os_family=os_family(), missing=[], steps=[])
     if node.params['packages']:
         result['missing'] = missing_packages(given)
@@ -206,6 +218,14 @@ def run(node):
         result['changed'] = result['changed'] or bool(outcome.get('changed'))
     result.update(results)
     _summary(results, result)
+    if 'mesh' in results:
+        # what this mesh takes of the host, for the host's other meshes' calls to check against
+        try:
+            if meshes_on_host.write(claims, meshes_on_host.claims_path(claims.mesh, node.params['meshes_root']),
+                                    node.check_mode):
+                result['changed'] = True
+        except WglanError as exc:
+            node.fail_json(msg='mesh: %s' % exc, steps=result['steps'])
     if 'mesh' in results and results['mesh'].get('interface'):
         found = info.gather_waiting(results['mesh']['interface'], 0)
         result.update(peers_up=found.get('peers_up', 0), peers_relayed=found.get('peers_relayed', 0),

@@ -10,7 +10,7 @@ __metaclass__ = type
 import ipaddress
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses, state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses, meshes_on_host, state_files
 from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.model.address import choose_ipv4, ipv4_claims, parse_ipv4_prefix, parse_prefix
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
@@ -29,6 +29,7 @@ ARGUMENTS = dict(
     relay=dict(type='bool', default=False),
     relay_preferred=dict(type='bool', default=False),
     fact_path=dict(type='path', default=host_addresses.DEFAULT_FACT_PATH),
+    fact_name=dict(type='str', default='wglan_record'),
     ipv4_prefix=dict(type='str'),
     state_path=dict(type='path', default=settings.STATE_PATH),
 )
@@ -98,7 +99,8 @@ def make(module):
     address4 = overlay_ipv4(p, public_key)
     if p['ipv4_prefix']:
         exclude.append(parse_ipv4_prefix(p['ipv4_prefix']))  # (the overlay's addresses are not where the node is)
-    node_ips = host_addresses.local_node_ips(p['interface'], prefix, exclude)
+    # (the host's other meshes' interfaces are not where this node is either)
+    node_ips = host_addresses.local_node_ips(p['interface'], prefix, exclude, meshes_on_host.mesh_interfaces())
     observed = host_addresses.observed_endpoints(p['interface'])
     record = node_records.build_record(p['name'], public_key, address, node_ips, p['port'],
                                        p['extra_endpoints'], p['pod_cidrs'], observed,
@@ -113,7 +115,7 @@ def run(module):
     require_libs(module, 'pyroute2')
     record, changed, before = run_or_fail(module, make, module)
     result = dict(changed=changed, record=record, digest=node_records.digest(record),
-                  ansible_facts=dict(wglan_record=record))
+                  ansible_facts={module.params['fact_name']: record})
     if module._diff:
         result['diff'] = dict(before=before or {}, after=record)
     return result
