@@ -157,6 +157,32 @@ def test_bad_input_fails_naming_the_step_and_leaves_the_device(two_nodes, meshed
     assert device_peers(node) == before
 
 
+def test_a_second_mesh_that_would_take_the_first_s_interface_fails_before_any_step(two_nodes, meshed):
+    """The mesh call kept the default mesh's claims (meshes_root); a call of mesh mgmt with the same interface
+    and port fails naming both and the setting, and changes nothing; with its own, it passes the check."""
+    node = two_nodes[0]
+    with open(os.path.join(node.workdir, 'claims.json')) as handle:
+        claims = json.load(handle)
+    assert (claims['mesh'], claims['interface'], claims['ports']) == ('', node.ifname, ['51820']), claims
+    before = device_peers(node)
+    call = mesh_call(node, meshed['records'], settings_path=os.path.join(node.workdir, 'mgmt-settings.json'))
+    call['mesh_name'] = 'mgmt'
+    result = Playbook(node.ns, node.workdir).one(MODULE, call)
+    assert result.get('failed') and 'nothing was changed' in result['msg'], result
+    assert 'mesh mgmt and mesh (default) both use interface %s (wglan_interface)' % node.ifname in result['conflicts']
+    assert any('UDP ports' in c for c in result['conflicts']) and any('route table 180' in c for c in result['conflicts'])
+    assert device_peers(node) == before
+    assert not os.path.exists(os.path.join(node.workdir, 'mgmt', 'claims.json'))
+    assert not os.path.exists(os.path.join(node.workdir, 'mgmt-settings.json'))
+    # (check mode: the claims a call of mesh mgmt with settings of its own would keep, and no clash)
+    ifname = 'wgm%s' % uuid.uuid4().hex[:6]
+    own = dict(keys=call['keys'], mesh=dict(call['mesh'], interface=ifname, listen_port=51900),
+               rules=dict(interface=ifname, route_table=181, rule_priority=32501, route_mark=256, mark_mask=288),
+               mesh_name='mgmt', meshes_root=node.workdir, cluster_token=TOKEN)
+    checked = Playbook(node.ns, node.workdir).one(MODULE, own, check=True)
+    assert not checked.get('failed'), checked.get('msg')
+
+
 def test_the_cluster_token_never_reaches_the_output(meshed):
     text = '\n'.join(ALL_OUTPUT) + json.dumps(meshed)
     assert meshed['a']['mesh']['changed'] is True  # (the calls ran, with the token)

@@ -623,7 +623,7 @@ def wg_report(lab, names):
     return '\n'.join(out)
 
 
-def mesh_matrix(lab, interface='wglan0', count=1, wait=3, only=None):
+def mesh_matrix(lab, interface='wglan0', count=1, wait=3, only=None, fact='wglan'):
     """Who reaches whom over the mesh: ping every other node's mesh address from every node.
 
     Returns (names, reach, age): reach[src][dst] is True/False, age[src][dst]
@@ -632,7 +632,7 @@ def mesh_matrix(lab, interface='wglan0', count=1, wait=3, only=None):
     names = [n for n in lab.machines() if only is None or n in only]
     records = {}
     for name in names:
-        out = lab.ssh(name, 'cat /etc/ansible/facts.d/wglan.fact', check=False)
+        out = lab.ssh(name, 'cat /etc/ansible/facts.d/%s.fact' % fact, check=False)
         records[name] = json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else {}
     by_key = dict((r.get('public_key'), n) for n, r in records.items() if r.get('public_key'))
     addresses = [r.get('address') for r in records.values()]

@@ -312,3 +312,110 @@ def test_a_run_reports_and_repairs_a_flushed_firewall(lab):
     assert lab.ssh('hub1', 'systemctl is-active wglan-watcher').stdout.strip() == 'active'
     names, reach, _status = full_mesh(lab)
     assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
+
+
+# A second mesh over the same machines: its own name, interface, port, prefix, route table, rule priority
+# and route mark (outside the first's mask, 0x60); the same WireGuard mark (0x20) as every mesh on a host.
+MGMT = ['-e', 'wglan_mesh=mgmt', '-e', 'wglan_interface=wgmgmt0', '-e', 'wglan_port=51900',
+        '-e', 'wglan_prefix=fd42:1::/64', '-e', 'wglan_route_table=181', '-e', 'wglan_rule_priority=32501',
+        '-e', 'wglan_route_mark=256', '-e', 'wglan_mark_mask=288']
+
+
+def mgmt_mesh(lab, timeout=90):
+    """Poll (bounded) until every ordered pair pings over wgmgmt0; returns the pairs that do not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names, reach, _age = mesh_matrix(lab, interface='wgmgmt0', fact='wglan_mgmt')
+        failing = [(s, d) for s, d in all_pairs(names) if not reach[s][d]]
+        if not failing or time.monotonic() > deadline:
+            return failing
+        time.sleep(3)
+
+
+def test_a_second_mesh_that_clashes_with_the_first_fails_before_it_changes_anything(lab):
+    result = site(lab, *(MGMT + ['-e', 'wglan_route_table=180']))  # (the last -e wins)
+    assert result.returncode != 0
+    assert 'mesh mgmt and mesh (default) both use route table 180 (wglan_route_table)' in result.stdout, \
+        result.stdout[-3000:]
+    for host in HOSTS:
+        assert lab.ssh(host, 'ip link show wgmgmt0', check=False).returncode != 0, host
+        assert lab.ssh(host, 'test -e /etc/wglan/mgmt', check=False).returncode != 0, host
+
+
+def test_a_second_mesh_over_the_same_machines_forms_beside_the_first(lab):
+    result = site(lab, *MGMT)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert mgmt_mesh(lab) == []
+    names, reach, _status = full_mesh(lab)
+    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
+    for host in HOSTS:
+        assert lab.ssh(host, 'systemctl is-active wglan-watcher@mgmt wglan-watcher').stdout.split() == ['active'] * 2
+        assert lab.ssh(host, 'nft list table inet wglan_mgmt >/dev/null && ip -6 rule show | grep -c "lookup 181"'
+                       ).stdout.strip() == '1', host
+        assert lab.ssh(host, 'stat -c %a /etc/wglan/mgmt/private.key').stdout.strip() == '600'
+        # each mesh's record: the other mesh's interface is no place where the node is
+        default = json.loads(lab.ssh(host, 'cat /etc/ansible/facts.d/wglan.fact').stdout)
+        mgmt = json.loads(lab.ssh(host, 'cat /etc/ansible/facts.d/wglan_mgmt.fact').stdout)
+        assert default['public_key'] != mgmt['public_key'] and mgmt['address'].startswith('fd42:1:')
+        assert not [ip for ip in default['node_ips'] if ip.startswith('fd42:1:')], default
+        assert not [ip for ip in mgmt['node_ips'] if ip.startswith('200:1001:')], mgmt
+    # the names of both meshes, each in its own block
+    found = lab.ssh('a1', 'getent ahosts b1.mgmt.wglan.internal; getent ahosts b1.wglan.internal').stdout
+    b1 = json.loads(lab.ssh('b1', 'cat /etc/ansible/facts.d/wglan_mgmt.fact').stdout)
+    assert b1['address'] in found and '200:1001:' in found, found
+    again = site(lab, *MGMT)
+    assert again.returncode == 0 and dict((h, again.recap[h]['changed']) for h in HOSTS) == dict(
+        (h, 0) for h in HOSTS), (changed_tasks(again.stdout), again.stdout[-3000:])
+
+
+PINGS = '''
+pkill -INT -f "ping -6 -I wgmgmt0" 2>/dev/null; rm -f /tmp/mgmt-ping-*
+for target in %s; do
+  setsid nohup timeout -s INT 300 ping -6 -I wgmgmt0 -i 0.2 -W 1 "${target#*=}" > "/tmp/mgmt-ping-${target%%=*}" 2>&1 &
+done
+'''
+
+
+def test_the_first_mesh_removed_while_the_second_keeps_every_pair(lab):
+    """state absent for the default mesh while every machine pings every other over the mgmt mesh: the mgmt
+    mesh loses nothing (its WireGuard packets never went through the first mesh's tunnel), and keeps its
+    watcher, program and files."""
+    addresses = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan_mgmt.fact').stdout)['address'])
+                     for h in HOSTS)
+    for host in HOSTS:
+        lab.ssh(host, PINGS % ' '.join('%s=%s' % (d, a) for d, a in addresses.items() if d != host))
+    result = site(lab, '-e', 'wglan_state=absent')
+    time.sleep(2)
+    stats = {}
+    for host in HOSTS:
+        out = lab.ssh(host, 'pkill -INT -f "ping -6 -I wgmgmt0"; sleep 1; grep -H "packets transmitted" /tmp/mgmt-ping-*',
+                      check=False).stdout
+        for line in out.splitlines():
+            target = line.split(':')[0].rsplit('-', 1)[1]
+            sent, received = [int(n) for n in re.findall(r'(\d+) (?:packets transmitted|received)', line)]
+            stats['%s->%s' % (host, target)] = (sent, sent - received)
+    assert result.returncode == 0, result.stdout[-3000:]
+    print('\nmgmt mesh while the default mesh was removed (pair: sent, lost): %s' % sorted(stats.items()))
+    assert len(stats) == len(HOSTS) * (len(HOSTS) - 1), stats
+    assert all(sent > 50 for sent, _lost in stats.values()), stats
+    assert [(pair, lost) for pair, (_sent, lost) in stats.items() if lost > 2] == [], stats
+    for host in HOSTS:
+        gone = lab.ssh(host, 'ip link show wglan0 >/dev/null 2>&1 && echo link; nft list table inet wglan >/dev/null 2>&1 '
+                             '&& echo nft; ip rule show | grep -q "lookup 180" && echo rule; test -e /etc/wglan/settings.json '
+                             '&& echo settings; systemctl is-active wglan-watcher', check=False).stdout.split()
+        assert gone in (['inactive'], ['unknown']), (host, gone)
+        kept = lab.ssh(host, 'systemctl is-active wglan-watcher@mgmt; test -x /usr/local/sbin/wglan && echo command; '
+                             'grep -c "BEGIN wglan.mesh" /etc/hosts', check=False).stdout.split()
+        assert kept == ['active', 'command', '1'], (host, kept)
+    assert mgmt_mesh(lab, timeout=30) == []
+
+
+def test_the_last_mesh_removed_leaves_nothing_of_the_collection_running(lab):
+    result = site(lab, *(MGMT + ['-e', 'wglan_state=absent']))
+    assert result.returncode == 0, result.stdout[-3000:]
+    for host in HOSTS:
+        left = lab.ssh(host, 'ip link show wgmgmt0 >/dev/null 2>&1 && echo link; nft list tables | grep wglan; '
+                             'ip rule show | grep "lookup 18"; ls /etc/systemd/system | grep wglan-watcher; '
+                             'test -e /usr/local/sbin/wglan && echo command; grep "wglan.mesh" /etc/hosts; '
+                             'ls /etc/wglan/mgmt', check=False).stdout.split()
+        assert left == ['private.key'], (host, left)

@@ -25,7 +25,8 @@ def test_a_named_mesh_has_files_unit_and_table_of_its_own():
                                                                'wglan_record_mgmt')
     assert mgmt['names_domain'] == 'mgmt.wglan.internal'
     default = meshes.paths('')
-    for name in ('key', 'settings', 'state', 'watcher_config', 'claims', 'relays', 'status', 'rotate_request',
+    assert mgmt['watcher_records'] == '/etc/wglan/mgmt/watcher-mesh.json'
+    for name in ('key', 'settings', 'state', 'watcher_records', 'watcher_config', 'claims', 'relays', 'status', 'rotate_request',
                  'fact_path', 'fact_name', 'unit', 'table', 'names_domain'):
         assert len(set([prod[name], mgmt[name], default[name]])) == 3, name
 
@@ -37,7 +38,7 @@ def test_a_bad_mesh_name_is_refused_with_the_rule(bad):
 
 
 def default_claims(**changes):
-    values = dict(mesh='', interface='wglan0', ports=['51820-51851'], prefix='200:1001::/64',
+    values = dict(mesh='', interface='wglan0', kubernetes=True, ports=['51820-51851'], prefix='200:1001::/64',
                   ipv4_prefix='10.98.0.0/16', route_table=180, rule_priority=32500, wg_mark=0x20, route_mark=0x40,
                   mark_mask=0x60)
     values.update(changes)
@@ -69,6 +70,7 @@ def test_two_meshes_that_share_nothing_have_no_clash():
     (dict(wg_mark=0x80, mark_mask=0x180), 'the same wglan_fwmark'),
     (dict(route_mark=0x40, mark_mask=0x60), 'outside the other'),
     (dict(route_mark=0x100, mark_mask=0x160), 'outside the other'),
+    (dict(kubernetes=True), 'Kubernetes source'),
 ])
 def test_each_clash_is_named_with_both_meshes_and_the_setting(change, words):
     found = meshes.conflicts(mgmt_claims(**change), [default_claims()])
@@ -103,3 +105,28 @@ def test_the_host_s_meshes_are_read_from_their_claims_files(tmp_path):
     assert meshes_on_host.interfaces('mgmt', root) == {'wglan0'}
     assert meshes_on_host.interfaces('', root) == {'wgmgmt0'}
     assert [c.mesh for c in meshes_on_host.others('', root)] == ['mgmt']
+
+
+def test_each_mesh_s_watcher_unit_and_the_program_goes_with_the_last(tmp_path, monkeypatch):
+    """(systemctl is not run here: remove in check mode says what it would remove)"""
+    from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_service
+    units = tmp_path / 'units'
+    units.mkdir()
+    monkeypatch.setattr(watcher_service, 'UNIT_DIR', str(units))
+    program = tmp_path / 'wglan'
+    program.write_text('#!/bin/sh\n')
+    monkeypatch.setattr(watcher_service, 'COMMAND_PATH', str(program))
+    monkeypatch.setattr(watcher_service, 'LIBRARY_PATH', str(tmp_path / 'library.zip'))
+    for name in ('wglan-watcher.service', 'wglan-watcher@mgmt.service', 'wglan-wireguard-go-wglan0.service'):
+        (units / name).write_text('[Service]\n')
+    assert watcher_service.other_units('wglan-watcher@mgmt.service') == ['wglan-watcher.service']
+    assert watcher_service.other_units('wglan-watcher.service') == ['wglan-watcher@mgmt.service']
+    assert watcher_service.unit_path(meshes.paths('mgmt')['unit']) == str(units / 'wglan-watcher@mgmt.service')
+    mgmt = str(units / 'wglan-watcher@mgmt.service')
+    assert watcher_service.removable('wglan-watcher@mgmt.service') == [mgmt]  # the default mesh's watcher stays
+    (units / 'wglan-watcher.service').unlink()
+    assert watcher_service.removable('wglan-watcher@mgmt.service') == [mgmt, str(program)]  # the last one
+    assert watcher_service.remove(check_mode=True, unit_name='wglan-watcher@mgmt.service') is True
+    program.unlink()
+    (units / 'wglan-watcher@mgmt.service').unlink()
+    assert watcher_service.remove(check_mode=True, unit_name='wglan-watcher@mgmt.service') is False

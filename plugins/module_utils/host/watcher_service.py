@@ -206,12 +206,18 @@ def ensure(entry, settings_path, config_path, check_mode=False, unit_name=UNIT):
     return changed
 
 
-def remove(check_mode=False, unit_name=UNIT):
-    """The unit stopped and disabled, and its file gone; the program and the command too when no other
-    mesh's watcher is left. Returns whether anything was there."""
+def removable(unit_name=UNIT):
+    """The files a removal of unit_name takes: its unit; the program and command too when it is the last."""
     there = [path for path in (unit_path(unit_name),) if os.path.exists(path)]
     if not other_units(unit_name):
         there += [path for path in (COMMAND_PATH, LIBRARY_PATH) if os.path.exists(path)]
+    return there
+
+
+def remove(check_mode=False, unit_name=UNIT):
+    """The unit stopped and disabled, and its file gone; the program and the command too when no other
+    mesh's watcher is left. Returns whether anything was there."""
+    there = removable(unit_name)
     if check_mode or not there:
         return bool(there)
     _systemctl('disable', '--now', unit_name)

@@ -23,6 +23,7 @@ import ipaddress
 import re
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.model.settings import watcher_records_path
 
 # lower case letters and digits, a letter first, 1-10 characters: short enough for the nftables
 # table (wglan_<name>), the unit name and a fact name
@@ -50,6 +51,7 @@ def paths(name):
         key=etc + '/private.key',
         settings=etc + '/settings.json',
         state=etc + '/mesh.json',
+        watcher_records=watcher_records_path(etc + '/mesh.json'),
         watcher_config=etc + '/watcher.json',
         claims=etc + '/claims.json',
         run_dir=run,
@@ -90,10 +92,10 @@ def _ports(values):
 class Claims:
     """What a mesh takes of the host. None (or empty): not known, never a clash."""
     FIELDS = ('mesh', 'interface', 'ports', 'prefix', 'ipv4_prefix', 'route_table', 'rule_priority',
-              'wg_mark', 'route_mark', 'mark_mask', 'table')
+              'wg_mark', 'route_mark', 'mark_mask', 'table', 'kubernetes')
 
     def __init__(self, mesh='', interface=None, ports=(), prefix=None, ipv4_prefix=None, route_table=None,
-                 rule_priority=None, wg_mark=None, route_mark=None, mark_mask=None, table=None):
+                 rule_priority=None, wg_mark=None, route_mark=None, mark_mask=None, table=None, kubernetes=False):
         self.mesh = parse_name(mesh)
         self.interface = interface or None
         self.ports = _ports(ports)
@@ -105,6 +107,7 @@ class Claims:
         self.route_mark = route_mark
         self.mark_mask = mark_mask
         self.table = table or paths(self.mesh)['table']
+        self.kubernetes = bool(kubernetes)  # the Kubernetes source: a Node's annotations hold one mesh's record
 
     def as_dict(self):
         out = dict(version=1)
@@ -114,7 +117,7 @@ class Claims:
                 value = ['%d-%d' % p if p[0] != p[1] else str(p[0]) for p in value]
             elif name in ('prefix', 'ipv4_prefix') and value is not None:
                 value = str(value)
-            if value not in (None, []):
+            if value not in (None, [], False):
                 out[name] = value
         return out
 
@@ -159,7 +162,8 @@ def claims_of_call(mesh, steps):
         ipv4_prefix=mesh_options.get('ipv4_prefix') or record.get('ipv4_prefix'),
         route_table=_int(rules.get('route_table')), rule_priority=_int(rules.get('rule_priority')),
         wg_mark=_int(rules.get('wg_mark')), route_mark=_int(rules.get('route_mark')),
-        mark_mask=_int(rules.get('mark_mask')), table=rules.get('table'))
+        mark_mask=_int(rules.get('mark_mask')), table=rules.get('table'),
+        kubernetes=_flag(mesh_options.get('kubernetes')) or bool(mesh_options.get('kubeconfig')))
 
 
 def _overlap(ranges, others):
@@ -187,6 +191,9 @@ def conflicts(mine, others):
                           ('table', 'wglan_mesh')):
             if getattr(mine, name) is not None and getattr(mine, name) == getattr(other, name):
                 out.append('%s both use %s %s (%s)' % (label, name.replace('_', ' '), getattr(mine, name), var))
+        if mine.kubernetes and other.kubernetes:
+            out.append('%s both use the Kubernetes source (wglan_kubernetes): a Node\'s annotations hold the record '
+                       'of one mesh; use the discovery service or the inventory for the other' % label)
         if None not in (mine.wg_mark, other.wg_mark) and mine.wg_mark != other.wg_mark:
             out.append('%s mark their WireGuard packets 0x%x and 0x%x: every mesh on a host uses the same '
                        'wglan_fwmark (each mesh then leaves every mesh\'s WireGuard packets alone)'

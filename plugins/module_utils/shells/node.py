@@ -193,6 +193,14 @@ def run(node):
             return result  # the role installs them and calls again; nothing was touched
     if not 0 <= node.params['wait'] <= 3600:
         node.fail_json(msg='wait must be between 0 and 3600 seconds')
+    if 'mesh' in given:
+        # what this mesh takes of the host, for the other meshes' calls to check against and their watchers
+        # to leave alone (an interface's addresses are no node's IPs): before the interface exists
+        try:
+            result['changed'] = meshes_on_host.write(
+                claims, meshes_on_host.claims_path(claims.mesh, node.params['meshes_root']), node.check_mode)
+        except WglanError as exc:
+            node.fail_json(msg='mesh: %s' % exc)
     results, diffs, facts = {}, [], {}
     result['seconds'] = seconds = {}
     for name, shell, extra in STEPS:
@@ -218,14 +226,6 @@ def run(node):
         result['changed'] = result['changed'] or bool(outcome.get('changed'))
     result.update(results)
     _summary(results, result)
-    if 'mesh' in results:
-        # what this mesh takes of the host, for the host's other meshes' calls to check against
-        try:
-            if meshes_on_host.write(claims, meshes_on_host.claims_path(claims.mesh, node.params['meshes_root']),
-                                    node.check_mode):
-                result['changed'] = True
-        except WglanError as exc:
-            node.fail_json(msg='mesh: %s' % exc, steps=result['steps'])
     if 'mesh' in results and results['mesh'].get('interface'):
         found = info.gather_waiting(results['mesh']['interface'], 0)
         result.update(peers_up=found.get('peers_up', 0), peers_relayed=found.get('peers_relayed', 0),
