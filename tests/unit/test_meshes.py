@@ -21,8 +21,8 @@ def test_the_default_mesh_keeps_the_paths_of_every_earlier_version():
 def test_a_named_mesh_has_files_unit_and_table_of_its_own():
     prod, mgmt = meshes.paths('prod'), meshes.paths('mgmt')
     assert mgmt['key'] == '/etc/wglan/mgmt/private.key' and mgmt['relays'] == '/run/wglan/mgmt/paths.json'
-    assert (mgmt['unit'], mgmt['table'], mgmt['fact_name']) == ('wglan-watcher@mgmt.service', 'wglan_mgmt',
-                                                               'wglan_record_mgmt')
+    wanted = ('wglan-watcher@mgmt.service', 'wglan_mgmt', 'wglan_record_mgmt')
+    assert (mgmt['unit'], mgmt['table'], mgmt['fact_name']) == wanted
     assert mgmt['names_domain'] == 'mgmt.wglan.internal'
     default = meshes.paths('')
     assert mgmt['watcher_records'] == '/etc/wglan/mgmt/watcher-mesh.json'
