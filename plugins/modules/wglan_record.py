@@ -72,6 +72,15 @@ options:
         arrive on the WireGuard interface back into it (IPv4 forwarding on that interface only).
     type: bool
     default: false
+  segments:
+    description:
+      - The segments this node is in (names of 1-32 lower case letters, digits and dashes). Two nodes that share a
+        segment are peers; two that do not reach each other through a gateway, a node in a segment of each that
+        relays (O(relay)); a pair that no gateway joins does not reach each other. A node in no segment is in
+        the segment C(default); a mesh where no node names one is a full mesh.
+    type: list
+    elements: str
+    default: []
   relay_preferred:
     description:
       - With O(relay), announce this node as a preferred relay (a big link, a public address). Where

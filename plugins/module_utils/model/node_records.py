@@ -10,6 +10,7 @@ __metaclass__ = type
 import hashlib
 import ipaddress
 import json
+import re
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
@@ -17,12 +18,12 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import form
 
 
 def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), pod_cidrs=(), observed=None,
-                 relay=False, address4=None):
+                 relay=False, address4=None, segments=()):
     """This node's record (wglan_record's), through the one serializer: NodeRecord.as_dict."""
     return NodeRecord(name, public_key, address, node_ips, port,
                       [parse_endpoint(e, resolve=False) for e in extra_endpoints],
                       [parse_network(n, 'pod CIDR') for n in pod_cidrs], observed, relay=relay,
-                      address4=address4).as_dict()
+                      address4=address4, segments=parse_segments(segments)).as_dict()
 
 
 def without_observations(data):
@@ -55,14 +56,33 @@ def digest(raw, name=None):
 
 
 PREFERRED = 'preferred'
+SEGMENT = re.compile(r'^[a-z0-9][a-z0-9-]{0,31}$')
+
+
+def parse_segments(values, what='segments'):
+    """A sorted tuple of segment names (model.segments), each once; a text is a comma-separated list."""
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        values = [v for v in values.split(',') if v.strip()]
+    if not isinstance(values, (list, tuple)):
+        raise WglanError('%s must be a list of segment names' % what)
+    out = set()
+    for value in values:
+        name = str(value).strip()
+        if not SEGMENT.match(name):
+            raise WglanError('%s: %r is not a segment name (1-32 lower case letters, digits and dashes, '
+                             'a letter or digit first)' % (what, value))
+        out.add(name)
+    return tuple(sorted(out))
 
 
 class NodeRecord:
     __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed',
-                 'public_ip', 'relay', 'relays', 'address4', 'next_key')
+                 'public_ip', 'relay', 'relays', 'address4', 'next_key', 'segments')
 
     def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
-                 observed=None, public_ip=None, relay=False, relays=None, address4=None, next_key=None):
+                 observed=None, public_ip=None, relay=False, relays=None, address4=None, next_key=None, segments=()):
         self.name = name
         self.public_key = public_key
         self.address = address
@@ -76,6 +96,7 @@ class NodeRecord:
         self.relays = None if relays is None else dict(relays)  # None: the node publishes no relays
         self.address4 = address4  # its address in the IPv4 overlay (None: the mesh has none)
         self.next_key = next_key  # (public key, unix time) it switches to at that time (key rotation), or None
+        self.segments = tuple(segments or ())  # the segments it is in (model.segments; none: the default one)
 
     def own_endpoints(self):
         return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
@@ -99,6 +120,8 @@ class NodeRecord:
             out['address4'] = str(self.address4)
         if self.next_key is not None:
             out['next_public_key'], out['next_key_at'] = self.next_key
+        if self.segments:
+            out['segments'] = list(self.segments)
         if self.public_ip is not None:
             out['discovery_observed'] = str(self.public_ip)
         if self.relay:
@@ -161,9 +184,10 @@ def parse_record(raw, name=None):
         except ValueError:
             public_ip = None  # an odd observation does not invalidate the record
     relay = raw.get('relay')
+    segments = parse_segments(raw.get('segments'), 'record of %s: segments' % name)
     return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip,
                       relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')), address4,
-                      _next_key(raw, name, public_key))
+                      _next_key(raw, name, public_key), segments)
 
 
 def _next_key(raw, name, public_key):

@@ -27,7 +27,7 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness
+from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness, segments
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import pair_preshared_key
 from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, diff_peers, resolve_overlaps
 from ansible_collections.wglan.mesh.plugins.module_utils.model.relay import apply_relays
@@ -66,6 +66,12 @@ def topology(explicit, me=None, records=None, own_key=None, pod_networking=False
         present = set(r.public_key for r in records) | set([own_key])
         records = [r for r in records if r.next_key is None or r.next_key[0] not in present]
         built, chosen, warnings = build_mesh(me, records, pod_networking, keepalive)
+        if me is not None and segments.segmented(me, records):
+            # a full mesh inside each segment, the other segments' nodes through a gateway (model.segments)
+            route = segments.routes(me, records)
+            built = segments.through_gateways(built, route)
+            chosen = dict((name, c) for name, c in chosen.items()
+                          if name in set(r.name for r in records if r.public_key in route.direct))
         if psk_secret and own_key:
             built = [p.replace(preshared_key=pair_preshared_key(psk_secret, own_key, p.public_key)) for p in built]
         by_key = dict((r.public_key, r) for r in records)

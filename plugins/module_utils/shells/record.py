@@ -28,6 +28,7 @@ ARGUMENTS = dict(
     pod_cidrs=dict(type='list', elements='str', default=[]),
     relay=dict(type='bool', default=False),
     relay_preferred=dict(type='bool', default=False),
+    segments=dict(type='list', elements='str', default=[]),
     fact_path=dict(type='path', default=host_addresses.DEFAULT_FACT_PATH),
     fact_name=dict(type='str', default='wglan_record'),
     ipv4_prefix=dict(type='str'),
@@ -104,7 +105,8 @@ def make(module):
     observed = host_addresses.observed_endpoints(p['interface'])
     record = node_records.build_record(p['name'], public_key, address, node_ips, p['port'],
                                        p['extra_endpoints'], p['pod_cidrs'], observed,
-                                       'preferred' if p['relay'] and p['relay_preferred'] else p['relay'], address4)
+                                       'preferred' if p['relay'] and p['relay_preferred'] else p['relay'], address4,
+                                       p['segments'])
     before = state_files.read_json(p['fact_path']) if module._diff else None
     changed = state_files.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
                                                 significant=node_records.without_observations)

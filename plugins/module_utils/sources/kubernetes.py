@@ -35,7 +35,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records impo
 
 PREFIX = 'wglan.mesh/'
 KEYS = ('public-key', 'address', 'node-ips', 'endpoints', 'assigned-prefixes', 'port', 'observed', 'relay',
-        'relays', 'address4', 'next-public-key', 'next-key-at')
+        'relays', 'address4', 'next-public-key', 'next-key-at', 'segments')
 
 
 def _split(value):
@@ -59,6 +59,7 @@ def annotations_for_record(record):
         'address4': record.get('address4') or '',
         'next-public-key': record.get('next_public_key') or '',
         'next-key-at': str(record['next_key_at']) if record.get('next_public_key') else '',
+        'segments': ','.join(record.get('segments') or []),
     }
     return dict((PREFIX + key, value) for key, value in values.items())
 
@@ -116,6 +117,8 @@ def record_from_node(node):
         raw['relay'] = True if annotations[PREFIX + 'relay'] == 'true' else 'preferred'
     if annotations.get(PREFIX + 'address4'):
         raw['address4'] = annotations[PREFIX + 'address4']
+    if annotations.get(PREFIX + 'segments'):
+        raw['segments'] = _split(annotations[PREFIX + 'segments'])
     if annotations.get(PREFIX + 'next-public-key'):
         at = annotations.get(PREFIX + 'next-key-at') or ''
         if not at.isdigit():
