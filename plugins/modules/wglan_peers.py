@@ -197,6 +197,19 @@ options:
       - With I(addresses) given, the address goes on the interface with the prefix's length. Without this
         option, no IPv4 overlay address is on the interface (one that was goes).
     type: str
+  segment_policy:
+    description:
+      - Turns on the segment filter (enforced by the watcher, O(watcher=true); a run without it warns and makes
+        none). What arrives on the WireGuard interface for this node, or through it, passes when it answers a
+        connection this node made, or comes from a node that shares a segment with this node (the records'
+        C(segments), M(wglan.mesh.wglan_record)), or from a node of the source segment of an entry whose
+        destination segment is one of this node's (to its ports); the rest is dropped. An empty list lets in
+        the node's own segments only.
+      - Each entry is C({from, to, ports, proto}) - C(from) and C(to) one segment each, C(ports) a list of
+        ports or ranges (C(8000-8100); none - every port), C(proto) V(tcp), V(udp) or V(any) (with ports,
+        V(tcp) unless given).
+    type: list
+    elements: dict
   names:
     description:
       - Name every node of the mesh C(<name>.<names_domain>) in the hosts file (I(hosts_path)), with its mesh

@@ -1,15 +1,20 @@
-"""Segments on real wireguard-go in namespaces, with the discovery service and watchers.
+"""Segments and the segment filter on real wireguard-go and nftables in namespaces, with the discovery
+service and watchers.
 
 Four nodes on one switch (each could reach every other directly): a1 in segment a, b1 in segment b, gw
 in both (with the watcher's relay on: the gateway), c1 alone in segment c. Each is set up the way the
 node role does it: wglan_record with its segments, wglan_peers from the discovery service, its watcher.
 What is checked: a1 and b1 are not each other's peers, each has the other's addresses on the gateway's
 entry, and they ping each other through the gateway (one hop more: the hop limit shows it); c1, which
-no gateway joins, is nobody's peer and reaches nobody.
+no gateway joins, is nobody's peer and reaches nobody. Then the segment filter (segment_policy, kept by
+the watchers): only what the policy lets across segments passes, in one direction; a bad policy is
+refused and the filter stays.
 """
 import json
 import os
 import re
+import signal
+import subprocess
 import uuid
 
 import pytest
@@ -39,8 +44,8 @@ def world(tmp_path_factory):
         yield dict(nodes=nodes, watchers=watchers, tag=tag)
 
 
-def join(ns, name):
-    """wglan_record then wglan_peers, as the node role calls them."""
+def join(ns, name, **mesh):
+    """wglan_record then wglan_peers, as the node role calls them (mesh: more options of wglan_peers)."""
     STATE[name] = record_of(ns, name)
     book = Playbook(ns, ns.workdir)
     record = book.one('wglan.mesh.wglan_record', dict(
@@ -53,8 +58,9 @@ def join(ns, name):
         interface=ns.ifname, backend='userspace', private_key_path=ns.key_path, addresses=[STATE[name]['cidr']],
         purge=True, self_name=name, discovery_url=URL, cluster_token=TOKEN, publish=record['record'], watcher=True,
         state_path=os.path.join(ns.workdir, 'mesh.json'), settings_path=os.path.join(ns.workdir, 'settings.json'),
-        save_settings=True, relays_path=os.path.join(ns.workdir, 'paths.json')))
+        save_settings=True, relays_path=os.path.join(ns.workdir, 'paths.json'), **mesh))
     assert not result.get('failed'), result
+    return result
 
 
 def allowed(ns):
@@ -103,3 +109,52 @@ def test_a_node_no_gateway_joins_is_nobody_s_peer_and_reaches_nobody(world):
     for name in ('a1', 'gw', 'b1'):
         assert key('c1') not in allowed(nodes[name]), name
     assert hop_limit(nodes['a1'], 'c1') is None and hop_limit(nodes['c1'], 'a1') is None
+
+
+POLICY = [{'from': 'a', 'to': 'b', 'ports': [8080]}]
+CONNECT = 'python3 -c "import socket; socket.create_connection((\'%s\', 8080), 2)"'
+
+
+def connects(src, dst):
+    return src.sh(CONNECT % STATE[dst]['address'], check=False).returncode == 0
+
+
+def test_the_segment_filter_lets_in_the_node_s_segments_and_what_the_policy_allows(world):
+    """segment_policy [a to b, TCP 8080] on every node, taken by the watchers from the saved settings: a1 opens
+    TCP 8080 on b1 through the gateway, but neither pings the other (no entry lets ICMP across, either way);
+    each still pings the gateway (its own segment). A run of the rules beside the watcher keeps the filter."""
+    nodes, watchers = world['nodes'], world['watchers']
+    server = subprocess.Popen(['ip', 'netns', 'exec', nodes['b1'].name, 'python3', '-m', 'http.server', '8080',
+                               '--bind', '::'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: connects(nodes['a1'], 'b1'), timeout=15, interval=0.5), 'no filter yet: a1 reaches b1'
+        for name in SEGMENTS:
+            result = join(nodes[name], name, segment_policy=POLICY)
+            assert not result['changed'] or result['peers_changed'] == [], result  # (the filter is the watcher's)
+            watchers.procs[nodes[name].name].send_signal(signal.SIGHUP)
+        table = 'wglan%s' % world['tag']
+        assert wait_for(lambda: all(nodes[n].sh('nft list chain inet %s filter_in' % table, check=False).returncode == 0
+                                    for n in SEGMENTS), timeout=15, interval=0.5)
+        assert wait_for(lambda: hop_limit(nodes['a1'], 'b1') is None, timeout=10, interval=0.5)
+        assert hop_limit(nodes['b1'], 'a1') is None
+        assert connects(nodes['a1'], 'b1')                       # a to b, TCP 8080, through the gateway
+        assert not connects(nodes['b1'], 'a1')                   # (nothing listens there; and b to a is not allowed)
+        assert hop_limit(nodes['a1'], 'gw') == 64 and hop_limit(nodes['b1'], 'gw') == 64
+        assert hop_limit(nodes['gw'], 'a1') == 64 and hop_limit(nodes['gw'], 'b1') == 64
+        # a run of the rules (as the role makes one beside the watcher) keeps the watcher's filter
+        rules = Playbook(nodes['b1'], nodes['b1'].workdir).one('wglan.mesh.wglan_rules', dict(
+            interface=nodes['b1'].ifname, table=table))
+        assert not rules.get('failed') and rules['changed'] is False, rules
+        assert connects(nodes['a1'], 'b1') and hop_limit(nodes['a1'], 'b1') is None
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def test_a_bad_policy_is_refused_and_the_filter_stays(world):
+    nodes = world['nodes']
+    book = Playbook(nodes['a1'], nodes['a1'].workdir)
+    bad = book.one('wglan.mesh.wglan_peers', dict(settings_path=os.path.join(nodes['a1'].workdir, 'settings.json'),
+                                                  segment_policy=[{'from': 'a', 'to': 'B'}]))
+    assert bad.get('failed') and 'not a segment name' in bad['msg'], bad
+    assert hop_limit(nodes['a1'], 'gw') == 64 and hop_limit(nodes['b1'], 'a1') is None

@@ -113,3 +113,53 @@ def test_a_record_s_segments_are_checked_and_kept():
         raw['segments'] = bad
         with pytest.raises(WglanError, match='segment'):
             parse_record(raw)
+
+
+def test_a_policy_is_checked_entry_by_entry():
+    assert segments.parse_policy(None) is None and segments.parse_policy([]) == []
+    assert segments.parse_policy([{'from': 'a', 'to': 'b'}, {'from': 'a', 'to': 'b', 'ports': [22, '8000-8100']},
+                                  {'from': 'b', 'to': 'a', 'ports': 53, 'proto': 'udp'}]) == [
+        ('a', 'b', None, []), ('a', 'b', 'tcp', [(22, 22), (8000, 8100)]), ('b', 'a', 'udp', [(53, 53)])]
+    for bad, words in (({'from': 'a'}, 'to must name one segment'), ({'from': 'a', 'to': 'B'}, 'not a segment name'),
+                       ({'from': 'a', 'to': 'b', 'ports': ['x']}, 'not a port'),
+                       ({'from': 'a', 'to': 'b', 'ports': [70000]}, 'within 1-65535'),
+                       ({'from': 'a', 'to': 'b', 'proto': 'icmp'}, 'tcp, udp or any'),
+                       ({'from': 'a', 'to': 'b', 'proto': 'any', 'ports': [1]}, 'need proto'),
+                       ({'from': 'a', 'to': 'b', 'port': 22}, 'unknown keys port'), ('a', 'mapping')):
+        with pytest.raises(WglanError, match=words):
+            segments.parse_policy([bad])
+
+
+def test_what_a_node_lets_in_its_segments_and_what_the_policy_allows_toward_them():
+    a1, gw, b1, c1 = node(1, ('a',)), node(3, ('a', 'b'), relay=True), node(4, ('b',)), node(5, ('c',))
+    records = [a1, gw, b1, c1]
+    policy = segments.parse_policy([{'from': 'a', 'to': 'b', 'ports': [8080]}, {'from': 'c', 'to': 'a'}])
+    nets = lambda r: [ipaddress.ip_network(r.address), ipaddress.ip_network(r.node_ips[0].ip)]  # noqa: E731
+    on_b1 = segments.allowed(b1, records, policy, nets)
+    assert [(a.nets6, a.proto, a.ports) for a in on_b1] == [
+        ([ipaddress.ip_network('200:1001::3/128')], None, []),                                   # the gateway (b)
+        ([ipaddress.ip_network('200:1001::1/128'), ipaddress.ip_network('200:1001::3/128')], 'tcp', [(8080, 8080)])]
+    on_a1 = segments.allowed(a1, records, policy, nets)
+    assert [a.why for a in on_a1] == ['the segments of this node', 'c to a']
+    assert segments.allowed(a1, records, None, nets) is None
+    # through plan.topology: the same, from the records' own addresses
+    topo = plan.topology([], b1, records, b1.public_key, policy=policy)
+    assert [a.why for a in topo.allow] == ['the segments of this node', 'a to b']
+
+
+def test_the_filter_chains_let_in_answers_allowed_sources_and_ports_and_drop_the_rest():
+    from ansible_collections.wglan.mesh.plugins.module_utils.model import nft_objects
+    allow = [segments.Allow([ipaddress.ip_network('200:1001::3/128')]),
+             segments.Allow([ipaddress.ip_network('192.0.2.1/32'), ipaddress.ip_network('200:1001::1/128')], 'tcp',
+                            [(8080, 8080), (9000, 9100)])]
+    objects = nft_objects.desired_objects(nft_objects.RulesConfig('wglan0', [], allow=allow))
+    sets = dict((o['set']['name'], o['set']['elem']) for o in objects if 'set' in o and o['set']['name'].startswith('allow'))
+    assert sets == {'allow0_6': ['200:1001::3'], 'allow1_4': ['192.0.2.1'], 'allow1_6': ['200:1001::1']}
+    rules = [o['rule']['expr'] for o in objects if 'rule' in o and o['rule']['chain'] == 'filter_in']
+    assert rules[0][0]['match']['op'] == '!=' and rules[1][0]['match']['right'] == ['established', 'related']
+    ports = [r[-2]['match']['right'] for r in rules if len(r) == 4]
+    assert ports == [8080, {'range': [9000, 9100]}] * 2  # (IPv4 and IPv6 sources)
+    assert rules[-1] == [{'drop': None}]
+    # no policy: no filter chain at all
+    plain = nft_objects.desired_objects(nft_objects.RulesConfig('wglan0', []))
+    assert not [o for o in plain if 'chain' in o and o['chain']['name'].startswith('filter')]

@@ -14,13 +14,14 @@ from ansible_collections.wglan.mesh.plugins.module_utils.host import firewall, n
 from ansible_collections.wglan.mesh.plugins.module_utils.model import nft_objects
 
 
-def apply_targets(config, routed, options):
-    """The table with routed as its targets, and the routing rule. Returns whether either changed."""
+def apply_targets(config, routed, options, allow=None):
+    """The table with routed as its targets (and the segment filter letting in allow, when not None), and
+    the routing rule. Returns whether either changed."""
     if not options['manage_rules']:
         return False
     try:
         rules = nft_objects.RulesConfig(config.ifname, routed, options['table'], config.fwmark,
-                                        options['route_mark'], options['mark_mask'], config.mtu)
+                                        options['route_mark'], options['mark_mask'], config.mtu, allow)
         changed, before, _after = nftables.ensure_table(rules, True, False)
         if changed and before is None:  # the table was gone: a flush takes the admin's holes too
             ensure_host_firewall(config, options)

@@ -322,7 +322,7 @@ class Watcher:
             if op.action == 'update' and set(op.fields) == set(['endpoint']):
                 log('peer %s: trying endpoint %s' % (name_of(op.public_key, topo.peers), op.fields['endpoint']))
         self._relay_for_others(config, the_plan, outcome.created)
-        targets_changed = rules.apply_targets(config, the_plan.routed, self.options)
+        targets_changed = rules.apply_targets(config, the_plan.routed, self.options, topo.allow)
         self._write_status(config, topo.peers, found, the_plan.states)
         return outcome.changed or targets_changed
 

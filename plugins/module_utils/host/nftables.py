@@ -22,6 +22,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.nft_objects impor
 from ansible_collections.wglan.mesh.plugins.module_utils.model.nft_objects import canonical
 from ansible_collections.wglan.mesh.plugins.module_utils.model.nft_objects import delete_commands
 from ansible_collections.wglan.mesh.plugins.module_utils.model.nft_objects import desired_objects
+from ansible_collections.wglan.mesh.plugins.module_utils.model.nft_objects import filter_view
 from ansible_collections.wglan.mesh.plugins.module_utils.model.nft_objects import relay_fingerprint
 from ansible_collections.wglan.mesh.plugins.module_utils.model.nft_objects import relay_ruleset
 from ansible_collections.wglan.mesh.plugins.module_utils.model.nft_objects import replace_commands
@@ -77,6 +78,8 @@ def ensure_table(config, present=True, check_mode=False):
         held = target_view(current) if current is not None else {_SET4: [], _SET6: []}
         config.targets4 = [ipaddress.ip_network(n) for n in held[_SET4]]
         config.targets6 = [ipaddress.ip_network(n) for n in held[_SET6]]
+        if config.allow is None and current is not None:
+            config.kept = filter_view(current)  # the watcher's segment filter: a run keeps it as well
     wanted = desired_objects(config)
     after = target_view(wanted)
     if current is not None and canonical(current) == canonical(wanted):

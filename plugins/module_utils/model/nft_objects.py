@@ -60,8 +60,10 @@ class RulesConfig:
     """targets None: keep what the table's sets hold (ensure_table reads them)."""
 
     def __init__(self, interface, targets=(), table=DEFAULT_TABLE, wg_mark=DEFAULT_WG_MARK,
-                 route_mark=DEFAULT_ROUTE_MARK, mark_mask=DEFAULT_MARK_MASK, mtu=1420):
+                 route_mark=DEFAULT_ROUTE_MARK, mark_mask=DEFAULT_MARK_MASK, mtu=1420, allow=None):
         self.keep_targets = targets is None
+        self.allow = None if allow is None else list(allow)  # [model.segments.Allow]: the filter; None: none
+        self.kept = []  # objects of the table as it is, kept as they are (the watcher's filter, for a run)
         targets = targets or ()
         self.interface = interface
         self.table = table
@@ -154,6 +156,11 @@ def desired_objects(config):
                          ('output', (own, answer, neighbours, to4, to6))):
         for expr in rules:
             objects.append({'rule': dict(t, chain=chain, expr=expr)})
+    if config.allow is not None:
+        objects.extend(filter_objects(config))
+    for obj in config.kept:
+        kind = next(iter(obj))
+        objects.append({kind: dict((k, v) for k, v in obj[kind].items() if k != 'handle')})
     for proto, overhead in (('ipv4', 40), ('ipv6', 60)):
         mss = config.mtu - overhead
         option = {'tcp option': {'name': 'maxseg', 'field': 'size'}}
@@ -165,6 +172,58 @@ def desired_objects(config):
             {'mangle': {'key': option, 'value': mss}},
         ])})
     return objects
+
+
+FILTER_CHAINS = (('filter_in', 'input'), ('filter_fwd', 'forward'))
+FILTER_PRIORITY = 0
+
+
+def _allow_set(index, version):
+    return 'allow%d_%d' % (index, version)
+
+
+def filter_objects(config):
+    """The segment policy's filter (model.segments.allowed): what arrives on the WireGuard link for this
+    node (input) or through it (forward, pod networking) passes when it answers a connection this node
+    made, or comes from an allowed source (to an allowed port); the rest is dropped. Other links pass."""
+    t = {'family': FAMILY, 'table': config.table}
+    objects = []
+    rules = []
+    for index, allow in enumerate(config.allow):
+        for version, kind, nets, proto_name in ((4, 'ipv4_addr', allow.nets4, 'ip'), (6, 'ipv6_addr', allow.nets6, 'ip6')):
+            if not nets:
+                continue
+            name = _allow_set(index, version)
+            objects.append({'set': dict(t, name=name, type=kind, flags=['interval'], elem=[_element(n) for n in nets])})
+            source = _match({'payload': {'protocol': proto_name, 'field': 'saddr'}}, '@' + name)
+            kinds = [_match(_meta('l4proto'), allow.proto)] if allow.proto else []
+            if allow.ports:
+                for low, high in allow.ports:
+                    port = low if low == high else {'range': [low, high]}
+                    rules.append([source] + kinds + [_match({'payload': {'protocol': 'th', 'field': 'dport'}}, port),
+                                                     {'accept': None}])
+            else:
+                rules.append([source] + kinds + [{'accept': None}])
+    for chain, hook in FILTER_CHAINS:
+        objects.append({'chain': dict(t, name=chain, type='filter', hook=hook, prio=FILTER_PRIORITY, policy='accept')})
+        body = [[_match(_meta('iifname'), config.interface, '!='), {'accept': None}],
+                [_match(_ct('state'), ['established', 'related'], 'in'), {'accept': None}]]
+        body += rules + [[{'drop': None}]]
+        objects.extend({'rule': dict(t, chain=chain, expr=expr)} for expr in body)
+    return objects
+
+
+def filter_view(objects):
+    """The filter's own objects of a table (its sets, chains and their rules), to keep as they are."""
+    names = set(chain for chain, _hook in FILTER_CHAINS)
+    out = []
+    for obj in objects or []:
+        kind = next(iter(obj))
+        body = obj[kind]
+        if (kind == 'set' and str(body.get('name', '')).startswith('allow')) or \
+                (kind == 'chain' and body.get('name') in names) or (kind == 'rule' and body.get('chain') in names):
+            out.append(obj)
+    return out
 
 
 def replace_commands(config):

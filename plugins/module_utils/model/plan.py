@@ -31,7 +31,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness, 
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import pair_preshared_key
 from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import Peer, diff_peers, resolve_overlaps
 from ansible_collections.wglan.mesh.plugins.module_utils.model.relay import apply_relays
-from ansible_collections.wglan.mesh.plugins.module_utils.model.topology import build_mesh, endpoint_candidates
+from ansible_collections.wglan.mesh.plugins.module_utils.model.topology import allowed_ips_of, build_mesh, endpoint_candidates
 
 # The order of a moved peer's endpoint candidates, by the reason they are one: observations of a peer
 # that moved may be of its old place, so the address the service saw its new record come from, and its
@@ -42,9 +42,10 @@ AFTER_A_MOVE = {'same-link': 0, 'announced': 1, 'discovery': 2, 'own-address': 3
 class Topology:
     """The mesh as the records describe it, before any observation."""
 
-    __slots__ = ('peers', 'candidates', 'choices', 'dropped', 'warnings', 'me', 'records', 'rotations')
+    __slots__ = ('peers', 'candidates', 'choices', 'dropped', 'warnings', 'me', 'records', 'rotations', 'allow')
 
-    def __init__(self, peers, candidates, choices, dropped, warnings, me=None, records=None, rotations=None):
+    def __init__(self, peers, candidates, choices, dropped, warnings, me=None, records=None, rotations=None,
+                 allow=None):
         self.peers = peers              # [Peer]: explicit peers and peers built from records
         self.candidates = candidates    # {public key: [(endpoint, reason)]} of peers built from records
         self.choices = choices          # {name: {'endpoint', 'reason'}} (wglan_peers' `endpoints`)
@@ -53,12 +54,14 @@ class Topology:
         self.me = me                    # this node's record (None: no record sources)
         self.records = records          # the records the peers came from (None: no record sources)
         self.rotations = rotations or {}  # {public key: (next public key, unix time, its preshared key)}
+        self.allow = allow              # [segments.Allow] the segment filter lets in (None: no filter)
 
 
 def topology(explicit, me=None, records=None, own_key=None, pod_networking=False,
-             keepalive=25, psk_secret=None):
+             keepalive=25, psk_secret=None, policy=None):
     """The Topology of explicit peers ([Peer]) and of the records (None: none given) for this node
-    (me, own_key). psk_secret: derive each pair's preshared key from it (the cluster token)."""
+    (me, own_key). psk_secret: derive each pair's preshared key from it (the cluster token).
+    policy: segments.parse_policy's (None: no segment filter)."""
     peers, candidates, choices, warnings = list(explicit), {}, {}, []
     if records is not None:
         # a node that switched to its next key published a record with it: the one with the old key
@@ -89,7 +92,10 @@ def topology(explicit, me=None, records=None, own_key=None, pod_networking=False
         if record.next_key is not None and record.public_key != own_key and record.next_key[0] != own_key:
             psk = pair_preshared_key(psk_secret, own_key, record.next_key[0]) if psk_secret and own_key else None
             rotations[record.public_key] = (record.next_key[0], record.next_key[1], psk)
-    return Topology(peers, candidates, choices, dropped, warnings, me, records, rotations)
+    allow = None
+    if policy is not None and me is not None and records is not None:
+        allow = segments.allowed(me, records, policy, lambda r: allowed_ips_of(r, pod_networking))
+    return Topology(peers, candidates, choices, dropped, warnings, me, records, rotations, allow)
 
 
 # The peers move a node's addresses onto its next key this long after the node's switch time. The

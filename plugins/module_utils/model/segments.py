@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
 from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import PREFERRED
 
@@ -87,3 +88,96 @@ def through_gateways(peers, route):
             peer = peer.replace(allowed_ips=allowed)
         out.append(peer)
     return out
+
+
+# -- the policy: who may open connections to whom, over the mesh ----------------------------------
+PROTOCOLS = ('tcp', 'udp')
+
+
+class Allow:
+    """One kind of traffic a node lets in from the mesh: from these prefixes (IPv4 and IPv6), of this
+    protocol (None: any) to these destination ports ([(low, high)]; none: every port)."""
+    __slots__ = ('nets4', 'nets6', 'proto', 'ports', 'why')
+
+    def __init__(self, nets, proto=None, ports=(), why=''):
+        nets = sorted(set(nets), key=lambda n: (n.version, int(n.network_address), n.prefixlen))
+        self.nets4 = [n for n in nets if n.version == 4]
+        self.nets6 = [n for n in nets if n.version == 6]
+        self.proto = proto
+        self.ports = list(ports)
+        self.why = why
+
+    def key(self):
+        return (tuple(self.nets4), tuple(self.nets6), self.proto, tuple(self.ports))
+
+    def __eq__(self, other):
+        return isinstance(other, Allow) and self.key() == other.key()
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __repr__(self):
+        return 'Allow(%s)' % (self.why or repr(self.key()))
+
+
+def _port_range(value, what):
+    low, _sep, high = str(value).partition('-')
+    try:
+        low, high = int(low), int(high or low)
+    except ValueError:
+        raise WglanError('%s: port %r is not a port or a range (8000-8100)' % (what, value))
+    if not 0 < low <= high < 65536:
+        raise WglanError('%s: port %r is not within 1-65535' % (what, value))
+    return low, high
+
+
+def parse_policy(entries):
+    """[{from, to, ports?, proto?}] -> [(from segment, to segment, proto or None, [(low, high)])].
+    ports without proto: tcp. None: no policy (no filter)."""
+    if entries is None:
+        return None
+    if not isinstance(entries, (list, tuple)):
+        raise WglanError('segment_policy must be a list of {from, to, ports, proto}')
+    out = []
+    for index, entry in enumerate(entries):
+        what = 'segment_policy[%d]' % index
+        if not isinstance(entry, dict):
+            raise WglanError('%s must be a mapping with from and to' % what)
+        unknown = set(entry) - set(('from', 'to', 'ports', 'proto'))
+        if unknown:
+            raise WglanError('%s: unknown keys %s (from, to, ports, proto)' % (what, ', '.join(sorted(unknown))))
+        ends = []
+        for end in ('from', 'to'):
+            names = node_records.parse_segments([entry.get(end)] if entry.get(end) else None, '%s.%s' % (what, end))
+            if len(names) != 1:
+                raise WglanError('%s: %s must name one segment' % (what, end))
+            ends.append(names[0])
+        ports = entry.get('ports') or []
+        if not isinstance(ports, (list, tuple)):
+            ports = [ports]
+        ports = [_port_range(p, what) for p in ports]
+        proto = entry.get('proto') or ('tcp' if ports else None)
+        if proto not in PROTOCOLS + (None, 'any'):
+            raise WglanError('%s: proto must be tcp, udp or any' % what)
+        if proto == 'any':
+            if ports:
+                raise WglanError('%s: ports need proto tcp or udp' % what)
+            proto = None
+        out.append((ends[0], ends[1], proto, ports))
+    return out
+
+
+def allowed(me, records, policy, nets_of):
+    """What me lets in over the mesh under policy (parse_policy's; None: no filter, returns None): every
+    node that shares a segment with me, every port; and per policy entry whose destination is one of my
+    segments, the nodes of its source segment, to its ports. nets_of(record): a node's addresses."""
+    if policy is None:
+        return None
+    mine = segments_of(me)
+    others = [r for r in records if r.public_key != me.public_key]
+    out = [Allow([n for r in others if share(r, me) for n in nets_of(r)], why='the segments of this node')]
+    for source, target, proto, ports in policy:
+        if target in mine:
+            nets = [n for r in others if source in segments_of(r) for n in nets_of(r)]
+            out.append(Allow(nets, proto, ports, why='%s to %s' % (source, target)))
+    return [a for a in out if a.nets4 or a.nets6]

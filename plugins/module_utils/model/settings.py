@@ -30,7 +30,7 @@ DEFAULTS = dict(
     cluster_id=None, discovery_ca=None, discovery_ca_pem=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
     peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
     relays_path=WATCHER_STATE, listen_port_auto=False, ipv4_prefix=None,
-    names=False, names_domain='wglan.internal', hosts_path='/etc/hosts',
+    names=False, names_domain='wglan.internal', hosts_path='/etc/hosts', segment_policy=None,
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
 SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'discovery_urls', 'kubernetes', 'kubeconfig')

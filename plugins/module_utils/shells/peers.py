@@ -50,6 +50,7 @@ ARGUMENTS = dict(
     discovery_ca_pem=dict(type='str'),
     discovery_ttl=dict(type='int'),
     ipv4_prefix=dict(type='str'),
+    segment_policy=dict(type='list', elements='dict'),
     names=dict(type='bool'),
     names_domain=dict(type='str'),
     hosts_path=dict(type='path'),
@@ -147,6 +148,8 @@ def run(module):
         settings.without_record_sources(params)
     run_or_fail(module, settings_file.apply_settings, params)
     seen = beside_the_watcher(params) if params['watcher'] else plan.Observations()
+    if params.get('segment_policy') is not None and not params['watcher']:
+        module.warn('segment_policy: the segment filter is the watcher\'s to keep (watcher: true); none is made')
     if params['peer_selector']:
         require_libs(module, 'jmespath')
     if params['kubernetes']:

@@ -20,7 +20,7 @@ import ipaddress
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, names, state_files, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.host.links import parse_interface_address
-from ansible_collections.wglan.mesh.plugins.module_utils.model import address, keys, node_records, plan, source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.model import address, keys, node_records, plan, segments, source_merge
 from ansible_collections.wglan.mesh.plugins.module_utils.model import peer_names
 from ansible_collections.wglan.mesh.plugins.module_utils.model import peers as peer_model
 from ansible_collections.wglan.mesh.plugins.module_utils.model import settings
@@ -146,7 +146,7 @@ def mesh_topology(params, own_key, warn, check_mode=False):
         _hold_ipv4(params, own_key, gathered, warn)
     psk = params['cluster_token'] if params['pair_preshared_keys'] else None
     topo = plan.topology(explicit, gathered.me, gathered.records, own_key, params['pod_networking'],
-                         params['persistent_keepalive'], psk)
+                         params['persistent_keepalive'], psk, segments.parse_policy(params.get('segment_policy')))
     for text in topo.warnings:
         warn(text)
     if params.get('names'):
