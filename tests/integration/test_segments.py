@@ -44,16 +44,18 @@ def world(tmp_path_factory):
         yield dict(nodes=nodes, watchers=watchers, tag=tag)
 
 
-def join(ns, name, **mesh):
-    """wglan_record then wglan_peers, as the node role calls them (mesh: more options of wglan_peers)."""
+def join(ns, name, segs=None, **mesh):
+    """wglan_record then wglan_peers, as the node role calls them (segs: the node's segments, SEGMENTS' by
+    default; mesh: more options of wglan_peers)."""
+    segs = SEGMENTS[name] if segs is None else segs
     STATE[name] = record_of(ns, name)
     book = Playbook(ns, ns.workdir)
     record = book.one('wglan.mesh.wglan_record', dict(
         name=name, public_key=STATE[name]['public_key'], address=STATE[name]['address'], interface=ns.ifname,
-        segments=SEGMENTS[name], relay=name == 'gw', fact_path=os.path.join(ns.workdir, 'wglan.fact'),
+        segments=segs, relay=name == 'gw', fact_path=os.path.join(ns.workdir, 'wglan.fact'),
         state_path=os.path.join(ns.workdir, 'mesh.json')))
     assert not record.get('failed'), record
-    assert record['record']['segments'] == sorted(SEGMENTS[name])
+    assert record['record'].get('segments', []) == sorted(segs)
     result = book.one('wglan.mesh.wglan_peers', dict(
         interface=ns.ifname, backend='userspace', private_key_path=ns.key_path, addresses=[STATE[name]['cidr']],
         purge=True, self_name=name, discovery_url=URL, cluster_token=TOKEN, publish=record['record'], watcher=True,

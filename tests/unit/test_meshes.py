@@ -86,7 +86,11 @@ def test_claims_of_a_call_and_values_that_do_not_parse():
                                     ipv4_prefix='10.99.0.0/16', route_table=181, rule_priority=32501, wg_mark=32,
                                     route_mark=256, mark_mask=288, table='wglan_mgmt')
     auto = meshes.claims_of_call('', dict(mesh=dict(listen_port=51820, listen_port_auto=True)))
-    assert auto.ports == [(51820, 51851)]
+    assert auto.ports == [(51820, 51851)] and auto.route_table is None  # (no rules step: no table claimed)
+    # a rules step that gives none of them claims its module's defaults
+    plain = meshes.claims_of_call('', dict(rules=dict(interface='wglan0')))
+    assert (plain.route_table, plain.rule_priority, plain.wg_mark, plain.route_mark, plain.mark_mask) == (
+        180, 32500, 0x20, 0x40, 0x60)
     # what does not parse claims nothing (the step that takes it says what is wrong)
     odd = meshes.claims_of_call('', dict(mesh=dict(listen_port='not-a-port', ipv4_prefix='nonsense')))
     assert odd.ports == [] and odd.ipv4_prefix is None

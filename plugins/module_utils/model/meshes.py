@@ -23,6 +23,7 @@ import ipaddress
 import re
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.model import nft_objects, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.model.settings import watcher_records_path
 
 # lower case letters and digits, a letter first, 1-10 characters: short enough for the nftables
@@ -140,6 +141,14 @@ def _int(value):
         return None
 
 
+def _given(step, name, default):
+    """A rules step's integer option, its module's default when the step does not give it; None without
+    the step (nothing claimed)."""
+    if not step:
+        return None
+    return default if step.get(name) is None else _int(step.get(name))
+
+
 def _flag(value):
     return value is True or str(value).lower() in ('true', 'yes', '1', 'on')
 
@@ -160,9 +169,11 @@ def claims_of_call(mesh, steps):
         mesh=mesh, interface=mesh_options.get('interface') or record.get('interface') or rules.get('interface'),
         ports=ports, prefix=address.get('prefix') or record.get('prefix'),
         ipv4_prefix=mesh_options.get('ipv4_prefix') or record.get('ipv4_prefix'),
-        route_table=_int(rules.get('route_table')), rule_priority=_int(rules.get('rule_priority')),
-        wg_mark=_int(rules.get('wg_mark')), route_mark=_int(rules.get('route_mark')),
-        mark_mask=_int(rules.get('mark_mask')), table=rules.get('table'),
+        route_table=_given(rules, 'route_table', settings.ROUTE_TABLE),
+        rule_priority=_given(rules, 'rule_priority', settings.RULE_PRIORITY),
+        wg_mark=_given(rules, 'wg_mark', nft_objects.DEFAULT_WG_MARK),
+        route_mark=_given(rules, 'route_mark', nft_objects.DEFAULT_ROUTE_MARK),
+        mark_mask=_given(rules, 'mark_mask', nft_objects.DEFAULT_MARK_MASK), table=rules.get('table'),
         kubernetes=_flag(mesh_options.get('kubernetes')) or bool(mesh_options.get('kubeconfig')))
 
 
