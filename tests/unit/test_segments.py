@@ -134,7 +134,9 @@ def test_what_a_node_lets_in_its_segments_and_what_the_policy_allows_toward_them
     a1, gw, b1, c1 = node(1, ('a',)), node(3, ('a', 'b'), relay=True), node(4, ('b',)), node(5, ('c',))
     records = [a1, gw, b1, c1]
     policy = segments.parse_policy([{'from': 'a', 'to': 'b', 'ports': [8080]}, {'from': 'c', 'to': 'a'}])
-    nets = lambda r: [ipaddress.ip_network(r.address), ipaddress.ip_network(r.node_ips[0].ip)]  # noqa: E731
+
+    def nets(record):
+        return [ipaddress.ip_network(record.address), ipaddress.ip_network(record.node_ips[0].ip)]
     on_b1 = segments.allowed(b1, records, policy, nets)
     assert [(a.nets6, a.proto, a.ports) for a in on_b1] == [
         ([ipaddress.ip_network('200:1001::3/128')], None, []),                                   # the gateway (b)
