@@ -315,6 +315,89 @@ def test_a_run_reports_and_repairs_a_flushed_firewall(lab):
     assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
 
 
+
+# Segments through the role: the two NAT sites are two segments, hub1 (public) the gateway between them.
+SEGMENTED = dict(a1=['edge'], a2=['edge'], b1=['core'], b2=['core'], hub1=['edge', 'core'])
+FILTER = ['-e', '{"wglan_segment_filter": true, "wglan_segment_policy": [{"from": "edge", "to": "core", "ports": [22]}]}']
+
+
+def segmented_inventory(lab):
+    """The lab's inventory with each host's segments, and hub1 a preferred relay (the gateway)."""
+    with open(lab.inventory) as handle:
+        lines = handle.read().split('\n')
+    out = []
+    for line in lines:
+        name = line.split(' ')[0]
+        if name in SEGMENTED:
+            line += ' wglan_segments="%s"' % (SEGMENTED[name],) + (' wglan_relay=preferred' if name == 'hub1' else '')
+        out.append(line)
+    path = os.path.join(lab.dir, 'segments.ini')
+    with open(path, 'w') as handle:
+        handle.write('\n'.join(out))
+    return path
+
+
+def mesh_address(lab, host):
+    return json.loads(lab.ssh(host, 'cat /etc/ansible/facts.d/wglan.fact').stdout)['address']
+
+
+def ping_stats(lab, src, address, count=50):
+    """(hop limit of the answers, median RTT in ms) of count pings over the mesh; (None, None): no answer."""
+    out = lab.ssh(src, 'ping -6 -n -c %d -i 0.05 -W 2 %s' % (count, address), check=False, timeout=120).stdout
+    times = sorted(float(t) for t in re.findall(r'time=([\d.]+)', out))
+    hops = re.findall(r'ttl=(\d+)', out)
+    return (int(hops[0]), times[len(times) // 2]) if times else (None, None)
+
+
+def wait_ping(lab, src, address, hop, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ping_stats(lab, src, address, count=1)[0] == hop:
+            return True
+        time.sleep(2)
+    return False
+
+
+def test_two_segments_with_a_gateway_through_the_role_and_the_filter(lab):
+    """The whole mesh first: a1 reaches b1 directly across both NATs. Then the sites as segments (edge: a1, a2; core: b1, b2) and hub1 the gateway in both: a1 and b1 are no
+    longer peers and reach each other through hub1 (one hop more). Then the segment filter with the policy
+    "edge to core, TCP 22": a1 opens b1's SSH port over the mesh, b1 cannot open a1's, and neither pings the
+    other; each still pings hub1."""
+    b1, a1, hub1 = mesh_address(lab, 'b1'), mesh_address(lab, 'a1'), mesh_address(lab, 'hub1')
+    assert wait_ping(lab, 'a1', b1, 64), 'a1 and b1 are peers in the whole mesh'
+    direct = ping_stats(lab, 'a1', b1)
+    inventory = segmented_inventory(lab)
+    result = site(lab, inventory=inventory)
+    assert result.returncode == 0, result.stdout[-3000:]
+    keys = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan.fact').stdout)['public_key']) for h in HOSTS)
+    assert sorted(peers_of(lab, 'a1')) == sorted([keys['a2'], keys['hub1']])
+    assert sorted(peers_of(lab, 'b1')) == sorted([keys['b2'], keys['hub1']])
+    assert sorted(peers_of(lab, 'hub1')) == sorted(keys[h] for h in HOSTS if h != 'hub1')
+    assert wait_ping(lab, 'a1', b1, 63) and wait_ping(lab, 'b2', a1, 63), 'through the gateway: one hop more'
+    gateway = ping_stats(lab, 'a1', b1)
+    sys.stdout.write('\nsegments: a1 -> b1 median RTT %.3f ms direct (hop limit %d), %.3f ms through the gateway hub1 '
+                     '(hop limit %d)\n' % (direct[1], direct[0], gateway[1], gateway[0]))
+    filtered = site(lab, *FILTER, inventory=inventory)
+    assert filtered.returncode == 0, filtered.stdout[-3000:]
+    tcp = 'timeout 3 bash -c "echo > /dev/tcp/%s/22" && echo open || echo closed'
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and ping_stats(lab, 'a1', b1, count=1)[0] is not None:
+        time.sleep(1)
+    assert ping_stats(lab, 'a1', b1, count=3)[0] is None and ping_stats(lab, 'b1', a1, count=3)[0] is None
+    assert lab.ssh('a1', tcp % b1).stdout.strip() == 'open'
+    assert lab.ssh('b1', tcp % a1).stdout.strip() == 'closed'
+    assert ping_stats(lab, 'a1', hub1, count=3)[0] == 64 and ping_stats(lab, 'b1', hub1, count=3)[0] == 64
+    again = site(lab, *FILTER, inventory=inventory)
+    assert again.returncode == 0 and dict((h, again.recap[h]['changed']) for h in HOSTS) == dict(
+        (h, 0) for h in HOSTS), (changed_tasks(again.stdout), again.stdout[-3000:])
+    # back to the whole mesh, without filter (the tests below start from it)
+    whole = site(lab)
+    assert whole.returncode == 0, whole.stdout[-3000:]
+    names, reach, _status = full_mesh(lab)
+    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
+    assert lab.ssh('a1', 'nft list chain inet wglan filter_in', check=False).returncode != 0
+
+
 # A second mesh over the same machines: its own name, interface, port, prefix, route table, rule priority
 # and route mark (outside the first's mask, 0x60); the same WireGuard mark (0x20) as every mesh on a host.
 MGMT = ['-e', 'wglan_mesh=mgmt', '-e', 'wglan_interface=wgmgmt0', '-e', 'wglan_port=51900',
@@ -364,9 +447,35 @@ def test_a_second_mesh_over_the_same_machines_forms_beside_the_first(lab):
     found = lab.ssh('a1', 'getent ahosts b1.mgmt.wglan.internal; getent ahosts b1.wglan.internal').stdout
     b1 = json.loads(lab.ssh('b1', 'cat /etc/ansible/facts.d/wglan_mgmt.fact').stdout)
     assert b1['address'] in found and '200:1001:' in found, found
-    again = site(lab, *MGMT)
+    # the way the README shows it: one play, the role once per mesh; nothing left to change for either
+    path = os.path.join(lab.dir, 'both.yml')
+    with open(path, 'w') as handle:
+        handle.write(BOTH)
+    again = lab.playbook_with_inventory(lab.inventory, path)
+    again.recap = recap(again.stdout)
     assert again.returncode == 0 and dict((h, again.recap[h]['changed']) for h in HOSTS) == dict(
         (h, 0) for h in HOSTS), (changed_tasks(again.stdout), again.stdout[-3000:])
+    assert again.stdout.count('Make this host a node: record, firewall, peers, rules and watcher]') == 2, again.stdout[-3000:]
+
+
+BOTH = '''
+- name: Both meshes, the role included once for each
+  hosts: wglan
+  become: true
+  gather_facts: false
+  roles:
+    - role: wglan.mesh.node
+    - role: wglan.mesh.node
+      vars:
+        wglan_mesh: mgmt
+        wglan_interface: wgmgmt0
+        wglan_port: 51900
+        wglan_prefix: "fd42:1::/64"
+        wglan_route_table: 181
+        wglan_rule_priority: 32501
+        wglan_route_mark: 256
+        wglan_mark_mask: 288
+'''
 
 
 PINGS = '''
@@ -420,84 +529,3 @@ def test_the_last_mesh_removed_leaves_nothing_of_the_collection_running(lab):
                              'test -e /usr/local/sbin/wglan && echo command; grep "wglan.mesh" /etc/hosts; '
                              'ls /etc/wglan/mgmt', check=False).stdout.split()
         assert left == ['private.key'], (host, left)
-
-
-# Segments through the role: the two NAT sites are two segments, hub1 (public) the gateway between them.
-SEGMENTED = dict(a1=['edge'], a2=['edge'], b1=['core'], b2=['core'], hub1=['edge', 'core'])
-FILTER = ['-e', '{"wglan_segment_filter": true, "wglan_segment_policy": [{"from": "edge", "to": "core", "ports": [22]}]}']
-
-
-def segmented_inventory(lab):
-    """The lab's inventory with each host's segments, and hub1 a preferred relay (the gateway)."""
-    with open(lab.inventory) as handle:
-        lines = handle.read().split('\n')
-    out = []
-    for line in lines:
-        name = line.split(' ')[0]
-        if name in SEGMENTED:
-            line += ' wglan_segments="%s"' % (SEGMENTED[name],) + (' wglan_relay=preferred' if name == 'hub1' else '')
-        out.append(line)
-    path = os.path.join(lab.dir, 'segments.ini')
-    with open(path, 'w') as handle:
-        handle.write('\n'.join(out))
-    return path
-
-
-def mesh_address(lab, host):
-    return json.loads(lab.ssh(host, 'cat /etc/ansible/facts.d/wglan.fact').stdout)['address']
-
-
-def ping_stats(lab, src, address, count=50):
-    """(hop limit of the answers, median RTT in ms) of count pings over the mesh; (None, None): no answer."""
-    out = lab.ssh(src, 'ping -6 -n -c %d -i 0.05 -W 2 %s' % (count, address), check=False, timeout=120).stdout
-    times = sorted(float(t) for t in re.findall(r'time=([\d.]+)', out))
-    hops = re.findall(r'ttl=(\d+)', out)
-    return (int(hops[0]), times[len(times) // 2]) if times else (None, None)
-
-
-def wait_ping(lab, src, address, hop, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ping_stats(lab, src, address, count=1)[0] == hop:
-            return True
-        time.sleep(2)
-    return False
-
-
-def test_two_segments_with_a_gateway_through_the_role_and_the_filter(lab):
-    """The mesh again (the meshes were removed above), first whole: a1 reaches b1 directly across both NATs.
-    Then the sites as segments (edge: a1, a2; core: b1, b2) and hub1 the gateway in both: a1 and b1 are no
-    longer peers and reach each other through hub1 (one hop more). Then the segment filter with the policy
-    "edge to core, TCP 22": a1 opens b1's SSH port over the mesh, b1 cannot open a1's, and neither pings the
-    other; each still pings hub1."""
-    whole = site(lab)
-    assert whole.returncode == 0, whole.stdout[-3000:]
-    names, reach, _status = full_mesh(lab)
-    assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
-    b1, a1, hub1 = mesh_address(lab, 'b1'), mesh_address(lab, 'a1'), mesh_address(lab, 'hub1')
-    assert wait_ping(lab, 'a1', b1, 64), 'a1 and b1 are peers in the whole mesh'
-    direct = ping_stats(lab, 'a1', b1)
-    inventory = segmented_inventory(lab)
-    result = site(lab, inventory=inventory)
-    assert result.returncode == 0, result.stdout[-3000:]
-    keys = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan.fact').stdout)['public_key']) for h in HOSTS)
-    assert sorted(peers_of(lab, 'a1')) == sorted([keys['a2'], keys['hub1']])
-    assert sorted(peers_of(lab, 'b1')) == sorted([keys['b2'], keys['hub1']])
-    assert sorted(peers_of(lab, 'hub1')) == sorted(keys[h] for h in HOSTS if h != 'hub1')
-    assert wait_ping(lab, 'a1', b1, 63) and wait_ping(lab, 'b2', a1, 63), 'through the gateway: one hop more'
-    gateway = ping_stats(lab, 'a1', b1)
-    sys.stdout.write('\nsegments: a1 -> b1 median RTT %.3f ms direct (hop limit %d), %.3f ms through the gateway hub1 '
-                     '(hop limit %d)\n' % (direct[1], direct[0], gateway[1], gateway[0]))
-    filtered = site(lab, *FILTER, inventory=inventory)
-    assert filtered.returncode == 0, filtered.stdout[-3000:]
-    tcp = 'timeout 3 bash -c "echo > /dev/tcp/%s/22" && echo open || echo closed'
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and ping_stats(lab, 'a1', b1, count=1)[0] is not None:
-        time.sleep(1)
-    assert ping_stats(lab, 'a1', b1, count=3)[0] is None and ping_stats(lab, 'b1', a1, count=3)[0] is None
-    assert lab.ssh('a1', tcp % b1).stdout.strip() == 'open'
-    assert lab.ssh('b1', tcp % a1).stdout.strip() == 'closed'
-    assert ping_stats(lab, 'a1', hub1, count=3)[0] == 64 and ping_stats(lab, 'b1', hub1, count=3)[0] == 64
-    again = site(lab, *FILTER, inventory=inventory)
-    assert again.returncode == 0 and dict((h, again.recap[h]['changed']) for h in HOSTS) == dict(
-        (h, 0) for h in HOSTS), (changed_tasks(again.stdout), again.stdout[-3000:])
