@@ -315,7 +315,6 @@ def test_a_run_reports_and_repairs_a_flushed_firewall(lab):
     assert [(s, d) for s, d in all_pairs(names) if not reach[s][d]] == []
 
 
-
 # Segments through the role: the two NAT sites are two segments, hub1 (public) the gateway between them.
 SEGMENTED = dict(a1=['edge'], a2=['edge'], b1=['core'], b2=['core'], hub1=['edge', 'core'])
 FILTER = ['-e', '{"wglan_segment_filter": true, "wglan_segment_policy": [{"from": "edge", "to": "core", "ports": [22]}]}']
@@ -359,10 +358,11 @@ def wait_ping(lab, src, address, hop, timeout=90):
 
 
 def test_two_segments_with_a_gateway_through_the_role_and_the_filter(lab):
-    """The whole mesh first: a1 reaches b1 directly across both NATs. Then the sites as segments (edge: a1, a2; core: b1, b2) and hub1 the gateway in both: a1 and b1 are no
-    longer peers and reach each other through hub1 (one hop more). Then the segment filter with the policy
-    "edge to core, TCP 22": a1 opens b1's SSH port over the mesh, b1 cannot open a1's, and neither pings the
-    other; each still pings hub1."""
+    """The whole mesh first: a1 reaches b1 directly across both NATs. Then the sites as segments (edge: a1,
+    a2; core: b1, b2) and hub1 the gateway in both: a1 and b1 are no longer peers and reach each other
+    through hub1 (one hop more). Then the segment filter with the policy "edge to core, TCP 22": a1 opens
+    b1's SSH port over the mesh, b1 cannot open a1's, and neither pings the other; each still pings hub1.
+    Then the whole mesh again, without the filter."""
     b1, a1, hub1 = mesh_address(lab, 'b1'), mesh_address(lab, 'a1'), mesh_address(lab, 'hub1')
     assert wait_ping(lab, 'a1', b1, 64), 'a1 and b1 are peers in the whole mesh'
     direct = ping_stats(lab, 'a1', b1)
