@@ -106,8 +106,7 @@ def test_the_host_s_meshes_are_read_from_their_claims_files(tmp_path):
     (tmp_path / 'odd' / 'claims.json').write_text('{not json')
     (tmp_path / 'Bad-Name').mkdir()
     assert sorted(c.mesh for c in meshes_on_host.read_all(root)) == ['', 'mgmt']
-    assert meshes_on_host.interfaces('mgmt', root) == {'wglan0'}
-    assert meshes_on_host.interfaces('', root) == {'wgmgmt0'}
+    assert meshes_on_host.mesh_interfaces(root) == {'wglan0', 'wgmgmt0'}
     assert [c.mesh for c in meshes_on_host.others('', root)] == ['mgmt']
 
 

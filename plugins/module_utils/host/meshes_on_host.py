@@ -45,11 +45,6 @@ def others(mesh, root=ROOT):
     return [c for c in read_all(root) if c.mesh != mesh]
 
 
-def interfaces(mesh, root=ROOT):
-    """The interfaces of the host's other meshes (their addresses are not this mesh's node IPs)."""
-    return set(c.interface for c in others(mesh, root) if c.interface)
-
-
 def mesh_interfaces(root=ROOT):
     """The interfaces of every mesh on this host (none of their addresses is where a node is)."""
     return set(c.interface for c in read_all(root) if c.interface)
