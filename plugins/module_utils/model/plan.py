@@ -73,8 +73,8 @@ def topology(explicit, me=None, records=None, own_key=None, pod_networking=False
             # a full mesh inside each segment, the other segments' nodes through a gateway (model.segments)
             route = segments.routes(me, records)
             built = segments.through_gateways(built, route)
-            chosen = dict((name, c) for name, c in chosen.items()
-                          if name in set(r.name for r in records if r.public_key in route.direct))
+            direct_names = set(r.name for r in records if r.public_key in route.direct)
+            chosen = dict((name, c) for name, c in chosen.items() if name in direct_names)
         if psk_secret and own_key:
             built = [p.replace(preshared_key=pair_preshared_key(psk_secret, own_key, p.public_key)) for p in built]
         by_key = dict((r.public_key, r) for r in records)

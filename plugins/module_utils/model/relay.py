@@ -37,6 +37,12 @@ __metaclass__ = type
 from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import PREFERRED
 
 
+def relay_rank(record):
+    """The order relays are chosen in, the same at both ends of a pair: preferred ones first, then the
+    smallest public key (also a segment's gateway, model.segments)."""
+    return (record.relay != PREFERRED, record.public_key)
+
+
 def relay_candidates(me_key, peer_key, records):
     """Public keys of the nodes that can relay between me and peer, best first (preferred, then smallest key)."""
     out = []
@@ -44,8 +50,8 @@ def relay_candidates(me_key, peer_key, records):
         if not record.relay or record.public_key in (me_key, peer_key):
             continue
         if me_key in record.observed and peer_key in record.observed:
-            out.append((record.relay != PREFERRED, record.public_key))
-    return [key for _rank, key in sorted(out)]
+            out.append(record)
+    return [r.public_key for r in sorted(out, key=relay_rank)]
 
 
 def choose_relay(me_key, peer_key, records, up, current=None):

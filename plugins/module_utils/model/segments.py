@@ -19,14 +19,13 @@ __metaclass__ = type
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
-from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import PREFERRED
+from ansible_collections.wglan.mesh.plugins.module_utils.model.relay import relay_rank
 
 DEFAULT = 'default'
-parse_segments = node_records.parse_segments
 
 
 def segments_of(record):
-    return set(getattr(record, 'segments', None) or (DEFAULT,))
+    return set(record.segments or (DEFAULT,))
 
 
 def share(a, b):
@@ -35,10 +34,9 @@ def share(a, b):
 
 def gateway(me, other, records):
     """The public key of the gateway between me and other (records: every node's), or None."""
-    ranked = sorted((r.relay != PREFERRED, r.public_key) for r in records
-                    if r.relay and r.public_key not in (me.public_key, other.public_key)
-                    and share(r, me) and share(r, other))
-    return ranked[0][1] if ranked else None
+    ranked = sorted((r for r in records if r.relay and r.public_key not in (me.public_key, other.public_key)
+                     and share(r, me) and share(r, other)), key=relay_rank)
+    return ranked[0].public_key if ranked else None
 
 
 class Routes:
@@ -68,7 +66,7 @@ def routes(me, records):
 
 def segmented(me, records):
     """Whether segments change anything for me: some node is in a segment other than the default."""
-    return any(getattr(r, 'segments', None) and set(r.segments) != {DEFAULT} for r in list(records) + [me])
+    return any(r.segments and set(r.segments) != {DEFAULT} for r in list(records) + [me])
 
 
 def through_gateways(peers, route):
