@@ -215,14 +215,33 @@ options:
       - Name every node of the mesh C(<name>.<names_domain>) in the hosts file (I(hosts_path)), with its mesh
         addresses (IPv6, and IPv4 with I(ipv4_prefix)). The name is the node's record name, in lower case; a name that is
         not a DNS name is left out with a warning.
-      - The names are one block between two marker lines named after the interface; no other line of the file
-        is touched. With I(watcher), the watcher writes the block at each reconcile (a new node is named, a
-        removed one is not, within its reconcile); without it, this module does. False removes the block.
-      - C(state=absent) removes the block too. systemd-resolved, nss-files and every resolver read the hosts file.
+      - Where systemd-resolved is the host's resolver and I(watcher) is on, the watcher answers the names
+        itself, on the node's mesh address (see I(names_via)), and the hosts file is left alone.
+      - Otherwise the names are one block in the hosts file between two marker lines named after the
+        interface; no other line of the file is touched. With I(watcher), the watcher writes the block at
+        each reconcile (a new node is named, a removed one is not, within its reconcile); without it, this
+        module does. False removes the block.
+      - C(state=absent) removes the block too.
     type: bool
   names_domain:
     description: The domain of the names. Default C(wglan.internal).
     type: str
+  names_via:
+    description:
+      - How the host resolves the names. V(resolved) - the watcher runs a small DNS responder on this node's
+        mesh address (I(names_port)), for this host's queries only, and makes it the DNS server of the
+        WireGuard interface for C(~<names_domain>) in systemd-resolved (a per-link routing domain; no
+        other name goes there). Needs I(watcher), systemd-resolved as the host's resolver and python3-dnspython;
+        when one of them is missing at a reconcile, the watcher logs why and writes the hosts file instead.
+      - V(hosts) - always the managed block in the hosts file. V(auto) (the default) - V(resolved) where
+        systemd-resolved is the host's resolver and I(watcher) is on, else V(hosts).
+    type: str
+    choices: [auto, resolved, hosts]
+  names_port:
+    description:
+      - The UDP port of the names responder on the mesh address (V(resolved)). Default 53. Another port
+        where something on the host already listens on port 53 of every address.
+    type: int
   hosts_path:
     description: The hosts file the names go into. Default C(/etc/hosts).
     type: path

@@ -19,10 +19,10 @@ MIRROR=${WGLAN_LAB_MIRROR:-http://deb.debian.org/debian}
 # ufw and firewalld: host firewalls some machines turn on (both off in the tree).
 PACKAGES=(
   systemd systemd-sysv dbus openssh-server sudo python3 python3-pyroute2 python3-cryptography
-  python3-apt python3-kubernetes python3-aiohttp nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
+  python3-apt python3-kubernetes python3-aiohttp python3-dnspython systemd-resolved nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
   linux-image-amd64 initramfs-tools ufw firewalld
 )
-STAMP_VALUE="v7 $RELEASE ${PACKAGES[*]}"
+STAMP_VALUE="v8 $RELEASE ${PACKAGES[*]}"
 
 if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
   echo "lab base: $TREE is current"
@@ -43,7 +43,13 @@ chroot "$tmp" apt-get clean
 # The lab has no name server (the builder's is outside the lab, and nothing may be sent
 # there): an empty resolv.conf makes lookups fail at once instead of after two 5 s
 # timeouts (Ansible's fact gathering looks up the host name: 10 s per host and run).
-: > "$tmp/etc/resolv.conf"
+# (systemd-resolved is installed, off, for the machines the lab gives it: lab.py RESOLVED. Its
+# package points resolv.conf at its stub; the machines without it keep the empty file. It never
+# asks the links by multicast.)
+rm -f "$tmp/etc/resolv.conf" && : > "$tmp/etc/resolv.conf"
+chroot "$tmp" systemctl disable systemd-resolved.service >/dev/null 2>&1 || true
+mkdir -p "$tmp/etc/systemd/resolved.conf.d"
+printf '[Resolve]\nLLMNR=no\nMulticastDNS=no\n' > "$tmp/etc/systemd/resolved.conf.d/wglan-lab.conf"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$tmp/etc/hosts"
 # Lab machines: root over SSH with the lab key only, no consoles to wait on.
 mkdir -p "$tmp/root/.ssh" && chmod 700 "$tmp/root/.ssh"

@@ -58,13 +58,14 @@ def tree(release):
     return os.path.join(LAB_DIR, release)
 
 
-def plan(public=1, sites=2, per_site=2, symmetric=(), kernel=0, releases=None, firewalls=None):
+def plan(public=1, sites=2, per_site=2, symmetric=(), kernel=0, releases=None, firewalls=None, resolved=()):
     """The lab as data: machines, routers, addresses. per_site: a number, or one per site.
 
     kernel: machines on the public side that boot Debian's own kernel under
     qemu (kernel WireGuard) instead of running in a container.
     releases: {machine: Debian release} (default bookworm); firewalls:
-    {machine: 'nftables' | 'ufw' | 'firewalld'}, the host firewall its admin runs.
+    {machine: 'nftables' | 'ufw' | 'firewalld'}, the host firewall its admin runs;
+    resolved: the machines whose resolver is systemd-resolved (the others resolve from files only).
     """
     sizes = list(per_site) if isinstance(per_site, (list, tuple)) else [per_site] * sites
     machines = {}
@@ -95,6 +96,8 @@ def plan(public=1, sites=2, per_site=2, symmetric=(), kernel=0, releases=None, f
         machines[name]['release'] = release
     for name, firewall in (firewalls or {}).items():
         machines[name]['firewall'] = firewall
+    for name in resolved:
+        machines[name]['resolved'] = True
     return dict(machines=machines, routers=routers)
 
 
@@ -205,6 +208,8 @@ class Lab:
         for mname, machine in sorted(layout['machines'].items()):
             if machine.get('firewall'):
                 self.ssh(mname, FIREWALLS[machine['firewall']], timeout=120)
+            if machine.get('resolved'):
+                self.ssh(mname, RESOLVED, timeout=120)
         self._write_inventory()
         self._save()
         return self
@@ -503,6 +508,12 @@ systemctl enable --now nftables.service""",
     'ufw': 'ufw allow 22/tcp >/dev/null && ufw --force enable >/dev/null',
     'firewalld': 'systemctl enable --now firewalld.service >/dev/null 2>&1 && firewall-cmd --state',
 }
+
+
+# systemd-resolved as the machine's resolver, as Debian sets it up when it is installed (the tree has it
+# off): its stub in resolv.conf. It has no upstream server in the lab, so other names fail at once.
+RESOLVED = ('ln -sfn ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf && '
+            'systemctl enable --now systemd-resolved.service >/dev/null 2>&1 && resolvectl status >/dev/null')
 
 
 def installed_collection():

@@ -42,13 +42,14 @@ import time
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon import loop, rules, status as status_file
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import Repeats, log, name_of
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.liveness import Liveness
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon.naming import Names
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.publishing import Publisher
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.relaying import Relays, RelayTable
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.rotating import KeyRotation
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.sweeper import Sweeper
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watches import Watches
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import hosts_file, key_files, settings_file, state_files, watcher_state, wg_device
+from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, settings_file, state_files, watcher_state, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys, node_records, plan, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.model import watcher_options
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
@@ -79,6 +80,7 @@ class Watcher:
         self.publisher = Publisher()
         self.relays = Relays()
         self.relay_table = RelayTable()
+        self.names = Names()
         self.params = None
         self.last = None            # (config, topology, candidates) of the last good reconcile
         self.reconciles = 0
@@ -134,8 +136,8 @@ class Watcher:
             self._save_state()
         self.publisher.sent(params['publish'])
         self._save_records(params, gathered)
-        self._names(params, config, gathered)
         changed = self.apply(purge=params['purge'])
+        self.names.ensure(params, config, gathered)  # (after the apply: the responder binds the interface's address)
         self.relay_table.ensure(config.ifname, self.options)
         rules.ensure_host_firewall(config, self.options)
         self.watches.start(params, self.publisher.own_ips, own_key)
@@ -255,16 +257,6 @@ class Watcher:
             self.relays.restore(watcher_state.read(params['relays_path']))
         self.last = (config, topo, candidates)
 
-    def _names(self, params, config, gathered):
-        """The mesh's names in the hosts file (the watcher owns them while it runs); none when names are off."""
-        try:
-            changed, _before, _after = hosts_file.ensure(params['hosts_path'], gathered.names, config.ifname)
-        except WglanError as exc:
-            log('cannot write the names: %s' % exc)
-            return
-        if changed:
-            log('names: %d in %s' % (len(set(n for _ip, n in gathered.names or ())), params['hosts_path']))
-
     def _save_records(self, params, gathered):
         try:
             if gathered.saved is not None:
@@ -359,9 +351,13 @@ class Watcher:
         now = time.time()
         self.status = dict(interface=config.ifname, time=int(now), reconciles=self.reconciles,
                            peers=status_file.peer_rows(peers, found, states, self.relays.relays or {}, now),
-                           relayed=self.relay_table.forwarded(peers, self.options), probes=self.liveness.probes)
+                           relayed=self.relay_table.forwarded(peers, self.options), probes=self.liveness.probes,
+                           names=self.names.status())
         status_file.write(self.options['status_path'], self.status)
 
     # -- loop --------------------------------------------------------------
     def run(self, max_seconds=None):
-        loop.run(self, max_seconds)
+        try:
+            loop.run(self, max_seconds)
+        finally:
+            self.names.close()

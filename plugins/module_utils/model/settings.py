@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+
 DEFAULT_PORT = 51820
 DEFAULT_FWMARK = 0x20
 DEFAULT_MTU = 1420
@@ -30,7 +32,8 @@ DEFAULTS = dict(
     cluster_id=None, discovery_ca=None, discovery_ca_pem=None, discovery_ttl=1800, publish=None, pair_preshared_keys=True,
     peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
     relays_path=WATCHER_STATE, listen_port_auto=False, ipv4_prefix=None,
-    names=False, names_domain='wglan.internal', hosts_path='/etc/hosts', segment_policy=None,
+    names=False, names_domain='wglan.internal', names_via='auto', names_port=53, hosts_path='/etc/hosts',
+    segment_policy=None,
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
 SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'discovery_urls', 'kubernetes', 'kubeconfig')
@@ -44,7 +47,23 @@ def complete(params, saved):
             params[name] = saved.get(name, default)
     if params.get('kubeconfig'):
         params['kubernetes'] = True
+    check_names(params)
     return params
+
+
+NAMES_VIA = ('auto', 'resolved', 'hosts')
+
+
+def check_names(params):
+    """names_via and names_port as the module's spec allows them (the settings file can be edited by hand)."""
+    if params.get('names_via') not in NAMES_VIA:
+        raise WglanError('names_via must be one of %s, not %r' % (', '.join(NAMES_VIA), params.get('names_via')))
+    port = params.get('names_port')
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise WglanError('names_port must be a UDP port (1-65535), not %r' % (port,))
+    if params.get('names') and params['names_via'] == 'resolved' and not params.get('watcher'):
+        raise WglanError('names_via resolved: the watcher answers the names (watcher: true), and it is off; '
+                         'names_via auto or hosts writes them into the hosts file')
 
 
 def without_record_sources(params):

@@ -21,7 +21,8 @@ import time
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import links, meshes_on_host
+from ansible_collections.wglan.mesh.plugins.module_utils.daemon import names_server
+from ansible_collections.wglan.mesh.plugins.module_utils.host import links, meshes_on_host, resolved
 from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys as key_model
 from ansible_collections.wglan.mesh.plugins.module_utils.model import source_merge
@@ -103,6 +104,9 @@ def missing_packages(given):
         wanted.append(('python3-jmespath', source_merge.HAS_JMESPATH))
     if mesh.get('kubernetes') or mesh.get('kubeconfig'):
         wanted.append(('python3-kubernetes', kubernetes_api.HAS_KUBERNETES))
+    if mesh.get('names') and mesh.get('watcher') and mesh.get('names_via') != 'hosts' \
+            and (mesh.get('names_via') == 'resolved' or resolved.in_use()):
+        wanted.append(('python3-dnspython', names_server.HAS_DNSPYTHON))  # (the watcher's names responder)
     missing = [package for package, present in wanted if not present]
     if given.get('mesh') is not None and not shutil.which('wireguard-go') and not kernel_has_wireguard():
         missing.append('wireguard-go')

@@ -53,6 +53,8 @@ ARGUMENTS = dict(
     segment_policy=dict(type='list', elements='dict'),
     names=dict(type='bool'),
     names_domain=dict(type='str'),
+    names_via=dict(type='str', choices=['auto', 'resolved', 'hosts']),
+    names_port=dict(type='int'),
     hosts_path=dict(type='path'),
     publish=dict(type='dict'),
     pair_preshared_keys=dict(type='bool'),
