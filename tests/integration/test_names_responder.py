@@ -107,7 +107,7 @@ def client(lab, where, code, timeout=60):
     """Run code (after CLIENT) with the lab's python in namespace where; its last line of output, as JSON."""
     script = CLIENT % dict(collections=COLLECTIONS, mesh=MESH) + code
     done = lab[where].cmd([lab['python'], '-c', script], timeout=timeout)
-    return json.loads(done.stdout.strip().split('\n')[-1])
+    return json.loads(done.stdout.strip().rsplit('\n', maxsplit=1)[-1])
 
 
 def alive(lab):
@@ -171,7 +171,7 @@ print(json.dumps(sum(1 for g in got if g == ('NOERROR', [%r]))))
     finally:
         if flood.poll() is None:
             flood.kill()
-    result = json.loads(out.strip().split('\n')[-1])
+    result = json.loads(out.strip().rsplit('\n', maxsplit=1)[-1])
     assert result['sent'] > 1000, (result, err)
     assert result['replies'] == 0, 'the responder answered a neighbour: %s' % result
     assert during == 40, 'the host lost answers during the flood: %d of 40' % during
@@ -241,6 +241,6 @@ def test_the_counts_say_what_was_answered_and_what_was_kept_out(lab):
     alive(lab)
     proc = lab['proc']
     out, err = proc.communicate('', timeout=20)
-    counts = json.loads(out.strip().split('\n')[-1])
+    counts = json.loads(out.strip().rsplit('\n', maxsplit=1)[-1])
     assert counts['answered'] > 0 and counts['errors'] == 0, (counts, err)
     assert counts['not_local'] > 1000 and counts['over_rate'] > 0 and counts['dropped'] >= 3, counts

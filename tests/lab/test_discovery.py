@@ -22,6 +22,7 @@ from lab import Lab, ROOT, all_pairs, full_mesh, new_name, peer_gone, peer_laten
 
 TOKEN = 'lab-token-%s' % uuid.uuid4().hex
 MESH = ['hub1', 'a1', 'a2', 'b1', 'b2']  # the mesh; hub2 is a discovery host only
+RESOLVED = ('a1', 'b2')  # systemd-resolved is their resolver (Debian 12 and 13): the watcher answers the names
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +31,7 @@ def lab():
     instance = Lab(new_name())
     try:
         instance.up(plan(public=2, sites=2, per_site=2, releases=dict(RELEASES, hub2='trixie'),
-                         firewalls=dict(FIREWALLS, hub2='ufw')))
+                         firewalls=dict(FIREWALLS, hub2='ufw'), resolved=RESOLVED))
         yield instance
     finally:
         instance.down()
@@ -141,14 +142,25 @@ def test_a_node_known_only_to_the_service_is_learned_and_the_next_run_changes_no
 
 def test_ipv4_overlay_and_names_reach_every_pair_across_both_nats(lab):
     """Every node has an IPv4 overlay address of its own, and every machine reaches every other over it
-    and by its name, <name>.wglan.internal, which the host's own resolver finds (getent)."""
+    and by its name, <name>.wglan.internal, which the host's own resolver finds (getent): systemd-resolved
+    asking the watcher's responder on a1 and b2, the hosts file on the others."""
     addresses = overlay4(lab, MESH)
     assert None not in addresses.values() and len(set(addresses.values())) == len(MESH), addresses
     for host in MESH:
         fact = json.loads(lab.ssh(host, 'cat /etc/ansible/facts.d/wglan.fact').stdout)
         assert fact['address4'] == addresses[host]
         hosts_file = lab.ssh(host, 'cat /etc/hosts').stdout
-        assert hosts_file.count('# BEGIN wglan.mesh wglan0') == 1 and 'localhost' in hosts_file
+        assert 'localhost' in hosts_file
+        if host in RESOLVED:
+            # the names come from the watcher's responder, through the link's DNS: not from the hosts file
+            assert 'wglan.mesh' not in hosts_file, hosts_file
+            link = lab.ssh(host, 'resolvectl domain wglan0; resolvectl dns wglan0; resolvectl default-route wglan0').stdout
+            assert '~wglan.internal' in link and fact['address'].split('/')[0] in link and link.split()[-1] == 'no', link
+            asked = lab.ssh(host, 'resolvectl query b1.wglan.internal').stdout
+            assert '-- link: wglan0' in asked and addresses['b1'] in asked, asked
+            assert 'names: answered on [%s]:53' % fact['address'].split('/')[0] in lab.ssh(host, 'wglan status').stdout
+        else:
+            assert hosts_file.count('# BEGIN wglan.mesh wglan0') == 1, hosts_file
         for other in MESH:
             found = lab.ssh(host, 'getent ahosts %s.wglan.internal' % other).stdout.split()
             assert addresses[other] in found and fact['address'] in (found if other == host else [fact['address']]), \

@@ -140,11 +140,11 @@ def test_any_name_gets_one_of_the_four_answers(labels, rdtype):
 def test_the_bucket_lets_a_second_s_worth_through_then_the_rate():
     now = [100.0]
     bucket = Bucket(10, clock=lambda: now[0])
-    assert sum(bucket.take() for _ in range(50)) == 10
+    assert sum(bucket.take() for _attempt in range(50)) == 10
     now[0] += 0.5
-    assert sum(bucket.take() for _ in range(50)) == 5
+    assert sum(bucket.take() for _attempt in range(50)) == 5
     now[0] += 60
-    assert sum(bucket.take() for _ in range(50)) == 10
+    assert sum(bucket.take() for _attempt in range(50)) == 10
 
 
 class _Admits(names_server.Responder):
@@ -164,7 +164,7 @@ def test_only_the_host_s_own_addresses_are_admitted_within_the_rate():
         assert not responder.admit(other), other
     # (the others took no token: a flood from elsewhere does not starve the host's own queries)
     assert responder.counts['not_local'] == 5
-    assert [responder.admit('fd42::b2') for _ in range(4)] == [True, False, False, False]
+    assert [responder.admit("fd42::b2") for _attempt in range(4)] == [True, False, False, False]
     assert responder.counts['over_rate'] == 3
 
 

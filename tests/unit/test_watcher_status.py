@@ -26,3 +26,14 @@ def test_the_metrics_count_the_relay_load_per_pair():
     assert 'wglan_probes_total 2' in text
     assert 'wglan_relay_forwarded' not in watcher.format_metrics(dict(STATUS, relayed=[])).replace(
         '# HELP wglan_relay_forwarded', '').replace('# TYPE wglan_relay_forwarded', '')
+
+
+def test_the_status_and_the_metrics_say_where_the_names_are_answered():
+    names = dict(via='resolved', server='[200:1001::1]:53', answered=7, dropped=1, not_local=40, over_rate=2, errors=0)
+    text = watcher.format_status(dict(STATUS, names=names))
+    assert text.splitlines()[-1] == 'names: answered on [200:1001::1]:53 for systemd-resolved (7 answered, 42 kept out)'
+    assert watcher.format_status(dict(STATUS, names=dict(via='hosts'))).splitlines()[-1] == 'names: in the hosts file'
+    metrics = watcher.format_metrics(dict(STATUS, names=names))
+    assert 'wglan_names_queries_total{result="answered"} 7' in metrics
+    assert 'wglan_names_queries_total{result="not_local"} 40' in metrics
+    assert 'wglan_names_queries_total{' not in watcher.format_metrics(STATUS)

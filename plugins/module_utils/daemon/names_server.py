@@ -39,7 +39,7 @@ except ImportError:
     HAS_DNSPYTHON = False
 
 MAX_QUERY = 512         # a stub resolver's query is far smaller; anything longer is dropped unread
-TTL = 5                 # seconds: a removed node stops resolving within a reconcile and this
+TTL = 2                 # seconds: a removed node stops resolving within a reconcile and this (resolved caches it)
 OUR_PAYLOAD = 1232      # the EDNS payload size we announce (the DNS flag day's value)
 RATE = 1000             # replies per second, and the burst, for the whole responder
 

@@ -10,6 +10,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
+
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon import names_server
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import log
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
@@ -20,7 +22,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model import peer_names
 def mesh_address(config, gathered):
     """This node's IPv6 mesh address (the responder's), or None."""
     if gathered.me is not None and gathered.me.address is not None:
-        return gathered.me.address.ip
+        return ipaddress.ip_address(str(gathered.me.address).split('/', 1)[0])
     for net in config.addresses or ():
         if net.version == 6:
             return net.ip
@@ -35,7 +37,14 @@ class Names:
         self.why_not = None     # why not through resolved (logged once per reason)
 
     def ensure(self, params, config, gathered):
-        """The names of this reconcile where they belong; logs what changed."""
+        """The names of this reconcile where they belong; logs what changed. Never raises: the names
+        must not stop the watcher keeping the mesh."""
+        try:
+            self._ensure(params, config, gathered)
+        except Exception as exc:  # (a bug here costs the names until the next reconcile, not the mesh)
+            log('names: %s: %s' % (type(exc).__name__, exc))
+
+    def _ensure(self, params, config, gathered):
         entries = gathered.names
         if entries is None:
             self._off()
@@ -98,8 +107,10 @@ class Names:
         except WglanError as exc:
             log('cannot write the names: %s' % exc)
             return
-        if changed:
-            log('names: %d in %s' % (len(set(n for _ip, n in entries or ())), params['hosts_path']))
+        if changed and entries is None:
+            log('names: none in %s' % params['hosts_path'])
+        elif changed:
+            log('names: %d in %s' % (len(set(n for _ip, n in entries)), params['hosts_path']))
 
     def _stop_responder(self):
         if self.responder is not None:

@@ -94,6 +94,10 @@ def format_metrics(status):
            [((), status.get('reconciles', 0) if status else 0)])
     metric('wglan_probes_total', 'counter', 'Probes sent to peers that went silent (none at rest).',
            [((), status.get('probes', 0) if status else 0)])
+    names = (status.get('names') if status else None) or {}
+    metric('wglan_names_queries_total', 'counter',
+           'Datagrams to the names responder, by what became of them (answered, dropped, not_local, over_rate).',
+           [((('result', k),), names[k]) for k in ('answered', 'dropped', 'not_local', 'over_rate') if k in names])
     metric('wglan_status_timestamp_seconds', 'gauge', 'When the watcher last wrote its status.',
            [((), status.get('time', 0) if status else 0)])
     return '\n'.join(lines) + '\n'
@@ -139,5 +143,13 @@ def format_status(status):
         lines.append('relayed for others:')
         lines.extend('  %s -> %s: %d packets, %d bytes' % (r['source'], r['destination'], r['packets'], r['bytes'])
                      for r in relayed)
+    names = status.get('names')
+    if names:
+        lines.append('')
+        if names.get('via') == 'resolved':
+            lines.append('names: answered on %s for systemd-resolved (%d answered, %d kept out)'
+                         % (names.get('server'), names.get('answered', 0), names.get('not_local', 0) + names.get('over_rate', 0)))
+        else:
+            lines.append('names: in the hosts file')
     return '\n'.join(['interface %s, status of %s' % (status.get('interface'), time.strftime(
         '%Y-%m-%d %H:%M:%S', time.localtime(status.get('time', 0))))] + lines)

@@ -12,8 +12,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
-import os
 import shutil
+import socket
 import subprocess
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
@@ -82,9 +82,17 @@ def _server(word):
         return (word, port)
 
 
+def exists(ifname):
+    # (by the kernel's index, not /sys/class/net, which a container's sysfs may not show the tunnel in)
+    try:
+        return socket.if_nametoindex(ifname) > 0
+    except OSError:
+        return False
+
+
 def link(ifname):
     """What resolved has for the link: dict(servers=[(address, port)], domains=[...], default_route=bool)."""
-    if not os.path.exists('/sys/class/net/%s' % ifname):
+    if not exists(ifname):
         raise WglanError('no interface %s' % ifname)
     default = _values(ifname, 'default-route')
     return dict(servers=sorted(map(_server, _values(ifname, 'dns')), key=str), domains=sorted(_values(ifname, 'domain')),
@@ -109,5 +117,5 @@ def ensure(ifname, address, port, domain, check_mode=False):
 
 def revert(ifname):
     """The link's DNS settings back to none (the watcher stops answering, or names go to the hosts file)."""
-    if os.path.exists('/sys/class/net/%s' % ifname):
+    if exists(ifname):
         _run(['resolvectl', 'revert', ifname], check=False)
