@@ -8,7 +8,8 @@ APT_PACKAGES=(
   wireguard-go wireguard-tools nftables iproute2 iputils-ping procps
   python3 python3-venv python3-pip python3-pyroute2 python3-cryptography python3-yaml
   python3-pytest python3-hypothesis make git debootstrap systemd-container openssh-client conntrack
-  qemu-system-x86 e2fsprogs shellcheck python3-jmespath python3-kubernetes python3-aiohttp
+  qemu-system-x86 e2fsprogs shellcheck python3-jmespath python3-kubernetes python3-aiohttp python3-dnspython
+  python3-graphviz graphviz chromium
 )
 
 missing=()
@@ -27,13 +28,13 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+.venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 
 # .venv-latest: the current releases of the libraries, for the unit tests.
 if [ ! -x .venv-latest/bin/python ]; then
   /usr/bin/python3 -m venv .venv-latest
 fi
-.venv-latest/bin/pip install -q --disable-pip-version-check --upgrade pyroute2 cryptography jmespath kubernetes pytest hypothesis pyyaml aiohttp
+.venv-latest/bin/pip install -q --disable-pip-version-check --upgrade pyroute2 cryptography jmespath kubernetes pytest hypothesis pyyaml aiohttp dnspython graphviz
 # kubectl from Debian's kubernetes-client, to prove the tests' Kubernetes API
 # double behaves like the real API for what the collection uses. Unpacked into
 # build/ rather than installed: on some machines another package owns /usr/bin/kubectl.
@@ -67,5 +68,30 @@ with zipfile.ZipFile(wheel) as bundle:
 PY
   rm -rf "$ECOSYSTEM/download"
   echo "$ANSIBLE_BUNDLE" > "$ECOSYSTEM/.stamp"
+fi
+# .venv-tools: the ecosystem's own tools, apart from the controller's ansible-core: antsibull-docs
+# and Sphinx (make docs-site), galaxy-importer and ansible-builder (make ecosystem).
+if [ ! -x .venv-tools/bin/python ]; then
+  /usr/bin/python3 -m venv .venv-tools
+fi
+TOOLS_PINS="antsibull-docs==2.28.0 sphinx==9.0.4 sphinx-ansible-theme==0.10.4 ansible-pygments==0.1.2 galaxy-importer==0.4.44 ansible-builder==3.2.0"
+if [ "$(cat .venv-tools/.stamp 2>/dev/null)" != "$TOOLS_PINS" ]; then
+  # shellcheck disable=SC2086
+  .venv-tools/bin/pip install -q --disable-pip-version-check $TOOLS_PINS
+  echo "$TOOLS_PINS" > .venv-tools/.stamp
+fi
+# promtool, Prometheus's checker (the dashboard's queries, the watcher's metrics), unpacked from
+# Debian's package into build/ rather than installed (the package would start a Prometheus server).
+if [ ! -x build/promtool/promtool ]; then
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"
+  if ! (cd "$tmp" && apt-get download -q prometheus >/dev/null 2>&1); then
+    apt-get update -q
+    (cd "$tmp" && apt-get download -q prometheus)
+  fi
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+  mkdir -p build/promtool
+  install -m 0755 "$tmp/root/usr/bin/promtool" build/promtool/promtool
+  rm -rf "$tmp"
 fi
 echo "setup: done"

@@ -18,7 +18,7 @@ description:
   - The CA is made once, and again only when it is gone, unreadable or expired. The server certificate is made
     again when a name was added or removed, when it is not the CA's or not its key's, or when it expires
     within O(renew_days). A run with nothing due changes nothing.
-  - The discovery role (M(wglan.mesh.discovery)) calls it. The node role gives each node the CA
+  - The discovery role (P(wglan.mesh.discovery#role)) calls it. The node role gives each node the CA
     certificate (RV(ca_pem)), and nodes then check the service's certificate against it alone.
 options:
   path:

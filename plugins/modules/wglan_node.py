@@ -24,7 +24,7 @@ description:
     and the record to publish; O(rules) the targets of O(mesh) when there is no O(watcher) step (the watcher owns them).
   - Before any step, it checks that the host has what the steps need (with O(packages=true)). If not, it
     changes nothing and returns the Debian packages in RV(missing), so that a play can install them and call again.
-  - The node role (M(wglan.mesh.node)) calls it once per host with every step, the mesh step peering from the
+  - The node role (P(wglan.mesh.node#role)) calls it once per host with every step, the mesh step peering from the
     records each node kept from its last run; a second time (without the record) only where a host used an
     older record of another host of the play (see the C(wglan.mesh.stale_records) filter).
 options:

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 wglan.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The `wglan` command: `wglan run` is the watcher service, `wglan status` shows its view, `wglan rotate-key`
-asks the watcher for a key rotation.
+"""The `wglan` command: `wglan run` is the watcher service, `wglan status` shows its view, `wglan graph`
+draws it (SVG, with Graphviz), `wglan rotate-key` asks the watcher for a key rotation.
 
     python3 -m ansible_collections.wglan.mesh.plugins.module_utils.daemon.cli run|status [...]
 """
@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -22,23 +23,57 @@ from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import lo
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.status import format_status
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import CONFIG, SETTINGS, Watcher, load_options
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, state_files
-from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes
+from ansible_collections.wglan.mesh.plugins.module_utils.host import graph_render, key_files, state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes, mesh_graph
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import public_key_from_private
 
 
-def show_status(args):
+def _status_path(args):
     if args.status_path:
         path = args.status_path
     elif os.path.exists(args.config):
         path = load_options(args.config)['status_path']
     else:
         path = meshes.paths(args.mesh)['status']
+    return path
+
+
+def _read_status(args):
+    path = _status_path(args)
     status = state_files.read_json(path)
     if status is None:
         out('no status at %s: is wglan-watcher running?' % path, sys.stderr)
+    return status
+
+
+def show_status(args):
+    status = _read_status(args)
+    if status is None:
         return 1
     out(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def draw(args):
+    """This node's view of the mesh (its peers and their paths) as a picture: --output FILE, or stdout."""
+    status = _read_status(args)
+    if status is None:
+        return 1
+    name = socket.gethostname().split('.')[0] or 'this node'
+    the_graph = mesh_graph.graph({name: (None, None, status.get('peers') or [])})
+    fmt = args.format or (os.path.splitext(args.output)[1].lstrip('.') if args.output != '-' else 'svg') or 'svg'
+    try:
+        picture = graph_render.render(the_graph, fmt if fmt in ('svg', 'png', 'dot') else 'svg',
+                                      'wglan.mesh as %s sees it' % name)
+        if args.output == '-':
+            sys.stdout.buffer.write(picture)
+            sys.stdout.flush()
+        else:
+            state_files.replace(args.output, picture, 0o644)
+            out('%s: %d peers of %s' % (args.output, len(the_graph.nodes) - 1, name))
+    except WglanError as exc:
+        out('wglan graph: %s' % exc, sys.stderr)
+        return 1
     return 0
 
 
@@ -75,7 +110,10 @@ def rotate_key(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='wglan', description='wglan.mesh watcher')
-    parser.add_argument('command', choices=['run', 'status', 'rotate-key'])
+    parser.add_argument('command', choices=['run', 'status', 'graph', 'rotate-key'])
+    parser.add_argument('--output', '-o', default='-', help='graph: the file to write (default: stdout)')
+    parser.add_argument('--format', choices=['svg', 'png', 'dot'], default=None,
+                        help='graph: the format (default: from the file name, else svg)')
     parser.add_argument('--wait', type=int, default=0, help='rotate-key: wait this many seconds for the switch')
     parser.add_argument('--mesh', default='', help='the mesh, on a host in several (default: the default mesh)')
     parser.add_argument('--settings', default=None)
@@ -91,6 +129,8 @@ def main(argv=None):
     args.config = args.config or (paths['watcher_config'] if args.mesh else CONFIG)
     if args.command == 'status':
         return show_status(args)
+    if args.command == 'graph':
+        return draw(args)
     if args.command == 'rotate-key':
         return rotate_key(args)
     try:

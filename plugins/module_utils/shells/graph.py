@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 wglan.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""wglan_graph: the picture of the mesh from wglan_info gathered on every host, written to dest."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.wglan.mesh.plugins.module_utils.host import graph_render, state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model import mesh_graph
+from ansible_collections.wglan.mesh.plugins.module_utils.module_support import run_or_fail
+
+ARGUMENTS = dict(
+    infos=dict(type='dict', required=True),
+    dest=dict(type='path', required=True),
+    format=dict(type='str', choices=['svg', 'png', 'dot']),
+    title=dict(type='str', default='wglan.mesh'),
+    mode=dict(type='raw', default='0644'),
+)
+
+
+def run(module):
+    params = module.params
+    fmt = params['format'] or (os.path.splitext(params['dest'])[1].lstrip('.').lower() or 'svg')
+    if fmt not in ('svg', 'png', 'dot'):
+        module.fail_json(msg='format: svg, png or dot (from dest %s: %r)' % (params['dest'], fmt))
+    views = mesh_graph.views_of_infos(params['infos'])
+    if not views:
+        module.fail_json(msg='no host in infos has the interface (infos holds the wglan_info result of each host)')
+    the_graph = mesh_graph.graph(views)
+    picture = run_or_fail(module, graph_render.render, the_graph, fmt, params['title'])
+    try:
+        with open(params['dest'], 'rb') as handle:
+            changed = handle.read() != picture
+    except OSError:
+        changed = True
+    if changed and not module.check_mode:
+        mode = int(params['mode'], 8) if isinstance(params['mode'], str) else int(params['mode'])
+        run_or_fail(module, state_files.replace, params['dest'], picture, mode)
+    return dict(changed=changed, dest=params['dest'], format=fmt, **the_graph.summary())

@@ -1,0 +1,100 @@
+"""The documentation site (make docs-site: antsibull-docs and Sphinx, from the built collection),
+looked at in a real browser: every module, role and filter has its page, each renders with its
+options (and a module with its examples), and no link inside the site is broken."""
+import html.parser
+import os
+import urllib.parse
+
+import pytest
+
+from browser import Browser
+from conftest import SITE, filters, modules, roles
+
+PAGES = os.path.join(SITE, 'collections', 'wglan', 'mesh')
+
+
+class Links(html.parser.HTMLParser):
+    """The ids of a page and the links it makes (a href, link href, img/script src)."""
+
+    def __init__(self):
+        html.parser.HTMLParser.__init__(self)
+        self.ids, self.links = set(), []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get('id'):
+            self.ids.add(attrs['id'])
+        if tag == 'a' and attrs.get('name'):
+            self.ids.add(attrs['name'])
+        for name in ('href', 'src'):
+            if attrs.get(name) and tag in ('a', 'link', 'img', 'script'):
+                self.links.append(attrs[name])
+
+
+def parsed(path):
+    links = Links()
+    with open(path, encoding='utf-8') as handle:
+        links.feed(handle.read())
+    return links
+
+
+@pytest.fixture(scope='module')
+def browser():
+    assert os.path.exists(os.path.join(SITE, 'index.html')), 'no site: make docs-site'
+    with Browser() as instance:
+        yield instance
+
+
+@pytest.mark.parametrize('name', modules())
+def test_every_module_page_renders_with_its_options_and_examples(browser, name):
+    dom = browser.dom(os.path.join(PAGES, '%s_module.html' % name))
+    assert 'wglan.mesh.%s module' % name in dom, name
+    assert 'id="parameters"' in dom and 'id="examples"' in dom and 'id="return-values"' in dom, name
+    examples = dom.split('id="examples"', 1)[1].split('id="return-values"', 1)[0]
+    assert 'wglan.mesh.%s' % name in examples and '<pre' in examples, name
+    assert 'Missing documentation' not in dom and 'could not parse' not in dom
+
+
+@pytest.mark.parametrize('name', roles())
+def test_every_role_page_renders_with_its_variables(browser, name):
+    dom = browser.dom(os.path.join(PAGES, '%s_role.html' % name))
+    assert 'wglan.mesh.%s role' % name in dom, name
+    assert 'Entry point <code' in dom or 'entry-point-main' in dom, name
+    assert 'wglan_' in dom, name
+
+
+def test_every_filter_has_a_page():
+    for name in filters():
+        assert os.path.exists(os.path.join(PAGES, '%s_filter.html' % name)), name
+
+
+def test_the_index_lists_every_module_and_role(browser):
+    dom = browser.dom(os.path.join(PAGES, 'index.html'))
+    for name in modules():
+        assert '%s_module.html' % name in dom, name
+    for name in roles():
+        assert '%s_role.html' % name in dom, name
+
+
+def test_no_link_inside_the_site_is_broken():
+    pages = {}
+    for folder, _dirs, names in os.walk(SITE):
+        for name in names:
+            if name.endswith('.html'):
+                path = os.path.join(folder, name)
+                pages[os.path.normpath(path)] = parsed(path)
+    assert len(pages) > 20
+    broken, checked = [], 0
+    for path, page in sorted(pages.items()):
+        for link in page.links:
+            url = urllib.parse.urlsplit(link)
+            if url.scheme or link.startswith('//'):
+                continue  # (outside the site)
+            target = os.path.normpath(os.path.join(os.path.dirname(path), urllib.parse.unquote(url.path))) if url.path else path
+            checked += 1
+            if not os.path.exists(target):
+                broken.append((os.path.relpath(path, SITE), link))
+            elif url.fragment and target in pages and url.fragment not in pages[target].ids:
+                broken.append((os.path.relpath(path, SITE), link))
+    assert checked > 200
+    assert broken == [], broken[:20]
