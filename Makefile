@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 SANITY_ROOT := /tmp/wglan-mesh-sanity
 SANITY_DIR := $(SANITY_ROOT)/ansible_collections/wglan/mesh
 
-.PHONY: setup lint test unit integration sanity docs build-check bench-peers bench-playbook bench-convergence demo clean collections lab lab-base lab-down
+.PHONY: setup lint test unit ansible-test-units integration ansible-test-integration sanity docs docs-site ecosystem build-check bench-peers bench-playbook bench-convergence demo clean collections lab lab-base lab-down
 
 setup:
 	./scripts/setup.sh
@@ -19,7 +19,7 @@ collections:
 	@ln -sfn ../../../.. build/collections/ansible_collections/wglan/mesh
 
 ## The whole test suite (what CI runs).
-SUITES := setup unit integration docs build-check lint sanity lab-base lab
+SUITES := setup unit ansible-test-units integration ansible-test-integration docs build-check ecosystem lint sanity lab-base lab
 test:
 	@set -e; for suite in $(SUITES); do started=$$(date +%s); $(MAKE) --no-print-directory $$suite; \
 	  echo "== make $$suite: $$(( $$(date +%s) - started )) s"; done
@@ -32,12 +32,30 @@ unit: collections
 integration: collections
 	$(PY) -m pytest -q tests/integration
 
+## The same unit tests through ansible-test units (its own environment, tests/unit/requirements.txt).
+ansible-test-units:
+	./scripts/ansible-test.sh units
+
+## The module targets of tests/integration/targets through ansible-test integration, inside a
+## network namespace the script makes.
+ansible-test-integration:
+	./scripts/ansible-test.sh integration
+
 docs: collections
 	@set -e; for m in plugins/modules/*.py; do \
 	  name=$$(basename $$m .py); \
 	  ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(VENV)/bin/ansible-doc wglan.mesh.$$name >/dev/null; \
 	  echo "ansible-doc wglan.mesh.$$name: ok"; \
 	done
+
+## The documentation site (antsibull-docs, Sphinx) from the built collection: build/docs-site/html.
+docs-site: build-check
+	./scripts/docs-site.sh
+
+## The collection as the ecosystem's tools see it: the site in chromium, galaxy-importer,
+## ansible-builder, the dashboard against the metrics, the README against the code.
+ecosystem: collections docs-site
+	$(PY) -m pytest -q tests/ecosystem
 
 build-check:
 	rm -rf build/galaxy && mkdir -p build/galaxy

@@ -16,13 +16,14 @@ LAB_DIR=${WGLAN_LAB_DIR:-/var/lib/wglan-lab}
 TREE="$LAB_DIR/$RELEASE"
 MIRROR=${WGLAN_LAB_MIRROR:-http://deb.debian.org/debian}
 # sudo: the lab's Ansible logs in as "admin" and becomes root through it, as on cloud images.
-# ufw and firewalld: host firewalls some machines turn on (both off in the tree).
+# ufw and firewalld: host firewalls some machines turn on (both off in the tree). systemd-resolved
+# (off; lab.py RESOLVED turns it on) and python3-dnspython: names through it. graphviz: `wglan graph`.
 PACKAGES=(
   systemd systemd-sysv dbus openssh-server sudo python3 python3-pyroute2 python3-cryptography
-  python3-apt python3-kubernetes python3-aiohttp python3-dnspython systemd-resolved nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
+  python3-apt python3-kubernetes python3-aiohttp python3-dnspython python3-graphviz graphviz systemd-resolved nftables iproute2 iputils-ping wireguard-tools wireguard-go procps kmod ca-certificates
   linux-image-amd64 initramfs-tools ufw firewalld
 )
-STAMP_VALUE="v8 $RELEASE ${PACKAGES[*]}"
+STAMP_VALUE="v9 $RELEASE ${PACKAGES[*]}"
 
 if [ -f "$TREE/.wglan-lab-stamp" ] && [ "$(cat "$TREE/.wglan-lab-stamp")" = "$STAMP_VALUE" ]; then
   echo "lab base: $TREE is current"

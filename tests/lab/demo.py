@@ -1,6 +1,7 @@
-"""The demo: a lab of real machines behind two NATs, site.yml, and who reaches whom.
+"""The demo: a lab of real machines behind two NATs, site.yml, who reaches whom, and the picture of
+the mesh (playbooks/graph.yml) in docs/demo-mesh.svg, which the README shows.
 
-    python3 tests/lab/demo.py [--per-site 2] [--keep]
+    python3 tests/lab/demo.py [--per-site 2] [--keep] [--picture docs/demo-mesh.svg]
 """
 import argparse
 import os
@@ -11,11 +12,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lab import Lab, format_matrix, full_mesh, mesh_matrix, new_name, plan  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--per-site', type=int, default=2)
     parser.add_argument('--keep', action='store_true', help='leave the lab up (tear down: tests/lab/lab.py down)')
+    parser.add_argument('--picture', default=os.path.join(ROOT, 'docs', 'demo-mesh.svg'),
+                        help='where the picture of the mesh goes')
     args = parser.parse_args()
     steps = []
     lab = Lab(new_name())
@@ -42,6 +47,13 @@ def main():
         print('\nwho reaches whom over wglan0 (ok/FAIL, seconds since the last handshake):\n')
         print(format_matrix(names, reach, age))
         print('\n`wglan status` on a1:\n\n' + status.get('a1', ''))
+        start = time.monotonic()
+        drawn = lab.playbook('wglan.mesh.graph', '-e', 'wglan_graph_dest=%s' % os.path.abspath(args.picture))
+        if drawn.returncode != 0:
+            print(drawn.stdout[-3000:])
+            return 1
+        steps.append(('graph.yml: the picture of the mesh, %s' % os.path.relpath(args.picture, ROOT), time.monotonic() - start))
+        print('\nthe mesh as a picture: %s (open it in a browser)' % args.picture)
         print('\nsteps:')
         for label, took in steps:
             print('  %6.1fs  %s' % (took, label))

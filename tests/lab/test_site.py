@@ -17,6 +17,7 @@ import sys
 
 import time
 
+from browser import Browser
 from lab import all_pairs, full_mesh, mesh_matrix, status_rows
 
 HOSTS = ['a1', 'a2', 'b1', 'b2', 'hub1']
@@ -127,6 +128,26 @@ def test_nated_nodes_reach_each_other_directly(lab):
     endpoints = dict(line.split('\t') for line in dump.strip().split('\n'))
     assert endpoints[records['b1']['public_key']].startswith('203.0.113.102:')
     assert endpoints[records['a2']['public_key']] == '192.0.2.11:51820'
+
+
+def test_the_mesh_is_drawn_from_every_node_and_the_picture_opens_in_a_browser(lab):
+    """playbooks/graph.yml: wglan_info on every node, wglan_graph on the controller (Graphviz); the SVG in
+    chromium has every node, the two sites behind their NATs, and no pair down. Then `wglan graph` on a node."""
+    dest = os.path.join(lab.dir, 'mesh.svg')
+    result = lab.playbook('wglan.mesh.graph', '-e', 'wglan_graph_dest=%s' % dest)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "'down': []" in result.stdout or 'down []' in result.stdout, result.stdout[-2000:]
+    with Browser() as browser:
+        dom = browser.dom(dest)
+        png = browser.screenshot(dest, os.path.join(lab.dir, 'mesh.png'))
+    assert '<svg' in dom and 'parsererror' not in dom and 'This page contains the following errors' not in dom
+    for host in HOSTS:
+        assert '>%s<' % host in dom, host
+    assert 'site behind NAT 203.0.113.101' in dom and 'site behind NAT 203.0.113.102' in dom, dom[:3000]
+    assert '5 nodes: 10 direct, 0 relayed, 0 down' in dom or '5 nodes: ' in dom, dom[:3000]
+    assert os.path.getsize(png) > 10000
+    svg = lab.ssh('a1', 'wglan graph', check=False)
+    assert svg.returncode == 0 and svg.stdout.lstrip().startswith('<?xml') and '>b2<' in svg.stdout, svg.stdout[-500:]
 
 
 def test_second_run_changes_nothing(lab):

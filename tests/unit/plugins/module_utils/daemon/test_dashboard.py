@@ -7,13 +7,14 @@ overlap, the datasource variable on every panel and query)."""
 import json
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
 
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon import status as status_module
+from collection import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DASHBOARD = os.path.join(ROOT, 'deploy', 'grafana', 'wglan-mesh.json')
 PROMTOOL = os.path.join(ROOT, 'build', 'promtool', 'promtool')
 SCRAPE_LABELS = {'instance', 'job'}  # (Prometheus adds them to every sample it scrapes)
@@ -87,11 +88,14 @@ def test_the_dashboard_is_what_grafana_imports():
 
 
 def _promtool():
-    if not os.path.exists(PROMTOOL):
+    found = PROMTOOL if os.path.exists(PROMTOOL) else shutil.which('promtool')
+    if found is None:
+        # (ansible-test units runs a copy without build/: there the two promtool tests are skipped;
+        # `make unit` runs them, and in CI a missing promtool fails)
         if os.environ.get('CI'):
             pytest.fail('no %s (scripts/setup.sh unpacks it)' % PROMTOOL)
         pytest.skip('no %s (scripts/setup.sh unpacks it)' % PROMTOOL)
-    return PROMTOOL
+    return found
 
 
 def test_promtool_parses_every_query(tmp_path):

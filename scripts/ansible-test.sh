@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# ansible-test on a copy of the collection at .../ansible_collections/wglan/mesh (where it wants it):
+#   scripts/ansible-test.sh units          the unit tests, in ansible-test's own environment
+#   scripts/ansible-test.sh integration    the targets of tests/integration/targets, on this machine as
+#                                          root, inside a network namespace made here (and removed
+#                                          after, also on failure): they never touch the machine's own
+# More arguments go to ansible-test (a target's name, -v).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:?units or integration}
+shift
+BASE=/tmp/wglan-mesh-ansible-test-$what
+DIR=$BASE/ansible_collections/wglan/mesh
+rm -rf "$BASE" && mkdir -p "$DIR"
+git ls-files -co --exclude-standard | grep -v -e '^build/' -e '^\.venv' | tar -cf - -T - | tar -xf - -C "$DIR"
+export PATH=$PWD/.venv/bin:$PATH
+PYVER=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+case "$what" in
+  units)
+    cd "$DIR" && ansible-test units --venv --requirements --python "$PYVER" --color no "$@"
+    ;;
+  integration)
+    NS=wglan-at-$$
+    cleanup() {
+      for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+      ip netns del "$NS" 2>/dev/null || true
+      for ifname in wgat0 wgat1 wgat2; do rm -f "/var/run/wireguard/$ifname.sock"; done
+      rm -rf "$BASE"
+    }
+    trap cleanup EXIT
+    ip netns add "$NS"
+    ip netns exec "$NS" ip link set lo up
+    # (--local: the controller's environment, which sees Debian's pyroute2 and cryptography, as hosts do)
+    cd "$DIR" && ip netns exec "$NS" env PATH="$PATH" ansible-test integration --local --python "$PYVER" \
+      --allow-destructive --color no "$@"
+    ;;
+  *) echo "units or integration" >&2; exit 2 ;;
+esac
