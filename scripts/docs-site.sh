@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The documentation site, built with the Ansible ecosystem's own tools from the collection as users
 # get it (the artifact of `make build-check`, installed): antsibull-docs writes the pages of every
-# module and role and the collection's guides (docs/docsite), Sphinx renders them (warnings are
+# module and role, Sphinx renders them with the guides (docs/guides, Markdown through MyST) (warnings are
 # errors: a broken reference fails the build). Output: build/docs-site/html/index.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +21,6 @@ export ANSIBLE_COLLECTIONS_PATH=$INSTALLED:$PWD/build/ecosystem
 # (antsibull-docs reports a page it could not make as a "nonfatal" error, and goes on)
 if grep -q 'ERROR' "$OUT/antsibull-docs.log"; then echo "docs-site: antsibull-docs could not document everything"; exit 1; fi
 cp docs/site/index.rst docs/site/ansible-links.rst "$OUT/rst/"
+mkdir -m 0755 "$OUT/rst/guides" && cp docs/guides/*.md "$OUT/rst/guides/"
 "$TOOLS/sphinx-build" -q -b html "$OUT/rst" "$OUT/html" -c docs/site -W --keep-going
 echo "docs-site: $(find "$OUT/html" -name '*.html' | wc -l) pages in $OUT/html"

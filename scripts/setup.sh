@@ -74,7 +74,7 @@ fi
 if [ ! -x .venv-tools/bin/python ]; then
   /usr/bin/python3 -m venv .venv-tools
 fi
-TOOLS_PINS="antsibull-docs==2.28.0 sphinx==9.0.4 sphinx-ansible-theme==0.10.4 ansible-pygments==0.1.2 galaxy-importer==0.4.44 ansible-builder==3.2.0"
+TOOLS_PINS="antsibull-docs==2.28.0 sphinx==9.0.4 sphinx-ansible-theme==0.10.4 myst-parser==5.2.0 ansible-pygments==0.1.2 galaxy-importer==0.4.44 ansible-builder==3.2.0"
 if [ "$(cat .venv-tools/.stamp 2>/dev/null)" != "$TOOLS_PINS" ]; then
   # shellcheck disable=SC2086
   .venv-tools/bin/pip install -q --disable-pip-version-check $TOOLS_PINS

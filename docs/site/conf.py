@@ -8,7 +8,11 @@ copyright = 'wglan.mesh contributors'
 title = 'wglan.mesh documentation'
 html_short_title = 'wglan.mesh'
 
-extensions = ['sphinx_antsibull_ext']
+extensions = ['sphinx_antsibull_ext', 'myst_parser']
+
+# The guides are Markdown (docs/guides, readable in the repository too).
+source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
+myst_heading_anchors = 3
 
 pygments_style = 'ansible'
 highlight_language = 'YAML+Jinja'

@@ -1,6 +1,8 @@
 """The documentation site (make docs-site: antsibull-docs and Sphinx, from the built collection),
 looked at in a real browser: every module, role and filter has its page, each renders with its
-options (and a module with its examples), and no link inside the site is broken."""
+options (and a module with its examples), every guide renders, and no link inside the site is broken."""
+import glob
+import html
 import html.parser
 import os
 import urllib.parse
@@ -8,7 +10,7 @@ import urllib.parse
 import pytest
 
 from browser import Browser
-from conftest import SITE, filters, modules, roles
+from conftest import ROOT, SITE, filters, modules, roles
 
 PAGES = os.path.join(SITE, 'collections', 'wglan', 'mesh')
 
@@ -98,3 +100,17 @@ def test_no_link_inside_the_site_is_broken():
                 broken.append((os.path.relpath(path, SITE), link))
     assert checked > 200
     assert broken == [], broken[:20]
+
+
+GUIDES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'docs', 'guides', '*.md')))
+
+
+@pytest.mark.parametrize('name', GUIDES)
+def test_every_guide_renders_with_its_title_and_tables(browser, name):
+    with open(os.path.join(ROOT, 'docs', 'guides', name + '.md'), encoding='utf-8') as handle:
+        source = handle.read()
+    title = source.split('\n', 1)[0].lstrip('# ').strip()
+    dom = browser.dom(os.path.join(SITE, 'guides', '%s.html' % name))
+    assert '<h1>%s' % html.escape(title, quote=False) in dom, (name, title)
+    assert dom.count('<table') >= source.count('\n| --- |'), name
+    assert dom.count('<pre') >= source.count('\n```') // 2, name
