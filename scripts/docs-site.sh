@@ -11,7 +11,7 @@ INSTALLED=$PWD/build/galaxy/installed
 OUT=build/docs-site
 [ -d "$INSTALLED/ansible_collections/wglan/mesh" ] || { echo "docs-site: run make build-check first"; exit 1; }
 rm -rf "$OUT"
-mkdir -m 0755 -p "$OUT/rst"
+mkdir -p build && mkdir -m 0755 "$OUT" "$OUT/rst"
 # (lint first: it names the file and line of a documentation error; the build would only fail)
 # (community.general and ansible.posix, which the collection depends on: from build/ecosystem)
 export ANSIBLE_COLLECTIONS_PATH=$INSTALLED:$PWD/build/ecosystem

@@ -122,4 +122,4 @@ def _sites(seen_at):
             groups.remove(g)
         ips = set([ip]).union(*(g[0] for g in merged))
         groups.append((ips, set(names).union(*(g[1] for g in merged))))
-    return dict((min(ips, key=lambda a: ipaddress.ip_address(a)), sorted(names)) for ips, names in groups)
+    return dict((min(ips, key=ipaddress.ip_address), sorted(names)) for ips, names in groups)
