@@ -38,6 +38,7 @@ def main():
             print('\n%s (%.1fs):\n  %s' % (label, took, '\n  '.join(recap)))
             steps.append((label, took))
             if result.returncode != 0:
+                print('\n'.join(line for line in result.stdout.splitlines() if 'UNREACHABLE' in line or 'fatal:' in line))
                 print(result.stdout[-4000:])
                 return 1
         start = time.monotonic()

@@ -44,13 +44,13 @@ def dot(the_graph, title=None, now=None):
         title or 'wglan.mesh', summary['nodes'], summary['direct'], summary['relayed'], len(summary['down']),
         time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(time.time() if now is None else now)))
     out = graphviz.Graph('wglan', graph_attr=dict(label=heading, labelloc='t', fontname='Helvetica', fontsize='14',
-                                                  layout='dot', rankdir='LR', splines='true', nodesep='0.6'),
+                                                  layout='fdp', splines='true', overlap='false', sep='+12', K='1.6'),
                          node_attr=dict(shape='box', style='rounded,filled', fillcolor='#f5f5f5', fontname='Helvetica'),
                          edge_attr=dict(fontname='Helvetica', fontsize='10'))
 
     def add(target, name):
         node = the_graph.nodes[name]
-        label = name if not node.get('address') else '%s\n%s' % (name, node['address'])
+        label = name if not node.get('address') else '%s\n%s' % (name, node['address'].split('/')[0])
         target.node(name, label=label)
 
     for index, (ip, names) in enumerate(sorted(the_graph.sites.items())):
