@@ -18,6 +18,8 @@ description:
     with the relay; a red dotted line per pair that is down; and the nodes that share a NAT address
     (one host sees them at the same address) grouped in a box named after it.
   - A pair seen by both ends takes the better report of the two (direct, then relayed, then down).
+  - Written only when the picture changes. The time in its heading (O(timestamp)) and the handshake
+    ages make each picture of a live mesh a new one.
   - Runs where the picture is wanted, usually the controller (C(delegate_to=localhost), C(run_once)).
     Graphviz draws it; see O(format). C(playbooks/graph.yml) is the whole playbook.
 options:
@@ -37,6 +39,12 @@ options:
     description: The heading of the picture (followed by the counts and the time).
     type: str
     default: wglan.mesh
+  timestamp:
+    description:
+      - Put the time in the heading. Without it, the same reports give the same file (the run reports
+        no change); the handshake ages still change the picture while traffic flows.
+    type: bool
+    default: true
   mode:
     description: The file's mode.
     type: raw

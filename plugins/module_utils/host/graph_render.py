@@ -35,16 +35,17 @@ def _age(seconds):
     return '%ds' % seconds if seconds < 120 else '%dm' % (seconds // 60)
 
 
-def dot(the_graph, title=None, now=None):
-    """The graphviz.Graph (undirected) of the_graph."""
+def dot(the_graph, title=None, now=None, timestamp=True):
+    """The graphviz.Graph (undirected) of the_graph; timestamp: the time in its heading."""
     if not HAS_GRAPHVIZ:
         raise WglanError('the graph needs the graphviz Python package (Debian: python3-graphviz)')
     summary = the_graph.summary()
-    heading = '%s\n%d nodes: %d direct, %d relayed, %d down (%s)' % (
-        title or 'wglan.mesh', summary['nodes'], summary['direct'], summary['relayed'], len(summary['down']),
-        time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(time.time() if now is None else now)))
+    heading = '%s\n%d nodes: %d direct, %d relayed, %d down' % (
+        title or 'wglan.mesh', summary['nodes'], summary['direct'], summary['relayed'], len(summary['down']))
+    if timestamp:
+        heading += time.strftime(' (%Y-%m-%d %H:%M:%S UTC)', time.gmtime(time.time() if now is None else now))
     out = graphviz.Graph('wglan', graph_attr=dict(label=heading, labelloc='t', fontname='Helvetica', fontsize='14',
-                                                  layout='fdp', splines='true', overlap='false', sep='+12', K='1.6'),
+                                                  layout='dot', rankdir='TB', newrank='true', nodesep='0.5', ranksep='0.9'),
                          node_attr=dict(shape='box', style='rounded,filled', fillcolor='#f5f5f5', fontname='Helvetica'),
                          edge_attr=dict(fontname='Helvetica', fontsize='10'))
 
@@ -69,9 +70,9 @@ def dot(the_graph, title=None, now=None):
     return out
 
 
-def render(the_graph, fmt='svg', title=None, now=None):
+def render(the_graph, fmt='svg', title=None, now=None, timestamp=True):
     """The picture as bytes (fmt: svg or png), or the DOT source (fmt: dot)."""
-    source = dot(the_graph, title, now)
+    source = dot(the_graph, title, now, timestamp)
     if fmt == 'dot':
         return source.source.encode('utf-8')
     try:

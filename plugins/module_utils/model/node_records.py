@@ -19,7 +19,9 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.peers import form
 
 def build_record(name, public_key, address, node_ips, port, extra_endpoints=(), pod_cidrs=(), observed=None,
                  relay=False, address4=None, segments=()):
-    """This node's record (wglan_record's), through the one serializer: NodeRecord.as_dict."""
+    """This node's record (wglan_record's), through the one serializer: NodeRecord.as_dict. A record its
+    peers would refuse (a port out of range) is refused here, before it is published."""
+    check_port(port, name)
     return NodeRecord(name, public_key, address, node_ips, port,
                       [parse_endpoint(e, resolve=False) for e in extra_endpoints],
                       [parse_network(n, 'pod CIDR') for n in pod_cidrs], observed, relay=relay,
@@ -41,6 +43,13 @@ def without_observations(data):
 
 
 RECORD_VERSION = 1
+
+
+def check_port(port, name):
+    """port, when it is a UDP port; else WglanError."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise WglanError('record of %s: port must be 1-65535, not %r' % (name, port))
+    return port
 
 
 def digest(raw, name=None):
@@ -163,9 +172,7 @@ def parse_record(raw, name=None):
         node_ips = [ipaddress.ip_interface(str(v)) for v in raw.get('node_ips') or []]
     except ValueError as exc:
         raise WglanError('record of %s: bad node IP: %s' % (name, exc))
-    port = raw.get('port', 51820)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise WglanError('record of %s: port must be 1-65535' % name)
+    port = check_port(raw.get('port', 51820), name)
     try:
         extra = [parse_endpoint(e, resolve=False) for e in raw.get('extra_endpoints') or []]
         pods = [parse_network(n, 'pod CIDR') for n in raw.get('pod_cidrs') or []]

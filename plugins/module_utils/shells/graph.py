@@ -18,6 +18,7 @@ ARGUMENTS = dict(
     dest=dict(type='path', required=True),
     format=dict(type='str', choices=['svg', 'png', 'dot']),
     title=dict(type='str', default='wglan.mesh'),
+    timestamp=dict(type='bool', default=True),
     mode=dict(type='raw', default='0644'),
 )
 
@@ -31,7 +32,7 @@ def run(module):
     if not views:
         module.fail_json(msg='no host in infos has the interface (infos holds the wglan_info result of each host)')
     the_graph = mesh_graph.graph(views)
-    picture = run_or_fail(module, graph_render.render, the_graph, fmt, params['title'])
+    picture = run_or_fail(module, graph_render.render, the_graph, fmt, params['title'], None, params['timestamp'])
     try:
         with open(params['dest'], 'rb') as handle:
             changed = handle.read() != picture

@@ -84,3 +84,11 @@ def test_one_watcher_s_status_is_a_picture_of_its_own_peers():
     assert sorted(the_graph.nodes) == ['a1', 'a2', 'b1', 'b2', 'hub1']
     assert sorted((e['a'], e['b']) for e in the_graph.edges) == [('a1', 'a2'), ('a1', 'b1'), ('a1', 'b2'), ('a1', 'hub1')]
     assert the_graph.sites == {'203.0.113.102': ['b1', 'b2']}
+
+
+def test_without_the_time_the_same_reports_draw_the_same_picture():
+    the_graph = mesh_graph.graph(mesh_graph.views_of_infos(INFOS))
+    first = graph_render.render(the_graph, 'svg', 'lab', now=0, timestamp=False)
+    assert first == graph_render.render(the_graph, 'svg', 'lab', now=10 ** 9, timestamp=False)
+    assert b'5 nodes: 8 direct, 1 relayed, 1 down<' in first
+    assert first != graph_render.render(the_graph, 'svg', 'lab', now=0)

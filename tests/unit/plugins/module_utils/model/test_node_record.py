@@ -2,7 +2,10 @@ import ipaddress
 import json
 import os
 
+import pytest
+
 from ansible_collections.wglan.mesh.plugins.filter.member_records import member_records
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records
 from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses
 from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
@@ -65,3 +68,10 @@ def test_state_drops_observations_in_every_source_section():
     stripped = node_records.without_observations(state)
     assert 'observed' not in stripped['discovery']['d1'] and 'observed' not in stripped['kubernetes']['k1']
     assert stripped['kubernetes']['k1']['port'] == state['kubernetes']['k1']['port']
+
+
+def test_a_record_its_peers_would_refuse_is_not_built():
+    # (a port out of range was published once, and every peer refused the node's record)
+    for port in (0, 70000, True, '51820'):
+        with pytest.raises(WglanError, match='port must be 1-65535'):
+            node_records.build_record('a1', 'A' * 43 + '=', ipaddress.IPv6Address('200:1001::1'), [], port)
