@@ -341,11 +341,12 @@ table inet lab {
         while waiting and time.monotonic() < deadline:
             for mname in list(waiting):
                 try:
-                    # (and, for up to 10 s more, until logins are open: a playbook logs in as the admin
-                    # user, whom pam_nologin turns away until systemd-user-sessions has run; once that
-                    # took longer than the boot's end)
+                    # (and until logins are open: a playbook logs in as the admin user, whom pam_nologin
+                    # turns away until systemd-user-sessions has run. Once that took longer than the boot's
+                    # end; and `is-system-running --wait` returns at once while the system bus is not up
+                    # yet, so the machine counts as up only when /run/nologin is gone: else it is asked again)
                     if self.ssh(mname, 'systemctl is-system-running --wait >/dev/null 2>&1; for i in $(seq 1 50); do '
-                                       'test -e /run/nologin || break; sleep 0.2; done; true',
+                                       'test -e /run/nologin || exit 0; sleep 0.2; done; exit 1',
                                 check=False, timeout=30).returncode == 0:
                         waiting.remove(mname)
                 except subprocess.TimeoutExpired:
