@@ -50,6 +50,16 @@ def query(name, rdtype='AAAA', source=%(mesh)r, timeout=1.0):
         return None
     return dns.rcode.to_text(reply.rcode()), sorted(i.address for r in reply.answer for i in r)
 
+def drain(sock):
+    """How many replies wait on a non-blocking socket (read and dropped)."""
+    count = 0
+    try:
+        while True:
+            sock.recv(512)
+            count += 1
+    except OSError:
+        return count
+
 def raw(data, source=%(mesh)r, wait=0.5):
     """The reply to raw bytes, or None."""
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -193,20 +203,10 @@ while sent < 1500:
     s.sendto(wire, (%(mesh)r, 53))
     sent += 1
     time.sleep(0.0007)
-    try:
-        while True:
-            s.recv(512)
-            replies += 1
-    except OSError:
-        pass
+    replies += drain(s)
 elapsed = time.monotonic() - started
 time.sleep(0.3)
-try:
-    while True:
-        s.recv(512)
-        replies += 1
-except OSError:
-    pass
+replies += drain(s)
 time.sleep(1.1)
 print(json.dumps(dict(sent=sent, replies=replies, elapsed=elapsed, after=query('b2.wglan.internal'))))
 ''' % dict(mesh=MESH))
