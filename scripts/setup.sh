@@ -9,7 +9,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip python3-pyroute2 python3-cryptography python3-yaml
   python3-pytest python3-hypothesis make git debootstrap systemd-container openssh-client conntrack
   qemu-system-x86 e2fsprogs shellcheck python3-jmespath python3-kubernetes python3-aiohttp python3-dnspython
-  python3-graphviz graphviz chromium
+  python3-graphviz graphviz chromium openssl
 )
 
 missing=()
