@@ -61,9 +61,8 @@ def draw(args):
         return 1
     name = socket.gethostname().split('.')[0] or 'this node'
     the_graph = mesh_graph.graph({name: (None, None, status.get('peers') or [])})
-    fmt = args.format or (os.path.splitext(args.output)[1].lstrip('.') if args.output != '-' else 'svg') or 'svg'
     try:
-        picture = graph_render.render(the_graph, fmt if fmt in ('svg', 'png', 'dot') else 'svg',
+        picture = graph_render.render(the_graph, graph_render.format_of(args.output, args.format),
                                       'wglan.mesh as %s sees it' % name)
         if args.output == '-':
             sys.stdout.buffer.write(picture)
@@ -112,7 +111,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='wglan', description='wglan.mesh watcher')
     parser.add_argument('command', choices=['run', 'status', 'graph', 'rotate-key'])
     parser.add_argument('--output', '-o', default='-', help='graph: the file to write (default: stdout)')
-    parser.add_argument('--format', choices=['svg', 'png', 'dot'], default=None,
+    parser.add_argument('--format', choices=graph_render.FORMATS, default=None,
                         help='graph: the format (default: from the file name, else svg)')
     parser.add_argument('--wait', type=int, default=0, help='rotate-key: wait this many seconds for the switch')
     parser.add_argument('--mesh', default='', help='the mesh, on a host in several (default: the default mesh)')

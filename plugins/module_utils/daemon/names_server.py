@@ -114,6 +114,11 @@ def _answer_question(response, question, table, domain):
             response.answer.append(dns.rrset.from_text_list(name, TTL, dns.rdataclass.IN, rdtype, list(addresses)))
 
 
+def own_addresses(address):
+    """The sources a responder on address answers: that address and loopback."""
+    return frozenset([ipaddress.ip_address(str(address)), ipaddress.ip_address('::1'), ipaddress.ip_address('127.0.0.1')])
+
+
 class Bucket:
     """A token bucket: rate per second, as large as one second's worth."""
 
@@ -168,8 +173,7 @@ class Responder:
             raise OSError('python3-dnspython is not installed')
         self.address, self.port = str(address), int(port)
         self.names = (table_of(entries), domain)
-        self.own = frozenset([ipaddress.ip_address(self.address), ipaddress.ip_address('::1'),
-                              ipaddress.ip_address('127.0.0.1')])
+        self.own = own_addresses(self.address)
         self.bucket = Bucket(rate)
         self.counts = dict(answered=0, dropped=0, not_local=0, over_rate=0, errors=0)
         self.server = _Server(self, self.address, self.port)

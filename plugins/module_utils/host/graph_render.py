@@ -70,6 +70,17 @@ def dot(the_graph, title=None, now=None, timestamp=True):
     return out
 
 
+FORMATS = ('svg', 'png', 'dot')
+
+
+def format_of(dest, given=None):
+    """The picture's format: given, else the suffix of dest (svg when it has none, or writes to stdout)."""
+    fmt = given or (dest.rsplit('.', 1)[1].lower() if dest not in (None, '-') and '.' in dest.rsplit('/', 1)[-1] else 'svg')
+    if fmt not in FORMATS:
+        raise WglanError('format: svg, png or dot (from %s: %r)' % (dest, fmt))
+    return fmt
+
+
 def render(the_graph, fmt='svg', title=None, now=None, timestamp=True):
     """The picture as bytes (fmt: svg or png), or the DOT source (fmt: dot)."""
     source = dot(the_graph, title, now, timestamp)

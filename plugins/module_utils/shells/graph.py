@@ -7,8 +7,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 from ansible_collections.wglan.mesh.plugins.module_utils.host import graph_render, state_files
 from ansible_collections.wglan.mesh.plugins.module_utils.model import mesh_graph
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import run_or_fail
@@ -16,7 +14,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.module_support import r
 ARGUMENTS = dict(
     infos=dict(type='dict', required=True),
     dest=dict(type='path', required=True),
-    format=dict(type='str', choices=['svg', 'png', 'dot']),
+    format=dict(type='str', choices=list(graph_render.FORMATS)),
     title=dict(type='str', default='wglan.mesh'),
     timestamp=dict(type='bool', default=True),
     mode=dict(type='raw', default='0644'),
@@ -25,9 +23,7 @@ ARGUMENTS = dict(
 
 def run(module):
     params = module.params
-    fmt = params['format'] or (os.path.splitext(params['dest'])[1].lstrip('.').lower() or 'svg')
-    if fmt not in ('svg', 'png', 'dot'):
-        module.fail_json(msg='format: svg, png or dot (from dest %s: %r)' % (params['dest'], fmt))
+    fmt = run_or_fail(module, graph_render.format_of, params['dest'], params['format'])
     views = mesh_graph.views_of_infos(params['infos'])
     if not views:
         module.fail_json(msg='no host in infos has the interface (infos holds the wglan_info result of each host)')

@@ -150,8 +150,7 @@ def test_the_bucket_lets_a_second_s_worth_through_then_the_rate():
 class _Admits(names_server.Responder):
     def __init__(self, address, rate=5):  # (the admission rule alone: no socket)
         self.address = address
-        self.own = frozenset([ipaddress.ip_address(address), ipaddress.ip_address('::1'),
-                              ipaddress.ip_address('127.0.0.1')])
+        self.own = names_server.own_addresses(address)
         self.bucket = Bucket(rate)
         self.counts = dict(not_local=0, over_rate=0)
 
