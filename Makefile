@@ -5,8 +5,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LATEST_PY := .venv-latest/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-SANITY_ROOT := /tmp/wglan-mesh-sanity
-SANITY_DIR := $(SANITY_ROOT)/ansible_collections/wglan/mesh
 
 .PHONY: setup lint test unit ansible-test-units integration ansible-test-integration sanity docs docs-site ecosystem build-check bench-peers bench-playbook bench-convergence demo clean collections lab lab-base lab-down
 
@@ -18,19 +16,17 @@ collections:
 	@mkdir -p build/collections/ansible_collections/wglan
 	@ln -sfn ../../../.. build/collections/ansible_collections/wglan/mesh
 
-## The whole test suite (what CI runs).
-SUITES := setup unit ansible-test-units integration ansible-test-integration docs build-check ecosystem lint sanity lab-base lab
+## The whole test suite (what CI runs): every suite below, each one's time printed; the lab's
+## base trees are built in the background meanwhile (scripts/test.sh).
 test:
-	@set -e; for suite in $(SUITES); do started=$$(date +%s); $(MAKE) --no-print-directory $$suite; \
-	  echo "== make $$suite: $$(( $$(date +%s) - started )) s"; done
-	@echo "make test: all suites passed"
+	./scripts/test.sh
 
 unit: collections
 	$(PY) -m pytest -q tests/unit
 	$(LATEST_PY) -m pytest -q -p no:cacheprovider tests/unit
 
 integration: collections
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q --durations=25 tests/integration
 
 ## The same unit tests through ansible-test units (its own environment, tests/unit/requirements.txt).
 ansible-test-units:
@@ -69,12 +65,9 @@ build-check:
 lint: collections
 	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections:$(CURDIR)/build/ecosystem $(VENV)/bin/ansible-lint roles/ playbooks/
 
+## ansible-test sanity on a copy of the collection (scripts/ansible-test.sh prepares what it needs).
 sanity:
-	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_DIR)
-	git ls-files -co --exclude-standard | grep -v -e '^build/' -e '^\.venv' | tar -cf - -T - | tar -xf - -C $(SANITY_DIR)
-	$(PY) tests/sanity/offline_pip.py
-	cd $(SANITY_DIR) && ansible-test sanity --venv --color no \
-	  --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	./scripts/ansible-test.sh sanity
 
 ## The demo: machines behind two NATs on a local lab, site.yml, who reaches whom.
 demo: setup collections lab-base

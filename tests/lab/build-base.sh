@@ -6,8 +6,12 @@
 set -euo pipefail
 
 if [ "$#" -gt 1 ]; then
-  for release in "$@"; do "$0" "$release"; done
-  exit 0
+  # The releases side by side: most of a build is waiting on the mirror.
+  pids=()
+  for release in "$@"; do "$0" "$release" & pids+=("$!"); done
+  failed=0
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  exit "$failed"
 elif [ "$#" -eq 0 ]; then
   exec "$0" bookworm trixie
 fi
@@ -32,11 +36,21 @@ fi
 
 mkdir -p "$LAB_DIR"
 tmp="$LAB_DIR/$RELEASE.tmp.$$"
-trap 'rm -rf "$tmp"' EXIT
-echo "lab base: debootstrap $RELEASE into $tmp"
+# (what an interrupted debootstrap left mounted in the tree is unmounted before it is removed)
+remove_tree() {
+  awk -v t="$1/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+  rm -rf "$1"
+}
+trap 'remove_tree "$tmp"' EXIT
+trap 'exit 143' TERM INT
+# Trees an interrupted build left behind (its process no longer runs).
+for old in "$LAB_DIR/$RELEASE".tmp.*; do
+  if [ -d "$old" ] && ! kill -0 "${old##*.}" 2>/dev/null; then remove_tree "$old"; fi
+done
+echo "lab base: $RELEASE: debootstrap into $tmp"
 debootstrap --variant=minbase "$RELEASE" "$tmp" "$MIRROR" >"$LAB_DIR/debootstrap-$RELEASE.log" 2>&1 || {
   tail -20 "$LAB_DIR/debootstrap-$RELEASE.log"; exit 1; }
-echo "lab base: installing packages"
+echo "lab base: $RELEASE: installing packages"
 cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
 chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" \
   >"$LAB_DIR/packages-$RELEASE.log" 2>&1 || { tail -20 "$LAB_DIR/packages-$RELEASE.log"; exit 1; }
