@@ -1,7 +1,9 @@
 """Packets lost while every node's key is rotated: the watcher's rotation against replacing the key and running again.
 
 Namespaces on one switch: the discovery service and three nodes set up the way the node role does it
-(wglan_peers with the discovery service and the IPv4 overlay, settings saved), each with its watcher.
+(wglan_peers with the discovery service and the IPv4 overlay, settings saved), each with its watcher; the
+peers known from the inventory's records too (the role's default beside a service: wglan_use_inventory
+true), or from the service alone (--sources discovery).
 Pings run between every ordered pair over the mesh's IPv6 and IPv4 addresses, 10 a second, while each
 node's key is rotated in turn, two ways in the same run:
 
@@ -11,7 +13,7 @@ node's key is rotated in turn, two ways in the same run:
   rotation was before: the node takes the new key at once, its peers learn it from the record; the
   service still holds the record with the old key, under the same name, until its TTL).
 
-Usage (root): python3 benchmarks/key_rotation.py [--overlap SECONDS]
+Usage (root): python3 benchmarks/key_rotation.py [--overlap SECONDS] [--sources inventory+discovery|discovery ...]
 """
 import argparse
 import json
@@ -29,23 +31,23 @@ from netns import COLLECTIONS, Playbook, wait_for  # noqa: E402
 from watchlab import service_world, watcher_cmd  # noqa: E402
 
 # the node setup and the ping check of the namespace test (the role's calls, the same service world)
-from test_key_rotation import NAMES, STATE, pings_ok, role_like  # noqa: E402
+from test_key_rotation import NAMES, STATE, pings_ok, role_like, role_like_all  # noqa: E402
 
 
-def rotate_key(nodes, name, overlap):
+def rotate_key(nodes, name, overlap, _inventory):
     done = subprocess.run(watcher_cmd(nodes[name], 'rotate-key', '--wait', str(int(overlap) + 60)),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                           env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=False, timeout=overlap + 90)
     assert done.returncode == 0, done.stdout
 
 
-def replace_and_run(nodes, name, _overlap):
+def replace_and_run(nodes, name, _overlap, inventory):
     ns = nodes[name]
     Playbook(ns, ns.workdir).one('wglan.mesh.wglan_keys', dict(path=ns.key_path, rotate=True))
-    role_like(ns, name)
+    role_like_all(nodes, inventory)
 
 
-def measured(nodes, how, overlap):
+def measured(nodes, how, overlap, inventory):
     """Rotate every key in turn the way how does, with pings between every pair and family all the while.
     Returns (seconds, pings sent, lost, {pair: lost})."""
     pingers = []
@@ -61,7 +63,7 @@ def measured(nodes, how, overlap):
         time.sleep(2)
         started = time.monotonic()
         for name in NAMES:
-            how(nodes, name, overlap)
+            how(nodes, name, overlap, inventory)
             time.sleep(2)
         took = time.monotonic() - started
         time.sleep(8)  # (the last switch's stragglers, and a peer that had to sweep back)
@@ -82,36 +84,48 @@ def measured(nodes, how, overlap):
     return took, sent, sum(lost.values()), lost
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--overlap', type=float, default=5.0)
-    args = parser.parse_args()
+def one_world(sources, overlap):
+    """The rows of both ways for one choice of sources, in a world of its own."""
+    STATE.clear()
+    inventory = sources.startswith('inventory')
     work = tempfile.mkdtemp(prefix='wglan-rotation-')
     rows = []
     with service_world(work, ((1, 'n1'), (2, 'n2'), (3, 'n3')), NAMES) as (tag, nodes, _server, watchers):
         for name in NAMES:
             with open(os.path.join(nodes[name].workdir, 'watcher.json'), 'w') as handle:
-                json.dump(dict(table='wglan%s' % tag, key_overlap=args.overlap,
+                json.dump(dict(table='wglan%s' % tag, key_overlap=overlap,
                                rotate_request=os.path.join(nodes[name].workdir, 'rotate-key'),
                                status_path=os.path.join(nodes[name].workdir, 'status.json')), handle)
-            role_like(nodes[name], name)
+        role_like_all(nodes, inventory)
         for name in NAMES:
             watchers.start(nodes[name])
         assert wait_for(lambda: pings_ok(nodes), timeout=60, interval=0.5), 'the mesh did not form'
         for label, how in (('rotate-key (this version)', rotate_key), ('replace the key and run again', replace_and_run)):
-            took, sent, lost, pairs = measured(nodes, how, args.overlap)
+            took, sent, lost, pairs = measured(nodes, how, overlap, inventory)
             worst = max(pairs.values()) / 10.0 if pairs else 0.0
             started = time.monotonic()
             back = wait_for(lambda: pings_ok(nodes), timeout=120, interval=0.5)
-            rows.append((label, took, sent, lost, worst, '%.0f s later' % (time.monotonic() - started) if back
+            rows.append((sources, label, took, sent, lost, worst, '%.0f s later' % (time.monotonic() - started) if back
                          else 'not within 120 s'))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--overlap', type=float, default=5.0)
+    parser.add_argument('--sources', nargs='+', default=['inventory+discovery', 'discovery'],
+                        choices=['inventory+discovery', 'discovery'])
+    args = parser.parse_args()
+    rows = []
+    for sources in args.sources:
+        rows += one_world(sources, args.overlap)
     print('\nKey rotation of %d nodes in turn, pings between every ordered pair over IPv6 and IPv4, 10 a second '
           '(key_overlap %.0f s)\n' % (len(NAMES), args.overlap))
-    print('| how | seconds | pings sent | lost | worst pair: seconds of pings lost | every pair pings again |')
-    print('|---|---:|---:|---:|---:|---|')
-    for label, took, sent, lost, worst, back in rows:
+    print('| sources | how | seconds | pings sent | lost | worst pair: seconds of pings lost | every pair pings again |')
+    print('|---|---|---:|---:|---:|---:|---|')
+    for sources, label, took, sent, lost, worst, back in rows:
         share = 100.0 * lost / max(sent, 1)
-        print('| %s | %.0f | %d | %d (%.2f %%) | %.1f s | %s |' % (label, took, sent, lost, share, worst, back))
+        print('| %s | %s | %.0f | %d | %d (%.2f %%) | %.1f s | %s |' % (sources, label, took, sent, lost, share, worst, back))
 
 
 if __name__ == '__main__':

@@ -35,6 +35,16 @@ options:
     description: Where the watcher keeps the relays it uses (see M(wglan.mesh.wglan_peers)).
     type: path
     default: /run/wglan/paths.json
+  expect_reached:
+    description:
+      - The peers that must be reached (up, or through a relay that is up), each by its name in the watcher's
+        status or by its public key, as M(wglan.mesh.wglan_node) returns them in RV(wglan.mesh.wglan_node#module:reached_before).
+        Waits up to O(wait) seconds until each of them that is still a peer of the interface is reached, then
+        fails naming those that are not (RV(not_reached)). A peer that left the mesh is not waited for.
+      - The node role gives the peers a node reached when its run began, so that no run ends with a peer lost
+        because of the run.
+    type: list
+    elements: str
   watcher_status:
     description:
       - The status file of the watcher service (C(wglan-watcher)). When it exists, RV(watcher) reports
@@ -55,6 +65,14 @@ author:
 '''
 
 EXAMPLES = r'''
+- name: Note whom the node reaches before a change
+  wglan.mesh.wglan_node:
+    mesh: "{{ mesh_options }}"
+  register: node_before
+- name: After the change, wait up to 60 s until it reaches them again (fails naming those it does not)
+  wglan.mesh.wglan_info:
+    expect_reached: "{{ node_before.reached_before }}"
+    wait: 60
 - name: Read the mesh state
   wglan.mesh.wglan_info:
   register: mesh
@@ -151,6 +169,11 @@ waited:
   description: Seconds spent waiting for handshakes.
   returned: always
   type: float
+not_reached:
+  description: Of O(expect_reached), the peers still not reached when the wait ended (the module fails when any is).
+  returned: when O(expect_reached) is given
+  type: list
+  elements: str
 watcher:
   description:
     - The watcher's last status, null when there is none (no watcher, or it has not run yet).

@@ -113,6 +113,14 @@ options:
       - Where the meshes' claims files are (the default mesh's C(claims.json), and one in a folder per named mesh).
     type: path
     default: /etc/wglan
+  rotate_keys:
+    description:
+      - A key rotation follows this call (C(wglan_rotate_keys) of the node role). Before any
+        step, the call fails, changing nothing, when the O(mesh) step's options cannot carry one without an
+        outage, with the reason - the watcher is off, or there is no live source (a discovery service with a
+        cluster token, or Kubernetes) to announce the next key to the peers before the switch.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Every step runs in check mode.
@@ -222,6 +230,15 @@ firewall_manager:
   description: The firewall that runs the host (V(nftables), V(ufw) or V(firewalld)).
   returned: when the firewall step ran
   type: str
+reached_before:
+  description:
+    - The peers this node reached (up, or through a relay that is up) before the call changed anything - each
+      by its name in the watcher's status (which follows a peer through a key rotation), else by its public key.
+      The node role waits at its end until each of them that is still a peer is reached again
+      (M(wglan.mesh.wglan_info) O(wglan.mesh.wglan_info#module:expect_reached)).
+  returned: when the mesh step is given
+  type: list
+  elements: str
 live_sources:
   description: Whether a source tells the other nodes of this node's record at once (see M(wglan.mesh.wglan_peers)).
   returned: when the mesh step ran

@@ -1,5 +1,11 @@
 """Key rotation without an outage, on real wireguard-go in namespaces, with the discovery service and watchers.
 
+Run twice, once per way the peers can be known: `inventory+discovery` is the node role's default when a
+discovery service is configured (wglan_use_inventory true: the run gives each node the group's records,
+made before the rotation, beside the live records of the service), and `discovery` is a service alone
+(wglan_use_inventory false). The inventory's records of a rotated node keep its old key until the next
+run; with it, every node used to keep every other's old key after the switch (the run's record won).
+
 Three nodes set up the way the node role does it, each with its watcher (key_overlap 4 s here, 30 s
 by default). Pings run between every ordered pair, 10 a second, over the mesh's IPv6 and IPv4
 addresses, while each node's key is rotated in turn (`wglan rotate-key --wait`, as the role does):
@@ -31,8 +37,9 @@ OVERLAP = 4
 STATE = {}
 
 
-@pytest.fixture(scope='module')
-def world(tmp_path_factory):
+@pytest.fixture(scope='module', params=['inventory+discovery', 'discovery'])
+def world(request, tmp_path_factory):
+    STATE.clear()
     work = str(tmp_path_factory.mktemp('rotate'))
     members = ((1, 'n1'), (2, 'n2'), (3, 'n3'))
     with service_world(work, members, NAMES) as (tag, nodes, server, watchers):
@@ -41,23 +48,41 @@ def world(tmp_path_factory):
                 json.dump(dict(resync=30, table='wglan%s' % tag, key_overlap=OVERLAP,
                                rotate_request=os.path.join(nodes[name].workdir, 'rotate-key'),
                                status_path=os.path.join(nodes[name].workdir, 'status.json')), handle)
-        yield dict(nodes=nodes, watchers=watchers, tag=tag)
+        yield dict(nodes=nodes, watchers=watchers, tag=tag, inventory=request.param.startswith('inventory'),
+                   request=request.param)
 
 
 def role_like(ns, name):
+    """The node's record (wglan_record), as the role's first task makes it on every host."""
     STATE[name] = dict(STATE.get(name, {}), **record_of(ns, name))
     book = Playbook(ns, ns.workdir)
     record = book.one('wglan.mesh.wglan_record', dict(
         name=name, public_key=STATE[name]['public_key'], address=STATE[name]['address'], interface=ns.ifname,
         ipv4_prefix=OVERLAY, fact_path=os.path.join(ns.workdir, 'fact'), state_path=os.path.join(ns.workdir, 'mesh.json')))
     STATE[name]['address4'] = record['record']['address4']
+    STATE[name]['published'] = record['record']
+
+
+def role_like_peers(ns, name, inventory):
+    """Its peers (wglan_peers), as the role's next task configures them: with the group's records of this
+    run (inventory), and the service."""
+    book = Playbook(ns, ns.workdir)
+    group = dict(members=list(NAMES), records=[STATE[n]['published'] for n in NAMES]) if inventory else {}
     result = book.one('wglan.mesh.wglan_peers', dict(
         interface=ns.ifname, backend='userspace', private_key_path=ns.key_path, addresses=[STATE[name]['cidr']],
-        purge=True, self_name=name, discovery_url=URL, cluster_token=TOKEN, publish=record['record'],
+        purge=True, self_name=name, discovery_url=URL, cluster_token=TOKEN, publish=STATE[name]['published'],
         ipv4_prefix=OVERLAY, watcher=True, state_path=os.path.join(ns.workdir, 'mesh.json'),
         settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True,
-        relays_path=os.path.join(ns.workdir, 'paths.json')))
+        relays_path=os.path.join(ns.workdir, 'paths.json'), **group))
     assert not result.get('failed'), result
+
+
+def role_like_all(nodes, inventory):
+    """A run of the role on every node: every record first, then every node's peers."""
+    for name in NAMES:
+        role_like(nodes[name], name)
+    for name in NAMES:
+        role_like_peers(nodes[name], name, inventory)
 
 
 def peer_keys(ns):
@@ -81,8 +106,7 @@ def rotate(ns, wait=60):
 
 def test_the_mesh_forms(world):
     nodes = world['nodes']
-    for name in NAMES:
-        role_like(nodes[name], name)
+    role_like_all(nodes, world['inventory'])
     for name in NAMES:
         world['watchers'].start(nodes[name])
     assert wait_for(lambda: pings_ok(nodes), timeout=40, interval=0.5)
@@ -121,8 +145,9 @@ def test_rotating_every_key_in_turn_loses_no_ping(world):
                 proc.kill()
                 proc.wait(10)
     lost = sum(results.values())
-    sys.stdout.write('\nkey rotation of %d nodes in turn (key_overlap %d s; %s s each), %d pairs x 2 families at 10/s: '
-                     '%d of %d pings lost %s\n' % (len(NAMES), OVERLAP, dict((n, round(t, 1)) for n, t in took.items()),
+    sys.stdout.write('\nkey rotation (%s) of %d nodes in turn (key_overlap %d s; %s s each), %d pairs x 2 families '
+                     'at 10/s: %d of %d pings lost %s\n' % (world['request'], len(NAMES), OVERLAP,
+                                                             dict((n, round(t, 1)) for n, t in took.items()),
                                                    len(results) // 2, lost, len(results) * count, results))
     # A switch may cost what a node sends in the few milliseconds between its switch and its peers' (now and
     # then one packet); the faults this test and the lab found cost 5 s or more of a pair each.
@@ -137,6 +162,20 @@ def test_rotating_every_key_in_turn_loses_no_ping(world):
                 keys = peer_keys(nodes[other])
                 assert after[name] in keys and before[name] not in keys, (name, other)
     assert pings_ok(nodes)
+
+
+def test_a_run_with_the_records_from_before_the_rotation_keeps_the_new_keys(world):
+    """A run of the module after the rotation with the group's records of the run before it (an ad-hoc run
+    with the saved settings, a --limit run, facts from a cache): the rotations the live source announced
+    are kept, so the old keys do not come back."""
+    nodes = world['nodes']
+    after = dict((n, own_key(nodes[n])) for n in NAMES)
+    assert all(STATE[n]['published']['public_key'] != after[n] for n in NAMES)  # the records are the old ones
+    for name in NAMES:
+        role_like_peers(nodes[name], name, world['inventory'])
+    for name in NAMES:
+        assert peer_keys(nodes[name]) == set(after[n] for n in NAMES if n != name), name
+    assert wait_for(lambda: pings_ok(nodes), timeout=20, interval=0.5)
 
 
 def test_a_rotation_asked_while_one_is_pending_begins_no_other(world):

@@ -7,9 +7,11 @@ never reaches the output; a host without the libraries gets the packages to inst
 The watcher step runs with service=false here: installing the service needs systemd as PID 1
 (the lab's machines test that part, through the role).
 """
+import base64
 import json
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -181,6 +183,53 @@ def test_a_second_mesh_that_would_take_the_first_s_interface_fails_before_any_st
                mesh_name='mgmt', meshes_root=node.workdir, cluster_token=TOKEN)
     checked = Playbook(node.ns, node.workdir).one(MODULE, own, check=True)
     assert not checked.get('failed'), checked.get('msg')
+
+
+def test_whom_a_node_reached_as_a_call_began_is_waited_for_and_a_lost_peer_named(two_nodes, meshed):
+    """wglan_node returns the peers the node reached before it changed anything; wglan_info with
+    expect_reached waits for those that are still peers, and fails naming one that is not reached (here a
+    peer added to the device by hand, with an endpoint nobody answers at). No watcher runs here, so the
+    peers are their keys."""
+    a, b = two_nodes
+    assert wait_for(lambda: _ping(a, meshed['b']['record']['address']), timeout=20, interval=0.5)
+    again = Playbook(a.ns, a.workdir).one(MODULE, mesh_call(a, meshed['records']))
+    b_key = meshed['b']['record']['record']['public_key']
+    assert again['reached_before'] == [b_key], again.get('reached_before')
+    status = os.path.join(a.workdir, 'no-status.json')
+    waited = Playbook(a.ns, a.workdir).one('wglan.mesh.wglan_info', dict(
+        interface=a.ifname, expect_reached=[b_key, 'a-peer-that-left'], wait=10, watcher_status=status))
+    assert not waited.get('failed') and waited['not_reached'] == [], waited
+    lost = base64.b64encode(bytes([7]) * 32).decode('ascii')
+    a.ns.sh('wg set %s peer %s endpoint 192.0.2.250:51820 allowed-ips 192.0.2.250/32' % (a.ifname, lost))
+    try:
+        failed = Playbook(a.ns, a.workdir).one('wglan.mesh.wglan_info', dict(
+            interface=a.ifname, expect_reached=[b_key, lost], wait=2, watcher_status=status))
+        assert failed.get('failed') and failed['not_reached'] == [lost], failed
+        assert '1 peers this node reached before the run are not reached 2 s after it: %s' % lost in failed['msg']
+    finally:
+        a.ns.sh('wg set %s peer %s remove' % (a.ifname, lost))
+
+
+def test_a_key_rotation_with_the_inventory_alone_is_refused_at_once_changing_nothing(two_nodes, meshed):
+    """wglan_rotate_keys with no live source (the inventory alone, the role's default without a discovery
+    service): the peers would learn the next key only at the next run. The call fails before any step, in
+    far less than the 90 s a rotation waits, and the device, the settings and the key stay as they were."""
+    node = two_nodes[0]
+    before = (device_peers(node), open(node.key_path).read(), open(os.path.join(node.workdir, 'settings.json')).read())
+    call = dict(mesh_call(node, meshed['records']), rotate_keys=True)
+    started = time.monotonic()
+    result = Playbook(node.ns, node.workdir).one(MODULE, call)
+    took = time.monotonic() - started
+    assert result.get('failed') and 'needs a live source' in result['msg'] and 'nothing was changed' in result['msg'], result
+    assert took < 30, took  # (a bound on the test, not a benchmark: the refusal comes before any step)
+    assert result.get('steps') is None
+    assert (device_peers(node), open(node.key_path).read(),
+            open(os.path.join(node.workdir, 'settings.json')).read()) == before
+    # the same call with the watcher off names that instead
+    off = dict(call, mesh=dict(call['mesh'], watcher=False))
+    del off['watcher']
+    result = Playbook(node.ns, node.workdir).one(MODULE, off)
+    assert result.get('failed') and 'needs the watcher' in result['msg'], result
 
 
 def test_the_cluster_token_never_reaches_the_output(meshed):

@@ -24,7 +24,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.daemon.status import fo
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watcher import CONFIG, SETTINGS, Watcher, load_options
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import graph_render, key_files, state_files
-from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes, mesh_graph
+from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes, mesh_graph, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import public_key_from_private
 
 
@@ -87,6 +87,10 @@ def rotate_key(args):
     settings_data = state_files.read_json(args.settings) or {}
     key_path = settings_data.get('private_key_path') or key_files.DEFAULT_KEY_PATH
     before = _public_key(key_path)
+    refused = settings.rotation_refused(dict(dict(watcher=True), **settings_data))
+    if refused:
+        out('%s: nothing was asked of the watcher' % refused, sys.stderr)
+        return 1
     try:
         with open(options['rotate_request'], 'w') as handle:
             handle.write('rotate\n')

@@ -83,6 +83,22 @@ def live_source(params):
     return bool((discovery_urls(params) and params.get('cluster_token')) or params.get('kubernetes'))
 
 
+def rotation_refused(params):
+    """Why a key rotation (the role's wglan_rotate_keys, `wglan rotate-key`) cannot keep this node's peers,
+    or None when it can: the watcher makes and announces the next key, and only a live source carries the
+    announcement to the peers before the switch (with the inventory alone they would learn it at the next
+    run, after the node switched, and lose it meanwhile)."""
+    if not params.get('watcher'):
+        return ('key rotation needs the watcher (wglan_watcher: true): it makes the next key, announces it and '
+                'switches at the announced time')
+    if not live_source(dict(params, kubernetes=params.get('kubernetes') or bool(params.get('kubeconfig')))):
+        return ('key rotation needs a live source to announce the next key to the peers before the switch: a '
+                'discovery service (group wglan_discovery, or wglan_discovery_url, with wglan_cluster_token) or '
+                'Kubernetes (wglan_kubernetes: true); with the inventory alone the peers would learn the new key only '
+                'at the next run, and lose this node until then')
+    return None
+
+
 def discovery_urls(params):
     """Every discovery service a node uses (discovery_url, then discovery_urls), each once."""
     urls = []

@@ -23,31 +23,87 @@ except ImportError:  # pragma: no cover - exercised by the import sanity test
 LOCATION = ('node_ips', 'public_ip', 'observed', 'port')
 
 
-def located(record, live):
-    """record, with where the node is taken from live (the same node's record from a live source)."""
+# How many key rotations a node's key is followed through, and how many announcements are kept.
+SUCCESSION_DEPTH = 16
+SUCCESSORS_KEPT = 4096
+
+
+def located(record, live, public_key=None):
+    """record, with where the node is taken from live (the same node's record from a live source), and
+    the next key live announces (a key rotation under way: the record kept from a run cannot know it).
+    public_key: the node switched to this key (live's), which the record then stands for."""
     values = dict((name, getattr(record, name)) for name in NodeRecord.__slots__)
     for name in LOCATION:
         if getattr(live, name):
             values[name] = getattr(live, name)
     if live.relays is not None:  # {} too: the node says it asks for no relay
         values['relays'] = live.relays
+    values['next_key'] = live.next_key
+    if public_key is not None:
+        values['public_key'] = public_key
     return NodeRecord(**values)
 
 
-def merge(earlier, discovered, warn, source='discovery', live=True):
+def announced(records):
+    """{public key: [next public key, switch time]} of the records that announce a key rotation."""
+    return dict((r.public_key, [r.next_key[0], r.next_key[1]]) for r in records if r.next_key is not None)
+
+
+def kept_successors(kept, fresh):
+    """The announcements to keep: the fresh ones over those kept (a dict of the same form; anything else
+    in it is ignored), the SUCCESSORS_KEPT latest by switch time."""
+    out = {}
+    for key, value in (kept or {}).items() if isinstance(kept, dict) else ():
+        if isinstance(key, str) and isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) \
+                and isinstance(value[1], (int, float)) and not isinstance(value[1], bool):
+            out[key] = [value[0], value[1]]
+    out.update(fresh)
+    if len(out) > SUCCESSORS_KEPT:
+        out = dict(sorted(out.items(), key=lambda item: (-item[1][1], item[0]))[:SUCCESSORS_KEPT])
+    return out
+
+
+def succeeds(successors, old, new):
+    """Whether key new took over from key old through announced rotations (old announced new, or a key
+    old announced announced new, and so on)."""
+    key = old
+    for _step in range(SUCCESSION_DEPTH):
+        nxt = (successors.get(key) or [None])[0]
+        if nxt is None or nxt == old:
+            return False
+        if nxt == new:
+            return True
+        key = nxt
+    return False
+
+
+def merge(earlier, discovered, warn, source='discovery', live=True, successors=None):
     """NodeRecords from earlier sources first, then the records of source they do not already cover.
 
     live: the records came from the source now (not the copy kept from the last time it answered);
     then they also update the location of the earlier records of the same nodes.
+    successors: announced key rotations ({key: [next key, time]}): a record of a node whose earlier
+    record has a key that announced this one's (the node rotated its key since that record was made)
+    takes that record's place, with the new key. Any other record of a known name with another key is
+    refused: a source of lower precedence does not take a node's name.
     """
     merged = list(earlier)
     index = dict((r.public_key, i) for i, r in enumerate(earlier))
     keys = set(index)
+    by_name = dict((r.name, i) for i, r in enumerate(earlier))
     names = set(r.name for r in earlier)
+    successors = successors or {}
     for record in discovered:
         if record.public_key in keys:
             if live and record.public_key in index:  # the same node, known from a source of higher precedence
                 merged[index[record.public_key]] = located(merged[index[record.public_key]], record)
+            continue
+        if record.name in by_name and succeeds(successors, merged[by_name[record.name]].public_key, record.public_key):
+            at = by_name[record.name]
+            index.pop(merged[at].public_key, None)
+            merged[at] = located(merged[at], record, public_key=record.public_key)
+            index[record.public_key] = at
+            keys.add(record.public_key)
             continue
         if record.name in names:
             warn('%s: node %s has another public key than the %s known from a source of higher precedence; '

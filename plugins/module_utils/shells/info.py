@@ -84,11 +84,64 @@ def gather_waiting(ifname, wait, relays_path=watcher_state.PATHS, settle=None):
         time.sleep(0.5)
 
 
+def reached(info, status):
+    """{identity: reached} of every peer of the interface (info: gather()'s, with 'relayed_keys'), an identity
+    being the peer's name in the watcher's status (status: watcher_view's; it follows a peer through a key
+    rotation) or else its public key. Reached: up, or relayed through a relay that is up."""
+    names = {}
+    for row in (status or {}).get('peers') or ():
+        if isinstance(row, dict) and isinstance(row.get('public_key'), str) and isinstance(row.get('name'), str):
+            names[row['public_key']] = row['name']
+    out = {}
+    for peer in info.get('peers') or ():
+        identity = names.get(peer['public_key'], peer['public_key'])
+        ok = peer['state'] == liveness.UP or peer['public_key'] in info.get('relayed_keys', ())
+        out[identity] = out.get(identity, False) or ok
+    return out
+
+
+def reached_now(ifname, status_path, relays_path=watcher_state.PATHS):
+    """The identities (see reached) of the peers this node reaches now: what a run compares against at
+    its end."""
+    info = gather(ifname)
+    if not info['exists']:
+        return []
+    _with_relayed(info, relays_path)
+    return sorted(identity for identity, ok in reached(info, watcher_view(status_path)).items() if ok)
+
+
+def _with_relayed(info, relays_path):
+    up = [p['public_key'] for p in info['peers'] if p['state'] == liveness.UP]
+    info['relayed_keys'] = relay.reached_through_relay([p['public_key'] for p in info['peers']], set(up),
+                                                      watcher_state.read_relays(relays_path))
+    return info
+
+
+def wait_reached(ifname, expected, wait, status_path, relays_path=watcher_state.PATHS):
+    """Until every identity of expected that is still a peer is reached again, or wait seconds passed:
+    (info, the identities not reached). A peer that left the mesh (no longer on the device, nor named in
+    the watcher's status) is not waited for."""
+    start = time.monotonic()
+    while True:
+        info = gather(ifname)
+        missing = list(expected)
+        if info['exists']:
+            _with_relayed(info, relays_path)
+            now_reached = reached(info, watcher_view(status_path))
+            missing = sorted(e for e in expected if e in now_reached and not now_reached[e])
+            info.pop('relayed_keys', None)
+        if not missing or time.monotonic() - start >= wait:
+            info['waited'] = round(time.monotonic() - start, 1)
+            return info, missing
+        time.sleep(0.5)
+
+
 ARGUMENTS = dict(
     interface=dict(type='str', default='wglan0'),
     wait=dict(type='int', default=0),
     watcher_status=dict(type='path', default='/run/wglan/status.json'),
     relays_path=dict(type='path', default=watcher_state.PATHS),
+    expect_reached=dict(type='list', elements='str'),
 )
 
 
@@ -96,6 +149,14 @@ def run(module):
     require_libs(module, 'pyroute2', 'cryptography')
     if not 0 <= module.params['wait'] <= 3600:
         module.fail_json(msg='wait must be between 0 and 3600 seconds')
+    if module.params['expect_reached'] is not None:
+        info, missing = run_or_fail(module, wait_reached, module.params['interface'], module.params['expect_reached'],
+                                    module.params['wait'], module.params['watcher_status'], module.params['relays_path'])
+        info.update(watcher=watcher_view(module.params['watcher_status']), not_reached=missing, changed=False)
+        if missing:
+            module.fail_json(msg='%d peers this node reached before the run are not reached %d s after it: %s'
+                             % (len(missing), module.params['wait'], ', '.join(missing)), **info)
+        return info
     info = run_or_fail(module, gather_waiting, module.params['interface'], module.params['wait'],
                        module.params['relays_path'])
     info['watcher'] = watcher_view(module.params['watcher_status'])

@@ -22,10 +22,10 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon import names_server
-from ansible_collections.wglan.mesh.plugins.module_utils.host import links, meshes_on_host, resolved
+from ansible_collections.wglan.mesh.plugins.module_utils.host import links, meshes_on_host, resolved, watcher_state
 from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys as key_model
-from ansible_collections.wglan.mesh.plugins.module_utils.model import source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.model import settings, source_merge
 from ansible_collections.wglan.mesh.plugins.module_utils.shells import address, firewall, info, keys, peers
 from ansible_collections.wglan.mesh.plugins.module_utils.shells import record, rules, watcher
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api
@@ -53,6 +53,7 @@ ARGUMENTS.update(
     wait=dict(type='int', default=0),
     packages=dict(type='bool', default=True),
     mesh_name=dict(type='str', default=''),
+    rotate_keys=dict(type='bool', default=False),
     meshes_root=dict(type='path', default=meshes_on_host.ROOT),
 )
 
@@ -190,6 +191,10 @@ def run(node):
     if clashes:
         node.fail_json(msg='this host is in another mesh that this one would step on (nothing was changed): %s'
                        % '; '.join(clashes), conflicts=clashes)
+    if node.params['rotate_keys'] and 'mesh' in given:
+        refused = settings.rotation_refused(given['mesh'])
+        if refused:
+            node.fail_json(msg='%s (nothing was changed)' % refused)
     result = dict(changed=False, os_family=os_family(), missing=[], steps=[])
     if node.params['packages']:
         result['missing'] = missing_packages(given)
@@ -205,6 +210,11 @@ def run(node):
                 claims, meshes_on_host.claims_path(claims.mesh, node.params['meshes_root']), node.check_mode)
         except WglanError as exc:
             node.fail_json(msg='mesh: %s' % exc)
+    if 'mesh' in given and (given['mesh'] or {}).get('interface'):
+        # whom this node reaches before the call changes anything: a run compares it with its end
+        status = (given.get('watcher') or {}).get('status_path') or meshes.paths(node.params['mesh_name'])['status']
+        result['reached_before'] = info.reached_now(given['mesh']['interface'], status,
+                                                    (given['mesh'] or {}).get('relays_path') or watcher_state.PATHS)
     results, diffs, facts = {}, [], {}
     result['seconds'] = seconds = {}
     for name, shell, extra in STEPS:

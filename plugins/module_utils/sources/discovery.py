@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host.underlay import marked_connection
+from ansible_collections.wglan.mesh.plugins.module_utils.model import source_merge
 from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_known, parse_record
 
 MAX_ENDPOINTS = 64  # per record; the server cannot count them, so the client refuses more
@@ -272,12 +273,14 @@ class Outcome:
     """What the discovery services gave: the records (newest per member over every service reached,
     and saved ones for members they lack while a service is not answering; the saved ones when none
     was reached), what the first service that took this node's record
-    saw it as, whether any was reached, the members seen, and a report per service."""
+    saw it as, whether any was reached, the members seen, a report per service, and the key rotations
+    the records announced (also those of records a newer one of the node replaced)."""
 
-    __slots__ = ('records', 'published', 'reached', 'seen', 'services')
+    __slots__ = ('records', 'published', 'reached', 'seen', 'services', 'announced')
 
     def __init__(self):
         self.records, self.published, self.reached, self.seen, self.services = [], None, False, {}, []
+        self.announced = {}
 
 
 def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=None):
@@ -333,6 +336,7 @@ def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=N
     elif missed:
         warn('%s; keeping the %d records it gave last time' % ('; '.join(missed), len(saved or {})))
         records = list(kept.values())
+    outcome.announced = source_merge.announced(records)
     outcome.records = newest_per_name(records, outcome.seen, warn)
     return outcome
 

@@ -45,19 +45,18 @@ def kubernetes_client(params):
     return kubernetes_api.connect(params['kubeconfig'], params['kube_context'], mark=params.get('fwmark'))
 
 
-def _merged(records, found, warn, source, reached):
+def _merged(records, found, warn, source, reached, successors):
     """records with those of a source they do not cover, and what to keep of the source's (its own records)."""
     before = len(records)
-    records = source_merge.merge(records, found, warn, source, live=reached)
+    records = source_merge.merge(records, found, warn, source, live=reached, successors=successors)
     return records, dict((r.name, r.as_dict()) for r in records[before:])
 
 
-def _from_kubernetes(params, records, state, warn, check_mode):
+def _from_kubernetes(params, state, warn, check_mode):
     node_name = params['node_name'] or kubernetes_api.default_node_name()
     found, published, reached = kubernetes_source.from_kubernetes(
         kubernetes_client(params), node_name, params['publish'], state.get('kubernetes', {}), warn, check_mode)
-    records, saved = _merged(records, found, warn, 'kubernetes', reached)
-    return records, saved, dict(reached=reached, node=node_name, published=published, records=len(found))
+    return found, reached, dict(reached=reached, node=node_name, published=published, records=len(found))
 
 
 def discovery_clients(params):
@@ -72,13 +71,12 @@ def discovery_clients(params):
             for url in settings.discovery_urls(params)]
 
 
-def _from_discovery(params, records, state, warn, check_mode):
+def _from_discovery(params, state, warn, check_mode):
     outcome = from_discovery(discovery_clients(params), params['publish'], params['discovery_ttl'],
                              state.get('discovery', {}), warn, check_mode, seen=state.get('discovery_seen'))
-    records, saved = _merged(records, outcome.records, warn, 'discovery', outcome.reached)
     published = outcome.published
-    return records, saved, dict(reached=outcome.reached, observed=published.get('observed') if published else None,
-                                records=len(outcome.records), services=outcome.services), outcome.seen
+    return outcome, dict(reached=outcome.reached, observed=published.get('observed') if published else None,
+                         records=len(outcome.records), services=outcome.services)
 
 
 def kept_records(params):
@@ -95,22 +93,39 @@ def kept_records(params):
         if isinstance(kept, dict):
             state.update((name, kept[name]) for name in ('discovery', 'kubernetes', 'discovery_seen')
                          if isinstance(kept.get(name), dict))
+            # (the key rotations either file learned: both)
+            state['successors'] = source_merge.kept_successors(state.get('successors'), source_merge.kept_successors(
+                kept.get('successors'), {}))
     return state
 
 
 def gather_records(params, own_key, warn, check_mode=False):
     """The records of the group members, the Kubernetes Nodes and the discovery service (in that order
-    of precedence), and what to keep of them for a run that cannot reach a source."""
+    of precedence), and what to keep of them for a run that cannot reach a source.
+
+    Every source is read before any is merged: a key rotation a live source announces (kept, so that
+    it outlives the record that announced it) lets that node's new key stand for it in every source of
+    higher precedence, whose records are older (the inventory's are from the last run)."""
     state = kept_records(params)
     records, used = inventory.records_for_members(params['members'] or [], params['records'],
                                                   state.get('records', {}), warn)
     saved = dict(version=node_records.RECORD_VERSION, records=used)
-    reports = {}
+    reports, found = {}, []
+    fresh = source_merge.announced(records)
     if params['kubernetes']:
-        records, saved['kubernetes'], reports['kubernetes'] = _from_kubernetes(params, records, state, warn, check_mode)
+        nodes, reached, reports['kubernetes'] = _from_kubernetes(params, state, warn, check_mode)
+        found.append(('kubernetes', nodes, reached))
+        fresh.update(source_merge.announced(nodes))
     if settings.discovery_urls(params):
-        records, saved['discovery'], reports['discovery'], saved['discovery_seen'] = _from_discovery(
-            params, records, state, warn, check_mode)
+        outcome, reports['discovery'] = _from_discovery(params, state, warn, check_mode)
+        found.append(('discovery', outcome.records, outcome.reached))
+        saved['discovery_seen'] = outcome.seen
+        fresh.update(outcome.announced)
+    successors = source_merge.kept_successors(state.get('successors'), fresh)
+    if successors:
+        saved['successors'] = successors
+    for source, nodes, reached in found:
+        records, saved[source] = _merged(records, nodes, warn, source, reached, successors)
     me = next((r for r in reversed(records) if r.name == params['self_name']
                or (own_key and r.public_key == own_key)), None)
     if me is None:

@@ -4,9 +4,11 @@ import base64
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.model import plan, watcher_options
+from ansible_collections.wglan.mesh.plugins.module_utils.model import plan, source_merge, watcher_options
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import pair_preshared_key
 from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_record
 
@@ -115,3 +117,104 @@ def test_after_its_own_switch_a_node_makes_every_preshared_key_again_also_with_a
     after = by_key(plan.rotated(switched.peers, switched.rotations, AT + 1))
     assert after[NEW].preshared_key == pair_preshared_key('token', mine, NEW)
     assert t.rotations[OLD][2] == pair_preshared_key('token', ME, NEW)  # (the topology itself is not changed)
+
+
+# A rotation seen through two sources: the inventory's record (made by the last run, so it has the old
+# key and no next key) and a live source's (the node's own, up to date). The defaults of the node role
+# have both when a discovery service or Kubernetes is configured.
+MID = key(5)
+
+
+def inventory_and_live(live, successors=None, warnings=None):
+    inventory = [parse_record(raw('me', ME, '200:1001::1')), parse_record(raw('b', OLD, '200:1001::2'))]
+    return source_merge.merge(inventory, [parse_record(r) for r in live], (warnings if warnings is not None else []).append,
+                              'discovery', live=True, successors=successors)
+
+
+def test_the_next_key_a_live_source_announces_reaches_the_inventorys_record_of_the_node():
+    merged = inventory_and_live([raw('b', OLD, '200:1001::2', next_public_key=NEW, next_key_at=AT)])
+    t = plan.topology([], merged[0], merged, ME, psk_secret='token')
+    assert t.rotations[OLD][:2] == (NEW, AT)
+    assert set(by_key(plan.plan(t, None, now=AT - 1).peers)) == {OLD, NEW}
+    assert set(by_key(plan.plan(t, None, now=AT).peers)) == {NEW}
+
+
+def test_after_the_switch_the_new_key_takes_the_inventorys_record_when_the_old_key_announced_it():
+    warnings = []
+    merged = inventory_and_live([raw('b', NEW, '200:1001::2', node_ips=['198.51.100.9/24'])],
+                                successors={OLD: [NEW, AT]}, warnings=warnings)
+    assert [(r.name, r.public_key) for r in merged] == [('me', ME), ('b', NEW)] and not warnings
+    assert [str(i) for i in merged[1].node_ips] == ['198.51.100.9/24'] and merged[1].next_key is None
+    t = plan.topology([], merged[0], merged, ME, psk_secret='token')
+    assert set(by_key(t.peers)) == {NEW}
+    assert ipaddress.ip_network('200:1001::2/128') in by_key(t.peers)[NEW].allowed_ips
+
+
+def test_through_several_rotations_and_never_without_an_announcement():
+    assert [r.public_key for r in inventory_and_live([raw('b', NEW, '200:1001::2')],
+                                                     successors={OLD: [MID, AT], MID: [NEW, AT + 60]})] == [ME, NEW]
+    # a member that takes the name with a key of its own: the inventory's node stays, with a warning
+    for successors in (None, {}, {NEW: [OLD, AT]}, {OTHER: [NEW, AT]}, {OLD: [OLD, AT]}, {OLD: [MID, AT], MID: [OLD, AT]}):
+        warnings = []
+        merged = inventory_and_live([raw('b', NEW, '200:1001::2')], successors=successors, warnings=warnings)
+        assert [r.public_key for r in merged] == [ME, OLD], successors
+        assert 'has another public key' in warnings[0]
+
+
+def test_announcements_are_kept_bounded_and_what_is_not_one_is_dropped():
+    fresh = source_merge.announced([parse_record(raw('b', OLD, '200:1001::2', next_public_key=NEW, next_key_at=AT))])
+    assert fresh == {OLD: [NEW, AT]}
+    kept = source_merge.kept_successors({MID: [OTHER, AT - 10], 'x': 'y', OTHER: [1, 2], NEW: [ME, True]}, fresh)
+    assert kept == {MID: [OTHER, AT - 10], OLD: [NEW, AT]}
+    assert source_merge.kept_successors(['not', 'a', 'dict'], {}) == {}
+    many = dict((key(n), [key(n + 1), AT + n]) for n in range(1, 200))
+    source_merge_kept = source_merge.SUCCESSORS_KEPT
+    try:
+        source_merge.SUCCESSORS_KEPT = 50
+        bounded = source_merge.kept_successors(many, {})
+    finally:
+        source_merge.SUCCESSORS_KEPT = source_merge_kept
+    assert len(bounded) == 50 and min(at for _k, at in bounded.values()) == AT + 150  # the latest stay
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(10, 30), st.integers(10, 30)), max_size=12), st.integers(10, 30))
+def test_merge_gives_each_name_one_record_and_a_new_key_only_through_announcements(links, live_key):
+    successors = dict((key(a), [key(b), AT]) for a, b in links)
+    warnings = []
+    merged = inventory_and_live([raw('b', key(live_key), '200:1001::2')], successors=successors, warnings=warnings)
+    assert sorted(r.name for r in merged) == ['b', 'me']
+    b = next(r for r in merged if r.name == 'b')
+    if b.public_key == key(live_key):
+        assert source_merge.succeeds(successors, OLD, key(live_key))
+    else:
+        assert b.public_key == OLD
+
+
+@pytest.mark.parametrize('params, refused', [
+    (dict(watcher=True, discovery_urls=['https://203.0.113.10:8443'], cluster_token='t'), None),
+    (dict(watcher=True, discovery_url='https://203.0.113.10:8443', cluster_token='t'), None),
+    (dict(watcher=True, kubernetes=True), None),
+    (dict(watcher=True, kubeconfig='/etc/wglan/kubeconfig'), None),
+    (dict(watcher=True, members=['a', 'b'], records=[]), 'needs a live source'),
+    (dict(watcher=True, discovery_urls=['https://203.0.113.10:8443']), 'needs a live source'),  # no token
+    (dict(watcher=False, kubernetes=True), 'needs the watcher'),
+])
+def test_a_rotation_is_refused_with_the_reason_where_the_peers_could_not_follow(params, refused):
+    from ansible_collections.wglan.mesh.plugins.module_utils.model import settings as mesh_settings
+    why = mesh_settings.rotation_refused(params)
+    assert (why is None) if refused is None else (refused in why)
+
+
+def test_wglan_rotate_key_refuses_at_once_without_a_live_source(tmp_path, capsys):
+    """`wglan rotate-key --wait 90` on a node whose settings have the inventory alone: refused at once, with
+    the reason, and no request is left for the watcher (it used to wait the whole 90 s)."""
+    import json
+    from ansible_collections.wglan.mesh.plugins.module_utils.daemon import cli
+    settings_path, config = tmp_path / 'settings.json', tmp_path / 'watcher.json'
+    request = tmp_path / 'rotate-key'
+    settings_path.write_text(json.dumps(dict(watcher=True, members=['a'], records=[],
+                                             private_key_path=str(tmp_path / 'private.key'))))
+    config.write_text(json.dumps(dict(rotate_request=str(request))))
+    assert cli.main(['rotate-key', '--wait', '90', '--settings', str(settings_path), '--config', str(config)]) == 1
+    assert 'needs a live source' in capsys.readouterr().err and not request.exists()
