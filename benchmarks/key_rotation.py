@@ -34,20 +34,20 @@ from watchlab import service_world, watcher_cmd  # noqa: E402
 from test_key_rotation import NAMES, STATE, pings_ok, role_like, role_like_all  # noqa: E402
 
 
-def rotate_key(nodes, name, overlap, _inventory):
+def rotate_key(nodes, name, overlap, _sources):
     done = subprocess.run(watcher_cmd(nodes[name], 'rotate-key', '--wait', str(int(overlap) + 60)),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                           env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=False, timeout=overlap + 90)
     assert done.returncode == 0, done.stdout
 
 
-def replace_and_run(nodes, name, _overlap, inventory):
+def replace_and_run(nodes, name, _overlap, sources):
     ns = nodes[name]
     Playbook(ns, ns.workdir).one('wglan.mesh.wglan_keys', dict(path=ns.key_path, rotate=True))
-    role_like_all(nodes, inventory)
+    role_like_all(nodes, sources)
 
 
-def measured(nodes, how, overlap, inventory):
+def measured(nodes, how, overlap, sources):
     """Rotate every key in turn the way how does, with pings between every pair and family all the while.
     Returns (seconds, pings sent, lost, {pair: lost})."""
     pingers = []
@@ -63,7 +63,7 @@ def measured(nodes, how, overlap, inventory):
         time.sleep(2)
         started = time.monotonic()
         for name in NAMES:
-            how(nodes, name, overlap, inventory)
+            how(nodes, name, overlap, sources)
             time.sleep(2)
         took = time.monotonic() - started
         time.sleep(8)  # (the last switch's stragglers, and a peer that had to sweep back)
@@ -87,7 +87,6 @@ def measured(nodes, how, overlap, inventory):
 def one_world(sources, overlap):
     """The rows of both ways for one choice of sources, in a world of its own."""
     STATE.clear()
-    inventory = sources.startswith('inventory')
     work = tempfile.mkdtemp(prefix='wglan-rotation-')
     rows = []
     with service_world(work, ((1, 'n1'), (2, 'n2'), (3, 'n3')), NAMES) as (tag, nodes, _server, watchers):
@@ -96,12 +95,12 @@ def one_world(sources, overlap):
                 json.dump(dict(table='wglan%s' % tag, key_overlap=overlap,
                                rotate_request=os.path.join(nodes[name].workdir, 'rotate-key'),
                                status_path=os.path.join(nodes[name].workdir, 'status.json')), handle)
-        role_like_all(nodes, inventory)
+        role_like_all(nodes, sources)
         for name in NAMES:
             watchers.start(nodes[name])
         assert wait_for(lambda: pings_ok(nodes), timeout=60, interval=0.5), 'the mesh did not form'
         for label, how in (('rotate-key (this version)', rotate_key), ('replace the key and run again', replace_and_run)):
-            took, sent, lost, pairs = measured(nodes, how, overlap, inventory)
+            took, sent, lost, pairs = measured(nodes, how, overlap, sources)
             worst = max(pairs.values()) / 10.0 if pairs else 0.0
             started = time.monotonic()
             back = wait_for(lambda: pings_ok(nodes), timeout=120, interval=0.5)

@@ -1,10 +1,11 @@
 """Key rotation without an outage, on real wireguard-go in namespaces, with the discovery service and watchers.
 
-Run twice, once per way the peers can be known: `inventory+discovery` is the node role's default when a
+Run once per way the peers can be known: `inventory+discovery` is the node role's default when a
 discovery service is configured (wglan_use_inventory true: the run gives each node the group's records,
-made before the rotation, beside the live records of the service), and `discovery` is a service alone
-(wglan_use_inventory false). The inventory's records of a rotated node keep its old key until the next
-run; with it, every node used to keep every other's old key after the switch (the run's record won).
+made before the rotation, beside the live records of the service), `discovery` is a service alone
+(wglan_use_inventory false), and `inventory+kubernetes` the role's default with wglan_kubernetes (the
+Node annotations, on the Kubernetes API test double, tests/kube_apiserver.py). The inventory's records
+of a rotated node keep its old key until the next run; with it, every node used to keep every other's old
 
 Three nodes set up the way the node role does it, each with its watcher (key_overlap 4 s here, 30 s
 by default). Pings run between every ordered pair, 10 a second, over the mesh's IPv6 and IPv4
@@ -26,6 +27,7 @@ import uuid
 
 import pytest
 
+from kubelab import DEBIAN_KUBECTL, Api, create
 from netns import COLLECTIONS, Playbook, record_of, wait_for
 from watchlab import service_world, watcher_cmd
 
@@ -37,19 +39,30 @@ OVERLAP = 4
 STATE = {}
 
 
-@pytest.fixture(scope='module', params=['inventory+discovery', 'discovery'])
+@pytest.fixture(scope='module', params=['inventory+discovery', 'discovery', 'inventory+kubernetes'])
 def world(request, tmp_path_factory):
     STATE.clear()
     work = str(tmp_path_factory.mktemp('rotate'))
     members = ((1, 'n1'), (2, 'n2'), (3, 'n3'))
+    api = None
     with service_world(work, members, NAMES) as (tag, nodes, server, watchers):
-        for name in NAMES:
-            with open(os.path.join(nodes[name].workdir, 'watcher.json'), 'w') as handle:
-                json.dump(dict(resync=30, table='wglan%s' % tag, key_overlap=OVERLAP,
-                               rotate_request=os.path.join(nodes[name].workdir, 'rotate-key'),
-                               status_path=os.path.join(nodes[name].workdir, 'status.json')), handle)
-        yield dict(nodes=nodes, watchers=watchers, tag=tag, inventory=request.param.startswith('inventory'),
-                   request=request.param)
+        try:
+            if request.param.endswith('kubernetes'):
+                # the Kubernetes API (the test double) beside the service, the Nodes as kubelets register them
+                api = Api(work, tag, ns=nodes['srv'], ip='198.51.100.100')
+                for index, name in enumerate(NAMES, 1):
+                    create(api, DEBIAN_KUBECTL, name, '198.51.100.%d' % index)
+                STATE['kubeconfig'] = api.kubeconfig
+            for name in NAMES:
+                with open(os.path.join(nodes[name].workdir, 'watcher.json'), 'w') as handle:
+                    json.dump(dict(resync=30, table='wglan%s' % tag, key_overlap=OVERLAP,
+                                   rotate_request=os.path.join(nodes[name].workdir, 'rotate-key'),
+                                   status_path=os.path.join(nodes[name].workdir, 'status.json')), handle)
+            yield dict(nodes=nodes, watchers=watchers, tag=tag, sources=request.param)
+        finally:
+            if api is not None:
+                watchers.stop_all()
+                api.destroy()
 
 
 def role_like(ns, name):
@@ -63,26 +76,31 @@ def role_like(ns, name):
     STATE[name]['published'] = record['record']
 
 
-def role_like_peers(ns, name, inventory):
+def role_like_peers(ns, name, sources):
     """Its peers (wglan_peers), as the role's next task configures them: with the group's records of this
-    run (inventory), and the service."""
+    run (sources 'inventory+...'), and the service or the Kubernetes API."""
     book = Playbook(ns, ns.workdir)
-    group = dict(members=list(NAMES), records=[STATE[n]['published'] for n in NAMES]) if inventory else {}
+    given = dict(members=list(NAMES), records=[STATE[n]['published'] for n in NAMES]) \
+        if sources.startswith('inventory') else {}
+    if sources.endswith('kubernetes'):
+        given.update(kubeconfig=STATE['kubeconfig'], node_name=name)
+    else:
+        given.update(discovery_url=URL)
     result = book.one('wglan.mesh.wglan_peers', dict(
         interface=ns.ifname, backend='userspace', private_key_path=ns.key_path, addresses=[STATE[name]['cidr']],
-        purge=True, self_name=name, discovery_url=URL, cluster_token=TOKEN, publish=STATE[name]['published'],
+        purge=True, self_name=name, cluster_token=TOKEN, publish=STATE[name]['published'],
         ipv4_prefix=OVERLAY, watcher=True, state_path=os.path.join(ns.workdir, 'mesh.json'),
         settings_path=os.path.join(ns.workdir, 'settings.json'), save_settings=True,
-        relays_path=os.path.join(ns.workdir, 'paths.json'), **group))
+        relays_path=os.path.join(ns.workdir, 'paths.json'), **given))
     assert not result.get('failed'), result
 
 
-def role_like_all(nodes, inventory):
+def role_like_all(nodes, sources):
     """A run of the role on every node: every record first, then every node's peers."""
     for name in NAMES:
         role_like(nodes[name], name)
     for name in NAMES:
-        role_like_peers(nodes[name], name, inventory)
+        role_like_peers(nodes[name], name, sources)
 
 
 def peer_keys(ns):
@@ -106,7 +124,7 @@ def rotate(ns, wait=60):
 
 def test_the_mesh_forms(world):
     nodes = world['nodes']
-    role_like_all(nodes, world['inventory'])
+    role_like_all(nodes, world['sources'])
     for name in NAMES:
         world['watchers'].start(nodes[name])
     assert wait_for(lambda: pings_ok(nodes), timeout=40, interval=0.5)
@@ -146,7 +164,7 @@ def test_rotating_every_key_in_turn_loses_no_ping(world):
                 proc.wait(10)
     lost = sum(results.values())
     sys.stdout.write('\nkey rotation (%s) of %d nodes in turn (key_overlap %d s; %s s each), %d pairs x 2 families '
-                     'at 10/s: %d of %d pings lost %s\n' % (world['request'], len(NAMES), OVERLAP,
+                     'at 10/s: %d of %d pings lost %s\n' % (world['sources'], len(NAMES), OVERLAP,
                                                              dict((n, round(t, 1)) for n, t in took.items()),
                                                    len(results) // 2, lost, len(results) * count, results))
     # A switch may cost what a node sends in the few milliseconds between its switch and its peers' (now and
@@ -172,7 +190,7 @@ def test_a_run_with_the_records_from_before_the_rotation_keeps_the_new_keys(worl
     after = dict((n, own_key(nodes[n])) for n in NAMES)
     assert all(STATE[n]['published']['public_key'] != after[n] for n in NAMES)  # the records are the old ones
     for name in NAMES:
-        role_like_peers(nodes[name], name, world['inventory'])
+        role_like_peers(nodes[name], name, world['sources'])
     for name in NAMES:
         assert peer_keys(nodes[name]) == set(after[n] for n in NAMES if n != name), name
     assert wait_for(lambda: pings_ok(nodes), timeout=20, interval=0.5)

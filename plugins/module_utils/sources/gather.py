@@ -52,10 +52,10 @@ def _merged(records, found, warn, source, reached, successors):
     return records, dict((r.name, r.as_dict()) for r in records[before:])
 
 
-def _from_kubernetes(params, state, warn, check_mode):
+def _from_kubernetes(params, publish, state, warn, check_mode):
     node_name = params['node_name'] or kubernetes_api.default_node_name()
     found, published, reached = kubernetes_source.from_kubernetes(
-        kubernetes_client(params), node_name, params['publish'], state.get('kubernetes', {}), warn, check_mode)
+        kubernetes_client(params), node_name, publish, state.get('kubernetes', {}), warn, check_mode)
     return found, reached, dict(reached=reached, node=node_name, published=published, records=len(found))
 
 
@@ -71,8 +71,8 @@ def discovery_clients(params):
             for url in settings.discovery_urls(params)]
 
 
-def _from_discovery(params, state, warn, check_mode):
-    outcome = from_discovery(discovery_clients(params), params['publish'], params['discovery_ttl'],
+def _from_discovery(params, publish, state, warn, check_mode):
+    outcome = from_discovery(discovery_clients(params), publish, params['discovery_ttl'],
                              state.get('discovery', {}), warn, check_mode, seen=state.get('discovery_seen'))
     published = outcome.published
     return outcome, dict(reached=outcome.reached, observed=published.get('observed') if published else None,
@@ -99,6 +99,19 @@ def kept_records(params):
     return state
 
 
+def with_own_key(publish, own_key):
+    """The record to publish with this node's key as the key file has it now: a record kept from before a
+    key rotation (the settings an ad-hoc run reads were saved by the run before it) would publish the
+    old key, and take the node back to it on every peer."""
+    if not isinstance(publish, dict) or not own_key or publish.get('public_key') == own_key:
+        return publish
+    fresh = dict(publish, public_key=own_key)
+    if fresh.get('next_public_key') == own_key:  # (the rotation it announced is done)
+        fresh.pop('next_public_key', None)
+        fresh.pop('next_key_at', None)
+    return fresh
+
+
 def gather_records(params, own_key, warn, check_mode=False):
     """The records of the group members, the Kubernetes Nodes and the discovery service (in that order
     of precedence), and what to keep of them for a run that cannot reach a source.
@@ -112,12 +125,13 @@ def gather_records(params, own_key, warn, check_mode=False):
     saved = dict(version=node_records.RECORD_VERSION, records=used)
     reports, found = {}, []
     fresh = source_merge.announced(records)
+    publish = with_own_key(params['publish'], own_key)
     if params['kubernetes']:
-        nodes, reached, reports['kubernetes'] = _from_kubernetes(params, state, warn, check_mode)
+        nodes, reached, reports['kubernetes'] = _from_kubernetes(params, publish, state, warn, check_mode)
         found.append(('kubernetes', nodes, reached))
         fresh.update(source_merge.announced(nodes))
     if settings.discovery_urls(params):
-        outcome, reports['discovery'] = _from_discovery(params, state, warn, check_mode)
+        outcome, reports['discovery'] = _from_discovery(params, publish, state, warn, check_mode)
         found.append(('discovery', outcome.records, outcome.reached))
         saved['discovery_seen'] = outcome.seen
         fresh.update(outcome.announced)

@@ -34,3 +34,17 @@ def test_a_records_file_that_is_not_ours_is_a_clear_error(tmp_path):
     with pytest.raises(WglanError) as error:
         gather.kept_records(dict(state_path=str(run)))
     assert 'mesh.json is not a records file' in str(error.value)
+
+
+def test_a_record_kept_from_before_a_key_rotation_is_published_with_the_key_of_now():
+    """An ad-hoc run after a rotation reads the settings the run before it saved: their record has the old
+    key (and announces the one the node has now). Published as it is, it would take the node back to the
+    old key on every peer that reads the source."""
+    old, new = 'A' * 43 + '=', 'B' * 43 + '='
+    kept = dict(name='n1', public_key=old, next_public_key=new, next_key_at=1800000000, port=51820)
+    assert gather.with_own_key(kept, new) == dict(name='n1', public_key=new, port=51820)
+    current = dict(name='n1', public_key=new, port=51820)
+    assert gather.with_own_key(current, new) is current
+    assert gather.with_own_key(None, new) is None and gather.with_own_key(kept, None) is kept
+    later = dict(kept, next_public_key='C' * 43 + '=')  # (a next rotation announced: kept)
+    assert gather.with_own_key(later, new)['next_public_key'] == 'C' * 43 + '='
