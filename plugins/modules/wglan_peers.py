@@ -31,7 +31,12 @@ options:
     description: Name of the WireGuard interface. Default V(wglan0).
     type: str
   state:
-    description: V(absent) deletes the interface (and stops C(wireguard-go) for it).
+    description:
+      - V(absent) deletes the interface (and stops C(wireguard-go) for it) and the mesh's names.
+      - Before that, it tells every live source of the saved settings (the discovery services, Kubernetes) that
+        the node leaves the mesh - a withdrawal record signed with its key - so that every peer drops it within
+        seconds, also where the peer keeps the node's record from the inventory of an earlier run. Stop the
+        watcher first (the node role does), or it publishes the node again.
     type: str
     choices: [present, absent]
     default: present
@@ -383,6 +388,14 @@ names:
   returned: with I(names) and record sources
   type: dict
   sample: {"a1.wglan.internal": ["200:1001::5054:ff:fe12:3456", "10.98.41.7"]}
+withdrawn_from:
+  description:
+    - With O(state=absent), the live sources of the saved settings that were told this node leaves the mesh
+      (each discovery service's URL, V(kubernetes)) - its withdrawal record, signed with its key, so that its
+      peers drop it at once, also where they keep its record from the inventory of an earlier run.
+  returned: when O(state=absent)
+  type: list
+  elements: str
 names_changed:
   description: Whether this call changed the names in the hosts file (false beside a watcher, which owns them).
   returned: success

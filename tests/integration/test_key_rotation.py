@@ -210,3 +210,26 @@ def test_a_rotation_asked_while_one_is_pending_begins_no_other(world):
     with open(n2.key_path) as handle:
         secret = handle.read().strip()
     assert secret not in open(log).read()
+
+
+def test_a_node_that_leaves_is_dropped_by_every_peer_within_seconds(world):
+    """n3 leaves the mesh as the role's state absent does it: its watcher stopped, then wglan_peers state
+    absent, which publishes its withdrawal (signed with its key) to the live source. Both peers drop it within
+    seconds, although their settings still list it as a member with its record (the inventory's, of the last
+    run), and a run of theirs with those records does not take it back."""
+    nodes = world['nodes']
+    n3 = nodes['n3']
+    key3 = own_key(n3)
+    world['watchers'].kill(n3)
+    result = Playbook(n3, n3.workdir).one('wglan.mesh.wglan_peers', dict(
+        interface=n3.ifname, settings_path=os.path.join(n3.workdir, 'settings.json'),
+        hosts_path=os.path.join(n3.workdir, 'hosts'), state='absent'))
+    assert not result.get('failed') and result['changed'], result
+    assert result['withdrawn_from'] == (['kubernetes'] if world['sources'].endswith('kubernetes') else [URL]), result
+    started = time.monotonic()
+    assert wait_for(lambda: all(key3 not in peer_keys(nodes[n]) for n in ('n1', 'n2')), timeout=15, interval=0.2)
+    sys.stdout.write('\n%s: n3 left, dropped by both peers %.1f s after its withdrawal\n'
+                     % (world['sources'], time.monotonic() - started))
+    role_like_peers(nodes['n1'], 'n1', world['sources'])
+    assert key3 not in peer_keys(nodes['n1'])
+    assert nodes['n1'].sh('ping -c 1 -W 1 %s' % STATE['n2']['address'], check=False).returncode == 0

@@ -474,6 +474,64 @@ def test_a_rebooted_machine_rejoins_from_its_saved_state_without_ansible(lab):
         lab.ssh('hub1', 'systemctl start wglan-discovery')
 
 
+USER_PLAY = '''
+- name: Our discovery services
+  hosts: wglan_discovery
+  become: true
+  roles:
+    - role: wglan.mesh.discovery
+
+- name: Our fleet on one WireGuard mesh
+  hosts: wglan
+  become: true
+  roles:
+    - role: wglan.mesh.node
+'''
+
+
+def name_gone(lab, host, name, timeout=15):
+    """Seconds until host's resolver no longer finds name (bounded; None: still found)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if lab.ssh(host, 'getent ahosts %s' % name, check=False).returncode != 0:
+            return time.monotonic() - started
+        time.sleep(0.3)
+    return None
+
+
+def test_overlay_names_and_a_node_that_leaves_through_a_users_own_play_with_the_role_defaults(lab):
+    """A play of the user's own (not site.yml; facts gathered, as plays do unless told not to) with the role's
+    defaults: the inventory beside the discovery services, names on. The overlay is the feature here
+    (wglan_ipv4_prefix has no default). Every pair reaches every other over IPv4 and by name. Then b1 leaves
+    (the play with --limit b1 -e wglan_state=absent): every peer drops it and its name within seconds, although
+    the records of the last run in their settings still have it; the next run of the play takes it back."""
+    play = os.path.join(lab.dir, 'our-mesh.yml')
+    with open(play, 'w') as handle:
+        handle.write(USER_PLAY)
+    everyone = inventory(lab, 'defaults.ini', MESH, use_inventory=True)
+    result = lab.playbook_with_inventory(everyone, play)
+    assert result.returncode == 0, result.stdout[-3000:]
+    addresses = overlay4(lab, MESH)
+    assert None not in addresses.values() and len(set(addresses.values())) == len(MESH), addresses
+    failing = ipv4_and_names_reach(lab, MESH, addresses)
+    assert not failing, failing
+    b1 = keys_of(lab, ['b1'])['b1']
+    others = [h for h in MESH if h != 'b1']
+    left = lab.playbook_with_inventory(everyone, play, '--limit', 'b1', '-e', 'wglan_state=absent')
+    assert left.returncode == 0, left.stdout[-3000:]
+    assert peer_gone(lab, others, b1), dict((h, peers(lab, h)) for h in others)
+    gone = dict((h, name_gone(lab, h, 'b1.wglan.internal')) for h in others)
+    sys.stdout.write('\nb1 left (state absent through the play, the inventory beside the services): its name gone '
+                     'on the others after %s s of polling (a1 and b2 through systemd-resolved)\n'
+                     % dict((h, None if t is None else round(t, 1)) for h, t in gone.items()))
+    assert None not in gone.values(), gone
+    back = lab.playbook_with_inventory(everyone, play)
+    assert back.returncode == 0, back.stdout[-3000:]
+    names, reach, status = full_mesh(lab, only=MESH)
+    assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status)
+    assert not ipv4_and_names_reach(lab, MESH, overlay4(lab, MESH))
+
+
 PING_ALL = '''
 rm -f /tmp/wglan-ping.* /tmp/wglan-dump
 (for i in $(seq 1 3000); do echo "@ $(date +%%T.%%N)"; wg show wglan0 dump | tail -n +2 | cut -f1,3,5,6,7; sleep 0.2; done > /tmp/wglan-dump 2>&1) &

@@ -88,10 +88,11 @@ def parse_segments(values, what='segments'):
 
 class NodeRecord:
     __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed',
-                 'public_ip', 'relay', 'relays', 'address4', 'next_key', 'segments')
+                 'public_ip', 'relay', 'relays', 'address4', 'next_key', 'segments', 'withdrawn')
 
     def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
-                 observed=None, public_ip=None, relay=False, relays=None, address4=None, next_key=None, segments=()):
+                 observed=None, public_ip=None, relay=False, relays=None, address4=None, next_key=None, segments=(),
+                 withdrawn=False):
         self.name = name
         self.public_key = public_key
         self.address = address
@@ -106,6 +107,7 @@ class NodeRecord:
         self.address4 = address4  # its address in the IPv4 overlay (None: the mesh has none)
         self.next_key = next_key  # (public key, unix time) it switches to at that time (key rotation), or None
         self.segments = tuple(segments or ())  # the segments it is in (model.segments; none: the default one)
+        self.withdrawn = bool(withdrawn)  # the node left the mesh (its last record, signed by its key): no peer
 
     def own_endpoints(self):
         return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
@@ -131,6 +133,8 @@ class NodeRecord:
             out['next_public_key'], out['next_key_at'] = self.next_key
         if self.segments:
             out['segments'] = list(self.segments)
+        if self.withdrawn:
+            out['withdrawn'] = True
         if self.public_ip is not None:
             out['discovery_observed'] = str(self.public_ip)
         if self.relay:
@@ -192,9 +196,12 @@ def parse_record(raw, name=None):
             public_ip = None  # an odd observation does not invalidate the record
     relay = raw.get('relay')
     segments = parse_segments(raw.get('segments'), 'record of %s: segments' % name)
+    withdrawn = raw.get('withdrawn', False)
+    if not isinstance(withdrawn, bool):
+        raise WglanError('record of %s: withdrawn must be true or false, not %r' % (name, withdrawn))
     return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip,
                       relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')), address4,
-                      _next_key(raw, name, public_key), segments)
+                      _next_key(raw, name, public_key), segments, withdrawn)
 
 
 def _next_key(raw, name, public_key):

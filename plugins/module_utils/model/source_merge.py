@@ -63,6 +63,30 @@ def kept_successors(kept, fresh):
     return out
 
 
+def withdrawals(kept, records, now):
+    """The keys of nodes that left the mesh ({key: time it was seen}), kept until a record of the same key
+    that is not a withdrawal shows the node back (it joined again): kept over what records (a live
+    source's, now) say, the SUCCESSORS_KEPT latest."""
+    out = {}
+    for key, at in (kept or {}).items() if isinstance(kept, dict) else ():
+        if isinstance(key, str) and isinstance(at, (int, float)) and not isinstance(at, bool):
+            out[key] = at
+    for record in records:
+        if record.withdrawn:
+            out.setdefault(record.public_key, now)
+        else:
+            out.pop(record.public_key, None)
+    if len(out) > SUCCESSORS_KEPT:
+        out = dict(sorted(out.items(), key=lambda item: (-item[1], item[0]))[:SUCCESSORS_KEPT])
+    return out
+
+
+def without_withdrawn(records, withdrawn):
+    """records less those of nodes that left the mesh (a withdrawal is the node's own last record, signed by
+    its key: it wins over a record kept from before, such as the inventory's of the last run)."""
+    return [r for r in records if not r.withdrawn and r.public_key not in withdrawn]
+
+
 def succeeds(successors, old, new):
     """Whether key new took over from key old through announced rotations (old announced new, or a key
     old announced announced new, and so on)."""

@@ -114,9 +114,12 @@ def beside_the_watcher(params):
 
 
 def remove(module, params):
+    # first the live sources (the peers drop this node at once), then the interface and the names
+    withdrawn = run_or_fail(module, gather.withdraw, params, module.warn, module.check_mode)
     existed = run_or_fail(module, wg_device.remove_device, params['interface'], check_mode=module.check_mode)
     named = run_or_fail(module, hosts_file.ensure, params['hosts_path'], None, params['interface'], module.check_mode)[0]
-    result = dict(changed=existed or named, interface=params['interface'], names_changed=named)
+    result = dict(changed=existed or named or bool(withdrawn), interface=params['interface'], names_changed=named,
+                  withdrawn_from=withdrawn)
     if module._diff:
         result['diff'] = dict(before={'interface': params['interface'] if existed else None},
                               after={'interface': None})

@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import copy
 import ipaddress
+import time
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, names, state_files, wg_device
@@ -96,6 +97,8 @@ def kept_records(params):
             # (the key rotations either file learned: both)
             state['successors'] = source_merge.kept_successors(state.get('successors'), source_merge.kept_successors(
                 kept.get('successors'), {}))
+            state['withdrawn'] = dict(source_merge.withdrawals(state.get('withdrawn'), [], 0),
+                                      **source_merge.withdrawals(kept.get('withdrawn'), [], 0))
     return state
 
 
@@ -138,8 +141,15 @@ def gather_records(params, own_key, warn, check_mode=False):
     successors = source_merge.kept_successors(state.get('successors'), fresh)
     if successors:
         saved['successors'] = successors
+    # nodes that left the mesh: their own withdrawal, from a source that answered now, or kept from before
+    withdrawn = source_merge.withdrawals(state.get('withdrawn'), [r for _s, nodes, reached in found if reached
+                                                                  for r in nodes], time.time())
+    if withdrawn:
+        saved['withdrawn'] = withdrawn
+    records = source_merge.without_withdrawn(records, withdrawn)
     for source, nodes, reached in found:
-        records, saved[source] = _merged(records, nodes, warn, source, reached, successors)
+        records, saved[source] = _merged(records, source_merge.without_withdrawn(nodes, withdrawn), warn, source,
+                                         reached, successors)
     me = next((r for r in reversed(records) if r.name == params['self_name']
                or (own_key and r.public_key == own_key)), None)
     if me is None:
@@ -147,6 +157,49 @@ def gather_records(params, own_key, warn, check_mode=False):
     if params['peer_selector']:
         records = source_merge.select(records, me, params['peer_selector'])
     return Gathered(me, records, saved, reports)
+
+
+def withdrawal_record(publish, own_key):
+    """The last record of a node that leaves the mesh: its name and key, withdrawn, nowhere to be reached."""
+    record = dict(with_own_key(publish, own_key), withdrawn=True, node_ips=[], extra_endpoints=[], observed={},
+                  relays={}, pod_cidrs=[])
+    for name in ('next_public_key', 'next_key_at', 'address4', 'segments'):
+        record.pop(name, None)
+    return record
+
+
+def withdraw(params, warn, check_mode=False):
+    """Tell every live source of the saved settings that this node leaves the mesh (its withdrawal record,
+    signed with its key, so that its peers drop it at once, over the records they keep from earlier runs).
+    Returns where it was told (or would be, in check mode). A source that cannot be reached is named in
+    a warning: its copy of the node's record then lasts until its TTL."""
+    if not isinstance(params.get('publish'), dict) or not params['publish'].get('name'):
+        return []
+    private_key = key_files.read_private_key(params['private_key_path'])
+    if private_key is None:
+        return []
+    record = withdrawal_record(params['publish'], keys.public_key_from_private(private_key))
+    told = []
+    if settings.discovery_urls(params) and params.get('cluster_token'):
+        for client in discovery_clients(params):
+            try:
+                if not check_mode:
+                    client.publish(record, ttl=params['discovery_ttl'])
+                told.append(client.url)
+            except WglanError as exc:
+                warn('this node\'s withdrawal did not reach %s (its record there lasts until its TTL): %s'
+                     % (client.url, exc))
+    if params.get('kubernetes'):
+        node_name = params['node_name'] or kubernetes_api.default_node_name()
+        try:
+            client = kubernetes_client(params)
+            if client.get_node(node_name) is not None:
+                if not check_mode:
+                    client.patch_node(node_name, kubernetes_source.annotation_patch(record))
+                told.append('kubernetes')
+        except WglanError as exc:
+            warn('this node\'s withdrawal did not reach Kubernetes: %s' % exc)
+    return told
 
 
 def device_config(params, check_mode=False):

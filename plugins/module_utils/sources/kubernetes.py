@@ -35,7 +35,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records impo
 
 PREFIX = 'wglan.mesh/'
 KEYS = ('public-key', 'address', 'node-ips', 'endpoints', 'assigned-prefixes', 'port', 'observed', 'relay',
-        'relays', 'address4', 'next-public-key', 'next-key-at', 'segments')
+        'relays', 'address4', 'next-public-key', 'next-key-at', 'segments', 'withdrawn')
 
 
 def _split(value):
@@ -60,6 +60,7 @@ def annotations_for_record(record):
         'next-public-key': record.get('next_public_key') or '',
         'next-key-at': str(record['next_key_at']) if record.get('next_public_key') else '',
         'segments': ','.join(record.get('segments') or []),
+        'withdrawn': 'true' if record.get('withdrawn') else '',
     }
     return dict((PREFIX + key, value) for key, value in values.items())
 
@@ -119,6 +120,8 @@ def record_from_node(node):
         raw['address4'] = annotations[PREFIX + 'address4']
     if annotations.get(PREFIX + 'segments'):
         raw['segments'] = _split(annotations[PREFIX + 'segments'])
+    if annotations.get(PREFIX + 'withdrawn') == 'true':
+        raw['withdrawn'] = True
     if annotations.get(PREFIX + 'next-public-key'):
         at = annotations.get(PREFIX + 'next-key-at') or ''
         if not at.isdigit():

@@ -218,3 +218,20 @@ def test_wglan_rotate_key_refuses_at_once_without_a_live_source(tmp_path, capsys
     config.write_text(json.dumps(dict(rotate_request=str(request))))
     assert cli.main(['rotate-key', '--wait', '90', '--settings', str(settings_path), '--config', str(config)]) == 1
     assert 'needs a live source' in capsys.readouterr().err and not request.exists()
+
+
+def test_a_node_that_withdrew_is_dropped_from_every_source_until_it_is_back():
+    """A node that left (state absent) publishes a withdrawal signed with its key: its peers drop it, also the
+    inventory's record of it from the last run, keep that across reconciles, and take it again when a record
+    of the same key that is not a withdrawal comes (it joined again)."""
+    inventory = [parse_record(raw('me', ME, '200:1001::1')), parse_record(raw('b', OLD, '200:1001::2'))]
+    left = parse_record(raw('b', OLD, '200:1001::2', withdrawn=True))
+    withdrawn = source_merge.withdrawals({}, [left], 1000)
+    assert withdrawn == {OLD: 1000}
+    assert [r.name for r in source_merge.without_withdrawn(inventory, withdrawn)] == ['me']
+    assert source_merge.without_withdrawn([left], {}) == []  # (a withdrawal is never a peer)
+    kept = source_merge.withdrawals(withdrawn, [], 2000)  # the source no longer has it (its TTL): still gone
+    assert kept == {OLD: 1000}
+    back = source_merge.withdrawals(kept, [parse_record(raw('b', OLD, '200:1001::2'))], 3000)
+    assert back == {} and len(source_merge.without_withdrawn(inventory, back)) == 2
+    assert source_merge.withdrawals({'x': 'y', OLD: True, NEW: 5}, [], 0) == {NEW: 5}

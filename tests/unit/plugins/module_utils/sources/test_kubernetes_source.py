@@ -1,5 +1,8 @@
 import base64
 
+import pytest
+
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes as k8s
 from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_record
 
@@ -70,3 +73,12 @@ def test_a_node_whose_annotations_turn_bad_keeps_its_last_good_record():
     assert [r.as_dict() for r in records] == [parse_record(good).as_dict()]
     assert len(warnings) == 1 and 'worker' in warnings[0] and 'last good record' in warnings[0]
     assert k8s.records_from_nodes([broken], warnings.append, last_good={'other': good}) == []
+
+
+def test_a_withdrawal_round_trips_through_annotations_and_a_bad_flag_is_refused():
+    withdrawn = dict(RECORD, withdrawn=True)
+    record = k8s.record_from_node(node(annotations=k8s.annotations_for_record(withdrawn)))
+    assert record.withdrawn is True and record.as_dict()['withdrawn'] is True
+    assert k8s.record_from_node(node(annotations=k8s.annotations_for_record(RECORD))).withdrawn is False
+    with pytest.raises(WglanError):
+        parse_record(dict(RECORD, withdrawn='yes'))
