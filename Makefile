@@ -25,8 +25,10 @@ unit: collections
 	$(PY) -m pytest -q tests/unit
 	$(LATEST_PY) -m pytest -q -p no:cacheprovider tests/unit
 
+## Two workers, a test module each at a time (mostly waiting on timers), then the serial ones alone.
 integration: collections
-	$(PY) -m pytest -q --durations=25 tests/integration
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 -m "not serial" tests/integration
+	$(PY) -m pytest -q --durations=10 -m serial tests/integration
 
 ## The same unit tests through ansible-test units (its own environment, tests/unit/requirements.txt).
 ansible-test-units:

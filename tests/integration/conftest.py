@@ -11,6 +11,13 @@ from netns import Namespace, veth
 REQUIRED = ('ip', 'nft', 'wg', 'wireguard-go', 'ansible-playbook')
 
 
+def pytest_configure(config):
+    # `make integration` runs the suite on two workers (a module per worker: most of a namespace test is
+    # waiting on timers), then the modules marked serial alone: what they measure (packets lost in the
+    # milliseconds of a key switch) depends on when a watcher gets the CPU.
+    config.addinivalue_line('markers', 'serial: run alone, after the rest (make integration)')
+
+
 def pytest_collection_modifyitems(config, items):
     skip_without(items, REQUIRED, 'integration tests (network namespaces)')
 

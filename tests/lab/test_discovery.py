@@ -526,6 +526,8 @@ def test_overlay_names_and_a_node_that_leaves_through_a_users_own_play_with_the_
                      % dict((h, None if t is None else round(t, 1)) for h, t in gone.items()))
     assert None not in gone.values(), gone
     back = lab.playbook_with_inventory(everyone, play)
+    if back.returncode != 0:
+        sys.stdout.write('\n'.join(line for line in back.stdout.splitlines() if 'fatal' in line or 'FAILED' in line))
     assert back.returncode == 0, back.stdout[-3000:]
     names, reach, status = full_mesh(lab, only=MESH)
     assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status)
@@ -626,3 +628,5 @@ def test_every_key_rotated_through_the_role_with_its_defaults_while_every_pair_p
                 handle.write(lab.ssh(host, 'cat /tmp/wglan-dump', check=False).stdout)
             sys.stdout.write('\n(device dumps every 0.2 s in %s)\n' % dump)
     assert not bad and sum(lost.values()) <= sent / 1000, lost
+    # the IPv4 overlay and the names through site.yml with the role's defaults, after the rotation
+    assert not ipv4_and_names_reach(lab, MESH, overlay4(lab, MESH))

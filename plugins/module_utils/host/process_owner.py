@@ -89,6 +89,15 @@ def start_unit(unit, argv, description, env=None):
         deadline = time.monotonic() + UNLOAD_TIMEOUT
         while unit_state(unit)[0] != 'not-found' and time.monotonic() < deadline:
             time.sleep(0.1)
+        if unit_state(unit)[0] != 'not-found':
+            # Still loaded, inactive (seen on Debian 13 after a mesh was removed and made again at once: systemd
+            # kept the stopped transient unit, and a new one of the name cannot be made): start it as it is
+            # (a transient unit keeps its command line and properties, which are the ones this would give it).
+            proc = _run([SYSTEMCTL, 'start', unit])
+            if proc.returncode != 0:
+                raise WglanError('%s is stopped but still loaded, and could not be started again: %s'
+                                 % (unit, proc.stderr.strip() or proc.stdout.strip()))
+            return True
     command = [SYSTEMD_RUN, '--unit', unit, '--description', description, '--collect', '--quiet',
                '--property', 'Restart=on-failure', '--property', 'RestartSec=1']
     for prop in HARDENING:
