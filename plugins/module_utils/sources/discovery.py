@@ -15,11 +15,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import concurrent.futures
 import hashlib
 import http.client
 import json
 import socket
 import ssl
+import threading
 import time
 from collections import namedtuple
 from urllib.parse import urlsplit
@@ -112,20 +114,38 @@ class DiscoveryClient:
         return connection
 
     def _call(self, method, path, body=None, auth=False, timeout=None):
+        """One request. timeout bounds the whole call (connect, TLS, request and the whole answer), not
+        only each read: a service that answers a byte at a time, or a man in the middle, cannot hold
+        a run or a reconcile longer than that."""
         headers = {'Content-Type': 'application/json'}
         headers['Authorization'] = 'Bearer ' + (self.write_key if auth else self.read_proof)
         data = json.dumps(body).encode('utf-8') if body is not None else None
         what = path.rsplit('/', 1)[-1].split('?')[0]
-        connection = self.open = self._connection(timeout or self.timeout)  # (WglanError: a CA it cannot use)
+        limit = timeout or self.timeout
+        connection = self.open = self._connection(limit)  # (WglanError: a CA it cannot use)
+        expired = threading.Event()
+
+        def expire():
+            expired.set()
+            self.abort()
+
+        timer = threading.Timer(limit, expire)
+        timer.daemon = True
+        timer.start()
         try:
             connection.request(method, self.base + path, body=data, headers=headers)
             response = connection.getresponse()
             payload = response.read(MAX_ANSWER + 1)
         except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
+            if expired.is_set():
+                raise WglanError('discovery service at %s did not answer within %s s' % (self.url, limit))
             raise WglanError('discovery service at %s is unreachable: %s' % (self.url, exc))
         finally:
+            timer.cancel()
             self.open = None
             connection.close()
+        if expired.is_set():
+            raise WglanError('discovery service at %s did not answer within %s s' % (self.url, limit))
         if len(payload) > MAX_ANSWER:
             raise WglanError('discovery service at %s answered more than %d bytes' % (self.url, MAX_ANSWER))
         try:
@@ -283,6 +303,28 @@ class Outcome:
         self.announced = {}
 
 
+def _ask(client, publish, ttl, seq, warn, seen):
+    """One service: this node's record published (publish: None for none), then the listing read.
+    (what it answered to the publish or None, [Entry])."""
+    published = client.publish(publish, ttl=ttl, seq=seq) if publish is not None else None
+    _version, entries = client.listing(warn, seen)
+    return published, entries
+
+
+def in_parallel(clients, call):
+    """[(call(client), None) or (None, WglanError)] in the clients' order, every client asked at once: a
+    slow or silent service costs the others nothing, and the whole at most one call's deadline."""
+    def one(client):
+        try:
+            return call(client), None
+        except WglanError as exc:
+            return None, exc
+    if len(clients) <= 1:
+        return [one(client) for client in clients]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(clients), 8)) as pool:
+        return list(pool.map(one, clients))
+
+
 def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=None):
     """Publish to every service and read every one. A service not reached costs nothing while
     another is (even one that restarted empty); when none is, the records saved from the last run
@@ -294,22 +336,21 @@ def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=N
     newest = {}      # member -> Entry
     missed, stale = [], set()
     seq = int(time.time() * 1000)  # one sequence number for this record on every service
-    for client in clients:
+    publish = publish_record if publish_record and publish_record.get('public_key') and not check_mode else None
+    answers = in_parallel(clients, lambda client: _ask(client, publish, ttl, seq, warn, seen))
+    for client, (answer, error) in zip(clients, answers):
         report = dict(url=client.url, reached=False, records=0)
-        try:
-            if publish_record and publish_record.get('public_key') and not check_mode:
-                published = client.publish(publish_record, ttl=ttl, seq=seq)
-                report['observed'] = published.get('observed')
-                if outcome.published is None:
-                    outcome.published = published
-            _version, entries = client.listing(warn, seen)
-            stale |= client.stale
-        except WglanError as exc:
-            missed.append(str(exc))
-            outcome.services.append(report)
-            continue
-        report.update(reached=True, records=len(entries))
         outcome.services.append(report)
+        if error is not None:
+            missed.append(str(error))
+            continue
+        published, entries = answer
+        if published is not None:
+            report['observed'] = published.get('observed')
+            if outcome.published is None:
+                outcome.published = published
+        stale |= client.stale
+        report.update(reached=True, records=len(entries))
         outcome.reached = True
         for entry in entries:
             have = newest.get(entry.member)
