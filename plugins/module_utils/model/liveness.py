@@ -70,3 +70,19 @@ def silence_verdict(silence, keepalive, sent):
     if silence <= 2 * keepalive + 5 and not unanswered(sent, silence, keepalive):
         return 'fine'
     return 'probe'
+
+
+def reached(info, status):
+    """{identity: reached} of every peer of the interface (info: as wglan_info reads it, with 'relayed_keys'), an identity
+    being the peer's name in the watcher's status (status: watcher_view's; it follows a peer through a key
+    rotation) or else its public key. Reached: up, or relayed through a relay that is up."""
+    names = {}
+    for row in (status or {}).get('peers') or ():
+        if isinstance(row, dict) and isinstance(row.get('public_key'), str) and isinstance(row.get('name'), str):
+            names[row['public_key']] = row['name']
+    out = {}
+    for peer in info.get('peers') or ():
+        identity = names.get(peer['public_key'], peer['public_key'])
+        ok = peer['state'] == UP or peer['public_key'] in info.get('relayed_keys', ())
+        out[identity] = out.get(identity, False) or ok
+    return out

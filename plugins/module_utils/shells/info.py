@@ -84,22 +84,6 @@ def gather_waiting(ifname, wait, relays_path=watcher_state.PATHS, settle=None):
         time.sleep(0.5)
 
 
-def reached(info, status):
-    """{identity: reached} of every peer of the interface (info: gather()'s, with 'relayed_keys'), an identity
-    being the peer's name in the watcher's status (status: watcher_view's; it follows a peer through a key
-    rotation) or else its public key. Reached: up, or relayed through a relay that is up."""
-    names = {}
-    for row in (status or {}).get('peers') or ():
-        if isinstance(row, dict) and isinstance(row.get('public_key'), str) and isinstance(row.get('name'), str):
-            names[row['public_key']] = row['name']
-    out = {}
-    for peer in info.get('peers') or ():
-        identity = names.get(peer['public_key'], peer['public_key'])
-        ok = peer['state'] == liveness.UP or peer['public_key'] in info.get('relayed_keys', ())
-        out[identity] = out.get(identity, False) or ok
-    return out
-
-
 def reached_now(ifname, status_path, relays_path=watcher_state.PATHS):
     """The identities (see reached) of the peers this node reaches now: what a run compares against at
     its end."""
@@ -107,7 +91,7 @@ def reached_now(ifname, status_path, relays_path=watcher_state.PATHS):
     if not info['exists']:
         return []
     _with_relayed(info, relays_path)
-    return sorted(identity for identity, ok in reached(info, watcher_view(status_path)).items() if ok)
+    return sorted(identity for identity, ok in liveness.reached(info, watcher_view(status_path)).items() if ok)
 
 
 def _with_relayed(info, relays_path):
@@ -127,7 +111,7 @@ def wait_reached(ifname, expected, wait, status_path, relays_path=watcher_state.
         missing = list(expected)
         if info['exists']:
             _with_relayed(info, relays_path)
-            now_reached = reached(info, watcher_view(status_path))
+            now_reached = liveness.reached(info, watcher_view(status_path))
             missing = sorted(e for e in expected if e in now_reached and not now_reached[e])
             info.pop('relayed_keys', None)
         if not missing or time.monotonic() - start >= wait:

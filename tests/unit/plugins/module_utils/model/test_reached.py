@@ -2,7 +2,7 @@
 wglan_info waits for at its end (the device is read on real wireguard-go in the namespace and lab tests)."""
 import base64
 
-from ansible_collections.wglan.mesh.plugins.module_utils.shells import info
+from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness
 
 
 def key(n):
@@ -20,20 +20,20 @@ def status(*rows):
 def test_a_peer_is_named_by_the_watcher_and_reached_when_up_or_relayed_through_one_that_is():
     device = dict(peers=[peer(key(1), 'up'), peer(key(2), 'down'), peer(key(3), 'unknown'), peer(key(4), 'down')],
                   relayed_keys={key(3)})
-    got = info.reached(device, status(('a', key(1)), ('b', key(2)), ('c', key(3))))
+    got = liveness.reached(device, status(('a', key(1)), ('b', key(2)), ('c', key(3))))
     assert got == {'a': True, 'b': False, 'c': True, key(4): False}
 
 
 def test_a_rotated_peer_is_the_same_peer_by_its_name():
-    before = info.reached(dict(peers=[peer(key(1), 'up')]), status(('a', key(1))))
-    after = info.reached(dict(peers=[peer(key(9), 'up')]), status(('a', key(9))))
+    before = liveness.reached(dict(peers=[peer(key(1), 'up')]), status(('a', key(1))))
+    after = liveness.reached(dict(peers=[peer(key(9), 'up')]), status(('a', key(9))))
     assert [n for n, ok in before.items() if ok] == [n for n, ok in after.items() if ok] == ['a']
     # during the overlap the stand-by (the next key, not in the status yet) does not hide the node
-    overlap = info.reached(dict(peers=[peer(key(1), 'up'), peer(key(9), 'unknown')]), status(('a', key(1))))
+    overlap = liveness.reached(dict(peers=[peer(key(1), 'up'), peer(key(9), 'unknown')]), status(('a', key(1))))
     assert overlap['a'] is True
 
 
 def test_without_a_watcher_or_with_a_status_that_is_not_ours_peers_are_their_keys():
     device = dict(peers=[peer(key(1), 'up')])
     for bad in (None, {}, dict(peers='x'), dict(peers=[1, dict(name=3, public_key=key(1))])):
-        assert info.reached(device, bad) == {key(1): True}
+        assert liveness.reached(device, bad) == {key(1): True}
