@@ -31,7 +31,7 @@ from netns import COLLECTIONS, Playbook, wait_for  # noqa: E402
 from watchlab import service_world, watcher_cmd  # noqa: E402
 
 # the node setup and the ping check of the namespace test (the role's calls, the same service world)
-from test_key_rotation import NAMES, STATE, pings_ok, role_like, role_like_all  # noqa: E402
+from test_key_rotation import NAMES, STATE, pings_ok, role_like_all  # noqa: E402
 
 
 def rotate_key(nodes, name, overlap, _sources):

@@ -166,10 +166,11 @@ def test_rotating_every_key_in_turn_loses_no_ping(world):
                 proc.kill()
                 proc.wait(10)
     lost = sum(results.values())
+    each = dict((n, round(t, 1)) for n, t in took.items())
     sys.stdout.write('\nkey rotation (%s) of %d nodes in turn (key_overlap %d s; %s s each), %d pairs x 2 families '
-                     'at 10/s: %d of %d pings lost %s\n' % (world['sources'], len(NAMES), OVERLAP,
-                                                             dict((n, round(t, 1)) for n, t in took.items()),
-                                                   len(results) // 2, lost, len(results) * count, results))
+                     'at 10/s: %d of %d pings lost %s\n'
+                     % (world['sources'], len(NAMES), OVERLAP, each, len(results) // 2, lost, len(results) * count,
+                        results))
     # A switch may cost what a node sends in the few milliseconds between its switch and its peers' (now and
     # then one packet); the faults this test and the lab found cost 5 s or more of a pair each.
     assert all(n <= 2 for n in results.values()) and lost <= len(results) * count / 1000, results

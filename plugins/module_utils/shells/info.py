@@ -95,9 +95,9 @@ def reached_now(ifname, status_path, relays_path=watcher_state.PATHS):
 
 
 def _with_relayed(info, relays_path):
-    up = [p['public_key'] for p in info['peers'] if p['state'] == liveness.UP]
-    info['relayed_keys'] = relay.reached_through_relay([p['public_key'] for p in info['peers']], set(up),
-                                                      watcher_state.read_relays(relays_path))
+    up = set(p['public_key'] for p in info['peers'] if p['state'] == liveness.UP)
+    keys_on_device = [p['public_key'] for p in info['peers']]
+    info['relayed_keys'] = relay.reached_through_relay(keys_on_device, up, watcher_state.read_relays(relays_path))
     return info
 
 
