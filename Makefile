@@ -78,10 +78,10 @@ demo: setup collections lab-base
 lab-base:
 	./tests/lab/build-base.sh
 
-## Two workers, a module (and its lab) each at a time, then the serial tests alone on a lab of their own.
+## One lab module at a time (two labs side by side, and the key rotation on a lab of its own, are not
+## proved yet: see docs/guides/testing.md).
 lab: collections
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 -m "not serial" tests/lab
-	$(PY) -m pytest -q --durations=5 -m serial tests/lab
+	$(PY) -m pytest -q --durations=25 tests/lab
 
 lab-down:
 	$(PY) tests/lab/lab.py down

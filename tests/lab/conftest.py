@@ -6,13 +6,6 @@ from lab import Lab, new_name, plan
 REQUIRED = ('systemd-nspawn', 'debootstrap', 'ansible-playbook', 'nft', 'unshare', 'qemu-system-x86_64')
 
 
-def pytest_configure(config):
-    # `make lab` runs the lab modules on two workers (a module, with its own lab, per worker), then the tests
-    # marked serial alone, on a lab of their own: what they measure (packets lost in the milliseconds of a key
-    # switch) depends on when each machine's watcher gets the CPU.
-    config.addinivalue_line('markers', 'serial: run alone, after the rest, on a lab of its own (make lab)')
-
-
 def pytest_collection_modifyitems(config, items):
     skip_without(items, REQUIRED, 'lab tests')
 

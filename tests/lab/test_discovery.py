@@ -551,7 +551,6 @@ for f in /tmp/wglan-ping.*; do awk -v f="$f" \'
 '''
 
 
-@pytest.mark.serial
 def test_every_key_rotated_through_the_role_with_its_defaults_while_every_pair_pings(lab):
     """site.yml with wglan_rotate_keys=true and the role's defaults otherwise: the inventory beside the
     discovery services, key_overlap 30 s. Each node in turn asks its watcher for a new key, publishes it,
@@ -559,9 +558,8 @@ def test_every_key_rotated_through_the_role_with_its_defaults_while_every_pair_p
     the old keys) give way to the announced keys. Every machine pings every other over the mesh's IPv6 and
     IPv4 addresses, 5 a second, all the while; after the run every pair pings again, at once."""
     everyone = inventory(lab, 'defaults.ini', MESH, use_inventory=True)
-    # First a plain run with these sources (make lab runs this test alone, on a lab of its own: this run forms
-    # the mesh; run after the module's other tests, b2 was carried to another site on a new link, and the run
-    # gives it the mesh address of that link): the pings below are to the addresses the rotation run keeps.
+    # First a plain run with these sources: b2 was carried to another site on a new link (another MAC), and a
+    # run gives it the mesh address of that link; the pings below are to the addresses the rotation run keeps.
     settle = lab.playbook_with_inventory(everyone, 'playbooks/site.yml')
     assert settle.returncode == 0, settle.stdout[-3000:]
     names, reach, status = full_mesh(lab, only=MESH)
