@@ -72,17 +72,18 @@ def silence_verdict(silence, keepalive, sent):
     return 'probe'
 
 
-def reached(info, status):
-    """{identity: reached} of every peer of the interface (info: as wglan_info reads it, with 'relayed_keys'), an identity
-    being the peer's name in the watcher's status (status: watcher_view's; it follows a peer through a key
-    rotation) or else its public key. Reached: up, or relayed through a relay that is up."""
+def reached(peers, relayed, status):
+    """{identity: reached} of every peer of the interface (peers: as wglan_info reads them; relayed: the keys
+    of those reached through a relay that is up), an identity being the peer's name in the watcher's status
+    (status: wglan_info's view of it; it follows a peer through a key rotation) or else its public key.
+    Reached: up, or relayed."""
     names = {}
     for row in (status or {}).get('peers') or ():
         if isinstance(row, dict) and isinstance(row.get('public_key'), str) and isinstance(row.get('name'), str):
             names[row['public_key']] = row['name']
     out = {}
-    for peer in info.get('peers') or ():
+    for peer in peers or ():
         identity = names.get(peer['public_key'], peer['public_key'])
-        ok = peer['state'] == UP or peer['public_key'] in info.get('relayed_keys', ())
+        ok = peer['state'] == UP or peer['public_key'] in relayed
         out[identity] = out.get(identity, False) or ok
     return out

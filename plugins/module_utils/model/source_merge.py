@@ -58,9 +58,7 @@ def kept_successors(kept, fresh):
                 and isinstance(value[1], (int, float)) and not isinstance(value[1], bool):
             out[key] = [value[0], value[1]]
     out.update(fresh)
-    if len(out) > SUCCESSORS_KEPT:
-        out = dict(sorted(out.items(), key=lambda item: (-item[1][1], item[0]))[:SUCCESSORS_KEPT])
-    return out
+    return _latest(out, lambda value: value[1])
 
 
 def withdrawals(kept, records, now):
@@ -76,9 +74,14 @@ def withdrawals(kept, records, now):
             out.setdefault(record.public_key, now)
         else:
             out.pop(record.public_key, None)
-    if len(out) > SUCCESSORS_KEPT:
-        out = dict(sorted(out.items(), key=lambda item: (-item[1], item[0]))[:SUCCESSORS_KEPT])
-    return out
+    return _latest(out, lambda value: value)
+
+
+def _latest(kept, when):
+    """kept ({key: value}), the SUCCESSORS_KEPT latest by when(value) when it holds more."""
+    if len(kept) <= SUCCESSORS_KEPT:
+        return kept
+    return dict(sorted(kept.items(), key=lambda item: (-when(item[1]), item[0]))[:SUCCESSORS_KEPT])
 
 
 def without_withdrawn(records, withdrawn):

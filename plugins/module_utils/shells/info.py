@@ -70,9 +70,8 @@ def gather_waiting(ifname, wait, relays_path=watcher_state.PATHS, settle=None):
         info = gather(ifname)
         up = set()
         if info['exists']:
-            up = set(p['public_key'] for p in info['peers'] if p['state'] == liveness.UP)
-            info['peers_relayed'] = len(relay.reached_through_relay(
-                [p['public_key'] for p in info['peers']], up, watcher_state.read_relays(relays_path)))
+            up, relayed = _up_and_relayed(info, relays_path)
+            info['peers_relayed'] = len(relayed)
         now = time.monotonic()
         if up != seen_up:
             last_news, seen_up = now, up
@@ -90,15 +89,15 @@ def reached_now(ifname, status_path, relays_path=watcher_state.PATHS):
     info = gather(ifname)
     if not info['exists']:
         return []
-    _with_relayed(info, relays_path)
-    return sorted(identity for identity, ok in liveness.reached(info, watcher_view(status_path)).items() if ok)
+    reached = liveness.reached(info['peers'], _up_and_relayed(info, relays_path)[1], watcher_view(status_path))
+    return sorted(identity for identity, ok in reached.items() if ok)
 
 
-def _with_relayed(info, relays_path):
+def _up_and_relayed(info, relays_path):
+    """(keys of the peers up, keys of those reached through a relay that is up) of gather()'s info."""
     up = set(p['public_key'] for p in info['peers'] if p['state'] == liveness.UP)
     keys_on_device = [p['public_key'] for p in info['peers']]
-    info['relayed_keys'] = relay.reached_through_relay(keys_on_device, up, watcher_state.read_relays(relays_path))
-    return info
+    return up, relay.reached_through_relay(keys_on_device, up, watcher_state.read_relays(relays_path))
 
 
 def wait_reached(ifname, expected, wait, status_path, relays_path=watcher_state.PATHS):
@@ -110,10 +109,9 @@ def wait_reached(ifname, expected, wait, status_path, relays_path=watcher_state.
         info = gather(ifname)
         missing = list(expected)
         if info['exists']:
-            _with_relayed(info, relays_path)
-            now_reached = liveness.reached(info, watcher_view(status_path))
+            now_reached = liveness.reached(info['peers'], _up_and_relayed(info, relays_path)[1],
+                                           watcher_view(status_path))
             missing = sorted(e for e in expected if e in now_reached and not now_reached[e])
-            info.pop('relayed_keys', None)
         if not missing or time.monotonic() - start >= wait:
             info['waited'] = round(time.monotonic() - start, 1)
             return info, missing

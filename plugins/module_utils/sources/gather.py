@@ -27,7 +27,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.model import peers as p
 from ansible_collections.wglan.mesh.plugins.module_utils.model import settings
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import inventory, kubernetes_api
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes as kubernetes_source
-from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient, from_discovery
+from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient, from_discovery, in_parallel
 
 
 class Gathered:
@@ -94,11 +94,13 @@ def kept_records(params):
         if isinstance(kept, dict):
             state.update((name, kept[name]) for name in ('discovery', 'kubernetes', 'discovery_seen')
                          if isinstance(kept.get(name), dict))
-            # (the key rotations either file learned: both)
-            state['successors'] = source_merge.kept_successors(state.get('successors'), source_merge.kept_successors(
-                kept.get('successors'), {}))
-            state['withdrawn'] = dict(source_merge.withdrawals(state.get('withdrawn'), [], 0),
-                                      **source_merge.withdrawals(kept.get('withdrawn'), [], 0))
+            # (the key rotations and withdrawals either file learned: both; checked where they are used)
+            for name in ('successors', 'withdrawn'):
+                both = {}
+                for part in (state.get(name), kept.get(name)):
+                    if isinstance(part, dict):
+                        both.update(part)
+                state[name] = both
     return state
 
 
@@ -181,14 +183,15 @@ def withdraw(params, warn, check_mode=False):
     record = withdrawal_record(params['publish'], keys.public_key_from_private(private_key))
     told = []
     if settings.discovery_urls(params) and params.get('cluster_token'):
-        for client in discovery_clients(params):
-            try:
-                if not check_mode:
-                    client.publish(record, ttl=params['discovery_ttl'])
+        clients = discovery_clients(params)
+        answers = in_parallel(clients, lambda client: None if check_mode else client.publish(
+            record, ttl=params['discovery_ttl']))
+        for client, (_answer, error) in zip(clients, answers):
+            if error is None:
                 told.append(client.url)
-            except WglanError as exc:
+            else:
                 warn('this node\'s withdrawal did not reach %s (its record there lasts until its TTL): %s'
-                     % (client.url, exc))
+                     % (client.url, error))
     if params.get('kubernetes'):
         node_name = params['node_name'] or kubernetes_api.default_node_name()
         try:
