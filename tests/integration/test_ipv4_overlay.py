@@ -104,11 +104,29 @@ def pings_ok(nodes, names):
 
 def test_every_node_gets_an_address_of_its_own_and_every_pair_pings(world):
     nodes = world['nodes']
-    for name in NAMES:
+    for done, name in enumerate(NAMES):
         record, result = role_like(nodes[name], name)
-        assert record['address4'] == result['address4']
-        assert ipaddress.ip_address(record['address4']) in ipaddress.ip_network(OVERLAY)
-        STATE[name]['address4'] = record['address4']
+        if record['address4'] != result['address4']:
+            # The keys are random: two first places collide in a /26 about once in twenty runs. The record
+            # knew no claim yet (no peers saved); the run saw the earlier node's and moved, as the rule says.
+            holders = [n for n in NAMES[:done] if STATE[n]['address4'] == record['address4']]
+            assert holders and all(STATE[n]['public_key'] < STATE[name]['public_key'] for n in holders), \
+                (name, record['address4'], result['address4'], holders)
+            print('%s: its first place %s is held by %s (a smaller key): it took %s'
+                  % (name, record['address4'], holders, result['address4']))
+        assert ipaddress.ip_address(result['address4']) in ipaddress.ip_network(OVERLAY)
+        STATE[name]['address4'] = result['address4']
+    for name in NAMES:
+        # the other way round: a later node with a smaller key took an earlier node's place; the earlier
+        # node's next run moves it (its watcher would too)
+        smaller = [n for n in NAMES if n != name and STATE[n]['address4'] == STATE[name]['address4']
+                   and STATE[n]['public_key'] < STATE[name]['public_key']]
+        if smaller:
+            record, result = role_like(nodes[name], name)
+            assert result['address4'] != STATE[name]['address4'], (name, smaller, result)
+            print('%s: its place %s is held by %s (a smaller key): it moved to %s'
+                  % (name, STATE[name]['address4'], smaller, result['address4']))
+            STATE[name]['address4'] = result['address4']
     for name in NAMES:
         with open(hosts_path(nodes[name]), 'w') as handle:
             handle.write(ADMIN_LINES)
