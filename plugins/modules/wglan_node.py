@@ -121,6 +121,19 @@ options:
         cluster token, or Kubernetes) to announce the next key to the peers before the switch.
     type: bool
     default: false
+  certificate:
+    description:
+      - In a mesh with a CA (the O(mesh) step's C(ca_public_key)), the node's new certificate, signed on the controller
+        by M(wglan.mesh.wglan_certificate) for what RV(certificate_request) asked. Given to the O(mesh) step, which
+        keeps it on the node and publishes it.
+    type: str
+    version_added: 1.0.0
+  node_ip_prefixes:
+    description: The prefixes the node's certificate grants its node IPs in (M(wglan.mesh.wglan_certificate)); by
+      default its node IPs exactly. Compared with the certificate the node holds to decide RV(certificate_request).
+    type: list
+    elements: str
+    version_added: 1.0.0
 attributes:
   check_mode:
     description: Every step runs in check mode.
@@ -157,6 +170,19 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+certificate:
+  description: In a mesh with a CA, the certificate the node holds (no secret), or null.
+  returned: when the record step runs and the mesh step has a ca_public_key
+  type: str
+  version_added: 1.0.0
+certificate_request:
+  description:
+    - In a mesh with a CA, what the node asks the controller to sign (its C(record) and C(signer)) when the certificate
+      it holds was not signed by this CA, does not grant what its record claims, or ends within 30 days; null when
+      it stands.
+  returned: when the record step runs and the mesh step has a ca_public_key
+  type: dict
+  version_added: 1.0.0
 steps:
   description: The steps that ran, in order.
   returned: always

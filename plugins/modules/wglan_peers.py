@@ -202,6 +202,38 @@ options:
       - With I(addresses) given, the address goes on the interface with the prefix's length. Without this
         option, no IPv4 overlay address is on the interface (one that was goes).
     type: str
+  ca_public_key:
+    description:
+      - The public key of the mesh's CA (M(wglan.mesh.wglan_ca)). Given, the mesh admits by certificates; from every
+        source (O(members) and O(records), the discovery service, Kubernetes) only records whose certificate
+        this CA signed for O(mesh_name), for the record's key and name, valid now and not revoked, and signed by
+        the node's own key, become peers; a claim the certificate does not grant (an address, a pod CIDR, a
+        segment, a node IP to route) is left out with a warning, the peer's certified addresses stay.
+      - Not given, the cluster token admits (every token holder is a member).
+      - The record in O(publish) must then carry the node's C(certificate) (M(wglan.mesh.wglan_certificate)); it is
+        signed with the node's key before it is published.
+    type: str
+    version_added: 1.0.0
+  mesh_name:
+    description: The mesh's name certificates and revocation lists are checked against. Default, O(interface).
+    type: str
+    version_added: 1.0.0
+  certificate:
+    description: This node's certificate (M(wglan.mesh.wglan_certificate)), with O(ca_public_key). Kept in
+      O(certificate_path) and published in the node's record; not given, the one kept there is.
+    type: str
+    version_added: 1.0.0
+  certificate_path:
+    description: Where the node keeps its certificate (no secret; mode C(0644)). Default C(/etc/wglan/certificate),
+      or what the saved settings say.
+    type: path
+    version_added: 1.0.0
+  revocations:
+    description: Revocation lists (M(wglan.mesh.wglan_ca)). The newest one of these, of the records and of the
+      one kept from before applies, and is passed on in the node's record.
+    type: list
+    elements: str
+    version_added: 1.0.0
   segment_policy:
     description:
       - Turns on the segment filter (enforced by the watcher, O(watcher=true); a run without it warns and makes

@@ -111,6 +111,17 @@ options:
       the IPv4 overlay addresses other nodes hold.
     type: path
     default: /etc/wglan/mesh.json
+  private_key_path:
+    description: The node's private key file. When given, RV(signer) is returned (for M(wglan.mesh.wglan_certificate));
+      the key itself is never returned.
+    type: path
+    version_added: 1.0.0
+  certificate_path:
+    description: In a mesh with a CA, the node's certificate (M(wglan.mesh.wglan_peers)' O(wglan.mesh.wglan_peers#module:certificate_path)).
+      With O(private_key_path), the record carries it and its claims are signed with the node's key, so that
+      peers admit it from the inventory too.
+    type: path
+    version_added: 1.0.0
 attributes:
   check_mode:
     description: Builds the record and reports whether the file would change; writes nothing.
@@ -137,6 +148,12 @@ record:
   description: The record as written.
   returned: always
   type: dict
+signer:
+  description: The public half of the node's signing key (derived from its WireGuard key), which a certificate
+    names; null when the key file does not exist yet.
+  returned: when private_key_path is given
+  type: str
+  version_added: 1.0.0
 digest:
   description:
     - A fingerprint of what the record says that matters to peers (observations and relays left out). A node that

@@ -439,9 +439,11 @@ def test_two_segments_with_a_gateway_through_the_role_and_the_filter(lab):
 
 # A second mesh over the same machines: its own name, interface, port, prefix, route table, rule priority
 # and route mark (outside the first's mask, 0x60); the same WireGuard mark (0x20) as every mesh on a host.
+# It admits its members by certificates (wglan_admission, not the default: this mesh is where the lab
+# proves them, beside the default mesh, which keeps the role's defaults).
 MGMT = ['-e', 'wglan_mesh=mgmt', '-e', 'wglan_interface=wgmgmt0', '-e', 'wglan_port=51900',
         '-e', 'wglan_prefix=fd42:1::/64', '-e', 'wglan_route_table=181', '-e', 'wglan_rule_priority=32501',
-        '-e', 'wglan_route_mark=256', '-e', 'wglan_mark_mask=288']
+        '-e', 'wglan_route_mark=256', '-e', 'wglan_mark_mask=288', '-e', 'wglan_admission=certificates']
 
 
 def mgmt_mesh(lab, timeout=90):
@@ -482,6 +484,18 @@ def test_a_second_mesh_over_the_same_machines_forms_beside_the_first(lab):
         assert default['public_key'] != mgmt['public_key'] and mgmt['address'].startswith('fd42:1:')
         assert not [ip for ip in default['node_ips'] if ip.startswith('fd42:1:')], default
         assert not [ip for ip in mgmt['node_ips'] if ip.startswith('200:1001:')], mgmt
+        # the mgmt mesh's members are certified: the record carries the certificate, signed claims
+        assert mgmt.get('certificate', '').startswith('wglan-cert-1.') and mgmt.get('claims_sig'), mgmt
+        assert 'certificate' not in default
+    # the CA key stayed on the controller, 0600, and appeared in no output
+    ca_key = os.path.join(os.path.dirname(lab.inventory), 'wglan-ca-mgmt.key')
+    assert oct(os.stat(ca_key).st_mode & 0o777) == '0o600'
+    with open(ca_key) as handle:
+        secret = handle.read().strip().split(':', 1)[1]
+    assert secret not in result.stdout
+    for host in HOSTS:
+        assert lab.ssh(host, 'grep -rl %s /etc /run /var/log 2>/dev/null | head -1' % secret[:24], check=False
+                       ).stdout.strip() == '', host
     # the names of both meshes, each in its own block
     found = lab.ssh('a1', 'getent ahosts b1.mgmt.wglan.internal; getent ahosts b1.wglan.internal').stdout
     b1 = json.loads(lab.ssh('b1', 'cat /etc/ansible/facts.d/wglan_mgmt.fact').stdout)
@@ -514,7 +528,29 @@ BOTH = '''
         wglan_rule_priority: 32501
         wglan_route_mark: 256
         wglan_mark_mask: 288
+        wglan_admission: certificates
 '''
+
+
+def mgmt_peer_keys(lab, host):
+    return set(lab.ssh(host, 'wg show wgmgmt0 peers').stdout.split())
+
+
+def test_a_node_the_operator_revokes_is_dropped_by_every_other_node(lab):
+    """One run with wglan_revoked_names: the CA on the controller signs the list, every node drops b2 (whose
+    own record and certificate are still published); a run without it admits b2 again."""
+    b2 = json.loads(lab.ssh('b2', 'cat /etc/ansible/facts.d/wglan_mgmt.fact').stdout)['public_key']
+    others = [h for h in HOSTS if h != 'b2']
+    assert all(b2 in mgmt_peer_keys(lab, h) for h in others)
+    result = site(lab, *(MGMT + ['-e', '{"wglan_revoked_names": ["b2"]}']))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert [h for h in others if b2 in mgmt_peer_keys(lab, h)] == [], 'b2 still a peer'
+    # the watchers hold the list too: b2 does not come back between runs
+    time.sleep(5)
+    assert [h for h in others if b2 in mgmt_peer_keys(lab, h)] == []
+    again = site(lab, *MGMT)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert mgmt_mesh(lab) == []
 
 
 PINGS = '''

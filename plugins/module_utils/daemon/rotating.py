@@ -20,6 +20,7 @@ import time
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import log
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model import certificates
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import generate_private_key, public_key_from_private
 
 REQUEST = '/run/wglan/rotate-key'
@@ -84,9 +85,15 @@ class KeyRotation:
     def due(self, now=None):
         return self.pending is not None and (now or time.time()) >= self.pending[1]
 
-    def switch(self, key_path):
-        """The next key becomes the key (the old one is gone from the host)."""
+    def switch(self, key_path, name=None):
+        """The next key becomes the key (the old one is gone from the host). Before it goes, the old key signs
+        the next one (a succession step, model.certificates), for a mesh whose certificates name the old key."""
         key_path_next, info_path = next_paths(key_path)
+        if name:
+            try:
+                remember_succession(key_path, name)
+            except WglanError as exc:
+                log('key rotation: %s' % exc)
         try:
             os.rename(key_path_next, key_path)
         except OSError as exc:
@@ -102,6 +109,22 @@ class KeyRotation:
         if self.pending is None:
             return {}
         return dict(next_public_key=self.pending[0], next_key_at=self.pending[1])
+
+
+SUCCESSION_KEPT = 16
+
+
+def remember_succession(key_path, name):
+    """Add the step key -> next key (signed by the key) to the key's succession file (no secret; the last
+    SUCCESSION_KEPT steps): a certificate for an earlier key still admits the node through them."""
+    key_path_next, _info = next_paths(key_path)
+    current, upcoming = key_files.read_private_key(key_path), key_files.read_private_key(key_path_next)
+    if current is None or upcoming is None:
+        return
+    steps = key_files.read_succession(key_path)
+    step = certificates.succession_step(name, current, upcoming)
+    steps.append([public_key_from_private(current)] + step)
+    state_files.write_json_if_changed(key_files.succession_path(key_path), dict(name=name, steps=steps[-SUCCESSION_KEPT:]), 0o644)
 
 
 def _when(at):

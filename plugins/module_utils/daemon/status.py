@@ -98,6 +98,11 @@ def format_metrics(status):
     metric('wglan_names_queries_total', 'counter',
            'Datagrams to the names responder, by what became of them (answered, dropped, not_local, over_rate).',
            [((('result', k),), names[k]) for k in ('answered', 'dropped', 'not_local', 'over_rate') if k in names])
+    refused = (status.get('refused') if status else None) or {}
+    metric('wglan_records_refused', 'gauge',
+           'A mesh with certificates: records the last reconcile did not admit (not_admitted: no valid certificate, '
+           'revoked) and claims it left out (claim_dropped: not granted by the certificate).',
+           [((('reason', k),), refused.get(k, 0)) for k in ('not_admitted', 'claim_dropped')])
     metric('wglan_status_timestamp_seconds', 'gauge', 'When the watcher last wrote its status.',
            [((), status.get('time', 0) if status else 0)])
     return '\n'.join(lines) + '\n'

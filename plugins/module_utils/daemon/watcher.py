@@ -89,6 +89,7 @@ class Watcher:
         self.repeats = Repeats()    # the reconciles' warnings already logged
         self.rotation = KeyRotation(self.options['rotate_request'])
         self.applied_at = 0.0       # the wall-clock time of the last apply (peers' key switches are timed)
+        self.refused = {}           # a mesh with certificates: what the last reconcile left out, by reason
 
     def trigger(self, why):
         self.events.put(why)
@@ -129,6 +130,7 @@ class Watcher:
         for text in self.repeats.fresh(warnings):  # (the sources' and the topology's; once, not at each reconcile)
             log(text)
         self._take(params, config, topo, gathered)
+        self.refused = gathered.refused
         if self.publisher.hold_ipv4(gathered.address4, recorded4):
             self.trigger('the IPv4 overlay address moves')  # the next reconcile publishes it
         if self.publisher.listen_port(params, topo.me, topo.records) != port:
@@ -197,7 +199,7 @@ class Watcher:
                 self._save_state()
                 return 'key rotation begins'
             if self.rotation.due():
-                self.rotation.switch(key_path)
+                self.rotation.switch(key_path, (params.get('publish') or {}).get('name'))
                 self._switch_device(params)
                 self._save_state()
                 return 'key switch'
@@ -352,7 +354,7 @@ class Watcher:
         self.status = dict(interface=config.ifname, time=int(now), reconciles=self.reconciles,
                            peers=status_file.peer_rows(peers, found, states, self.relays.relays or {}, now),
                            relayed=self.relay_table.forwarded(peers, self.options), probes=self.liveness.probes,
-                           names=self.names.status())
+                           names=self.names.status(), refused=dict(self.refused))
         status_file.write(self.options['status_path'], self.status)
 
     # -- loop --------------------------------------------------------------

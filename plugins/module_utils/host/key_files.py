@@ -12,6 +12,7 @@ import os
 import stat
 import tempfile
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.host import state_files
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import decode_key
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import generate_private_key
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import public_key_from_private
@@ -130,3 +131,19 @@ def load_or_create_private_key(path, check_mode=False):
     new_key = generate_private_key()
     write_private_key(path, new_key)
     return new_key, True
+
+
+def succession_path(key_path):
+    """The key's succession file: the key rotations since an earlier key, each signed by the key before it
+    (model.certificates; no secret)."""
+    return key_path + '.succession.json'
+
+
+def read_succession(key_path):
+    """[[from key, next key, next signer, signature], ...] of the key's succession file ([] when none)."""
+    try:
+        data = state_files.read_json(succession_path(key_path))
+    except WglanError:
+        return []
+    steps = data.get('steps') if isinstance(data, dict) else None
+    return [s for s in steps if isinstance(s, list) and len(s) == 4] if isinstance(steps, list) else []

@@ -82,3 +82,20 @@ def read_json(path):
         return None
     except (OSError, ValueError) as exc:
         raise WglanError('cannot read %s: %s' % (path, exc))
+
+
+def read_text(path, limit=65536):
+    """The text at path (stripped), None if missing; an unreadable or oversized file is an error naming the path."""
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise WglanError('cannot read %s: %s' % (path, exc.strerror or exc))
+    if len(data) > limit:
+        raise WglanError('%s is larger than %d bytes' % (path, limit))
+    try:
+        return data.decode('utf-8').strip() or None
+    except UnicodeDecodeError:
+        raise WglanError('%s is not text' % path)

@@ -16,7 +16,9 @@ from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanErro
 
 try:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - exercised by the import sanity test
@@ -86,3 +88,27 @@ def pair_preshared_key(secret, public_a, public_b):
     first, second = sorted([decode_key(public_a, 'public key'), decode_key(public_b, 'public key')])
     digest = hmac.new(secret.encode('utf-8'), b'wglan-psk-v1' + first + second, hashlib.sha256).digest()
     return base64.b64encode(digest).decode('ascii')
+
+
+_SIGNING_SALT = b'wglan.mesh discovery signing v1'
+
+
+def signing_key(private_key=None):
+    """This node's Ed25519 signing key: derived from its WireGuard private key (32 raw bytes, or base64),
+    so it needs no file of its own and is the same at every run; or a new one for a publisher without a
+    node key. It signs the node's writes to a discovery service and, in a mesh with certificates, its
+    claims (model.certificates)."""
+    _require_crypto()
+    if private_key is None:
+        return Ed25519PrivateKey.generate()
+    if isinstance(private_key, Ed25519PrivateKey):
+        return private_key
+    raw = private_key if isinstance(private_key, bytes) else base64.b64decode(private_key)
+    seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SIGNING_SALT, info=b'ed25519').derive(raw)
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def public_signer(key):
+    """The signing key's public half, base64 (what a discovery service pins and a certificate names)."""
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode('ascii')

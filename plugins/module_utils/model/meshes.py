@@ -55,6 +55,7 @@ def paths(name):
         watcher_records=watcher_records_path(etc + '/mesh.json'),
         watcher_config=etc + '/watcher.json',
         claims=etc + '/claims.json',
+        certificate=etc + '/certificate',
         run_dir=run,
         relays=run + '/paths.json',
         status=run + '/status.json',

@@ -88,11 +88,12 @@ def parse_segments(values, what='segments'):
 
 class NodeRecord:
     __slots__ = ('name', 'public_key', 'address', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs', 'observed',
-                 'public_ip', 'relay', 'relays', 'address4', 'next_key', 'segments', 'withdrawn')
+                 'public_ip', 'relay', 'relays', 'address4', 'next_key', 'segments', 'withdrawn', 'certificate',
+                 'revocations', 'claims_sig', 'succession', 'unrouted')
 
     def __init__(self, name, public_key, address, node_ips=(), port=51820, extra_endpoints=(), pod_cidrs=(),
                  observed=None, public_ip=None, relay=False, relays=None, address4=None, next_key=None, segments=(),
-                 withdrawn=False):
+                 withdrawn=False, certificate=None, revocations=None, claims_sig=None, succession=()):
         self.name = name
         self.public_key = public_key
         self.address = address
@@ -108,6 +109,11 @@ class NodeRecord:
         self.next_key = next_key  # (public key, unix time) it switches to at that time (key rotation), or None
         self.segments = tuple(segments or ())  # the segments it is in (model.segments; none: the default one)
         self.withdrawn = bool(withdrawn)  # the node left the mesh (its last record, signed by its key): no peer
+        self.certificate = certificate  # its certificate (model.certificates), text, or None
+        self.revocations = revocations  # the newest revocation list it holds (it passes it on), text, or None
+        self.claims_sig = claims_sig  # its node's signature over what it claims (model.certificates.sign_claims)
+        self.succession = tuple(succession or ())  # key rotations since its certificate: ((key, signer, sig), ...)
+        self.unrouted = frozenset()  # node IPs its certificate does not grant: endpoints, never routed to it
 
     def own_endpoints(self):
         return sorted(format_endpoint(iface.ip, self.port) for iface in self.node_ips)
@@ -135,6 +141,14 @@ class NodeRecord:
             out['segments'] = list(self.segments)
         if self.withdrawn:
             out['withdrawn'] = True
+        if self.certificate:
+            out['certificate'] = self.certificate
+        if self.revocations:
+            out['revocations'] = self.revocations
+        if self.claims_sig:
+            out['claims_sig'] = self.claims_sig
+        if self.succession:
+            out['succession'] = [list(step) for step in self.succession]
         if self.public_ip is not None:
             out['discovery_observed'] = str(self.public_ip)
         if self.relay:
@@ -201,7 +215,41 @@ def parse_record(raw, name=None):
         raise WglanError('record of %s: withdrawn must be true or false, not %r' % (name, withdrawn))
     return NodeRecord(name, public_key, address, node_ips, port, extra, pods, observed, public_ip,
                       relay if relay in (True, PREFERRED) else False, _relays(raw.get('relays')), address4,
-                      _next_key(raw, name, public_key), segments, withdrawn)
+                      _next_key(raw, name, public_key), segments, withdrawn,
+                      _signed_text(raw, 'certificate', name), _signed_text(raw, 'revocations', name),
+                      _signed_text(raw, 'claims_sig', name), _succession(raw.get('succession'), name))
+
+
+SUCCESSION_MAX = 16
+
+
+def _succession(raw, name):
+    """The key rotations a record lists since its certificate: ((key, signer, signature), ...)."""
+    if not raw:
+        return ()
+    if not isinstance(raw, list) or len(raw) > SUCCESSION_MAX:
+        raise WglanError('record of %s: succession must be a list of at most %d steps' % (name, SUCCESSION_MAX))
+    out = []
+    for step in raw:
+        if not isinstance(step, (list, tuple)) or len(step) != 3 or not all(isinstance(v, str) for v in step) \
+                or len(step[2]) > 200:
+            raise WglanError('record of %s: a succession step is [key, signing key, signature]' % name)
+        out.append((normalize_key(step[0], 'succession key of %s' % name),
+                    normalize_key(step[1], 'succession signing key of %s' % name), step[2]))
+    return tuple(out)
+
+
+SIGNED_TEXT_MAX = 8192
+
+
+def _signed_text(raw, field, name):
+    """A certificate or revocation list a record carries (checked where it is used): text of bounded size."""
+    value = raw.get(field)
+    if value is None or value == '':
+        return None
+    if not isinstance(value, str) or len(value) > SIGNED_TEXT_MAX:
+        raise WglanError('record of %s: %s must be text of at most %d characters' % (name, field, SIGNED_TEXT_MAX))
+    return value
 
 
 def _next_key(raw, name, public_key):

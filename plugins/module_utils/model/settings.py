@@ -16,6 +16,7 @@ DEFAULT_KEEPALIVE = 25
 DEFAULT_KEY_PATH = '/etc/wglan/private.key'
 SETTINGS_PATH = '/etc/wglan/settings.json'      # written by wglan_peers (save_settings) only
 STATE_PATH = '/etc/wglan/mesh.json'             # the records last used (no secrets)
+CERTIFICATE_PATH = '/etc/wglan/certificate'     # the node's certificate (no secret), in a mesh with a CA
 WATCHER_CONFIG = '/etc/wglan/watcher.json'      # written by wglan_watcher only
 WATCHER_STATE = '/run/wglan/paths.json'         # written by the watcher only
 STATUS_PATH = '/run/wglan/status.json'          # written by the watcher only
@@ -33,7 +34,7 @@ DEFAULTS = dict(
     peer_selector=None, kubernetes=False, kubeconfig=None, kube_context=None, node_name=None, watcher=False,
     relays_path=WATCHER_STATE, listen_port_auto=False, ipv4_prefix=None,
     names=False, names_domain='wglan.internal', names_via='auto', names_port=53, hosts_path='/etc/hosts',
-    segment_policy=None,
+    segment_policy=None, ca_public_key=None, mesh_name=None, revocations=None, certificate_path=CERTIFICATE_PATH,
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
 SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'discovery_urls', 'kubernetes', 'kubeconfig')

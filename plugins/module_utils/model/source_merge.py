@@ -32,7 +32,7 @@ def located(record, live, public_key=None):
     """record, with where the node is taken from live (the same node's record from a live source), and
     the next key live announces (a key rotation under way: the record kept from a run cannot know it).
     public_key: the node switched to this key (live's), which the record then stands for."""
-    values = dict((name, getattr(record, name)) for name in NodeRecord.__slots__)
+    values = dict((name, getattr(record, name)) for name in NodeRecord.__slots__ if name != 'unrouted')
     for name in LOCATION:
         if getattr(live, name):
             values[name] = getattr(live, name)
@@ -41,7 +41,9 @@ def located(record, live, public_key=None):
     values['next_key'] = live.next_key
     if public_key is not None:
         values['public_key'] = public_key
-    return NodeRecord(**values)
+    out = NodeRecord(**values)
+    out.unrouted = record.unrouted
+    return out
 
 
 def announced(records):

@@ -144,7 +144,7 @@ def allowed_ips_of(record, pod_networking):
         nets.append(ipaddress.ip_network(record.address))
     if record.address4 is not None:
         nets.append(ipaddress.ip_network(record.address4))
-    nets.extend(ipaddress.ip_network(iface.ip) for iface in record.node_ips)
+    nets.extend(ipaddress.ip_network(iface.ip) for iface in record.node_ips if iface.ip not in record.unrouted)
     if pod_networking:
         nets.extend(record.pod_cidrs)
     return nets

@@ -22,11 +22,12 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon import names_server
-from ansible_collections.wglan.mesh.plugins.module_utils.host import links, meshes_on_host, resolved, watcher_state
+from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, links, meshes_on_host, resolved, state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
 from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys as key_model
 from ansible_collections.wglan.mesh.plugins.module_utils.model import settings, source_merge
-from ansible_collections.wglan.mesh.plugins.module_utils.shells import address, firewall, info, keys, peers
+from ansible_collections.wglan.mesh.plugins.module_utils.shells import address, certificates, firewall, info, keys, peers
 from ansible_collections.wglan.mesh.plugins.module_utils.shells import record, rules, watcher
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api
 
@@ -55,6 +56,8 @@ ARGUMENTS.update(
     mesh_name=dict(type='str', default=''),
     rotate_keys=dict(type='bool', default=False),
     meshes_root=dict(type='path', default=meshes_on_host.ROOT),
+    certificate=dict(type='str'),
+    node_ip_prefixes=dict(type='list', elements='str'),
 )
 
 
@@ -174,6 +177,21 @@ def _wait(node, given):
     return dict(waited=found.get('waited', 0), peers_up=found.get('peers_up', 0))
 
 
+def _certificate_state(node, given, results):
+    """In a mesh with a CA: the node's certificate as it stands, and what it asks the controller to sign
+    (certificate_request: its record and signing key) when that certificate does not grant its record."""
+    mesh = given['mesh']
+    path = mesh.get('certificate_path') or settings.CERTIFICATE_PATH
+    text = node.params['certificate'] or state_files.read_text(path)
+    private_key = key_files.read_private_key((given.get('keys') or {}).get('path') or settings.DEFAULT_KEY_PATH)
+    if private_key is None:  # (check mode on a new node: no key yet)
+        return dict(certificate=text, certificate_request=None)
+    request = certificates.certificate_request(results['record']['record'], private_key, text, mesh['ca_public_key'],
+                                               mesh.get('mesh_name') or mesh.get('interface') or 'wglan0',
+                                               node.params['node_ip_prefixes'], int(time.time()))
+    return dict(certificate=text, certificate_request=request)
+
+
 def run(node):
     """Every step given, in order. Returns the node's result; a failing step fails the call, naming it."""
     given = dict((name, node.params[name]) for name, _shell, _extra in STEPS if node.params[name] is not None)
@@ -191,6 +209,15 @@ def run(node):
     if clashes:
         node.fail_json(msg='this host is in another mesh that this one would step on (nothing was changed): %s'
                        % '; '.join(clashes), conflicts=clashes)
+    if node.params['certificate'] and 'mesh' in given:
+        given['mesh'] = dict(given['mesh'] or {}, certificate=node.params['certificate'])
+        # (kept before the record step, which puts it in the record)
+        try:
+            state_files.write_bytes_if_changed(given['mesh'].get('certificate_path') or settings.CERTIFICATE_PATH,
+                                               (node.params['certificate'].strip() + '\n').encode('ascii', 'replace'),
+                                               0o644, node.check_mode)
+        except WglanError as exc:
+            node.fail_json(msg='certificate: %s' % exc)
     if node.params['rotate_keys'] and 'mesh' in given:
         refused = settings.rotation_refused(given['mesh'])
         if refused:
@@ -245,6 +272,11 @@ def run(node):
         result.update(peers_up=found.get('peers_up', 0), peers_relayed=found.get('peers_relayed', 0),
                       peers_total=len(found.get('peers') or ()))
         result['all_up'] = result['peers_up'] + result['peers_relayed'] == result['peers_total']
+    if 'record' in results and (given.get('mesh') or {}).get('ca_public_key'):
+        try:
+            result.update(_certificate_state(node, given, results))
+        except WglanError as exc:
+            node.fail_json(msg='certificate: %s' % exc)
     if facts:
         result['ansible_facts'] = facts
     if diffs and node._diff:

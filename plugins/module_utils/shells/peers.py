@@ -51,6 +51,11 @@ ARGUMENTS = dict(
     discovery_ttl=dict(type='int'),
     ipv4_prefix=dict(type='str'),
     segment_policy=dict(type='list', elements='dict'),
+    ca_public_key=dict(type='str'),
+    mesh_name=dict(type='str'),
+    revocations=dict(type='list', elements='str'),
+    certificate=dict(type='str'),
+    certificate_path=dict(type='path'),
     names=dict(type='bool'),
     names_domain=dict(type='str'),
     names_via=dict(type='str', choices=['auto', 'resolved', 'hosts']),
@@ -79,6 +84,22 @@ def _in_overlay(text, prefix):
         return text if ipaddress.IPv4Address(text) in address.parse_ipv4_prefix(prefix) else None
     except (ValueError, WglanError):
         return None
+
+
+def with_certificate(params, check_mode):
+    """In a mesh with a CA: the node's certificate (given now, and then kept in certificate_path; else the one
+    kept there) goes into the record it publishes. A certificate is no secret (it travels in the record)."""
+    if not params.get('ca_public_key'):
+        return
+    text = params.get('certificate')
+    if text:
+        text = text.strip()
+        state_files.write_bytes_if_changed(params['certificate_path'], (text + '\n').encode('ascii', 'replace'),
+                                           0o644, check_mode)
+    else:
+        text = state_files.read_text(params['certificate_path'])
+    if text and isinstance(params.get('publish'), dict):
+        params['publish'] = dict(params['publish'], certificate=text)
 
 
 def beside_the_watcher(params):
@@ -152,6 +173,7 @@ def run(module):
     if not params['automatic']:
         settings.without_record_sources(params)
     run_or_fail(module, settings_file.apply_settings, params)
+    run_or_fail(module, with_certificate, params, module.check_mode)
     seen = beside_the_watcher(params) if params['watcher'] else plan.Observations()
     if params.get('segment_policy') is not None and not params['watcher']:
         module.warn('segment_policy: the segment filter is the watcher\'s to keep (watcher: true); none is made')

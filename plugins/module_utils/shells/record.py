@@ -10,8 +10,8 @@ __metaclass__ = type
 import ipaddress
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
-from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses, meshes_on_host, state_files
-from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, settings
+from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses, key_files, meshes_on_host, state_files
+from ansible_collections.wglan.mesh.plugins.module_utils.model import certificates, keys, node_records, settings
 from ansible_collections.wglan.mesh.plugins.module_utils.model.address import choose_ipv4, ipv4_claims, parse_ipv4_prefix, parse_prefix
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
@@ -33,6 +33,8 @@ ARGUMENTS = dict(
     fact_name=dict(type='str', default='wglan_record'),
     ipv4_prefix=dict(type='str'),
     state_path=dict(type='path', default=settings.STATE_PATH),
+    private_key_path=dict(type='path'),
+    certificate_path=dict(type='path'),
 )
 
 
@@ -78,6 +80,18 @@ def overlay_ipv4(p, public_key):
     return chosen
 
 
+def certified(p, record):
+    """In a mesh with a CA (certificate_path given): the record with the node's certificate, when it holds one,
+    and its claims signed with the node's key, so that its peers admit it from the inventory too."""
+    if not p['certificate_path'] or not p['private_key_path']:
+        return record
+    text = state_files.read_text(p['certificate_path'])
+    private_key = key_files.read_private_key(p['private_key_path'])
+    if not text or private_key is None:
+        return record
+    return certificates.sign_claims(dict(record, certificate=text), private_key)
+
+
 def make(module):
     p = module.params
     prefix = parse_prefix(p['prefix'])
@@ -107,6 +121,7 @@ def make(module):
                                        p['extra_endpoints'], p['pod_cidrs'], observed,
                                        'preferred' if p['relay'] and p['relay_preferred'] else p['relay'], address4,
                                        p['segments'])
+    record = certified(p, record)
     before = state_files.read_json(p['fact_path']) if module._diff else None
     changed = state_files.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
                                                 significant=node_records.without_observations)
@@ -118,6 +133,10 @@ def run(module):
     record, changed, before = run_or_fail(module, make, module)
     result = dict(changed=changed, record=record, digest=node_records.digest(record),
                   ansible_facts={module.params['fact_name']: record})
+    if module.params['private_key_path']:
+        # the public half of the node's signing key, for its certificate (wglan_certificate)
+        private_key = run_or_fail(module, key_files.read_private_key, module.params['private_key_path'])
+        result['signer'] = keys.public_signer(keys.signing_key(private_key)) if private_key is not None else None
     if module._diff:
         result['diff'] = dict(before=before or {}, after=record)
     return result

@@ -325,10 +325,12 @@ def in_parallel(clients, call):
         return list(pool.map(one, clients))
 
 
-def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=None):
+def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=None, admit=None):
     """Publish to every service and read every one. A service not reached costs nothing while
     another is (even one that restarted empty); when none is, the records saved from the last run
-    stand in."""
+    stand in. admit (a mesh with certificates: model.certificates.admit) takes the records before one
+    per name is chosen, so that a record for a name its certificate does not hold never hides the
+    node's own."""
     if isinstance(clients, DiscoveryClient):
         clients = [clients]
     seen = valid_seen(seen)
@@ -377,6 +379,8 @@ def from_discovery(clients, publish_record, ttl, saved, warn, check_mode, seen=N
     elif missed:
         warn('%s; keeping the %d records it gave last time' % ('; '.join(missed), len(saved or {})))
         records = list(kept.values())
+    if admit is not None:
+        records = admit(records)
     outcome.announced = source_merge.announced(records)
     outcome.records = newest_per_name(records, outcome.seen, warn)
     return outcome

@@ -41,11 +41,12 @@ import json
 import os
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
 
 try:
     from cryptography.exceptions import InvalidSignature, InvalidTag
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
     HAS_CRYPTOGRAPHY = True
@@ -54,7 +55,6 @@ except ImportError:  # pragma: no cover - exercised by the import sanity test
 
 VERSION = 1
 _SALT = b'wglan.mesh discovery v1'
-_SIGNING_SALT = b'wglan.mesh discovery signing v1'
 NONCE_LEN = 12
 
 
@@ -87,24 +87,9 @@ def write_key_verifier(write_key_b64):
     return hashlib.sha256(write_key_b64.encode('ascii')).hexdigest()
 
 
-def signing_key(private_key=None):
-    """This node's Ed25519 signing key: derived from its WireGuard private key (32 raw bytes, or base64),
-    or a new one for a publisher without a node key (its slot is its own until the record goes)."""
-    if not HAS_CRYPTOGRAPHY:
-        raise WglanError('the Python library "cryptography" is required')
-    if private_key is None:
-        return Ed25519PrivateKey.generate()
-    if isinstance(private_key, Ed25519PrivateKey):
-        return private_key
-    raw = private_key if isinstance(private_key, bytes) else base64.b64decode(private_key)
-    seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SIGNING_SALT, info=b'ed25519').derive(raw)
-    return Ed25519PrivateKey.from_private_bytes(seed)
-
-
-def public_signer(key):
-    """The signing key's public half, base64 (what the service pins and a listing names)."""
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode('ascii')
+# this node's signing key: model.keys (a node's certificate names its public half too)
+signing_key = keys.signing_key
+public_signer = keys.public_signer
 
 
 def signed_message(kind, cluster, member, seq, ttl, data):

@@ -21,7 +21,8 @@ import time
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, names, state_files, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.host.links import parse_interface_address
-from ansible_collections.wglan.mesh.plugins.module_utils.model import address, keys, node_records, plan, segments, source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.model import address, certificates, keys, node_records, plan
+from ansible_collections.wglan.mesh.plugins.module_utils.model import segments, source_merge
 from ansible_collections.wglan.mesh.plugins.module_utils.model import peer_names
 from ansible_collections.wglan.mesh.plugins.module_utils.model import peers as peer_model
 from ansible_collections.wglan.mesh.plugins.module_utils.model import settings
@@ -34,12 +35,13 @@ class Gathered:
     """What the sources gave: this node's record, every record (None: no record sources), what to
     save for next time (None: nothing), and each live source's report."""
 
-    __slots__ = ('me', 'records', 'saved', 'reports', 'address4', 'names')
+    __slots__ = ('me', 'records', 'saved', 'reports', 'address4', 'names', 'refused')
 
     def __init__(self, me=None, records=None, saved=None, reports=None):
         self.me, self.records, self.saved, self.reports = me, records, saved, reports or {}
         self.address4 = None  # this node's address in the IPv4 overlay (None: no overlay, or it is full)
         self.names = None     # [(address, host name)] for the hosts file (None: names are off)
+        self.refused = {}     # a mesh with certificates: {reason: records (or claims) left out}
 
 
 def kubernetes_client(params):
@@ -72,9 +74,9 @@ def discovery_clients(params):
             for url in settings.discovery_urls(params)]
 
 
-def _from_discovery(params, publish, state, warn, check_mode):
+def _from_discovery(params, publish, state, warn, check_mode, admit=None):
     outcome = from_discovery(discovery_clients(params), publish, params['discovery_ttl'],
-                             state.get('discovery', {}), warn, check_mode, seen=state.get('discovery_seen'))
+                             state.get('discovery', {}), warn, check_mode, seen=state.get('discovery_seen'), admit=admit)
     published = outcome.published
     return outcome, dict(reached=outcome.reached, observed=published.get('observed') if published else None,
                          records=len(outcome.records), services=outcome.services)
@@ -94,6 +96,8 @@ def kept_records(params):
         if isinstance(kept, dict):
             state.update((name, kept[name]) for name in ('discovery', 'kubernetes', 'discovery_seen')
                          if isinstance(kept.get(name), dict))
+            # (the revocation lists of both files: the newest is taken where it is used)
+            state['revocations'] = [t for t in (state.get('revocations'), kept.get('revocations')) if isinstance(t, str)]
             # (the key rotations and withdrawals either file learned: both; checked where they are used)
             for name in ('successors', 'withdrawn'):
                 both = {}
@@ -129,14 +133,21 @@ def gather_records(params, own_key, warn, check_mode=False):
                                                   state.get('records', {}), warn)
     saved = dict(version=node_records.RECORD_VERSION, records=used)
     reports, found = {}, []
+    trust = admission(params, state, records, warn)
+    refused = {}
+    if trust is not None:
+        records = certificates.admit(records, trust, time.time(), warn, refused)
     fresh = source_merge.announced(records)
-    publish = with_own_key(params['publish'], own_key)
+    publish = signed(params, with_own_key(params['publish'], own_key), trust)
     if params['kubernetes']:
         nodes, reached, reports['kubernetes'] = _from_kubernetes(params, publish, state, warn, check_mode)
+        nodes = _admitted(trust, nodes, warn, refused)
         found.append(('kubernetes', nodes, reached))
         fresh.update(source_merge.announced(nodes))
     if settings.discovery_urls(params):
-        outcome, reports['discovery'] = _from_discovery(params, publish, state, warn, check_mode)
+        outcome, reports['discovery'] = _from_discovery(
+            params, publish, state, warn, check_mode,
+            admit=None if trust is None else (lambda records: _admitted(trust, records, warn, refused)))
         found.append(('discovery', outcome.records, outcome.reached))
         saved['discovery_seen'] = outcome.seen
         fresh.update(outcome.announced)
@@ -158,7 +169,62 @@ def gather_records(params, own_key, warn, check_mode=False):
         me = node_records.NodeRecord(params['self_name'] or '', own_key, None)
     if params['peer_selector']:
         records = source_merge.select(records, me, params['peer_selector'])
-    return Gathered(me, records, saved, reports)
+    if trust is not None:
+        newest = certificates.newest_revocations([r.revocations for _s, nodes, _r in found for r in nodes],
+                                                 trust.ca_public, trust.mesh, trust.revocations, warn)
+        if newest is not None:
+            saved['revocations'] = newest.text
+            if newest is not trust.revocations:  # learned now: it applies at once (and the next publish passes it on)
+                trust.revocations = newest
+                kept = [r for r in records if not newest.revokes(r)]
+                refused['not_admitted'] = refused.get('not_admitted', 0) + len(records) - len(kept)
+                records = kept
+    gathered = Gathered(me, records, saved, reports)
+    gathered.refused = refused
+    return gathered
+
+
+def admission(params, state, records, warn):
+    """The Trust records are checked against (certificates), or None (the cluster token admits: admission
+    token). The newest revocation list of the settings, of the records kept and of the inventory's applies."""
+    if not params.get('ca_public_key'):
+        return None
+    try:
+        trust = certificates.Trust(params.get('mesh_name') or params['interface'], params['ca_public_key'])
+    except WglanError as exc:
+        raise WglanError('ca_public_key: %s' % exc)
+    texts = list(params.get('revocations') or [])
+    kept = state.get('revocations')
+    texts.extend([kept] if isinstance(kept, str) else [t for t in kept or [] if isinstance(t, str)])
+    texts.extend(r.revocations for r in records)
+    trust.revocations = certificates.newest_revocations(texts, trust.ca_public, trust.mesh, None, warn)
+    return trust
+
+
+def _admitted(trust, records, warn, refused):
+    return records if trust is None else certificates.admit(records, trust, time.time(), warn, refused)
+
+
+def signed(params, publish, trust):
+    """The record to publish, its claims signed with this node's key and carrying the newest revocation
+    list this node holds (so that the list reaches every node), when the mesh admits by certificates."""
+    if trust is None or not isinstance(publish, dict):
+        return publish
+    publish = dict(publish)
+    private_key = key_files.read_private_key(params['private_key_path'])
+    if private_key is None:
+        return publish
+    if trust.revocations is not None:
+        publish = dict(publish, revocations=trust.revocations.text)
+    publish.pop('succession', None)
+    grant = certificates.grant_of(publish.get('certificate')) if publish.get('certificate') else None
+    if grant is not None and grant.public_key != publish.get('public_key'):
+        # the node rotated its key since its certificate was signed: the steps from the certified key on
+        steps = key_files.read_succession(params['private_key_path'])
+        start = next((i for i, step in enumerate(steps) if step[0] == grant.public_key), None)
+        if start is not None:
+            publish['succession'] = [step[1:] for step in steps[start:]]
+    return certificates.sign_claims(publish, private_key)
 
 
 def withdrawal_record(publish, own_key):
@@ -181,6 +247,7 @@ def withdraw(params, warn, check_mode=False):
     if private_key is None:
         return []
     record = withdrawal_record(params['publish'], keys.public_key_from_private(private_key))
+    record = signed(params, record, admission(params, {}, [], warn))
     told = []
     if settings.discovery_urls(params) and params.get('cluster_token'):
         clients = discovery_clients(params)

@@ -37,3 +37,10 @@ def test_the_status_and_the_metrics_say_where_the_names_are_answered():
     assert 'wglan_names_queries_total{result="answered"} 7' in metrics
     assert 'wglan_names_queries_total{result="not_local"} 40' in metrics
     assert 'wglan_names_queries_total{' not in watcher.format_metrics(STATUS)
+
+
+def test_the_metrics_say_what_the_last_reconcile_did_not_admit():
+    metrics = watcher.format_metrics(dict(STATUS, refused=dict(not_admitted=2, claim_dropped=5)))
+    assert 'wglan_records_refused{reason="not_admitted"} 2' in metrics
+    assert 'wglan_records_refused{reason="claim_dropped"} 5' in metrics
+    assert 'wglan_records_refused{reason="not_admitted"} 0' in watcher.format_metrics(STATUS)

@@ -48,3 +48,45 @@ def test_a_record_kept_from_before_a_key_rotation_is_published_with_the_key_of_n
     assert gather.with_own_key(None, new) is None and gather.with_own_key(kept, None) is kept
     later = dict(kept, next_public_key='C' * 43 + '=')  # (a next rotation announced: kept)
     assert gather.with_own_key(later, new)['next_public_key'] == 'C' * 43 + '='
+
+
+def test_after_a_key_rotation_the_published_record_carries_the_succession_its_certificate_needs(tmp_path):
+    """The watcher's switch leaves a succession step (the old key signs the new one) beside the key file;
+    the record published afterwards, its certificate still for the old key, is admitted through it."""
+    import base64
+    from ansible_collections.wglan.mesh.plugins.module_utils.daemon import rotating
+    from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files
+    from ansible_collections.wglan.mesh.plugins.module_utils.model import certificates
+    from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import generate_private_key, public_key_from_private
+    from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_record
+
+    key_path = str(tmp_path / 'private.key')
+    old = generate_private_key()
+    key_files.write_private_key(key_path, old)
+    ca = certificates.new_ca_key()
+    cert = certificates.issue(ca, 'm', 'n1', public_key_from_private(old), certificates.signer_of(old), ['fdaa::1'],
+                              now=1800000000)
+    trust = certificates.Trust('m', certificates.ca_public_key(ca))
+    publish = dict(name='n1', public_key=public_key_from_private(old), address='fdaa::1', certificate=cert)
+    params = dict(private_key_path=key_path)
+    assert certificates.check(parse_record(gather.signed(params, publish, trust)), trust, 1800000000)
+    # the watcher rotates: the next key, then the switch (the old key signs the step before it goes)
+    new = generate_private_key()
+    key_files.write_private_key(key_path + '.next', new)
+    rotation = rotating.KeyRotation(request_path=str(tmp_path / 'rotate'))
+    rotation.pending = (public_key_from_private(new), 0)
+    rotation.switch(key_path, 'n1')
+    assert key_files.read_private_key(key_path) == new
+    moved = dict(publish, public_key=public_key_from_private(new))
+    record = parse_record(gather.signed(params, moved, trust))
+    assert len(record.succession) == 1
+    assert certificates.check(record, trust, 1800000000).name == 'n1'
+    # without the step (a node that lost its succession file) the certificate admits nobody with the new key
+    (tmp_path / 'private.key.succession.json').unlink()
+    with pytest.raises(WglanError):
+        certificates.check(parse_record(gather.signed(params, moved, trust)), trust, 1800000000)
+    # a fresh certificate for the new key needs no step
+    fresh = certificates.issue(ca, 'm', 'n1', public_key_from_private(new), certificates.signer_of(new), ['fdaa::1'],
+                               now=1800000000)
+    assert not parse_record(gather.signed(params, dict(moved, certificate=fresh), trust)).succession
+    assert base64.b64decode(record.public_key)
