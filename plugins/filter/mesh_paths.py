@@ -36,7 +36,7 @@ RETURN = r'''
 _value:
   description:
     - Keys C(name), C(config_dir), C(key), C(settings), C(state), C(watcher_records), C(watcher_config), C(claims), C(run_dir), C(relays),
-      C(status), C(rotate_request), C(fact_path), C(fact_name), C(unit), C(table), C(names_domain).
+      C(status), C(rotate_request), C(fact_path), C(fact_name), C(unit), C(table), C(names_domain), C(certificate).
   type: dict
 '''
 

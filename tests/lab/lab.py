@@ -754,3 +754,92 @@ def format_matrix(names, reach, age):
             cells.append(('%s %ss' % (mark, seconds if seconds is not None else '?')).rjust(9))
         rows.append(src.ljust(width + 2) + ''.join(cells))
     return '\n'.join(rows)
+
+
+PING_ALL = '''
+rm -f /tmp/wglan-ping.* /tmp/wglan-dump
+(for i in $(seq 1 3000); do echo "@ $(date +%%T.%%N)"; wg show wglan0 dump | tail -n +2 | cut -f1,3,5,6,7; sleep 0.2; done > /tmp/wglan-dump 2>&1) &
+dumper=$!
+pids=""
+for d in %(targets)s; do ping -n -i 0.2 -W 1 -w 900 $d > /tmp/wglan-ping.$d 2>&1 & pids="$pids $!"; done
+wait $pids
+kill $dumper
+# per target: sent, received, and the longest run of replies missing (in packets)
+for f in /tmp/wglan-ping.*; do awk -v f="$f" \'
+  /icmp_seq=/ { match($0, /icmp_seq=[0-9]+/); s = substr($0, RSTART + 9, RLENGTH - 9) + 0;
+                if (last != "" && s - last - 1 > gap) gap = s - last - 1; last = s }
+  /packets transmitted/ { tx = $1; rx = $4 }
+  END { if (last != "" && tx - last > gap) gap = tx - last; print f, tx " packets transmitted, " rx " received, gap " gap + 0 }\' "$f"; done
+'''
+
+
+
+
+def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
+    """site.yml with wglan_rotate_keys=true while every machine pings every other over the mesh's IPv6 (and
+    IPv4 overlay, where it has one) addresses, 5 a second. Prints and returns what it cost: the run's
+    seconds, the pairs down once it returned, pings sent and lost per flow, the longest gap; the watchers'
+    journals and device dumps when a flow lost more than 2 pings (a switch may cost one now and then)."""
+    import re
+    addresses = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan.fact').stdout)) for h in hosts)
+    pingers = []
+    for src in hosts:
+        targets = ' '.join(' '.join(a for a in (addresses[d]['address'], addresses[d].get('address4')) if a)
+                           for d in hosts if d != src)
+        pingers.append((src, subprocess.Popen(lab.ssh_args(src) + [PING_ALL % dict(targets=targets)],
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                              universal_newlines=True)))
+    try:
+        time.sleep(3)
+        started = time.monotonic()
+        result = lab.playbook_with_inventory(inventory, 'playbooks/site.yml', '-e', 'wglan_rotate_keys=true',
+                                             timeout=timeout)
+        took = time.monotonic() - started
+        # the pairs that do not ping once the run has returned (the role waited for them already)
+        after_run = mesh_matrix(lab, only=hosts)[1]
+        down_after = ['%s->%s' % (s, d) for s, d in all_pairs(hosts) if not after_run[s][d]]
+        time.sleep(3)
+        for src in hosts:
+            lab.ssh(src, 'pkill -INT -x ping', check=False)
+        outputs = dict((src, proc.communicate(timeout=60)[0]) for src, proc in pingers)
+    finally:
+        for _src, proc in pingers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.findall(r'TASK \[wglan.mesh.node : Rotate this node.s key[^\]]*\]', result.stdout), result.stdout[-3000:]
+    lost, gaps, sent = {}, {}, 0
+    for src, out in outputs.items():
+        for path, count, got, gap in re.findall(
+                r'/tmp/wglan-ping\.(\S+) (\d+) packets transmitted, (\d+) received, gap (\d+)', out):
+            sent += int(count)
+            gaps['%s->%s' % (src, path)] = int(gap) * 0.2
+            if int(count) != int(got):
+                lost['%s->%s' % (src, path)] = int(count) - int(got)
+    longest = max(gaps.items(), key=lambda item: item[1]) if gaps else ('-', 0.0)
+    sys.stdout.write('\nevery key rotated through the role with its defaults (%s, key_overlap 30 s; run %.0f s): '
+                     'pairs down after the run %d of %d; %d of %d pings lost %s; longest gap %.1f s (%s)\n'
+                     % (sources, took, len(down_after), len(hosts) * (len(hosts) - 1), sum(lost.values()), sent, lost,
+                        longest[1], longest[0]))
+    flows = sum(len([a for a in (addresses[d]['address'], addresses[d].get('address4')) if a])
+                for s in hosts for d in hosts if d != s)
+    assert sent > flows * 5 * 60, outputs  # every pair and family, all the while
+    # What a switch can cost: the packets a node sends in the few milliseconds between its own switch and
+    # its peers' (one now and then). The faults this test found cost 5 to 18 s of a pair each.
+    bad = dict((flow, n) for flow, n in lost.items() if n > 2)
+    if bad or sum(lost.values()) > sent / 1000:
+        for host in hosts:
+            sys.stdout.write('--- %s\n%s\n' % (host, lab.ssh(host, 'journalctl -u wglan-watcher -o short-precise --since '
+                                                              '"-%d s" --no-pager | grep -v "relay\\|sweep" | tail -40'
+                                                              % (int(took) + 20), check=False).stdout))
+            dump = '/tmp/wglan-lab-dump-%s' % host
+            with open(dump, 'w') as handle:
+                handle.write(lab.ssh(host, 'cat /tmp/wglan-dump', check=False).stdout)
+            sys.stdout.write('(device dumps every 0.2 s in %s)\n' % dump)
+    if sum(lost.values()) > sent / 1000:
+        bad['total'] = sum(lost.values())
+    for host in hosts:
+        assert lab.ssh(host, 'stat -c %a /etc/wglan/private.key; ls /etc/wglan/private.key.next 2>&1 | grep -c "No such"'
+                       ).stdout.split() == ['600', '1']
+    return dict(took=took, down_after=down_after, lost=lost, sent=sent, longest=longest, bad=bad)

@@ -20,7 +20,7 @@ import uuid
 import pytest
 
 from conftest import FIREWALLS, RELEASES
-from lab import Lab, ROOT, all_pairs, full_mesh, mesh_matrix, new_name, peer_gone, peer_latency, plan, recap_changed, \
+from lab import Lab, ROOT, all_pairs, full_mesh, new_name, peer_gone, peer_latency, plan, recap_changed, rotate_under_pings, \
     status_rows, wg_report
 
 TOKEN = 'lab-token-%s' % uuid.uuid4().hex
@@ -534,23 +534,6 @@ def test_overlay_names_and_a_node_that_leaves_through_a_users_own_play_with_the_
     assert not ipv4_and_names_reach(lab, MESH, overlay4(lab, MESH))
 
 
-PING_ALL = '''
-rm -f /tmp/wglan-ping.* /tmp/wglan-dump
-(for i in $(seq 1 3000); do echo "@ $(date +%%T.%%N)"; wg show wglan0 dump | tail -n +2 | cut -f1,3,5,6,7; sleep 0.2; done > /tmp/wglan-dump 2>&1) &
-dumper=$!
-pids=""
-for d in %(targets)s; do ping -n -i 0.2 -W 1 -w 900 $d > /tmp/wglan-ping.$d 2>&1 & pids="$pids $!"; done
-wait $pids
-kill $dumper
-# per target: sent, received, and the longest run of replies missing (in packets)
-for f in /tmp/wglan-ping.*; do awk -v f="$f" \'
-  /icmp_seq=/ { match($0, /icmp_seq=[0-9]+/); s = substr($0, RSTART + 9, RLENGTH - 9) + 0;
-                if (last != "" && s - last - 1 > gap) gap = s - last - 1; last = s }
-  /packets transmitted/ { tx = $1; rx = $4 }
-  END { if (last != "" && tx - last > gap) gap = tx - last; print f, tx " packets transmitted, " rx " received, gap " gap + 0 }\' "$f"; done
-'''
-
-
 def test_every_key_rotated_through_the_role_with_its_defaults_while_every_pair_pings(lab):
     """site.yml with wglan_rotate_keys=true and the role's defaults otherwise: the inventory beside the
     discovery services, key_overlap 30 s. Each node in turn asks its watcher for a new key, publishes it,
@@ -564,69 +547,12 @@ def test_every_key_rotated_through_the_role_with_its_defaults_while_every_pair_p
     assert settle.returncode == 0, settle.stdout[-3000:]
     names, reach, status = full_mesh(lab, only=MESH)
     assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status)
-    addresses = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan.fact').stdout)) for h in MESH)
     before = keys_of(lab, MESH)
-    pingers = []
-    for src in MESH:
-        targets = ' '.join('%s %s' % (addresses[d]['address'], addresses[d]['address4']) for d in MESH if d != src)
-        pingers.append((src, subprocess.Popen(lab.ssh_args(src) + [PING_ALL % dict(targets=targets)],
-                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                              universal_newlines=True)))
-    try:
-        time.sleep(3)
-        started = time.monotonic()
-        result = lab.playbook_with_inventory(everyone, 'playbooks/site.yml', '-e', 'wglan_rotate_keys=true',
-                                             timeout=900)
-        took = time.monotonic() - started
-        # the pairs that do not ping once the run has returned (the role waited for them already)
-        after_run = mesh_matrix(lab, only=MESH)[1]
-        down_after = ['%s->%s' % (s, d) for s, d in all_pairs(MESH) if not after_run[s][d]]
-        time.sleep(3)
-        for src in MESH:
-            lab.ssh(src, 'pkill -INT -x ping', check=False)
-        outputs = dict((src, proc.communicate(timeout=60)[0]) for src, proc in pingers)
-    finally:
-        for _src, proc in pingers:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-    assert result.returncode == 0, result.stdout[-3000:]
-    rotated = re.findall(r'TASK \[wglan.mesh.node : Rotate this node.s key[^\]]*\]', result.stdout)
-    assert rotated, result.stdout[-3000:]
-    lost, gaps, sent = {}, {}, 0
-    for src, out in outputs.items():
-        for path, count, got, gap in re.findall(
-                r'/tmp/wglan-ping\.(\S+) (\d+) packets transmitted, (\d+) received, gap (\d+)', out):
-            sent += int(count)
-            gaps['%s->%s' % (src, path)] = int(gap) * 0.2
-            if int(count) != int(got):
-                lost['%s->%s' % (src, path)] = int(count) - int(got)
-    longest = max(gaps.items(), key=lambda item: item[1]) if gaps else ('-', 0.0)
-    sys.stdout.write('\nevery key rotated through the role with its defaults (inventory + discovery services, '
-                     'key_overlap 30 s; run %.0f s): pairs down after the run %d of %d; %d of %d pings lost %s; '
-                     'longest gap %.1f s (%s)\n' % (took, len(down_after), len(MESH) * (len(MESH) - 1),
-                                                    sum(lost.values()), sent, lost, longest[1], longest[0]))
-    assert sent > len(MESH) * (len(MESH) - 1) * 2 * 5 * 60, outputs  # every pair and family, all the while
-    assert not down_after, down_after
+    rotation = rotate_under_pings(lab, everyone, MESH, 'inventory + discovery services')
     after = keys_of(lab, MESH)
     assert all(after[h] != before[h] for h in MESH), (before, after)
     for host in MESH:
         assert peers(lab, host) == sorted(after[h] for h in MESH if h != host), host
-        assert lab.ssh(host, 'stat -c %a /etc/wglan/private.key; ls /etc/wglan/private.key.next 2>&1 | grep -c "No such"'
-                       ).stdout.split() == ['600', '1']
-    journals = dict((h, lab.ssh(h, 'journalctl -u wglan-watcher -o short-precise --since "-%d s" --no-pager | '
-                                   'grep -v "relay\\|sweep" | tail -40' % (int(took) + 20), check=False).stdout)
-                    for h in MESH) if any(n > 2 for n in lost.values()) else {}
-    # What a switch can cost: the packets a node sends in the few milliseconds between its own switch and
-    # its peers' (one now and then). The faults this test found cost 5 to 18 s of a pair each.
-    bad = dict((flow, n) for flow, n in lost.items() if n > 2)
-    if bad or sum(lost.values()) > sent / 1000:
-        sys.stdout.write('\n'.join('--- %s\n%s' % item for item in journals.items()))
-        for host in MESH:
-            dump = '/tmp/wglan-lab-dump-%s' % host
-            with open(dump, 'w') as handle:
-                handle.write(lab.ssh(host, 'cat /tmp/wglan-dump', check=False).stdout)
-            sys.stdout.write('\n(device dumps every 0.2 s in %s)\n' % dump)
-    assert not bad and sum(lost.values()) <= sent / 1000, lost
+    assert rotation['down_after'] == [] and not rotation['bad'], rotation
     # the IPv4 overlay and the names through site.yml with the role's defaults, after the rotation
     assert not ipv4_and_names_reach(lab, MESH, overlay4(lab, MESH))

@@ -18,7 +18,8 @@ import uuid
 
 import pytest
 
-from lab import Lab, ROOT, all_pairs, full_mesh, new_name, peer_gone, peer_latency, plan, recap_changed, wg_report
+from lab import Lab, ROOT, all_pairs, full_mesh, new_name, peer_gone, peer_latency, plan, recap_changed, rotate_under_pings, \
+    wg_report
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kube_apiserver  # noqa: E402  (tests/ is not a package)
@@ -178,3 +179,27 @@ def test_malformed_annotations_on_one_node_do_not_stop_the_others(kube):
     result = lab.adhoc('b1', 'wglan.mesh.wglan_peers')
     assert 'SUCCESS' in result.stdout, result.stdout[-3000:]
     json.loads(cluster.annotations(b1)['wglan.mesh/observed'])
+
+
+def test_every_key_rotated_through_the_role_with_the_inventory_beside_kubernetes(kube):
+    """site.yml with wglan_rotate_keys=true and the role's defaults apart from the Kubernetes source (the
+    inventory is on: wglan_use_inventory's default, unlike the tests above, which prove the annotations
+    alone): each node in turn publishes its next key in its Node's annotations and switches with every
+    peer at the announced time, while every machine pings every other over the mesh, 5 a second."""
+    lab = kube['lab']
+    everyone = lab.inventory + '.kube-defaults'
+    with open(lab.inventory) as handle:
+        text = handle.read()
+    with open(everyone, 'w') as handle:
+        handle.write(text + '\n[all:vars]\nwglan_kubeconfig=/etc/wglan/kubeconfig\n')
+    settle = lab.playbook_with_inventory(everyone, 'playbooks/site.yml')
+    assert settle.returncode == 0, settle.stdout[-3000:]
+    names, reach, status = full_mesh(lab)
+    assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status, wg_report(lab, names))
+    before = keys_of(lab)
+    rotation = rotate_under_pings(lab, everyone, HOSTS, 'inventory + Kubernetes')
+    after = keys_of(lab)
+    assert all(after[h] != before[h] for h in HOSTS), (before, after)
+    for host in HOSTS:
+        assert peers(lab, host) == sorted(after[h] for h in HOSTS if h != host), host
+    assert rotation['down_after'] == [] and not rotation['bad'], rotation
