@@ -62,6 +62,10 @@ build-check:
 	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/galaxy/installed $(VENV)/bin/ansible-doc -l wglan.mesh | grep -q wglan_peers
 	@if tar -tzf build/galaxy/wglan-mesh-*.tar.gz | grep -q -e '^\.venv' -e '^build/'; then \
 	  echo "build-check: the artifact contains local build files"; exit 1; fi
+	@# only what users run, and the unit tests and ansible-test targets (the convention): galaxy.yml's build_ignore
+	@outside=$$(tar -tzf build/galaxy/wglan-mesh-*.tar.gz | grep -v -E \
+	  '^(MANIFEST\.json|FILES\.json|README\.md|LICENSE|bindep\.txt|requirements(-host)?\.txt|galaxy\.yml|(meta|plugins|roles|playbooks|changelogs|deploy|docs/guides)(/.*)?|docs/?|docs/demo-mesh\.svg|tests/?|tests/unit(/.*)?|tests/integration/?|tests/integration/targets(/.*)?)$$'); \
+	if [ -n "$$outside" ]; then echo "build-check: files outside what the artifact may hold:"; echo "$$outside"; exit 1; fi
 	@echo "build-check: $$(tar -tzf build/galaxy/wglan-mesh-*.tar.gz | wc -l) files in the artifact, ok"
 
 lint: collections
