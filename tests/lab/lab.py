@@ -38,7 +38,7 @@ ANSIBLE_USER = 'admin'
 STATE_ROOT = '/run/wglan-lab'
 PUBLIC_NET = '203.0.113'
 CONTROLLER_IP = PUBLIC_NET + '.2'
-BOOT_TIMEOUT = 90
+BOOT_TIMEOUT = 240  # (alone a machine is up in 10-20 s; beside another lab under load one once took over 90 s)
 VM_BOOT_TIMEOUT = 240  # Debian's kernel under TCG: about 25 s alone, more beside other machines
 
 
@@ -354,6 +354,12 @@ table inet lab {
             if waiting:
                 time.sleep(0.5)
         if waiting:
+            for mname in waiting:  # (the lab's directory goes with its teardown: what the console said, here)
+                try:
+                    with open(os.path.join(self.dir, mname + '.console.log'), errors='replace') as handle:
+                        sys.stdout.write('--- %s console (last lines)\n%s\n' % (mname, ''.join(handle.readlines()[-40:])))
+                except OSError:
+                    pass
             raise RuntimeError('machines did not come up within %ds: %s (logs in %s)'
                                % (timeout, ', '.join(waiting), self.dir))
 
