@@ -124,8 +124,8 @@ options:
   certificate:
     description:
       - In a mesh with a CA (the O(mesh) step's C(ca_public_key)), the node's new certificate, signed on the controller
-        by M(wglan.mesh.wglan_certificate) for what RV(certificate_request) asked. Given to the O(mesh) step, which
-        keeps it on the node and publishes it.
+        by M(wglan.mesh.wglan_certificate) for what RV(certificate_request) asked. Given to the O(record) step, which
+        puts it in the record, and to the O(mesh) step, which keeps it on the node and publishes it.
     type: str
     version_added: 1.0.0
   node_ip_prefixes:

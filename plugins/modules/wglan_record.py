@@ -122,6 +122,11 @@ options:
       peers admit it from the inventory too.
     type: path
     version_added: 1.0.0
+  certificate:
+    description: The node's certificate itself, instead of the one in O(certificate_path) (a new one, before the
+      step that keeps it has run).
+    type: str
+    version_added: 1.0.0
 attributes:
   check_mode:
     description: Builds the record and reports whether the file would change; writes nothing.

@@ -183,7 +183,12 @@ def test_a_stolen_token_without_a_certificate_joins_nobody(world):
     out = nodes['out']
     STATE['out'] = record_of(out, 'out')
     insider_publishes(world, 'out', STATE['out']['record'])
-    time.sleep(3)
+
+    def refused_everywhere():
+        logs = [open(os.path.join(nodes[n].workdir, 'watcher.log')).read() for n in HONEST]
+        return all('node out is not admitted: it has no certificate' in log for log in logs)
+    # every watcher read the outsider's record (and said why it is no peer), and none made it a peer
+    assert wait_for(refused_everywhere, timeout=10, interval=0.2)
     for name in HONEST:
         assert STATE['out']['public_key'] not in allowed(nodes[name])
 

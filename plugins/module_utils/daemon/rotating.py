@@ -21,6 +21,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.daemon.common import lo
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, state_files
 from ansible_collections.wglan.mesh.plugins.module_utils.model import certificates
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import SUCCESSION_MAX
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import generate_private_key, public_key_from_private
 
 REQUEST = '/run/wglan/rotate-key'
@@ -111,12 +112,9 @@ class KeyRotation:
         return dict(next_public_key=self.pending[0], next_key_at=self.pending[1])
 
 
-SUCCESSION_KEPT = 16
-
-
 def remember_succession(key_path, name):
-    """Add the step key -> next key (signed by the key) to the key's succession file (no secret; the last
-    SUCCESSION_KEPT steps): a certificate for an earlier key still admits the node through them."""
+    """Add the step key -> next key (signed by the key) to the key's succession file (no secret; as many
+    steps as a record may carry): a certificate for an earlier key still admits the node through them."""
     key_path_next, _info = next_paths(key_path)
     current, upcoming = key_files.read_private_key(key_path), key_files.read_private_key(key_path_next)
     if current is None or upcoming is None:
@@ -124,7 +122,7 @@ def remember_succession(key_path, name):
     steps = key_files.read_succession(key_path)
     step = certificates.succession_step(name, current, upcoming)
     steps.append([public_key_from_private(current)] + step)
-    state_files.write_json_if_changed(key_files.succession_path(key_path), dict(name=name, steps=steps[-SUCCESSION_KEPT:]), 0o644)
+    state_files.write_json_if_changed(key_files.succession_path(key_path), dict(name=name, steps=steps[-SUCCESSION_MAX:]), 0o644)
 
 
 def _when(at):

@@ -199,7 +199,9 @@ class Watcher:
                 self._save_state()
                 return 'key rotation begins'
             if self.rotation.due():
-                self.rotation.switch(key_path, (params.get('publish') or {}).get('name'))
+                # (in a mesh with certificates, the old key signs the next one before it goes)
+                self.rotation.switch(key_path, (params.get('publish') or {}).get('name')
+                                     if params.get('ca_public_key') else None)
                 self._switch_device(params)
                 self._save_state()
                 return 'key switch'

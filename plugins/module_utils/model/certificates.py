@@ -40,6 +40,7 @@ import secrets
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key, public_key_from_private
+from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import SIGNED_TEXT_MAX, parse_record
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -51,7 +52,7 @@ except ImportError:  # pragma: no cover - exercised by the import sanity test
 
 CERT_TAG = 'wglan-cert-1'
 REVOKED_TAG = 'wglan-revoked-1'
-MAX_TEXT = 8192          # a certificate or list longer than this is refused before it is decoded
+MAX_TEXT = SIGNED_TEXT_MAX  # a certificate or list longer than a record may carry is refused before it is decoded
 MAX_ENTRIES = 4096       # revoked keys plus names in one list
 DAY = 86400
 DEFAULT_LIFETIME = 365 * DAY
@@ -309,11 +310,6 @@ def needs_renewal(text, wanted, now, renew_before=RENEW_BEFORE):
 # the node are not claims: they move on their own and grant nothing.
 CLAIMED = ('name', 'public_key', 'address', 'address4', 'node_ips', 'port', 'extra_endpoints', 'pod_cidrs',
            'segments', 'next_public_key', 'next_key_at', 'withdrawn', 'relay', 'certificate', 'succession')
-SUCCESSION_MAX = 16
-
-
-def _signing(private_key):
-    return keys.signing_key(private_key)
 
 
 def signer_of(private_key):
@@ -330,9 +326,8 @@ def claims_message(record):
 
 def sign_claims(raw, private_key):
     """raw (a record dict) with its claims signed by the node's key (raw bytes or base64)."""
-    from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_record
     record = parse_record(dict((k, v) for k, v in raw.items() if k != 'claims_sig'))
-    signature = _signing(private_key).sign(claims_message(record))
+    signature = keys.signing_key(private_key).sign(claims_message(record))
     return dict(raw, claims_sig=_b64u(signature))
 
 
@@ -346,7 +341,7 @@ def succession_step(name, private_key, next_private_key):
     current = public_key_from_private(_raw(private_key))
     next_key = public_key_from_private(_raw(next_private_key))
     next_signer = signer_of(next_private_key)
-    signature = _signing(private_key).sign(succession_message(name, current, next_key, next_signer))
+    signature = keys.signing_key(private_key).sign(succession_message(name, current, next_key, next_signer))
     return [next_key, next_signer, _b64u(signature)]
 
 
@@ -364,11 +359,9 @@ def _verify(signer, signature, message):
 
 def signing_key_of(record, cert):
     """The signing key of record's current key: the certificate's, followed through the record's
-    succession (each step signed by the key before it). WglanError when a step does not verify or the
-    chain does not end at the record's key."""
+    succession (each step signed by the key before it; parse_record bounds their number). WglanError when
+    a step does not verify or the chain does not end at the record's key."""
     key, signer = cert.public_key, cert.signer
-    if len(record.succession) > SUCCESSION_MAX:
-        raise WglanError('its key rotations since its certificate are too many (%d)' % len(record.succession))
     for next_key, next_signer, signature in record.succession:
         if not _verify(signer, signature, succession_message(record.name, key, next_key, next_signer)):
             raise WglanError('a key rotation in its succession is not signed by the key before it')

@@ -39,14 +39,6 @@ CERT_ARGUMENTS = dict(
 )
 
 
-def _read_text(path):
-    try:
-        with open(path, 'rb') as handle:
-            return handle.read()
-    except OSError as exc:
-        raise WglanError('cannot read the CA key %s: %s' % (path, exc.strerror or exc))
-
-
 def ca_key(params, check_mode, create=True):
     """(raw CA key, created): from params['key'] (a vaulted variable), else the file at params['path'],
     made there (0600) when it does not exist yet and create is true."""
@@ -60,7 +52,7 @@ def ca_key(params, check_mode, create=True):
         if mode & 0o077:
             raise WglanError('the CA key %s is readable by others (mode %o): chmod 0600 it' % (path, mode))
         try:
-            return certificates.parse_ca_key(_read_text(path)), False
+            return certificates.parse_ca_key(state_files.read_text(path)), False
         except WglanError as exc:
             raise WglanError('%s: %s' % (path, exc))
     if not create:
@@ -85,8 +77,8 @@ def revocation_list(params, raw, check_mode):
     held = None
     if path and os.path.exists(path):
         try:
-            held = certificates.read_revocations(_read_text(path).decode('ascii').strip(), public, params['mesh'])
-        except (WglanError, UnicodeDecodeError):
+            held = certificates.read_revocations(state_files.read_text(path), public, params['mesh'])
+        except WglanError:
             held = None
     if not keys and not names and held is None:
         return None, False
@@ -117,25 +109,28 @@ def run_ca(module):
     return result
 
 
-def _host_prefixes(record):
-    out = []
-    for value in record.get('node_ips') or []:
-        out.append(str(value).split('/', maxsplit=1)[0])
-    return out
-
-
-def wanted_certificate(params, now):
-    """The Certificate the node's record asks for (its claims), before it is signed."""
-    record = params['record']
+def claimed(record, signer, mesh, prefixes, now, lifetime=certificates.DEFAULT_LIFETIME):
+    """The Certificate a node's record (wglan_record's) asks for, not signed yet. prefixes None: the node's
+    IPs, exactly (the default)."""
     if not isinstance(record.get('name'), str) or not record.get('public_key'):
         raise WglanError('record: a node record with a name and a public key is needed (wglan_record\'s)')
-    prefixes = params['node_ip_prefixes']
     if prefixes is None:
-        prefixes = _host_prefixes(record)  # the default: its node IPs, exactly
-    addresses = [record.get('address'), record.get('address4')]
-    return certificates.wanted(params['mesh'], record['name'], record['public_key'], params['signer'], addresses,
-                               record.get('pod_cidrs') or [], prefixes, record.get('segments') or [], now,
-                               params['lifetime_days'] * certificates.DAY)
+        prefixes = [str(value).split('/', maxsplit=1)[0] for value in record.get('node_ips') or []]
+    return certificates.wanted(mesh, record['name'], record['public_key'], signer,
+                               [record.get('address'), record.get('address4')], record.get('pod_cidrs') or [],
+                               prefixes, record.get('segments') or [], now, lifetime)
+
+
+def stands(certificate, ca_public, wanted, now, renew_before=certificates.RENEW_BEFORE):
+    """Whether the certificate (text or None) was signed by this CA and grants what wanted claims for long
+    enough: else it is signed again (another CA's, or a corrupt one, too)."""
+    if not certificate:
+        return False
+    try:
+        certificates.read_certificate(certificate, ca_public)
+    except WglanError:
+        return False
+    return not certificates.needs_renewal(certificate, wanted, now, renew_before)
 
 
 def overlapping(params, wanted, ca_public):
@@ -157,17 +152,14 @@ def run_certificate(module):
     now = int(time.time())
     raw, _created = run_or_fail(module, ca_key, params, module.check_mode, create=False)
     ca_public = certificates.ca_public_key(raw)
-    wanted = run_or_fail(module, wanted_certificate, params, now)
+    wanted = run_or_fail(module, claimed, params['record'], params['signer'], params['mesh'], params['node_ip_prefixes'],
+                         now, params['lifetime_days'] * certificates.DAY)
     clashes = overlapping(params, wanted, ca_public)
     if clashes:
         module.fail_json(msg='refused to sign the certificate of %s: %s' % (wanted.name, '; '.join(
             'it would share %s with %s' % (what, b if a == wanted.name else a) for a, b, what in clashes)))
     current = params.get('certificate')
-    try:
-        held = certificates.read_certificate(current, ca_public) if current else None
-    except WglanError:
-        held = None  # another CA's, or corrupt: signed again
-    renew = held is None or certificates.needs_renewal(current, wanted, now, params['renew_days'] * certificates.DAY)
+    renew = not stands(current, ca_public, wanted, now, params['renew_days'] * certificates.DAY)
     text = certificates.sign_certificate(raw, wanted) if renew else current
     grant = certificates.grant_of(text)
     result = dict(changed=renew, certificate=text, fingerprint=certificates.fingerprint(text),
@@ -178,20 +170,9 @@ def run_certificate(module):
     return result
 
 
-def certificate_request(record, private_key, certificate, ca_public, mesh, prefixes, now):
-    """What a node asks the controller to sign ({record, signer}), or None when its certificate (text or
-    None) was signed by this CA and grants what its record claims for long enough (model.certificates)."""
-    signer = certificates.signer_of(private_key)
-    if certificate:
-        try:
-            certificates.read_certificate(certificate, ca_public)
-        except WglanError:
-            certificate = None  # (another CA's, or corrupt: signed again)
-    if prefixes is None:
-        prefixes = _host_prefixes(record)
-    wanted = certificates.wanted(mesh, record['name'], record['public_key'], signer,
-                                 [record.get('address'), record.get('address4')], record.get('pod_cidrs') or [],
-                                 prefixes, record.get('segments') or [], now)
-    if certificate and not certificates.needs_renewal(certificate, wanted, now):
+def certificate_request(record, signer, ca_public, mesh, prefixes, now):
+    """What a node asks the controller to sign ({record, signer}), or None when the certificate its record
+    carries stands (wglan_certificate would keep it)."""
+    if stands(record.get('certificate'), ca_public, claimed(record, signer, mesh, prefixes, now), now):
         return None
     return dict(record=record, signer=signer)

@@ -22,8 +22,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.daemon import names_server
-from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, links, meshes_on_host, resolved, state_files
-from ansible_collections.wglan.mesh.plugins.module_utils.host import watcher_state
+from ansible_collections.wglan.mesh.plugins.module_utils.host import links, meshes_on_host, resolved, watcher_state
 from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys as key_model
 from ansible_collections.wglan.mesh.plugins.module_utils.model import settings, source_merge
@@ -178,18 +177,15 @@ def _wait(node, given):
 
 
 def _certificate_state(node, given, results):
-    """In a mesh with a CA: the node's certificate as it stands, and what it asks the controller to sign
-    (certificate_request: its record and signing key) when that certificate does not grant its record."""
-    mesh = given['mesh']
-    path = mesh.get('certificate_path') or settings.CERTIFICATE_PATH
-    text = node.params['certificate'] or state_files.read_text(path)
-    private_key = key_files.read_private_key((given.get('keys') or {}).get('path') or settings.DEFAULT_KEY_PATH)
-    if private_key is None:  # (check mode on a new node: no key yet)
-        return dict(certificate=text, certificate_request=None)
-    request = certificates.certificate_request(results['record']['record'], private_key, text, mesh['ca_public_key'],
+    """In a mesh with a CA: the node's certificate as its record carries it, and what it asks the controller to
+    sign (certificate_request: its record and signing key) when that certificate does not grant its record."""
+    mesh, record, signer = given['mesh'], results['record']['record'], results['record'].get('signer')
+    if signer is None:  # (no private_key_path in the record step, or check mode on a new node: no key yet)
+        return dict(certificate=record.get('certificate'), certificate_request=None)
+    request = certificates.certificate_request(record, signer, mesh['ca_public_key'],
                                                mesh.get('mesh_name') or mesh.get('interface') or 'wglan0',
                                                node.params['node_ip_prefixes'], int(time.time()))
-    return dict(certificate=text, certificate_request=request)
+    return dict(certificate=record.get('certificate'), certificate_request=request)
 
 
 def run(node):
@@ -209,15 +205,11 @@ def run(node):
     if clashes:
         node.fail_json(msg='this host is in another mesh that this one would step on (nothing was changed): %s'
                        % '; '.join(clashes), conflicts=clashes)
-    if node.params['certificate'] and 'mesh' in given:
-        given['mesh'] = dict(given['mesh'] or {}, certificate=node.params['certificate'])
-        # (kept before the record step, which puts it in the record)
-        try:
-            state_files.write_bytes_if_changed(given['mesh'].get('certificate_path') or settings.CERTIFICATE_PATH,
-                                               (node.params['certificate'].strip() + '\n').encode('ascii', 'replace'),
-                                               0o644, node.check_mode)
-        except WglanError as exc:
-            node.fail_json(msg='certificate: %s' % exc)
+    if node.params['certificate']:
+        # a new certificate: the record step puts it in the record, the mesh step keeps it on the node
+        for name in ('record', 'mesh'):
+            if name in given:
+                given[name] = dict(given[name] or {}, certificate=node.params['certificate'])
     if node.params['rotate_keys'] and 'mesh' in given:
         refused = settings.rotation_refused(given['mesh'])
         if refused:

@@ -35,6 +35,7 @@ ARGUMENTS = dict(
     state_path=dict(type='path', default=settings.STATE_PATH),
     private_key_path=dict(type='path'),
     certificate_path=dict(type='path'),
+    certificate=dict(type='str'),
 )
 
 
@@ -80,19 +81,17 @@ def overlay_ipv4(p, public_key):
     return chosen
 
 
-def certified(p, record):
-    """In a mesh with a CA (certificate_path given): the record with the node's certificate, when it holds one,
-    and its claims signed with the node's key, so that its peers admit it from the inventory too."""
-    if not p['certificate_path'] or not p['private_key_path']:
-        return record
-    text = state_files.read_text(p['certificate_path'])
-    private_key = key_files.read_private_key(p['private_key_path'])
+def certified(p, record, private_key):
+    """In a mesh with a CA: the record with the node's certificate (given, else the one kept in certificate_path),
+    when it holds one, and its claims signed with the node's key, so that its peers admit it from the
+    inventory too."""
+    text = p['certificate'] or (state_files.read_text(p['certificate_path']) if p['certificate_path'] else None)
     if not text or private_key is None:
         return record
-    return certificates.sign_claims(dict(record, certificate=text), private_key)
+    return certificates.sign_claims(dict(record, certificate=text.strip()), private_key)
 
 
-def make(module):
+def make(module, private_key=None):
     p = module.params
     prefix = parse_prefix(p['prefix'])
     try:
@@ -121,7 +120,7 @@ def make(module):
                                        p['extra_endpoints'], p['pod_cidrs'], observed,
                                        'preferred' if p['relay'] and p['relay_preferred'] else p['relay'], address4,
                                        p['segments'])
-    record = certified(p, record)
+    record = certified(p, record, private_key)
     before = state_files.read_json(p['fact_path']) if module._diff else None
     changed = state_files.write_json_if_changed(p['fact_path'], record, check_mode=module.check_mode,
                                                 significant=node_records.without_observations)
@@ -130,12 +129,14 @@ def make(module):
 
 def run(module):
     require_libs(module, 'pyroute2')
-    record, changed, before = run_or_fail(module, make, module)
+    private_key = None
+    if module.params['private_key_path']:
+        private_key = run_or_fail(module, key_files.read_private_key, module.params['private_key_path'])
+    record, changed, before = run_or_fail(module, make, module, private_key)
     result = dict(changed=changed, record=record, digest=node_records.digest(record),
                   ansible_facts={module.params['fact_name']: record})
     if module.params['private_key_path']:
         # the public half of the node's signing key, for its certificate (wglan_certificate)
-        private_key = run_or_fail(module, key_files.read_private_key, module.params['private_key_path'])
         result['signer'] = keys.public_signer(keys.signing_key(private_key)) if private_key is not None else None
     if module._diff:
         result['diff'] = dict(before=before or {}, after=record)

@@ -210,13 +210,12 @@ def signed(params, publish, trust):
     list this node holds (so that the list reaches every node), when the mesh admits by certificates."""
     if trust is None or not isinstance(publish, dict):
         return publish
-    publish = dict(publish)
     private_key = key_files.read_private_key(params['private_key_path'])
     if private_key is None:
         return publish
+    publish = dict((k, v) for k, v in publish.items() if k != 'succession')
     if trust.revocations is not None:
-        publish = dict(publish, revocations=trust.revocations.text)
-    publish.pop('succession', None)
+        publish['revocations'] = trust.revocations.text
     grant = certificates.grant_of(publish.get('certificate')) if publish.get('certificate') else None
     if grant is not None and grant.public_key != publish.get('public_key'):
         # the node rotated its key since its certificate was signed: the steps from the certified key on
