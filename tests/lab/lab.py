@@ -779,11 +779,16 @@ for f in /tmp/wglan-ping.*; do awk -v f="$f" \'
 '''
 
 
+# pings (0.2 s apart) a key switch may cost one flow: the ones sent between the switch and the peer's update
+SWITCH_COST = 2
+
+
 def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
     """site.yml with wglan_rotate_keys=true while every machine pings every other over the mesh's IPv6 (and
     IPv4 overlay, where it has one) addresses, 5 a second. Prints and returns what it cost: the run's
     seconds, the pairs down once it returned, pings sent and lost per flow, the longest gap; the watchers'
-    journals and device dumps when a flow lost more than 2 pings (a switch may cost one now and then)."""
+    journals and device dumps when a flow lost more than SWITCH_COST pings at each of its two switches, or
+    went silent for more than 1 s."""
     import re
     addresses = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan.fact').stdout)) for h in hosts)
     pingers = []
@@ -831,8 +836,10 @@ def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
     assert sent > flows * 5 * 60, outputs  # every pair and family, all the while
     # What a switch can cost: the packets a node sends in the few hundred milliseconds between its own switch
     # and its peers' (with Kubernetes, up to two of a flow at a switch: 13 of 8 777 in one run, 4 of 38 161 with
-    # the discovery services). The faults this test found cost 5 to 18 s of a pair each.
-    bad = dict((flow, n) for flow, n in lost.items() if n > 2)
+    # the discovery services). A flow crosses two switches, its source's and its destination's, so up to four
+    # (3 on three flows of one CI run, each gap at most 0.4 s). The faults this test found cost 5 to 18 s of a
+    # pair each (25 to 90 pings, one gap).
+    bad = dict((flow, n) for flow, n in lost.items() if n > 2 * SWITCH_COST)
     if longest[1] > 1.0:
         bad['longest gap'] = longest
     if bad:
