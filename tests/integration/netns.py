@@ -6,6 +6,7 @@ processes inside those namespaces and removes only what was created.
 """
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -217,3 +218,72 @@ def wait_for(predicate, timeout=10.0, interval=0.1):
             return value
         time.sleep(interval)
     return predicate()
+
+
+class MemoryLimit:
+    """A memory cgroup of the test's own with a hard limit, for a service run under it as its unit's
+    MemoryMax would (the kernel kills the process past it). cgroup v1's memory controller, where this
+    machine has it, or a transient systemd scope (cgroup v2). `wrap` is the prefix of the command to
+    run in it; `oom_kills()` how often the kernel killed in it; `close()` ends its processes and removes
+    it."""
+
+    V1 = '/sys/fs/cgroup/memory'
+
+    def __init__(self, tag, limit):
+        self.limit = limit
+        self.path = None
+        self.scope = None
+        own = None
+        with open('/proc/self/cgroup') as handle:
+            for line in handle.read().splitlines():
+                _n, controllers, path = line.split(':', 2)
+                if 'memory' in controllers.split(','):
+                    own = path
+        if own is not None and os.path.isdir(self.V1):
+            self.path = os.path.join(self.V1, own.lstrip('/'), 'wglan-test-%s' % tag)
+            os.mkdir(self.path)
+            self._write('memory.limit_in_bytes', limit)
+            if os.path.exists(os.path.join(self.path, 'memory.memsw.limit_in_bytes')):
+                self._write('memory.memsw.limit_in_bytes', limit)  # no swapping past it either
+            self.wrap = ['sh', '-c', 'echo $$ > %s/cgroup.procs && exec "$@"' % self.path, 'sh']
+        elif shutil.which('systemd-run') and run(['systemctl', 'is-system-running'], check=False).returncode in (0, 1):
+            self.scope = 'wglan-test-%s.scope' % tag
+            self.wrap = ['systemd-run', '--scope', '--quiet', '--unit', self.scope, '-p', 'MemoryMax=%d' % limit,
+                         '-p', 'MemorySwapMax=0']
+        else:
+            raise RuntimeError('no memory cgroup to run a service under a memory limit on this machine')
+
+    def _write(self, name, value):
+        with open(os.path.join(self.path, name), 'w') as handle:
+            handle.write('%s\n' % value)
+
+    def oom_kills(self):
+        if self.path is not None:
+            with open(os.path.join(self.path, 'memory.oom_control')) as handle:
+                for line in handle:
+                    if line.startswith('oom_kill '):
+                        return int(line.split()[1])
+            return 0
+        shown = run(['systemctl', 'show', '-p', 'ControlGroup', '--value', self.scope], check=False).stdout.strip()
+        try:
+            with open('/sys/fs/cgroup%s/memory.events' % shown) as handle:
+                return dict(line.split() for line in handle).get('oom_kill', 0)
+        except OSError:
+            return 0
+
+    def close(self):
+        if self.path is not None and os.path.isdir(self.path):
+            for _ in range(50):
+                with open(os.path.join(self.path, 'cgroup.procs')) as handle:
+                    pids = [int(p) for p in handle.read().split()]
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, 9)
+                    except OSError:
+                        pass
+                time.sleep(0.1)
+            os.rmdir(self.path)
+        elif self.scope is not None:
+            run(['systemctl', 'stop', self.scope], check=False)

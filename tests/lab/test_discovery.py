@@ -111,6 +111,9 @@ def test_mesh_forms_from_the_discovery_service_alone(lab):
     assert result.returncode == 0, result.stdout[-3000:]
     assert TOKEN not in result.stdout
     assert lab.ssh('hub1', 'systemctl is-active wglan-discovery').stdout.strip() == 'active'
+    # the service read its memory budget from its unit's MemoryMax (the role's default, 256M)
+    started = lab.ssh('hub1', 'journalctl -u wglan-discovery --no-pager | grep "memory budget" | tail -1').stdout
+    assert 'memory budget 256 MiB' in started, started
     # over HTTPS, with the CA the discovery role made (no node warned of plain HTTP)
     assert 'is plain HTTP:' not in result.stdout, result.stdout[-3000:]
     urls = lab.ssh('a1', 'python3 -c "import json; print(json.load(open(\'/etc/wglan/settings.json\'))[\'discovery_urls\'])"').stdout

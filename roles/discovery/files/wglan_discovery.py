@@ -48,6 +48,7 @@ __metaclass__ = type
 
 import argparse
 import asyncio
+import asyncio.sslproto
 import base64
 import collections
 import hashlib
@@ -56,6 +57,7 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import re
 import resource
 import signal
@@ -76,13 +78,19 @@ MAX_BODY = 16384
 MAX_WRITE_KEY = 256
 CHUNK = 65536                   # an answer goes out in parts this size, each with a deadline
 FD_RESERVE = 64                 # file descriptors kept for the database, logs and the listener
+MEMORY_BASE = 64 << 20          # the process at rest: Python, aiohttp, the records of a busy service
+CONNECTION_COST = 48 << 10      # what one TLS connection may hold (measured: 39 KiB a held long poll, see README)
+TLS_READ_BUFFER = 4 << 10       # bytes read from a TLS socket at a time (asyncio's own: 256 KiB per connection;
+                                # 32 KiB here cost 65 KiB a held long poll); requests are at most 16 KiB
+MEMORY_TIGHT = 0.8              # share of the budget past which new connections and clusters are refused
 
 
 class Limits:
     def __init__(self, members_per_cluster=1024, bytes_per_record=2048, rate=15.0, burst=60,
                  default_ttl=1800, max_ttl=3600, max_watch=60, changes_kept=4096, max_clusters=10000,
                  history_seconds=300, connections_per_source=64, max_connections=None, header_timeout=10.0,
-                 body_timeout=10.0, send_timeout=10.0, idle_timeout=15.0, max_buckets=100000):
+                 body_timeout=10.0, send_timeout=10.0, idle_timeout=15.0, max_buckets=100000,
+                 memory_budget=None, max_handshakes=None):
         self.members_per_cluster = members_per_cluster
         self.bytes_per_record = bytes_per_record
         self.rate = rate
@@ -94,7 +102,10 @@ class Limits:
         self.max_clusters = max_clusters
         self.history_seconds = history_seconds
         self.connections_per_source = connections_per_source
-        self.max_connections = max_connections if max_connections else fd_budget()
+        self.memory_budget = memory_budget  # bytes, or None: no budget known
+        self.max_connections = max_connections if max_connections else connection_budget(memory_budget)
+        # TLS handshakes under way at once: each holds its connection's TLS state before anything is known of it
+        self.max_handshakes = max_handshakes if max_handshakes else max(16, min(1024, self.max_connections // 8))
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.send_timeout = send_timeout
@@ -108,6 +119,85 @@ def fd_budget():
     if soft == resource.RLIM_INFINITY:
         soft = 65536
     return max(16, soft - FD_RESERVE)
+
+
+def connection_budget(memory_budget):
+    """Connections the process can hold: under its file limit, and under its memory budget at
+    CONNECTION_COST each once the process at rest is counted."""
+    fds = fd_budget()
+    if not memory_budget:
+        return fds
+    return max(16, min(fds, (memory_budget - MEMORY_BASE) // CONNECTION_COST))
+
+
+def cgroup_memory_limit(proc_cgroup='/proc/self/cgroup', root='/sys/fs/cgroup'):
+    """The memory limit of this process's cgroup and of every cgroup above it, the smallest (the
+    unit's MemoryMax under systemd), in bytes; None when there is none or it cannot be read.
+    cgroup v2 (memory.max) and v1 (the memory controller's memory.limit_in_bytes)."""
+    try:
+        with open(proc_cgroup) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    places = []
+    for line in lines:
+        _number, controllers, path = (line.split(':', 2) + ['', ''])[:3]
+        if controllers == '':
+            places.append((os.path.join(root, path.lstrip('/')), 'memory.max'))
+        elif 'memory' in controllers.split(','):
+            places.append((os.path.join(root, 'memory', path.lstrip('/')), 'memory.limit_in_bytes'))
+    limits = []
+    for directory, name in places:
+        while True:
+            try:
+                with open(os.path.join(directory, name)) as handle:
+                    text = handle.read().strip()
+                if text.isdigit() and int(text) < 1 << 60:  # v1 says "no limit" with a number near 2**63
+                    limits.append(int(text))
+            except OSError:
+                pass
+            parent = os.path.dirname(directory)
+            if len(parent) <= len(root) or parent == directory:
+                break
+            directory = parent
+    return min(limits) if limits else None
+
+
+def resident_bytes():
+    """This process's resident memory, from /proc (0 where there is no /proc)."""
+    try:
+        with open('/proc/self/statm') as handle:
+            return int(handle.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class Memory:
+    """The budget and what the process holds now (read at most every 50 ms): tight past MEMORY_TIGHT
+    of the budget, when new connections and new clusters are refused and the rest goes on."""
+
+    def __init__(self, budget, read=resident_bytes, clock=time.monotonic):
+        self.budget = budget
+        self.read = read
+        self.clock = clock
+        self.last, self.when = 0, None
+        self.peak = 0
+
+    def used(self):
+        now = self.clock()
+        if self.when is None or now - self.when >= 0.05:
+            self.last, self.when = self.read(), now
+            self.peak = max(self.peak, self.last)
+        return self.last
+
+    def tight(self):
+        return bool(self.budget) and self.used() > self.budget * MEMORY_TIGHT
+
+
+class SmallTLS(asyncio.sslproto.SSLProtocol):  # pylint: disable=too-many-instance-attributes
+    """asyncio's TLS layer with a read buffer of TLS_READ_BUFFER: its own allocates 256 KiB for every
+    connection, admitted or not, which is most of what a connection costs."""
+    max_size = TLS_READ_BUFFER
 
 
 def source_of(ip):
@@ -266,9 +356,12 @@ class Store:
                 waiter.set_result(True)
         return c.version
 
-    def put(self, cluster, member, write_key, seq, data, ttl, observed, signer, sig):
+    def put(self, cluster, member, write_key, seq, data, ttl, observed, signer, sig, tight=False):
+        """tight: the service is near its memory budget; a record that is not there yet is refused."""
         key, c = self._authorize(cluster, write_key, create=True)
         existing = c.members.get(member) if c is not None else None
+        if tight and existing is None:
+            raise HttpError(503, 'the service is near its memory budget: no new records for now', {'Retry-After': '30'})
         if c is not None and existing is None and len(c.members) >= self.limits.members_per_cluster:
             raise HttpError(403, 'cluster is full (%d members)' % self.limits.members_per_cluster)
         if existing is not None and signer != existing['signer']:
@@ -457,23 +550,30 @@ class Connections:
     without a request costs its source a token of the rate limit, as a request would; a source with
     no token left that already holds a connection without a request gets no other."""
 
-    def __init__(self, limits, limiter):
+    def __init__(self, limits, limiter, memory=None):
         self.limits = limits
         self.limiter = limiter
+        self.memory = memory or Memory(limits.memory_budget)
         self.total = 0
+        self.handshakes = 0  # TLS handshakes under way
         self.per_source = collections.Counter()
         self.by_transport = {}
         self.waiting = collections.Counter()  # per source: connections that sent no request yet
         self.refused = collections.Counter()
 
-    def admit(self, conn):
+    def admit(self, conn, tls=False):
         """SERVE, HOLD (a source in debt: the connection is held unread until the header deadline,
-        so a client that waits for an answer stops flooding, within the source's share), or None."""
+        so a client that waits for an answer stops flooding, within the source's share), or None.
+        Asked of the bare TCP connection, before any TLS state is made for it."""
         why, how = None, SERVE
         if self.total >= self.limits.max_connections:
             why = 'total'
         elif self.per_source[conn.source] >= self.limits.connections_per_source:
             why = 'per source'
+        elif tls and self.handshakes >= self.limits.max_handshakes:
+            why = 'handshakes'
+        elif self.memory.tight():
+            why = 'memory'
         elif self.limiter.in_debt(conn.source):
             self.limiter.allow(conn.source)  # (each try costs: a flood stays cut off while it floods)
             self.refused['held'] += 1
@@ -488,12 +588,22 @@ class Connections:
         self.per_source[conn.source] += 1
         self.waiting[conn.source] += 1
         self.by_transport[conn.transport] = conn
+        if tls:
+            self.handshakes += 1
         return how
+
+    def secured(self, conn, raw, transport):
+        """conn's TLS handshake is done: from now on it is known by its TLS transport."""
+        self.handshakes -= 1
+        self.by_transport.pop(raw, None)
+        self.by_transport[transport] = conn
 
     def first_request(self, conn):
         self._less(self.waiting, conn.source)
 
     def release(self, conn):
+        if conn.handshaking:
+            self.handshakes -= 1
         self.total -= 1
         self._less(self.per_source, conn.source)
         if conn.served == 0:
@@ -511,33 +621,77 @@ class Connections:
 SERVE, HOLD = 'serve', 'hold'
 
 
-class Guarded(asyncio.Protocol):
-    """aiohttp's protocol for one connection, behind the connection limits and deadlines."""
+def cut(transport):
+    """Abort a connection unless it is already going: a TLS transport whose peer has gone is
+    closing before its protocol hears of it, and aborting it then failed inside asyncio (a traceback
+    in the log for every such connection)."""
+    if transport is not None and not transport.is_closing():
+        transport.abort()
 
-    def __init__(self, factory, connections, loop):
+
+class Guarded(asyncio.Protocol):
+    """aiohttp's protocol for one connection, behind the connection limits and deadlines. With TLS,
+    the bare TCP connection is counted first (per source, in all, among the handshakes under way and
+    against the memory budget) and only a connection let in gets TLS state and its handshake."""
+
+    def __init__(self, factory, connections, loop, tls=None):
         self.factory = factory   # aiohttp's protocol, made only for a connection let in
         self.inner = None
         self.connections = connections
         self.loop = loop
+        self.tls = tls           # the server's SSLContext, or None: plain HTTP
         self.transport = None
+        self.raw = None          # the TCP transport under TLS
         self.source = None
         self.admitted = False
+        self.handshaking = False
+        self.how = None
         self.busy = 0          # requests being answered
         self.served = 0        # requests begun
         self.timer = None
 
     def connection_made(self, transport):
+        if self.handshaking:  # the handshake is done: transport is the TLS one
+            self.connections.secured(self, self.raw, transport)
+            self.handshaking = False
+            self.transport = transport
+            self._open()
+            return
         self.transport = transport
         peer = transport.get_extra_info('peername')
         self.source = source_of(peer[0] if peer else '?')
-        how = self.connections.admit(self)
-        if how is None:
+        self.how = self.connections.admit(self, tls=self.tls is not None)
+        if self.how is None:
             transport.abort()
             return
         self.admitted = True
-        if how == SERVE:
+        if self.tls is None:
+            self._open()
+            return
+        self.raw = transport
+        self.handshaking = True
+        waiter = self.loop.create_future()
+        waiter.add_done_callback(self._handshake_over)
+        layer = SmallTLS(self.loop, self, self.tls, waiter, server_side=True,
+                         ssl_handshake_timeout=self.connections.limits.header_timeout)
+        # (what loop.start_tls does; the reader is not added yet, so no data can come before this)
+        transport.set_protocol(layer)
+        layer.connection_made(transport)
+
+    def _handshake_over(self, waiter):
+        """A handshake that failed, timed out or was cut: the connection no longer counts. (One that
+        succeeded made its TLS connection before this is called.)"""
+        if not waiter.cancelled():
+            waiter.exception()  # (taken, so that asyncio does not log it as never retrieved)
+        if self.handshaking and self.admitted:
+            self.connections.release(self)
+            self.admitted = False
+            self.handshaking = False
+
+    def _open(self):
+        if self.how == SERVE:
             self.inner = self.factory()
-            self.inner.connection_made(transport)
+            self.inner.connection_made(self.transport)
         self.arm(self.connections.limits.header_timeout)
 
     def arm(self, seconds):
@@ -548,8 +702,8 @@ class Guarded(asyncio.Protocol):
 
     def _deadline(self, served):
         """No request began since the deadline was set and none is being answered: cut off."""
-        if self.busy == 0 and self.served == served and self.transport is not None:
-            self.transport.abort()
+        if self.busy == 0 and self.served == served:
+            cut(self.transport)
 
     def begin(self):
         if self.served == 0:
@@ -652,6 +806,8 @@ class Server:
                     history=sum(len(c.changes) for c in clusters), waiters=sum(len(c.waiters) for c in clusters),
                     connections=self.connections.total, sources=len(self.connections.per_source),
                     buckets=len(self.limiter.buckets), refused=dict(self.connections.refused),
+                    handshakes=self.connections.handshakes, resident=self.connections.memory.used(),
+                    budget=self.limits.memory_budget,
                     database_faults=self.store.faults)
 
     async def _body(self, request):
@@ -697,7 +853,7 @@ class Server:
         if size > self.limits.bytes_per_record:
             raise HttpError(413, 'record is %d bytes, the limit is %d' % (size, self.limits.bytes_per_record))
         version, expires = self.store.put(cluster, member, write_key, seq, data, ttl, client,
-                                          doc.get('signer'), doc.get('sig'))
+                                          doc.get('signer'), doc.get('sig'), tight=self.connections.memory.tight())
         return {'observed': client, 'version': version, 'expires': int(expires)}
 
     async def _watch(self, name, query, proof):
@@ -744,8 +900,7 @@ class Server:
                 await asyncio.wait_for(response.write(payload[start:start + CHUNK]), self.limits.send_timeout)
             await asyncio.wait_for(response.write_eof(), self.limits.send_timeout)
         except (asyncio.TimeoutError, ConnectionError):
-            if request.transport is not None:
-                request.transport.abort()
+            cut(request.transport)
         return response
 
 
@@ -786,12 +941,13 @@ async def serve(host, port, db_path, limits, certfile=None, keyfile=None, ready=
         context.load_cert_chain(certfile, keyfile)
     loop = asyncio.get_running_loop()
     factory = runner.server
-    listener = await loop.create_server(lambda: Guarded(factory, server.connections, loop), host, port,
-                                        ssl=context, backlog=1024, reuse_address=True,
-                                        ssl_handshake_timeout=limits.header_timeout if context else None)
-    LOG.info('listening on %s:%d (%s), %d clusters loaded, at most %d connections (%d per source)', host, port,
-             'TLS' if context else 'plain HTTP', len(store.clusters), limits.max_connections,
-             limits.connections_per_source)
+    # TLS is begun by Guarded, once the bare connection is let in (see there)
+    listener = await loop.create_server(lambda: Guarded(factory, server.connections, loop, context), host, port,
+                                        backlog=1024, reuse_address=True)
+    LOG.info('listening on %s:%d (%s), %d clusters loaded, memory budget %s, at most %d connections (%d per source, '
+             '%d handshakes at once)', host, port, 'TLS' if context else 'plain HTTP', len(store.clusters),
+             '%d MiB' % (limits.memory_budget >> 20) if limits.memory_budget else 'none known',
+             limits.max_connections, limits.connections_per_source, limits.max_handshakes)
     if ready is not None:
         ready()
     stop = loop.create_future()
@@ -823,6 +979,10 @@ def main(argv=None):
                         help='connections one IPv4 address or IPv6 /64 may hold')
     parser.add_argument('--max-connections', type=int, default=0,
                         help='connections in all (0: the file limit less %d)' % FD_RESERVE)
+    parser.add_argument('--memory-budget', type=int, default=0,
+                        help='bytes the service may hold (0: its cgroup\'s memory limit, the unit\'s MemoryMax)')
+    parser.add_argument('--max-handshakes', type=int, default=0,
+                        help='TLS handshakes under way at once (0: an eighth of the connections, 16 to 1024)')
     parser.add_argument('--header-timeout', type=float, default=10.0,
                         help='seconds for a connection to send its first request')
     parser.add_argument('--idle-timeout', type=float, default=15.0, help='seconds a connection may wait between requests')
@@ -840,7 +1000,8 @@ def main(argv=None):
                     max_clusters=args.max_clusters, connections_per_source=args.connections_per_source,
                     max_connections=args.max_connections, header_timeout=args.header_timeout,
                     idle_timeout=args.idle_timeout, body_timeout=args.body_timeout,
-                    send_timeout=args.send_timeout, history_seconds=args.history_seconds, max_watch=args.max_watch)
+                    send_timeout=args.send_timeout, history_seconds=args.history_seconds, max_watch=args.max_watch,
+                    memory_budget=args.memory_budget or cgroup_memory_limit(), max_handshakes=args.max_handshakes)
     asyncio.run(serve(host.strip('[]') or None, int(port), args.db, limits, args.cert, args.key,
                       expire_every=args.expire_every))
 

@@ -261,3 +261,72 @@ def test_any_listing_a_server_sends_gives_records_or_a_wglan_error(answer):
             continue
         records = result[1] if isinstance(result, tuple) else result['records']
         assert isinstance(records, list)
+
+
+def cgroups(tmp_path, line, files):
+    """A /proc/self/cgroup of one line and a cgroup tree with the given files (path -> text)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / 'proc').write_text(line + '\n')
+    for path, text in files.items():
+        (tmp_path / 'cg' / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / 'cg' / path).write_text(text + '\n')
+    return server.cgroup_memory_limit(str(tmp_path / 'proc'), str(tmp_path / 'cg'))
+
+
+def test_the_budget_is_the_smallest_memory_limit_of_the_cgroup_and_those_above_it(tmp_path):
+    unit = 'system.slice/wglan-discovery.service'
+    # cgroup v2: the unit's MemoryMax, under a slice without one
+    assert cgroups(tmp_path / 'a', '0::/' + unit, {unit + '/memory.max': '268435456',
+                                                   'system.slice/memory.max': 'max'}) == 256 << 20
+    # a slice above with less wins
+    assert cgroups(tmp_path / 'b', '0::/' + unit, {unit + '/memory.max': '268435456',
+                                                   'system.slice/memory.max': '104857600'}) == 100 << 20
+    # cgroup v1: "no limit" is a number near 2**63
+    assert cgroups(tmp_path / 'c', '9:name=systemd:/x\n4:memory:/' + unit,
+                   {'memory/' + unit + '/memory.limit_in_bytes': '9223372036854771712',
+                    'memory/system.slice/memory.limit_in_bytes': '1073741824'}) == 1 << 30
+    # none anywhere, or nothing to read
+    assert cgroups(tmp_path / 'd', '0::/' + unit, {unit + '/memory.max': 'max'}) is None
+    assert server.cgroup_memory_limit(str(tmp_path / 'missing'), str(tmp_path)) is None
+
+
+class Conn:
+    def __init__(self, source):
+        self.source, self.transport, self.served, self.handshaking = source, object(), 0, False
+
+
+def test_a_bare_connection_is_counted_before_its_handshake_and_refused_when_memory_is_tight():
+    used = [10 << 20]
+    clock = [0.0]
+    limits = server.Limits(max_connections=100, connections_per_source=3, max_handshakes=2, memory_budget=100 << 20)
+    connections = server.Connections(limits, server.RateLimiter(0, 10),
+                                     server.Memory(limits.memory_budget, lambda: used[0], lambda: clock[0]))
+    first = [Conn('192.0.2.1') for _ in range(4)]
+    got = [connections.admit(c, tls=True) for c in first]
+    # two handshakes at once at most, whatever the source
+    assert got[:2] == [server.SERVE, server.SERVE] and got[2:] == [None, None]
+    assert connections.refused == {'handshakes': 2} and connections.handshakes == 2
+    first[0].handshaking = True
+    connections.release(first[0])  # a handshake that failed frees its place
+    assert connections.handshakes == 1 and connections.total == 1
+    connections.secured(first[1], first[1].transport, object())  # one that succeeded too
+    assert connections.handshakes == 0 and connections.total == 1
+    # the source's share is counted for bare connections: 3 in all
+    more = [Conn('192.0.2.1') for _ in range(3)]
+    assert [connections.admit(c, tls=True) for c in more] == [server.SERVE, server.SERVE, None]
+    assert connections.refused['per source'] == 1
+    # past 80 % of the budget nothing new comes in (read again after 50 ms)
+    used[0] = 81 << 20
+    assert connections.admit(Conn('192.0.2.9')) == server.SERVE  # (the last reading still stands)
+    clock[0] += 0.1
+    assert connections.admit(Conn('192.0.2.10')) is None and connections.refused['memory'] == 1
+    assert connections.memory.peak == 81 << 20
+
+
+def test_the_connections_held_fit_the_memory_budget_and_the_file_limit():
+    fds = server.fd_budget()
+    assert server.connection_budget(None) == fds
+    assert server.connection_budget(256 << 20) == min(fds, (192 << 20) // server.CONNECTION_COST)
+    assert server.connection_budget(1 << 20) == 16
+    limits = server.Limits(memory_budget=256 << 20)
+    assert 16 <= limits.max_handshakes <= 1024 and limits.max_handshakes == max(16, min(1024, limits.max_connections // 8))
