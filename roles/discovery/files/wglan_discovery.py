@@ -163,6 +163,31 @@ def cgroup_memory_limit(proc_cgroup='/proc/self/cgroup', root='/sys/fs/cgroup'):
     return min(limits) if limits else None
 
 
+def memory_size(text):
+    """Bytes from a size as systemd writes MemoryMax (a number of bytes, or with K, M, G or T: powers of
+    1024; a percentage: of the machine's memory); None for "infinity" or nothing. ValueError otherwise."""
+    text = str(text).strip()
+    if text in ('', '0', 'infinity'):
+        return None
+    if text.endswith('%'):
+        share = float(text[:-1])
+        if not 0 < share <= 100:
+            raise ValueError('a memory budget of %s' % text)
+        return int(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') * share / 100)
+    scale = dict(K=1 << 10, M=1 << 20, G=1 << 30, T=1 << 40).get(text[-1:].upper(), 1)
+    number = text[:-1] if scale > 1 else text
+    if not re.match(r'^[0-9]+(\.[0-9]+)?$', number) or float(number) * scale < 1 << 20:
+        raise ValueError('a memory budget of %r: give bytes, or a size with K, M, G or T, of 1M at least' % text)
+    return int(float(number) * scale)
+
+
+def memory_budget(given):
+    """The budget: the smaller of the one given (the role passes the unit's MemoryMax, which a
+    container without the memory controller does not enforce) and the cgroup's limit."""
+    known = [b for b in (memory_size(given), cgroup_memory_limit()) if b]
+    return min(known) if known else None
+
+
 def resident_bytes():
     """This process's resident memory, from /proc (0 where there is no /proc)."""
     try:
@@ -979,8 +1004,9 @@ def main(argv=None):
                         help='connections one IPv4 address or IPv6 /64 may hold')
     parser.add_argument('--max-connections', type=int, default=0,
                         help='connections in all (0: the file limit less %d)' % FD_RESERVE)
-    parser.add_argument('--memory-budget', type=int, default=0,
-                        help='bytes the service may hold (0: its cgroup\'s memory limit, the unit\'s MemoryMax)')
+    parser.add_argument('--memory-budget', default='',
+                        help='memory the service may hold, as systemd\'s MemoryMax (256M, 1G, 10%%; its cgroup\'s '
+                             'limit, when smaller, wins)')
     parser.add_argument('--max-handshakes', type=int, default=0,
                         help='TLS handshakes under way at once (0: an eighth of the connections, 16 to 1024)')
     parser.add_argument('--header-timeout', type=float, default=10.0,
@@ -994,6 +1020,10 @@ def main(argv=None):
     parser.add_argument('--max-watch', type=float, default=60.0, help='longest long poll, in seconds')
     parser.add_argument('--expire-every', type=float, default=5.0, help='seconds between expiry sweeps')
     args = parser.parse_args(argv)
+    try:
+        budget = memory_budget(args.memory_budget)
+    except ValueError as exc:
+        parser.error(str(exc))
     host, _sep, port = args.listen.rpartition(':')
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     limits = Limits(args.members_per_cluster, args.bytes_per_record, args.rate, args.burst,
@@ -1001,7 +1031,7 @@ def main(argv=None):
                     max_connections=args.max_connections, header_timeout=args.header_timeout,
                     idle_timeout=args.idle_timeout, body_timeout=args.body_timeout,
                     send_timeout=args.send_timeout, history_seconds=args.history_seconds, max_watch=args.max_watch,
-                    memory_budget=args.memory_budget or cgroup_memory_limit(), max_handshakes=args.max_handshakes)
+                    memory_budget=budget, max_handshakes=args.max_handshakes)
     asyncio.run(serve(host.strip('[]') or None, int(port), args.db, limits, args.cert, args.key,
                       expire_every=args.expire_every))
 

@@ -330,3 +330,13 @@ def test_the_connections_held_fit_the_memory_budget_and_the_file_limit():
     assert server.connection_budget(1 << 20) == 16
     limits = server.Limits(memory_budget=256 << 20)
     assert 16 <= limits.max_handshakes <= 1024 and limits.max_handshakes == max(16, min(1024, limits.max_connections // 8))
+
+
+def test_the_budget_the_role_gives_is_read_as_systemd_reads_memory_max():
+    assert server.memory_size('256M') == 256 << 20 and server.memory_size('1G') == 1 << 30
+    assert server.memory_size('1.5g') == 3 << 29 and server.memory_size('268435456') == 256 << 20
+    assert server.memory_size('infinity') is None and server.memory_size('') is None
+    assert 0 < server.memory_size('10%') < server.memory_size('20%')
+    for bad in ('256X', '-1M', '1K', 'M', '0%', '150%', 'lots'):
+        with pytest.raises(ValueError):
+            server.memory_size(bad)
