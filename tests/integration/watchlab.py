@@ -32,10 +32,12 @@ class Watchers:
     def __init__(self):
         self.procs = {}
 
-    def start(self, ns):
+    def start(self, ns, env=None):
+        """ns's watcher; env: more of its environment."""
         log = open(os.path.join(ns.workdir, 'watcher.log'), 'a')
         self.procs[ns.name] = subprocess.Popen(watcher_cmd(ns, 'run'), stdout=log, stderr=subprocess.STDOUT,
-                                               env=dict(os.environ, PYTHONPATH=COLLECTIONS, WGLAN_LOG_TIME='1'))
+                                               env=dict(os.environ, PYTHONPATH=COLLECTIONS, WGLAN_LOG_TIME='1',
+                                                        **(env or {})))
         return self.procs[ns.name]
 
     def kill(self, ns):

@@ -77,7 +77,8 @@ class RelayTable:
     """This node as a relay: the netdev table that forwards what arrives on the interface for a peer
     it reaches directly back into it (nftables.ensure_relay_table), IPv6 and IPv4, no sysctl."""
 
-    def __init__(self):
+    def __init__(self, keeper=None):
+        self.keeper = keeper        # rules.Keeper: whether a check is due (None: every time)
         self.made_for = None        # (interface, prefixes) the table was last made for
         self.nets = None            # the allowed IPs of the peers reached directly
         self.error = None
@@ -111,13 +112,15 @@ class RelayTable:
     def update(self, ifname, nets, table, force=False):
         """The table for nets (None: no table). Only when they changed, unless force."""
         wanted = None if nets is None else (ifname, tuple(nets))
-        if not force and wanted == self.made_for:
+        if wanted == self.made_for and (not force or self.keeper is not None and not self.keeper.due((wanted, table))):
             return
         try:
             if nftables.ensure_relay_table(ifname, nets or [], nets is not None, nft_objects.relay_table_name(table)):
                 log('relay table %s' % ('removed' if nets is None else 'set for %d prefixes' % len(nets)))
             self.made_for = wanted
             self.error = None
+            if self.keeper is not None:
+                self.keeper.looked((wanted, table))
         except WglanError as exc:
             if str(exc) != self.error:  # once, not every second
                 log('cannot relay: %s' % exc)

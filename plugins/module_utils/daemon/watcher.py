@@ -79,7 +79,10 @@ class Watcher:
         self.liveness = Liveness()
         self.publisher = Publisher()
         self.relays = Relays()
-        self.relay_table = RelayTable()
+        notices = rules.kernel_notices_for_rules()  # (one subscription each, shared by the keepers)
+        self.relay_table = RelayTable(rules.Keeper(notices[:1]))
+        self.rules_keeper = rules.Keeper(notices)
+        self.holes_keeper = rules.Keeper(notices[:1])
         self.names = Names()
         self.params = None
         self.last = None            # (config, topology, candidates) of the last good reconcile
@@ -141,7 +144,7 @@ class Watcher:
         changed = self.apply(purge=params['purge'])
         self.names.ensure(params, config, gathered)  # (after the apply: the responder binds the interface's address)
         self.relay_table.ensure(config.ifname, self.options)
-        rules.ensure_host_firewall(config, self.options)
+        rules.ensure_host_firewall(config, self.options, self.holes_keeper)
         self.watches.start(params, self.publisher.own_ips, own_key)
         self.reconciles += 1
         elapsed = (time.monotonic() - started) * 1000
@@ -318,7 +321,8 @@ class Watcher:
             if op.action == 'update' and set(op.fields) == set(['endpoint']):
                 log('peer %s: trying endpoint %s' % (name_of(op.public_key, topo.peers), op.fields['endpoint']))
         self._relay_for_others(config, the_plan, outcome.created)
-        targets_changed = rules.apply_targets(config, the_plan.routed, self.options, topo.allow)
+        targets_changed = rules.apply_targets(config, the_plan.routed, self.options, topo.allow, self.rules_keeper,
+                                              self.holes_keeper)
         self._write_status(config, topo.peers, found, the_plan.states)
         return outcome.changed or targets_changed
 

@@ -142,22 +142,24 @@ def relay_load(table=RELAY_TABLE):
     """{(source address, destination address): (packets, bytes)} the relay forwarded, both families;
     {} without a table."""
     out = {}
-    for version, _kind in RELAY_FAMILIES:
-        proc = _run_nft(['-j', 'list', 'set', 'netdev', table, 'load%d' % version])
-        if proc.returncode != 0:
+    proc = _run_nft(['-j', 'list', 'table', 'netdev', table])  # (one nft for both families' sets)
+    if proc.returncode != 0:
+        return out
+    try:
+        objects = json.loads(proc.stdout)['nftables']
+    except (ValueError, KeyError, TypeError):
+        return out
+    loads = set('load%d' % version for version, _kind in RELAY_FAMILIES)
+    for obj in objects:
+        if not isinstance(obj, dict) or not isinstance(obj.get('set'), dict) or obj['set'].get('name') not in loads:
             continue
-        try:
-            objects = json.loads(proc.stdout)['nftables']
-        except (ValueError, KeyError, TypeError):
-            continue
-        for obj in objects:
-            for entry in (obj.get('set') or {}).get('elem') or []:
-                elem = entry.get('elem') if isinstance(entry, dict) else None
-                if not isinstance(elem, dict):
-                    continue
-                pair = (elem.get('val') or {}).get('concat') if isinstance(elem.get('val'), dict) else None
-                counter = elem.get('counter') or {}
-                if isinstance(pair, list) and len(pair) == 2:
-                    out[(str(pair[0]), str(pair[1]))] = (int(counter.get('packets', 0)),
-                                                         int(counter.get('bytes', 0)))
+        for entry in obj['set'].get('elem') or []:
+            elem = entry.get('elem') if isinstance(entry, dict) else None
+            if not isinstance(elem, dict):
+                continue
+            pair = (elem.get('val') or {}).get('concat') if isinstance(elem.get('val'), dict) else None
+            counter = elem.get('counter') or {}
+            if isinstance(pair, list) and len(pair) == 2:
+                out[(str(pair[0]), str(pair[1]))] = (int(counter.get('packets', 0)),
+                                                     int(counter.get('bytes', 0)))
     return out
