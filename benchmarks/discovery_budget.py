@@ -84,8 +84,8 @@ def attack(name, server, label, workdir):
         failed = sum(1 for t in took if t >= 99)
         ok = [t for t in took if t < 99] or [0.0]
         return dict(attack=name, server=label, held=out['held'], before=before >> 20, peak=peak.peak >> 20,
-                     killed=(not service.alive()) or cage.oom_kills() > 0, p50=ok[len(ok) // 2] * 1000,
-                     p99=ok[min(len(ok) - 1, int(0.99 * len(ok)))] * 1000, failed=failed)
+                    killed=(not service.alive()) or cage.oom_kills() > 0, p50=ok[len(ok) // 2] * 1000,
+                    p99=ok[min(len(ok) - 1, int(0.99 * len(ok)))] * 1000, failed=failed)
     finally:
         attacks.DISCOVERY_SERVER = program
         service.destroy()

@@ -124,8 +124,8 @@ def main():
     print('|---|---|---:|---:|---:|---:|---:|')
     for r in rows:
         per_minute = dict((p, r['spawned'][p] * 60.0 / r['seconds']) for p in COUNTED)
-        print('| %s | %s | %.2f | %.1f | %.1f | %.1f | %.0f MiB |' % (r['label'], r['name'], r['cpu'], per_minute['nft'],
-                                                                    per_minute['ip'], per_minute['wg'], r['rss']))
+        print('| %s | %s | %.2f | %.1f | %.1f | %.1f | %.0f MiB |'
+              % (r['label'], r['name'], r['cpu'], per_minute['nft'], per_minute['ip'], per_minute['wg'], r['rss']))
 
 
 if __name__ == '__main__':

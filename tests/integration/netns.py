@@ -273,7 +273,7 @@ class MemoryLimit:
 
     def close(self):
         if self.path is not None and os.path.isdir(self.path):
-            for _ in range(50):
+            for _attempt in range(50):
                 with open(os.path.join(self.path, 'cgroup.procs')) as handle:
                     pids = [int(p) for p in handle.read().split()]
                 if not pids:

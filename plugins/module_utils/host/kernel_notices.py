@@ -55,7 +55,7 @@ class Notices:
 
     def _drain(self):
         got = False
-        for _ in range(MOST_READS):
+        for _read in range(MOST_READS):
             try:
                 if not self.sock.recv(65536):
                     break

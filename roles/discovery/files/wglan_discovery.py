@@ -80,8 +80,9 @@ CHUNK = 65536                   # an answer goes out in parts this size, each wi
 FD_RESERVE = 64                 # file descriptors kept for the database, logs and the listener
 MEMORY_BASE = 64 << 20          # the process at rest: Python, aiohttp, the records of a busy service
 CONNECTION_COST = 48 << 10      # what one TLS connection may hold (measured: 39 KiB a held long poll, see README)
-TLS_READ_BUFFER = 4 << 10       # bytes read from a TLS socket at a time (asyncio's own: 256 KiB per connection;
-                                # 32 KiB here cost 65 KiB a held long poll); requests are at most 16 KiB
+# bytes read from a TLS socket at a time (asyncio's own: 256 KiB per connection; 32 KiB here cost 65 KiB
+# a held long poll); requests are at most 16 KiB
+TLS_READ_BUFFER = 4 << 10
 MEMORY_TIGHT = 0.8              # share of the budget past which new connections and clusters are refused
 
 

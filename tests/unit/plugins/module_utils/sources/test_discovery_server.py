@@ -301,7 +301,7 @@ def test_a_bare_connection_is_counted_before_its_handshake_and_refused_when_memo
     limits = server.Limits(max_connections=100, connections_per_source=3, max_handshakes=2, memory_budget=100 << 20)
     connections = server.Connections(limits, server.RateLimiter(0, 10),
                                      server.Memory(limits.memory_budget, lambda: used[0], lambda: clock[0]))
-    first = [Conn('192.0.2.1') for _ in range(4)]
+    first = [Conn('192.0.2.1') for _n in range(4)]
     got = [connections.admit(c, tls=True) for c in first]
     # two handshakes at once at most, whatever the source
     assert got[:2] == [server.SERVE, server.SERVE] and got[2:] == [None, None]
@@ -312,7 +312,7 @@ def test_a_bare_connection_is_counted_before_its_handshake_and_refused_when_memo
     connections.secured(first[1], first[1].transport, object())  # one that succeeded too
     assert connections.handshakes == 0 and connections.total == 1
     # the source's share is counted for bare connections: 3 in all
-    more = [Conn('192.0.2.1') for _ in range(3)]
+    more = [Conn('192.0.2.1') for _n in range(3)]
     assert [connections.admit(c, tls=True) for c in more] == [server.SERVE, server.SERVE, None]
     assert connections.refused['per source'] == 1
     # past 80 % of the budget nothing new comes in (read again after 50 ms)
