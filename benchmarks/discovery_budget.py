@@ -5,8 +5,9 @@ version of the service and (with --server) another one, each in a memory cgroup 
 role's MemoryMax (256 MiB: past it the kernel kills the service, as it would the unit), TLS on, the
 role's 10 s handshake deadline, inside a network namespace this script makes:
 - silent: 3000 TCP connections from one address that never begin their TLS handshake;
-- long polls: 3000 TLS connections from 50 addresses, each holding a watch.
-For each: connections the service held, its peak resident memory against the budget, whether the
+- long polls: 3000 TLS connections from 50 addresses, each holding a watch;
+- restart: the service started on a database of 55 000 records of 2 KB.
+For each: connections (or, at a restart, records) the service held, its peak resident memory against the budget, whether the
 kernel killed it, a normal client's p50 / p99 (a new TLS connection and one request, 100 times from
 50 addresses, during the attack) and its failures.
 Usage (root): python3 benchmarks/discovery_budget.py [--server PATH]
@@ -16,6 +17,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,6 +59,28 @@ print(json.dumps(dict(held=health()['waiters'], took=took)))
 '''
 
 
+RESTART = '''
+time.sleep(2)
+took = normal_latencies(100)
+print(json.dumps(dict(held=health().get('members', 0), took=took)))
+'''
+
+
+def big_database(path, records=55000):
+    """A database of records of 2 KB sealed (as the attack that filled the first service left it)."""
+    import sqlite3
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE records (cluster TEXT, verifier TEXT, member TEXT, seq INTEGER, data TEXT, '
+                 'observed TEXT, expires REAL, ttl INTEGER, signer TEXT, sig TEXT, PRIMARY KEY (cluster, verifier, member))')
+    now = time.time()
+    conn.executemany('INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                     (('c%d' % (n // 1000), 'v' * 64, '%064x' % n, 1, 'A' * 2732, '192.0.2.1', now + 600 + n * 0.01,
+                       3600, 'S' * 44, 'G' * 88) for n in range(records)))
+    conn.commit()
+    conn.close()
+    return path
+
+
 def attack(name, server, label, workdir):
     from ansible_collections.wglan.mesh.plugins.module_utils.host import discovery_tls
     tls = discovery_tls.ensure(os.path.join(workdir, 'tls'), ['127.0.0.1'])
@@ -71,8 +95,10 @@ def attack(name, server, label, workdir):
                  '--header-timeout', '10']
         if not server:
             flags += ['--memory-budget', '256M']  # (as the role's unit gives it)
-        service.start(*flags, cage=cage)
-        code = SILENT
+        db = big_database(os.path.join(workdir, 'big.db')) if name == 'restart' else None
+        with attacks.Peak(service) as starting:
+            service.start(*flags, cage=cage, db=db)
+        code = RESTART if name == 'restart' else SILENT
         if name == 'long polls':
             version = service.run(client + 'connect = secure; print(json.dumps(put("polled", member(1), 1, '
                                   'src="127.0.3.1")))')[1]['version']
@@ -83,7 +109,8 @@ def attack(name, server, label, workdir):
         took = sorted(out['took'])
         failed = sum(1 for t in took if t >= 99)
         ok = [t for t in took if t < 99] or [0.0]
-        return dict(attack=name, server=label, held=out['held'], before=before >> 20, peak=peak.peak >> 20,
+        return dict(attack=name, server=label, held=out['held'], before=before >> 20,
+                    peak=max(peak.peak, starting.peak) >> 20,
                     killed=(not service.alive()) or cage.oom_kills() > 0, p50=ok[len(ok) // 2] * 1000,
                     p99=ok[min(len(ok) - 1, int(0.99 * len(ok)))] * 1000, failed=failed)
     finally:
@@ -100,7 +127,7 @@ def main():
                                           if args.server else [])
     rows = []
     with tempfile.TemporaryDirectory(prefix='wglan-budget-') as workdir:
-        for name in ('silent', 'long polls'):
+        for name in ('silent', 'long polls', 'restart'):
             for server, label in servers:
                 place = os.path.join(workdir, uuid.uuid4().hex[:6])
                 os.makedirs(place)

@@ -79,11 +79,13 @@ MAX_WRITE_KEY = 256
 CHUNK = 65536                   # an answer goes out in parts this size, each with a deadline
 FD_RESERVE = 64                 # file descriptors kept for the database, logs and the listener
 MEMORY_BASE = 64 << 20          # the process at rest: Python, aiohttp, the records of a busy service
-CONNECTION_COST = 48 << 10      # what one TLS connection may hold (measured: 39 KiB a held long poll, see README)
+CONNECTION_COST = 44 << 10      # what one TLS connection may hold (measured: 37 to 39 KiB a held long poll, README)
 # bytes read from a TLS socket at a time (asyncio's own: 256 KiB per connection; 32 KiB here cost 65 KiB
 # a held long poll); requests are at most 16 KiB
 TLS_READ_BUFFER = 4 << 10
 MEMORY_TIGHT = 0.8              # share of the budget past which new connections and clusters are refused
+RECORDS_SHARE = 0.2             # share of the budget the records may take (the connections take most of the rest)
+RECORD_OVERHEAD = 2048          # a record's dict, keys and numbers beside its strings (measured: 1.9 KiB)
 
 
 class Limits:
@@ -104,6 +106,7 @@ class Limits:
         self.history_seconds = history_seconds
         self.connections_per_source = connections_per_source
         self.memory_budget = memory_budget  # bytes, or None: no budget known
+        self.record_bytes = int(memory_budget * RECORDS_SHARE) if memory_budget else None  # None: no bound
         self.max_connections = max_connections if max_connections else connection_budget(memory_budget)
         # TLS handshakes under way at once: each holds its connection's TLS state before anything is known of it
         self.max_handshakes = max_handshakes if max_handshakes else max(16, min(1024, self.max_connections // 8))
@@ -128,7 +131,7 @@ def connection_budget(memory_budget):
     fds = fd_budget()
     if not memory_budget:
         return fds
-    return max(16, min(fds, (memory_budget - MEMORY_BASE) // CONNECTION_COST))
+    return max(16, min(fds, int(memory_budget * (1 - RECORDS_SHARE) - MEMORY_BASE) // CONNECTION_COST))
 
 
 def cgroup_memory_limit(proc_cgroup='/proc/self/cgroup', root='/sys/fs/cgroup'):
@@ -302,9 +305,20 @@ class Cluster:
         self.listed = None  # (version, the listing's JSON bytes, when one of them expires): one copy for all readers
 
 
+def record_cost(record):
+    """What a record holds in memory, in bytes (counted against the records' share of the budget)."""
+    return RECORD_OVERHEAD + sum(len(v) for v in (record.get(k) for k in ('data', 'signer', 'sig', 'observed'))
+                                 if isinstance(v, str))
+
+
+def disk_full(exc):
+    return 'full' in str(exc).lower()
+
+
 class Store:
     """Records in memory, written through to SQLite so a restart loses nothing. The database is
-    written first: when it fails, memory stays as it was and the client is told to try again."""
+    written first: when it fails, memory stays as it was and the client is told to try again.
+    The records held have a byte budget (Limits.record_bytes): a restart loads the newest up to it."""
 
     def __init__(self, path, limits):
         self.limits = limits
@@ -321,16 +335,36 @@ class Store:
                         'data TEXT, observed TEXT, expires REAL, ttl INTEGER, signer TEXT, sig TEXT, '
                         'PRIMARY KEY (cluster, verifier, member))')
         self.clusters = {}  # (name, verifier) -> Cluster
-        now = time.time()
-        for name, verifier, member, seq, data, observed, expires, ttl, signer, sig in self.db.execute(
-                'SELECT * FROM records'):
-            if expires > now:
-                c = self.clusters.setdefault((name, verifier), Cluster(verifier))
-                c.version += 1
-                c.members[member] = dict(seq=seq, data=data, observed=observed, expires=expires, version=c.version,
-                                         ttl=ttl, signer=signer, sig=sig)
+        self.bytes = 0      # what the records held cost (record_cost)
+        self.unwritten = set()  # (name, verifier, member) gone from memory, not yet from the database
         self.faults = 0
         self.faults_logged, self.log_after = 0, 0.0
+        self._load()
+
+    def _load(self):
+        """The records that have not expired, newest first, up to the records' budget: a service restarted
+        on a database larger than its budget comes up inside it (the oldest are dropped, their nodes
+        publish again), never killed at every start."""
+        now = time.time()
+        over = []
+        for name, verifier, member, seq, data, observed, expires, ttl, signer, sig in self.db.execute(
+                'SELECT * FROM records WHERE expires > ? ORDER BY expires DESC', (now,)):
+            record = dict(seq=seq, data=data, observed=observed, expires=expires, ttl=ttl, signer=signer, sig=sig)
+            cost = record_cost(record)
+            if self.limits.record_bytes is not None and self.bytes + cost > self.limits.record_bytes or (
+                    (name, verifier) not in self.clusters and len(self.clusters) >= self.limits.max_clusters):
+                over.append((name, verifier, member))
+                continue
+            c = self.clusters.setdefault((name, verifier), Cluster(verifier))
+            c.version += 1
+            record['version'] = c.version
+            c.members[member] = record
+            self.bytes += cost
+        if over:
+            LOG.warning('%d records over the memory budget (%d MiB for records) or the cluster limit not loaded: '
+                        'the oldest; their nodes publish them again', len(over), (self.limits.record_bytes or 0) >> 20)
+        self.unwritten.update(over)
+        self.unwritten_expired = True  # the expired records of the last run go too, at the first sweep
 
     def _write(self, statements):
         """Run statements in one transaction; a database fault is a 503 and changes nothing."""
@@ -341,13 +375,15 @@ class Store:
                     self.db.execute(sql, args)
                 self.db.execute('COMMIT')
             except BaseException:
-                self.db.execute('ROLLBACK')
+                if self.db.in_transaction:  # (SQLite rolls back by itself on a full disk)
+                    self.db.execute('ROLLBACK')
                 raise
         except sqlite3.Error as exc:
             self.faults += 1
             if self.faults - self.faults_logged >= 1 and time.monotonic() >= self.log_after:
                 # (a full disk fails every write: one line a minute, with the count)
-                LOG.error('database: %s (%d faults so far)', exc, self.faults)
+                LOG.error('database: %s%s (%d faults so far)', 'disk full: ' if disk_full(exc) else '', exc,
+                          self.faults)
                 self.faults_logged, self.log_after = self.faults, time.monotonic() + 60
             raise HttpError(503, 'the service could not store this; try again later', {'Retry-After': '5'})
 
@@ -388,6 +424,10 @@ class Store:
         existing = c.members.get(member) if c is not None else None
         if tight and existing is None:
             raise HttpError(503, 'the service is near its memory budget: no new records for now', {'Retry-After': '30'})
+        record = dict(seq=seq, data=data, observed=observed, ttl=ttl, signer=signer, sig=sig)
+        grows = record_cost(record) - (record_cost(existing) if existing is not None else 0)
+        if existing is None and self.limits.record_bytes is not None and self.bytes + grows > self.limits.record_bytes:
+            raise HttpError(503, 'the service holds as many records as its memory budget allows', {'Retry-After': '60'})
         if c is not None and existing is None and len(c.members) >= self.limits.members_per_cluster:
             raise HttpError(403, 'cluster is full (%d members)' % self.limits.members_per_cluster)
         if existing is not None and signer != existing['signer']:
@@ -401,8 +441,9 @@ class Store:
         if c is None:
             c = self.clusters[key] = Cluster(key[1])
         version = self._changed(c, member)
-        c.members[member] = dict(seq=seq, data=data, observed=observed, expires=expires, version=version,
-                                 ttl=ttl, signer=signer, sig=sig)
+        c.members[member] = dict(record, expires=expires, version=version)
+        self.bytes += grows
+        self.unwritten.discard((cluster, key[1], member))
         return version, expires
 
     def delete(self, cluster, member, write_key, seq, signer, sig):
@@ -417,7 +458,7 @@ class Store:
             raise HttpError(409, 'a delete must be newer than the record (seq %d, have %d)' % (seq, existing['seq']))
         self._write([('DELETE FROM records WHERE cluster = ? AND verifier = ? AND member = ?',
                       (cluster, key[1], member))])
-        del c.members[member]
+        self.bytes -= record_cost(c.members.pop(member))
         version = self._changed(c, member)
         if not c.members:
             self._drop(key)
@@ -438,22 +479,41 @@ class Store:
         horizon = time.monotonic() - self.limits.history_seconds
         for cluster, c in list(self.clusters.items()):
             gone = [m for m, r in c.members.items() if r['expires'] <= now]
-            if gone:
-                last = len(gone) == len(c.members)
-                statements = [('DELETE FROM records WHERE cluster = ? AND verifier = ? AND member = ?',
-                               cluster + (m,)) for m in gone]
-                try:
-                    self._write(statements)
-                except HttpError:
-                    continue
-                for member in gone:
-                    del c.members[member]
-                    self._changed(c, member)
-                if last:
-                    self._drop(cluster)
-                    continue
+            for member in gone:  # (from memory at once; from the database below, or at a later sweep)
+                self.bytes -= record_cost(c.members.pop(member))
+                self._changed(c, member)
+                self.unwritten.add(cluster + (member,))
+            if not c.members:
+                self._drop(cluster)
+                continue
             while c.changes and c.changes[0][2] < horizon:
                 c.changes.popleft()
+        self._write_deletes(now)
+
+    def _write_deletes(self, now):
+        """The deletes memory is ahead of (records expired or over the budget), and the expired records of an
+        earlier run; then the write-ahead log is folded back into the database, so that the space a full disk
+        needs comes back with them. A database that still refuses keeps them for the next sweep."""
+        if not self.unwritten and not self.unwritten_expired:
+            return
+        statements = [('DELETE FROM records WHERE cluster = ? AND verifier = ? AND member = ?', key)
+                      for key in sorted(self.unwritten)[:5000]]
+        if self.unwritten_expired:
+            statements.append(('DELETE FROM records WHERE expires <= ?', (now,)))
+        try:
+            self._write(statements)
+        except HttpError:
+            return
+        recovered = self.faults > 0 and self.faults_logged > 0
+        self.unwritten.difference_update(args for _sql, args in statements)
+        self.unwritten_expired = False
+        try:
+            self.db.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        except sqlite3.Error as exc:
+            LOG.error('database: the write-ahead log could not be checkpointed: %s', exc)
+        if recovered:
+            LOG.info('database: writing again (%d faults so far)', self.faults)
+            self.faults_logged = 0
 
     @staticmethod
     def view(member, record):
@@ -830,6 +890,8 @@ class Server:
         clusters = self.store.clusters.values()
         return dict(clusters=len(self.store.clusters), members=sum(len(c.members) for c in clusters),
                     history=sum(len(c.changes) for c in clusters), waiters=sum(len(c.waiters) for c in clusters),
+                    record_bytes=self.store.bytes, record_budget=self.limits.record_bytes,
+                    unwritten=len(self.store.unwritten),
                     connections=self.connections.total, sources=len(self.connections.per_source),
                     buckets=len(self.limiter.buckets), refused=dict(self.connections.refused),
                     handshakes=self.connections.handshakes, resident=self.connections.memory.used(),
