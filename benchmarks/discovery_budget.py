@@ -6,6 +6,8 @@ role's MemoryMax (256 MiB: past it the kernel kills the service, as it would the
 role's 10 s handshake deadline, inside a network namespace this script makes:
 - silent: 3000 TCP connections from one address that never begin their TLS handshake;
 - long polls: 3000 TLS connections from 50 addresses, each holding a watch;
+- slow readers: 640 TLS connections from 10 addresses that ask for a full cluster's listing (1024 records
+  of 2 KiB, 2.9 MB) and never read it;
 - restart: the service started on a database of 55 000 records of 2 KB.
 For each: connections (or, at a restart, records) the service held, its peak resident memory against the budget, whether the
 kernel killed it, a normal client's p50 / p99 (a new TLS connection and one request, 100 times from
@@ -98,7 +100,11 @@ def attack(name, server, label, workdir):
         db = big_database(os.path.join(workdir, 'big.db')) if name == 'restart' else None
         with attacks.Peak(service) as starting:
             service.start(*flags, cage=cage, db=db)
-        code = RESTART if name == 'restart' else SILENT
+        code = dict(restart=RESTART, silent=SILENT).get(name)
+        if name == 'slow readers':
+            service.run(client + attacks.SLOW_FILL, timeout=300)
+            code = attacks.SLOW_READERS.replace("print(json.dumps(dict(asked=len(held), p50=took[49], p99=took[98])))",
+                                                "print(json.dumps(dict(held=len(held), took=took)))")
         if name == 'long polls':
             version = service.run(client + 'connect = secure; print(json.dumps(put("polled", member(1), 1, '
                                   'src="127.0.3.1")))')[1]['version']
@@ -127,7 +133,7 @@ def main():
                                           if args.server else [])
     rows = []
     with tempfile.TemporaryDirectory(prefix='wglan-budget-') as workdir:
-        for name in ('silent', 'long polls', 'restart'):
+        for name in ('silent', 'long polls', 'slow readers', 'restart'):
             for server, label in servers:
                 place = os.path.join(workdir, uuid.uuid4().hex[:6])
                 os.makedirs(place)

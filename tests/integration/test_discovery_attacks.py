@@ -61,8 +61,8 @@ def answer(s, limit=1 << 22):
     except ValueError:
         return status, body.decode('latin-1')
 
-def request(method, path, body=b'', headers=(), src='127.0.0.1', dst='127.0.0.1'):
-    s = connect(src, dst)
+def request(method, path, body=b'', headers=(), src='127.0.0.1', dst=None):
+    s = connect(src, dst or ('::1' if ':' in src else '127.0.0.1'))
     lines = ['%%s %%s HTTP/1.1' %% (method, path), 'Host: discovery', 'Connection: close']
     lines += list(headers)
     if body or method in ('PUT', 'POST'):
@@ -413,7 +413,7 @@ def test_clusters_and_change_history_do_not_outlive_their_members(service):
     service.start('--rate', '0', '--max-clusters', '300', '--history-seconds', '1')
     out = service.run('''
 busy = [put('busy', member(7), seq, ttl=600)[0] for seq in range(1, 401)]
-codes = [put('c%d' % n, member(n), 1, ttl=3)[0] for n in range(299)]
+codes = [put('c%d' % n, member(n), 1, ttl=3, src='127.%d.%d.1' % (20 + n // 200, n % 200))[0] for n in range(299)]
 over = put('one-too-many', member(1), 1, ttl=3)
 full = stats()
 time.sleep(4.5)
@@ -425,6 +425,29 @@ print(json.dumps(dict(busy=sorted(set(busy)), codes=sorted(set(codes)), over=ove
     assert out['full']['clusters'] == 300, out
     # the 299 short-lived clusters went with their records; "busy" stays, its history aged out
     assert out['after']['clusters'] == 1 and out['after']['members'] == 1 and out['after']['history'] == 0, out
+
+
+def test_strangers_making_clusters_by_the_thousand_do_not_lock_a_new_cluster_out(service):
+    """10 000 PUTs, each with a write key of its own, made 10 000 clusters in 14 s; then every new
+    legitimate cluster got 503 for the records' TTL (an hour, which the attacker renews). Now an address
+    (an IPv6 /64) holds at most 32 clusters it made, a /24 (an IPv6 /48) 256: filling the service's 10 000
+    takes 40 networks; a cluster from elsewhere still forms. (No rate limit here: an attacker with many
+    addresses gets past it.)"""
+    service.start('--rate', '0')
+    out = service.run('''
+one = [put('spam%d' % n, member(n), 1, key='k%038d' % n, ttl=600, src='127.9.0.1')[0] for n in range(2000)]
+wide = [put('wide%d' % n, member(n), 1, key='w%038d' % n, ttl=600, src='127.9.1.%d' % (n % 100 + 1))[0]
+        for n in range(400)]
+six = [put('six%d' % n, member(n), 1, key='s%038d' % n, ttl=600, src='SIX::%x' % (n % 10 + 2))[0]
+       for n in range(100)]
+legit = put('legit', member(1), 1, key='l' * 40, src='127.10.0.1')
+print(json.dumps(dict(one=[one.count(200), one.count(429)], wide=[wide.count(200), wide.count(429)],
+                      six=[six.count(200), six.count(429)], legit=legit[0], body=legit[1], stats=stats())))
+'''.replace('SIX', SIX))
+    assert out['one'] == [32, 1968], out
+    assert out['wide'] == [256, 144], out
+    assert out['six'] == [32, 68], out  # ten addresses of one /64: one source
+    assert out['legit'] == 200 and out['stats']['clusters'] == 32 + 256 + 32 + 1, out
 
 
 def test_the_rate_limiters_table_forgets_sources_that_went_quiet(service):
@@ -949,3 +972,50 @@ def test_a_restart_on_a_database_larger_than_the_budget_comes_up_inside_it(limit
     assert 1000 < out['health']['members'] < 55000 and out['health']['record_bytes'] <= BUDGET * 0.2, out
     assert 'not loaded: the oldest' in log, log[-2000:]
     assert max(out['took']) < 0.1, out
+
+
+@pytest.mark.serial  # (see MEMORY_TESTS)
+def test_slow_readers_of_a_full_listing_over_tls_stay_within_the_memory_limit(limited):
+    """640 TLS connections from 10 addresses that ask for a full cluster's listing (1024 records of 2 KiB:
+    2.9 MB) and never read it: the version before sent it in parts of 64 KiB, each a copy, and its TLS layer
+    held them encrypted: +447 MB in 3 s. Now the parts are 16 KiB views of the one listing all readers
+    share, and each reader is cut off at the send deadline."""
+    service, cage, client = limited
+    service.run(client + SLOW_FILL)
+    before = service.rss_kib() << 10
+    with Peak(service) as peak:
+        out = service.run(client + SLOW_READERS, timeout=300)
+    sys.stdout.write('\n640 slow TLS readers of a 2.9 MB listing: %d asked, service %.0f MiB before, peak %.0f MiB '
+                     '(budget %d MiB); normal client p50 %.1f ms p99 %.1f ms\n'
+                     % (out['asked'], before / 1048576.0, peak.peak / 1048576.0, BUDGET >> 20, out['p50'] * 1000,
+                        out['p99'] * 1000))
+    assert service.alive() and cage.oom_kills() == 0, open(service.log).read()[-3000:]
+    assert out['asked'] >= 600, out
+    assert peak.peak < BUDGET * 0.8, peak.peak
+    assert out['p99'] < 0.1, out
+
+
+# a full cluster, written over TLS from 100 addresses (each within its rate limit)
+SLOW_FILL = '''
+connect = secure
+data = base64.b64encode(os.urandom(2048)).decode()
+for n in range(1024):
+    status, body = put('full', member(n), 1, data=data, ttl=600, src='127.0.5.%d' % (n % 100 + 1))
+    assert status == 200, (n, status, body)
+print(json.dumps(dict(ok=True)))
+'''
+
+SLOW_READERS = '''
+held = []
+ask = ('GET /v1/clusters/full/members HTTP/1.1\\r\\nHost: x\\r\\n%s\\r\\n\\r\\n' % proof()[0]).encode()
+for n in range(640):
+    try:
+        s = TLS.wrap_socket(PLAIN('127.0.6.%d' % (n % 10 + 1), rcvbuf=4096), server_hostname='127.0.0.1')
+        s.sendall(ask)
+        held.append(s)
+    except OSError:
+        pass
+time.sleep(1.0)
+took = normal_latencies(100)
+print(json.dumps(dict(asked=len(held), p50=took[49], p99=took[98])))
+'''

@@ -76,7 +76,9 @@ _DIGITS_RE = re.compile(r'^[0-9]{1,19}$')
 MAX_SEQ = 2 ** 63 - 1           # SQLite's INTEGER
 MAX_BODY = 16384
 MAX_WRITE_KEY = 256
-CHUNK = 65536                   # an answer goes out in parts this size, each with a deadline
+CHUNK = 16384                   # an answer goes out in parts this size, each with a deadline
+WRITE_BUFFER = 2 * CHUNK        # what a connection may have waiting to go out before its writer waits
+DELETE_BATCH = 500              # deletes written at one expiry sweep
 FD_RESERVE = 64                 # file descriptors kept for the database, logs and the listener
 MEMORY_BASE = 64 << 20          # the process at rest: Python, aiohttp, the records of a busy service
 CONNECTION_COST = 44 << 10      # what one TLS connection may hold (measured: 37 to 39 KiB a held long poll, README)
@@ -93,7 +95,7 @@ class Limits:
                  default_ttl=1800, max_ttl=3600, max_watch=60, changes_kept=4096, max_clusters=10000,
                  history_seconds=300, connections_per_source=64, max_connections=None, header_timeout=10.0,
                  body_timeout=10.0, send_timeout=10.0, idle_timeout=15.0, max_buckets=100000,
-                 memory_budget=None, max_handshakes=None):
+                 memory_budget=None, max_handshakes=None, clusters_per_source=32, clusters_per_network=256):
         self.members_per_cluster = members_per_cluster
         self.bytes_per_record = bytes_per_record
         self.rate = rate
@@ -103,6 +105,10 @@ class Limits:
         self.max_watch = max_watch
         self.changes_kept = changes_kept
         self.max_clusters = max_clusters
+        # clusters an address (an IPv4 address or IPv6 /64), and a network (IPv4 /24, IPv6 /48), may have made
+        # and that still live (0: no bound)
+        self.clusters_per_source = clusters_per_source
+        self.clusters_per_network = clusters_per_network
         self.history_seconds = history_seconds
         self.connections_per_source = connections_per_source
         self.memory_budget = memory_budget  # bytes, or None: no budget known
@@ -242,6 +248,18 @@ def source_of(ip):
     return str(address)
 
 
+def network_of(ip):
+    """The wider network a source lies in, for the quotas an attacker with many addresses meets: an IPv4
+    /24, an IPv6 /48 (a site's allocation)."""
+    try:
+        address = ipaddress.ip_address(str(ip).split('%', 1)[0])
+    except ValueError:
+        return str(ip)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(ipaddress.ip_network('%s/%d' % (address, 24 if address.version == 4 else 48), strict=False))
+
+
 def unmapped(ip):
     """An IPv4 client of an IPv6 socket as the IPv4 address it is."""
     try:
@@ -291,10 +309,11 @@ def check_signature(signer, sig, message):
 
 
 class Cluster:
-    __slots__ = ('verifier', 'members', 'version', 'changes', 'waiters', 'listed')
+    __slots__ = ('verifier', 'members', 'version', 'changes', 'waiters', 'listed', 'creator')
 
-    def __init__(self, verifier):
+    def __init__(self, verifier, creator=None):
         self.verifier = verifier
+        self.creator = creator     # the address whose write made it (None: loaded at a start)
         self.members = {}          # member -> dict(seq, data, observed, expires, version, ttl, signer, sig)
         # Versions are opaque to clients. Starting from the clock (ms) keeps them rising across a
         # restart of the service (and a cluster dropped and made again), so a watcher's `since` from
@@ -335,6 +354,7 @@ class Store:
                         'data TEXT, observed TEXT, expires REAL, ttl INTEGER, signer TEXT, sig TEXT, '
                         'PRIMARY KEY (cluster, verifier, member))')
         self.clusters = {}  # (name, verifier) -> Cluster
+        self.made_by = collections.Counter()  # source or network -> clusters it made that live
         self.bytes = 0      # what the records held cost (record_cost)
         self.unwritten = set()  # (name, verifier, member) gone from memory, not yet from the database
         self.faults = 0
@@ -387,13 +407,18 @@ class Store:
                 self.faults_logged, self.log_after = self.faults, time.monotonic() + 60
             raise HttpError(503, 'the service could not store this; try again later', {'Retry-After': '5'})
 
-    def _authorize(self, cluster, write_key, create):
-        """(the cluster's key, its Cluster or None for a new one) for a write with write_key."""
+    def _authorize(self, cluster, write_key, create, client=None):
+        """(the cluster's key, its Cluster or None for a new one) for a write with write_key from client."""
         key = (cluster, hashlib.sha256(write_key.encode('utf-8')).hexdigest())
         c = self.clusters.get(key)
         if c is None:
             if not create:
                 raise HttpError(404, 'no such cluster (or not with this write key)')
+            for place, most in ((source_of(client), self.limits.clusters_per_source),
+                                (network_of(client), self.limits.clusters_per_network)):
+                if client is not None and most and self.made_by[place] >= most:
+                    raise HttpError(429, '%s made %d clusters that still live, as many as it may; one of them '
+                                    'goes with its last record' % (place, most), {'Retry-After': '60'})
             if len(self.clusters) >= self.limits.max_clusters:
                 raise HttpError(503, 'the service holds as many clusters as it may (%d)' % self.limits.max_clusters,
                                 {'Retry-After': '60'})
@@ -420,7 +445,7 @@ class Store:
 
     def put(self, cluster, member, write_key, seq, data, ttl, observed, signer, sig, tight=False):
         """tight: the service is near its memory budget; a record that is not there yet is refused."""
-        key, c = self._authorize(cluster, write_key, create=True)
+        key, c = self._authorize(cluster, write_key, create=True, client=observed)
         existing = c.members.get(member) if c is not None else None
         if tight and existing is None:
             raise HttpError(503, 'the service is near its memory budget: no new records for now', {'Retry-After': '30'})
@@ -439,7 +464,8 @@ class Store:
         self._write([('INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                       (cluster, key[1], member, seq, data, observed, expires, ttl, signer, sig))])
         if c is None:
-            c = self.clusters[key] = Cluster(key[1])
+            c = self.clusters[key] = Cluster(key[1], observed)
+            self.made_by.update((source_of(observed), network_of(observed)))
         version = self._changed(c, member)
         c.members[member] = dict(record, expires=expires, version=version)
         self.bytes += grows
@@ -467,6 +493,11 @@ class Store:
     def _drop(self, cluster):
         """A cluster with no members is not kept (its watchers are answered: they start over)."""
         c = self.clusters.pop(cluster, None)
+        if c is not None and c.creator is not None:
+            for place in (source_of(c.creator), network_of(c.creator)):
+                self.made_by[place] -= 1
+                if self.made_by[place] <= 0:
+                    del self.made_by[place]
         if c is not None:
             for waiter in list(c.waiters):
                 if not waiter.done():
@@ -496,17 +527,21 @@ class Store:
         needs comes back with them. A database that still refuses keeps them for the next sweep."""
         if not self.unwritten and not self.unwritten_expired:
             return
+        # (a batch a sweep: the loop waits for the database, and a restart may leave tens of thousands)
         statements = [('DELETE FROM records WHERE cluster = ? AND verifier = ? AND member = ?', key)
-                      for key in sorted(self.unwritten)[:5000]]
+                      for key in sorted(self.unwritten)[:DELETE_BATCH]]
         if self.unwritten_expired:
-            statements.append(('DELETE FROM records WHERE expires <= ?', (now,)))
+            statements.append(('DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE expires <= ? '
+                               'LIMIT %d)' % DELETE_BATCH, (now,)))
         try:
             self._write(statements)
         except HttpError:
             return
         recovered = self.faults > 0 and self.faults_logged > 0
         self.unwritten.difference_update(args for _sql, args in statements)
-        self.unwritten_expired = False
+        if self.unwritten_expired:
+            self.unwritten_expired = self.db.execute('SELECT 1 FROM records WHERE expires <= ? LIMIT 1',
+                                                     (now,)).fetchone() is not None
         try:
             self.db.execute('PRAGMA wal_checkpoint(TRUNCATE)')
         except sqlite3.Error as exc:
@@ -775,6 +810,11 @@ class Guarded(asyncio.Protocol):
             self.handshaking = False
 
     def _open(self):
+        # What a connection may have waiting to go out before its writer waits (and the send deadline
+        # applies): two parts of an answer, not asyncio's 64 KiB (and, under TLS, 256 KiB more encrypted).
+        for transport in (self.transport, self.raw):
+            if transport is not None:
+                transport.set_write_buffer_limits(high=WRITE_BUFFER)
         if self.how == SERVE:
             self.inner = self.factory()
             self.inner.connection_made(self.transport)
@@ -984,8 +1024,9 @@ class Server:
         response.content_length = len(payload)
         try:
             await asyncio.wait_for(response.prepare(request), self.limits.send_timeout)
+            view = memoryview(payload)  # (parts of the one copy every reader of this version shares)
             for start in range(0, len(payload), CHUNK):
-                await asyncio.wait_for(response.write(payload[start:start + CHUNK]), self.limits.send_timeout)
+                await asyncio.wait_for(response.write(view[start:start + CHUNK]), self.limits.send_timeout)
             await asyncio.wait_for(response.write_eof(), self.limits.send_timeout)
         except (asyncio.TimeoutError, ConnectionError):
             cut(request.transport)
@@ -1063,6 +1104,10 @@ def main(argv=None):
     parser.add_argument('--rate', type=float, default=15.0, help='requests per second per source (0: no limit)')
     parser.add_argument('--burst', type=int, default=60)
     parser.add_argument('--max-clusters', type=int, default=10000)
+    parser.add_argument('--clusters-per-source', type=int, default=32,
+                        help='clusters one IPv4 address or IPv6 /64 may make that still live (0: no bound)')
+    parser.add_argument('--clusters-per-network', type=int, default=256,
+                        help='clusters one IPv4 /24 or IPv6 /48 may make that still live (0: no bound)')
     parser.add_argument('--connections-per-source', type=int, default=64,
                         help='connections one IPv4 address or IPv6 /64 may hold')
     parser.add_argument('--max-connections', type=int, default=0,
@@ -1094,7 +1139,8 @@ def main(argv=None):
                     max_connections=args.max_connections, header_timeout=args.header_timeout,
                     idle_timeout=args.idle_timeout, body_timeout=args.body_timeout,
                     send_timeout=args.send_timeout, history_seconds=args.history_seconds, max_watch=args.max_watch,
-                    memory_budget=budget, max_handshakes=args.max_handshakes)
+                    memory_budget=budget, max_handshakes=args.max_handshakes,
+                    clusters_per_source=args.clusters_per_source, clusters_per_network=args.clusters_per_network)
     asyncio.run(serve(host.strip('[]') or None, int(port), args.db, limits, args.cert, args.key,
                       expire_every=args.expire_every))
 

@@ -372,3 +372,27 @@ def test_the_budget_the_role_gives_is_read_as_systemd_reads_memory_max():
     for bad in ('256X', '-1M', '1K', 'M', '0%', '150%', 'lots'):
         with pytest.raises(ValueError):
             server.memory_size(bad)
+
+
+def test_an_address_and_its_network_may_make_only_so_many_clusters_that_live(tmp_path):
+    s = store(tmp_path, clusters_per_source=2, clusters_per_network=3)
+    put(s, 'a', M1, 'k1', 1, observed='192.0.2.1')
+    put(s, 'b', M1, 'k2', 1, observed='192.0.2.1')
+    with pytest.raises(server.HttpError) as raised:
+        put(s, 'c', M1, 'k3', 1, observed='192.0.2.1')
+    assert raised.value.status == 429 and '192.0.2.1 made 2 clusters' in str(raised.value)
+    put(s, 'a', M2, 'k1', 1, observed='192.0.2.1')  # (joining a cluster is not making one)
+    put(s, 'c', M1, 'k3', 1, observed='192.0.2.2')  # another address of the /24: its third
+    with pytest.raises(server.HttpError) as raised:
+        put(s, 'd', M1, 'k4', 1, observed='192.0.2.3')
+    assert '192.0.2.0/24 made 3' in str(raised.value)
+    put(s, 'd', M1, 'k4', 1, observed='198.51.100.1')  # another network
+    # IPv6: a /64 is one address, a /48 one network
+    put(s, 'e', M1, 'k5', 1, observed='2001:db8:1:1::1')
+    put(s, 'f', M1, 'k6', 1, observed='2001:db8:1:1::2')
+    with pytest.raises(server.HttpError):
+        put(s, 'g', M1, 'k7', 1, observed='2001:db8:1:1::3')
+    # a cluster that goes gives its maker a place back
+    delete(s, 'c', M1, 'k3', 2)
+    put(s, 'h', M1, 'k8', 1, observed='192.0.2.3')
+    assert s.made_by['192.0.2.0/24'] == 3 and s.made_by['192.0.2.2'] == 0
