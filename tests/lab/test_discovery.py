@@ -128,6 +128,26 @@ def test_mesh_forms_from_the_discovery_service_alone(lab):
     sys.stdout.write('\n' + '\n'.join(status.values()))
 
 
+def test_a_bad_service_option_fails_the_play_at_once_and_the_running_service_stays(lab):
+    """A listen address without a port crashed the service at start: systemd restarted it every 2 s and
+    the play failed only when its wait for the port timed out, 30 s later, with the service gone. Now the
+    role runs the service's own parsing first (--check): the play fails at once with the service's
+    message, and the unit and the service in place go on."""
+    main = inventory(lab, 'main.ini', ['hub1', 'a1', 'a2', 'b1'])
+    before = lab.ssh('hub1', 'systemctl show -p MainPID --value wglan-discovery').stdout.strip()
+    started = time.monotonic()
+    result = lab.playbook_with_inventory(main, 'playbooks/site.yml', '--limit', 'hub1',
+                                         '-e', 'wglan_discovery_listen=0.0.0.0')
+    took = time.monotonic() - started
+    sys.stdout.write('\na bad wglan_discovery_listen: the play failed after %.0f s\n' % took)
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "--listen '0.0.0.0': give address:port" in result.stdout, result.stdout[-3000:]
+    failed_at = result.stdout.split('fatal:')[0].rsplit('TASK [', 1)[-1]
+    assert failed_at.startswith("wglan.mesh.discovery : Check the service's options"), result.stdout[-3000:]
+    assert lab.ssh('hub1', 'systemctl show -p MainPID --value wglan-discovery').stdout.strip() == before
+    assert '0.0.0.0:8443' in lab.ssh('hub1', 'systemctl cat wglan-discovery').stdout
+
+
 def test_a_node_known_only_to_the_service_is_learned_and_the_next_run_changes_nothing(lab):
     """b2 is set up from an inventory that holds only it. The others learn it from the service (their
     watchers at once; without watchers, their next run would). Then the whole inventory runs again:

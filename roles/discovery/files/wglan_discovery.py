@@ -1092,6 +1092,46 @@ async def serve(host, port, db_path, limits, certfile=None, keyfile=None, ready=
         store.db.close()
 
 
+_NAME_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$')
+
+
+def listen_address(text):
+    """(host or None for every address, port) from --listen: address:port, [IPv6]:port, name:port or :port."""
+    host, sep, port = str(text).strip().rpartition(':')
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError('--listen %r: give address:port (an IPv6 address in brackets; :port alone for every address, '
+                         'IPv4 and IPv6), with a port from 1 to 65535' % text)
+    if host.startswith('[') and host.endswith(']'):
+        try:
+            return str(ipaddress.IPv6Address(host[1:-1])), int(port)
+        except ValueError:
+            raise ValueError('--listen %r: %s is not an IPv6 address' % (text, host))
+    if not host:
+        return None, int(port)
+    try:
+        return str(ipaddress.IPv4Address(host)), int(port)
+    except ValueError:
+        if ':' in host or not _NAME_RE.match(host):
+            raise ValueError('--listen %r: %s is neither an IPv4 address nor a name (an IPv6 address goes in '
+                             'brackets)' % (text, host))
+        return host, int(port)
+
+
+def check_numbers(args):
+    """The numeric options in their ranges (ValueError naming the first that is not)."""
+    for name in ('members_per_cluster', 'bytes_per_record', 'burst', 'max_clusters', 'connections_per_source'):
+        if getattr(args, name) < 1:
+            raise ValueError('--%s must be 1 or more' % name.replace('_', '-'))
+    for name in ('rate', 'max_connections', 'max_handshakes', 'clusters_per_source', 'clusters_per_network'):
+        if getattr(args, name) < 0:
+            raise ValueError('--%s must be 0 or more' % name.replace('_', '-'))
+    for name in ('header_timeout', 'idle_timeout', 'body_timeout', 'send_timeout', 'history_seconds', 'max_watch',
+                 'expire_every'):
+        value = getattr(args, name)
+        if math.isnan(value) or not 0 < value < 86400:
+            raise ValueError('--%s must be more than 0 and less than a day' % name.replace('_', '-'))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description='wglan discovery service')
     parser.add_argument('--listen', default='0.0.0.0:8443',
@@ -1127,12 +1167,19 @@ def main(argv=None):
                         help='how long a cluster\'s changes are kept for watchers that fell behind')
     parser.add_argument('--max-watch', type=float, default=60.0, help='longest long poll, in seconds')
     parser.add_argument('--expire-every', type=float, default=5.0, help='seconds between expiry sweeps')
+    parser.add_argument('--check', action='store_true',
+                        help='check the options and exit (the discovery role runs this before it changes the unit)')
     args = parser.parse_args(argv)
     try:
         budget = memory_budget(args.memory_budget)
+        host, port = listen_address(args.listen)
+        check_numbers(args)
     except ValueError as exc:
         parser.error(str(exc))
-    host, _sep, port = args.listen.rpartition(':')
+    if args.check:
+        shown = '%d MiB' % (budget >> 20) if budget else 'none known'
+        print('options ok: listen on %s:%d, memory budget %s' % (host or '*', port, shown))
+        return
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     limits = Limits(args.members_per_cluster, args.bytes_per_record, args.rate, args.burst,
                     max_clusters=args.max_clusters, connections_per_source=args.connections_per_source,
@@ -1141,8 +1188,7 @@ def main(argv=None):
                     send_timeout=args.send_timeout, history_seconds=args.history_seconds, max_watch=args.max_watch,
                     memory_budget=budget, max_handshakes=args.max_handshakes,
                     clusters_per_source=args.clusters_per_source, clusters_per_network=args.clusters_per_network)
-    asyncio.run(serve(host.strip('[]') or None, int(port), args.db, limits, args.cert, args.key,
-                      expire_every=args.expire_every))
+    asyncio.run(serve(host, port, args.db, limits, args.cert, args.key, expire_every=args.expire_every))
 
 
 if __name__ == '__main__':

@@ -396,3 +396,26 @@ def test_an_address_and_its_network_may_make_only_so_many_clusters_that_live(tmp
     delete(s, 'c', M1, 'k3', 2)
     put(s, 'h', M1, 'k8', 1, observed='192.0.2.3')
     assert s.made_by['192.0.2.0/24'] == 3 and s.made_by['192.0.2.2'] == 0
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--listen', '0.0.0.0'], 'give address:port'),
+    (['--listen', '192.0.2.1:70000'], 'a port from 1 to 65535'),
+    (['--listen', 'fe80::1:8443'], 'an IPv6 address goes in brackets'),
+    (['--listen', '[nope]:8443'], 'is not an IPv6 address'),
+    (['--memory-budget', '256Q'], 'a memory budget'),
+    (['--rate', '-1'], '--rate must be 0 or more'),
+    (['--header-timeout', 'nan'], '--header-timeout must be more than 0'),
+])
+def test_the_options_the_role_checks_before_it_changes_the_unit(capsys, argv, message):
+    """What the discovery role runs (--check) before it changes the unit: the service's own parsing."""
+    with pytest.raises(SystemExit) as raised:
+        server.main(['--check'] + argv)
+    assert raised.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_good_options_pass_the_check(capsys):
+    for listen, shown in (('0.0.0.0:8443', '0.0.0.0:8443'), ('[::]:8443', ':::8443'), (':8443', '*:8443'),
+                          ('discovery.example:443', 'discovery.example:443')):
+        server.main(['--check', '--listen', listen, '--memory-budget', '256M'])
+        assert capsys.readouterr().out.strip() == 'options ok: listen on %s, memory budget 256 MiB' % shown
