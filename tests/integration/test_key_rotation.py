@@ -126,9 +126,29 @@ def rotate(ns, wait=60):
                           env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=False)
 
 
+def distinct_overlay_addresses(nodes):
+    """The nodes' first places in the IPv4 overlay come from their keys, and in this /26 two collide about
+    once in twenty runs; the watchers then move one (test_ipv4_overlay.py proves how). The pings here use
+    each node's first address for the whole test: a node that collides gets a new key, before anything
+    else is set up (a CI run lost every IPv4 ping to a node that had moved)."""
+    for _attempt in range(20):
+        seen = {}
+        clashing = [n for n in NAMES if seen.setdefault(STATE[n]['address4'], n) != n]
+        if not clashing:
+            return
+        for name in clashing:
+            os.remove(nodes[name].key_path)
+            role_like(nodes[name], name)
+    raise AssertionError('the overlay addresses kept colliding: %s' % dict((n, STATE[n]['address4']) for n in NAMES))
+
+
 def test_the_mesh_forms(world):
     nodes = world['nodes']
-    role_like_all(nodes, world['sources'])
+    for name in NAMES:
+        role_like(nodes[name], name)
+    distinct_overlay_addresses(nodes)
+    for name in NAMES:
+        role_like_peers(nodes[name], name, world['sources'])
     for name in NAMES:
         world['watchers'].start(nodes[name])
     assert wait_for(lambda: pings_ok(nodes), timeout=40, interval=0.5)

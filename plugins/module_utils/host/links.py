@@ -53,11 +53,18 @@ def _require():
 
 
 class Links:
-    """A short-lived rtnetlink session. Use as a context manager."""
+    """A short-lived rtnetlink session. Use as a context manager. The socket is opened at its first use:
+    a session that finds nothing to do (the watcher's apply, every second) opens none."""
 
     def __init__(self):
         _require()
-        self.ipr = IPRoute()
+        self._ipr = None
+
+    @property
+    def ipr(self):
+        if self._ipr is None:
+            self._ipr = IPRoute()
+        return self._ipr
 
     def __enter__(self):
         return self
@@ -66,7 +73,9 @@ class Links:
         self.close()
 
     def close(self):
-        self.ipr.close()
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
 
     def _get_link_msg(self, name):
         try:

@@ -151,7 +151,10 @@ def _apply_device(config, desired_peers, purge, check_mode, want_diff, current=N
                     pending = (candidate, candidate.start_read(with_stats=with_stats))
                 except WglanError:
                     pending = None
-        link = links.get(config.ifname, with_addresses=config.addresses is not None or want_diff)
+        if current is not None and current[0] is not None and current[0].name == config.ifname:
+            link = current[0]  # (read with its addresses just before: the watcher's apply, every second)
+        else:
+            link = links.get(config.ifname, with_addresses=config.addresses is not None or want_diff)
         if link is None:
             ops = planned if planned is not None and current is None else diff_peers(desired_peers, [], purge=purge)
             return _create(links, config, desired_peers, ops, result, check_mode, want_diff)
