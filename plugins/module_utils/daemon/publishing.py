@@ -27,6 +27,7 @@ class Publisher:
         self.node_ips = None        # this host's addresses, when they differ from the role's record
         self.address_exclude = []   # prefixes whose addresses are not node IPs (options, mesh prefix, pod CIDRs)
         self.port = None            # the listen port chosen (topology.shared_nat_port with listen_port_auto)
+        self.public = None          # where the internet saw this node last (kept through a key switch)
         self.again = False          # publish at the next reconcile (a service lost this node's record)
         self.address4 = None        # the IPv4 overlay address held, when it is not the role's record's
 
@@ -80,10 +81,11 @@ class Publisher:
         base = params['listen_port']
         port = base
         if params.get('listen_port_auto') and settings.live_source(params) and me is not None and records:
-            port = topology.shared_nat_port(me, records, base)
+            self.public = topology.public_address(me, records) or self.public
+            port = topology.shared_nat_port(me, records, base, self.public)
         if port != self.port:
             if self.port is not None or port != base:
-                shared = topology.public_address(me, records) if port != base else None
+                shared = self.public if port != base else None
                 log('listen port %d%s' % (port, ' (other members share this node\'s public address %s)' % shared
                                           if shared else ''))
             self.port = port

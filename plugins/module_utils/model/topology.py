@@ -61,7 +61,7 @@ def public_address(record, records):
     return max(sorted(set(seen)), key=seen.count)
 
 
-def shared_nat_port(me, records, base):
+def shared_nat_port(me, records, base, known=None):
     """The port this node should listen on so that the NAT it shares with other members keeps one
     mapping per node: base while it is alone behind its public address (or has that address itself);
     else a port of its own in base .. base + PORT_SLOTS - 1.
@@ -70,8 +70,11 @@ def shared_nat_port(me, records, base):
     the group takes the slot its name hashes to, the smaller names first, the next free one on a clash.
     A member joining later moves nobody but a node whose slot it takes (a larger name on the same slot).
     The name, not the key: a node keeps its port (and its NAT mapping) through a key rotation.
+    known: where the internet saw this node last, for when nobody knows now (right after its key switch,
+    the others' observations are still of its old key: the port went back to base and the NAT mapping with
+    it, for 5 to 6 s).
     """
-    mine = public_address(me, records)
+    mine = public_address(me, records) or known
     if mine is None or mine in me.own_ips() or base + PORT_SLOTS - 1 > 65535:
         return base
     group = set([me.name])

@@ -205,3 +205,20 @@ def test_a_node_keeps_its_shared_nat_port_through_a_key_rotation():
     assert after == ports
     # and while both of its records are listed (the old one until the service drops it)
     assert topology.shared_nat_port(rotated, site + [rotated], 51820) == ports[2]
+
+
+def test_without_a_discovery_service_a_node_keeps_its_port_right_after_its_key_switch():
+    """With Kubernetes (no discovery service) where the internet sees a node is what the others observe
+    of its key. Right after its switch they have observed only its old key: nobody knows, and the port
+    went back to base, the NAT mapping with it (a lab run: 6 s of pings lost). The publisher passes where
+    the node was seen last."""
+    bare = [nat_record('a%d' % n, n) for n in range(1, 4)]
+    seen = dict((r.public_key, '203.0.113.101:%d' % (40000 + i)) for i, r in enumerate(bare))
+    watcher = nat_record('hub', 50, observed=seen)
+    before = topology.shared_nat_port(bare[0], bare + [watcher], 51820)
+    assert before != 51820
+    switched = nat_record('a1', 99)  # a1 with its new key, which nobody has observed yet
+    records = [switched] + bare[1:] + [watcher]
+    assert topology.shared_nat_port(switched, records, 51820) == 51820  # (what it did)
+    known = topology.public_address(bare[0], bare + [watcher])  # (what the publisher kept)
+    assert topology.shared_nat_port(switched, records, 51820, known=known) == before
