@@ -19,7 +19,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,57 +29,11 @@ import collection  # noqa: E402,F401  pylint: disable=unused-import
 import netns  # noqa: E402
 import test_discovery_attacks as attacks  # noqa: E402
 
-SILENT = '''
-socks = []
-for _ in range(3000):
-    try:
-        socks.append(connect('127.0.0.7'))
-    except OSError:
-        pass
-time.sleep(1.0)
-held = still_open(socks)
-took = normal_latencies(100)
-print(json.dumps(dict(held=held, took=took)))
-'''
-
-POLLS = '''
-socks = []
-request = ('GET /v1/clusters/polled/watch?since=VERSION&timeout=30 HTTP/1.1\\r\\nHost: x\\r\\n%s\\r\\n\\r\\n'
-           % proof()[0]).encode()
-for n in range(3000):
-    try:
-        s = secure('127.0.4.%d' % (n % 50 + 1))
-        s.sendall(request)
-        s.setblocking(False)
-        socks.append(s)
-    except OSError:
-        pass
-time.sleep(1.0)
-took = normal_latencies(100)
-print(json.dumps(dict(held=health()['waiters'], took=took)))
-'''
-
-
 RESTART = '''
 time.sleep(2)
 took = normal_latencies(100)
 print(json.dumps(dict(held=health().get('members', 0), took=took)))
 '''
-
-
-def big_database(path, records=55000):
-    """A database of records of 2 KB sealed (as the attack that filled the first service left it)."""
-    import sqlite3
-    conn = sqlite3.connect(path)
-    conn.execute('CREATE TABLE records (cluster TEXT, verifier TEXT, member TEXT, seq INTEGER, data TEXT, '
-                 'observed TEXT, expires REAL, ttl INTEGER, signer TEXT, sig TEXT, PRIMARY KEY (cluster, verifier, member))')
-    now = time.time()
-    conn.executemany('INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                     (('c%d' % (n // 1000), 'v' * 64, '%064x' % n, 1, 'A' * 2732, '192.0.2.1', now + 600 + n * 0.01,
-                       3600, 'S' * 44, 'G' * 88) for n in range(records)))
-    conn.commit()
-    conn.close()
-    return path
 
 
 def attack(name, server, label, workdir):
@@ -97,18 +50,17 @@ def attack(name, server, label, workdir):
                  '--header-timeout', '10']
         if not server:
             flags += ['--memory-budget', '256M']  # (as the role's unit gives it)
-        db = big_database(os.path.join(workdir, 'big.db')) if name == 'restart' else None
+        db = attacks.big_database(os.path.join(workdir, 'big.db')) if name == 'restart' else None
         with attacks.Peak(service) as starting:
             service.start(*flags, cage=cage, db=db)
-        code = dict(restart=RESTART, silent=SILENT).get(name)
+        code = dict(restart=RESTART, silent=attacks.SILENT_ATTACK).get(name)
         if name == 'slow readers':
             service.run(client + attacks.SLOW_FILL, timeout=300)
-            code = attacks.SLOW_READERS.replace("print(json.dumps(dict(asked=len(held), p50=took[49], p99=took[98])))",
-                                                "print(json.dumps(dict(held=len(held), took=took)))")
+            code = attacks.SLOW_READERS
         if name == 'long polls':
             version = service.run(client + 'connect = secure; print(json.dumps(put("polled", member(1), 1, '
                                   'src="127.0.3.1")))')[1]['version']
-            code = POLLS.replace('VERSION', str(version))
+            code = attacks.POLLS_ATTACK.replace('VERSION', str(version))
         before = service.rss_kib() << 10
         with attacks.Peak(service) as peak:
             out = service.run(client + code, timeout=300)

@@ -763,6 +763,39 @@ BUDGET = 256 << 20  # the discovery role's MemoryMax (wglan_discovery_memory_max
 # 3000 connections or loads 55 000 records, and beside another module's namespaces on the 2 cores a
 # wireguard-go of that module once did not come up in time.
 
+# The attacks under the memory limit, as the tests and benchmarks/discovery_budget.py run them: each prints
+# what it opened, what the service held, a normal client's seconds (sorted) and the service's /healthz.
+SILENT_ATTACK = '''
+socks = []
+for _ in range(3000):
+    try:
+        socks.append(connect('127.0.0.7'))
+    except OSError:
+        pass
+time.sleep(1.0)
+held = still_open(socks)
+took = normal_latencies(100)
+print(json.dumps(dict(opened=len(socks), held=held, took=took, during=health())))
+'''
+
+POLLS_ATTACK = '''
+socks, failed = [], 0
+request = ('GET /v1/clusters/polled/watch?since=VERSION&timeout=30 HTTP/1.1\\r\\nHost: x\\r\\n%s\\r\\n\\r\\n'
+           % proof()[0]).encode()
+for n in range(3000):
+    try:
+        s = secure('127.0.4.%d' % (n % 50 + 1))
+        s.sendall(request)
+        s.setblocking(False)
+        socks.append(s)
+    except OSError:
+        failed += 1
+time.sleep(1.0)
+took = normal_latencies(100)
+during = health()
+print(json.dumps(dict(opened=len(socks), failed=failed, held=during['waiters'], took=took, during=during)))
+'''
+
 TLS_CLIENT = r'''
 import ssl, resource
 resource.setrlimit(resource.RLIMIT_NOFILE, (8192, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
@@ -873,19 +906,8 @@ def test_one_address_that_opens_thousands_of_tls_connections_and_never_says_hell
     64, the rest are closed at once, memory stays inside the budget and a normal client is served."""
     service, cage, client = limited
     with Peak(service) as peak:
-        out = service.run(client + '''
-socks = []
-for _ in range(3000):
-    try:
-        socks.append(connect('127.0.0.7'))
-    except OSError:
-        pass
-time.sleep(1.0)
-held = still_open(socks)
-took = normal_latencies(100)
-during = health()
-print(json.dumps(dict(opened=len(socks), held=held, p50=took[49], p99=took[98], during=during)))
-''', timeout=180)
+        out = service.run(client + SILENT_ATTACK, timeout=180)
+    out.update(p50=out['took'][49], p99=out['took'][98])
     sys.stdout.write('\n3000 silent TCP connections from one address under TLS: %d held, service peak %.0f MiB '
                      '(budget %d MiB), normal client p50 %.1f ms p99 %.1f ms\n'
                      % (out['held'], peak.peak / 1048576.0, BUDGET >> 20, out['p50'] * 1000, out['p99'] * 1000))
@@ -908,23 +930,8 @@ def test_thousands_of_tls_long_polls_from_fifty_addresses_stay_within_the_memory
                           )[1]['version']
     before = service.rss_kib() << 10
     with Peak(service) as peak:
-        out = service.run(client + """
-socks, failed = [], 0
-request = ('GET /v1/clusters/polled/watch?since=VERSION&timeout=30 HTTP/1.1\\r\\nHost: x\\r\\n%s\\r\\n\\r\\n'
-           % proof()[0]).encode()
-for n in range(3000):
-    try:
-        s = secure('127.0.4.%d' % (n % 50 + 1))
-        s.sendall(request)
-        s.setblocking(False)
-        socks.append(s)
-    except OSError:
-        failed += 1
-time.sleep(1.0)
-took = normal_latencies(100)
-during = health()
-print(json.dumps(dict(opened=len(socks), failed=failed, p50=took[49], p99=took[98], during=during)))
-""".replace('VERSION', str(version)), timeout=300)
+        out = service.run(client + POLLS_ATTACK.replace('VERSION', str(version)), timeout=300)
+    out.update(p50=out['took'][49], p99=out['took'][98])
     held = out['during']['waiters']
     each = (peak.peak - before) / max(1, held)
     sys.stdout.write('\n3000 TLS long polls from 50 addresses: %d held, service %.0f MiB before, peak %.0f MiB (budget %d '
@@ -938,26 +945,31 @@ print(json.dumps(dict(opened=len(socks), failed=failed, p50=took[49], p99=took[9
     assert 'Traceback' not in open(service.log).read(), open(service.log).read()[-3000:]
 
 
+def big_database(path, records=55000):
+    """A database of records of 2 KB sealed, as the attack that filled the first service left it."""
+    import sqlite3
+    import time as clock
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE records (cluster TEXT, verifier TEXT, member TEXT, seq INTEGER, data TEXT, '
+                 'observed TEXT, expires REAL, ttl INTEGER, signer TEXT, sig TEXT, PRIMARY KEY (cluster, verifier, member))')
+    now = clock.time()
+    conn.executemany('INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                     (('c%d' % (n // 1000), 'v' * 64, '%064x' % n, 1, 'A' * 2732, '192.0.2.%d' % (n % 250 + 1),
+                       now + 600 + n * 0.01, 3600, 'S' * 44, 'G' * 88) for n in range(records)))
+    conn.commit()
+    conn.close()
+    return path
+
+
 @pytest.mark.serial  # (see MEMORY_TESTS)
 def test_a_restart_on_a_database_larger_than_the_budget_comes_up_inside_it(limited, tmp_path):
     """55 000 records of 2 KB (the limits allowed 10 million): the first service held them in 276 MB, and
     restarted on that database it reached 261 MB before its first request: under MemoryMax=256M the kernel
     would kill it at every start until the records expired. Now it loads the newest up to the records'
     share of its budget (a fifth) and drops the rest."""
-    import sqlite3
     import time as clock
     service, cage, client = limited
-    db = str(tmp_path / 'big.db')
-    conn = sqlite3.connect(db)
-    conn.execute('CREATE TABLE records (cluster TEXT, verifier TEXT, member TEXT, seq INTEGER, data TEXT, '
-                 'observed TEXT, expires REAL, ttl INTEGER, signer TEXT, sig TEXT, PRIMARY KEY (cluster, verifier, member))')
-    data = 'A' * 2732  # 2 KiB sealed, in base64
-    now = clock.time()
-    conn.executemany('INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                     (('c%d' % (n // 1000), 'v' * 64, '%064x' % n, 1, data, '192.0.2.%d' % (n % 250 + 1),
-                       now + 600 + n * 0.01, 3600, 'S' * 44, 'G' * 88) for n in range(55000)))
-    conn.commit()
-    conn.close()
+    db = big_database(str(tmp_path / 'big.db'))
     with Peak(service) as peak:
         service.start('--cert', service.tls_flags[0], '--key', service.tls_flags[1], '--header-timeout', '10',
                       '--memory-budget', '256M', cage=cage, db=db)
@@ -1017,5 +1029,5 @@ for n in range(640):
         pass
 time.sleep(1.0)
 took = normal_latencies(100)
-print(json.dumps(dict(asked=len(held), p50=took[49], p99=took[98])))
+print(json.dumps(dict(asked=len(held), held=len(held), took=took, p50=took[49], p99=took[98])))
 '''

@@ -54,6 +54,7 @@ import collections
 import hashlib
 import inspect
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -357,6 +358,7 @@ class Store:
         self.made_by = collections.Counter()  # source or network -> clusters it made that live
         self.bytes = 0      # what the records held cost (record_cost)
         self.unwritten = set()  # (name, verifier, member) gone from memory, not yet from the database
+        self.unwritten_expired = True  # the expired records of the last run go too, at the first sweeps
         self.faults = 0
         self.faults_logged, self.log_after = 0, 0.0
         self._load()
@@ -384,7 +386,6 @@ class Store:
             LOG.warning('%d records over the memory budget (%d MiB for records) or the cluster limit not loaded: '
                         'the oldest; their nodes publish them again', len(over), (self.limits.record_bytes or 0) >> 20)
         self.unwritten.update(over)
-        self.unwritten_expired = True  # the expired records of the last run go too, at the first sweep
 
     def _write(self, statements):
         """Run statements in one transaction; a database fault is a 503 and changes nothing."""
@@ -529,7 +530,7 @@ class Store:
             return
         # (a batch a sweep: the loop waits for the database, and a restart may leave tens of thousands)
         statements = [('DELETE FROM records WHERE cluster = ? AND verifier = ? AND member = ?', key)
-                      for key in sorted(self.unwritten)[:DELETE_BATCH]]
+                      for key in itertools.islice(self.unwritten, DELETE_BATCH)]
         if self.unwritten_expired:
             statements.append(('DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE expires <= ? '
                                'LIMIT %d)' % DELETE_BATCH, (now,)))
