@@ -45,17 +45,21 @@ class Keeper:
         self.notices = tuple(notices)
         self.clock = clock
         self.last = None
-        self.heard = None  # the notices' generations at the last look
+        self.heard = None  # the notices' generations before the last look
+        self.before = None  # the generations due() saw: those before the look it allowed
 
     def due(self, wanted):
         heard = tuple(n.generation() for n in self.notices)
+        self.before = heard
         noticed = None if None in heard else heard != self.heard
         return check_due(wanted, self.last, noticed, self.clock())
 
     def looked(self, wanted):
-        """What was looked at (and made so) now; the notices up to now are taken into account."""
+        """What was looked at (and made so) now. Only the notices heard before the look are taken into
+        account: one that came during it (an admin's `ip rule del` just after the rule was read) makes the
+        next apply look again. A look without due() before it is looked at again at the next apply."""
         self.last = (wanted, self.clock())
-        self.heard = tuple(n.generation() for n in self.notices)
+        self.heard, self.before = self.before, None
 
     def forget(self):
         self.last = None
