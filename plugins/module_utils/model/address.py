@@ -141,12 +141,16 @@ def ipv4_places(net, public_key):
         yield ipaddress.IPv4Address(base + (first + step) % hosts)
 
 
-def ipv4_claims(records, own_key=None):
-    """{IPv4 address: {public keys}} of what the records (NodeRecords) claim, this node's left out."""
+def ipv4_claims(records, own_key=None, own_name=None):
+    """{IPv4 address: {public keys}} of what the records (NodeRecords) claim, this node's left out: those of
+    its key, of its name (its own record from before a key switch, which a source may still hold without
+    the announcement), and the one announcing its key."""
     claims = {}
     for record in records or ():
         if record.next_key is not None and record.next_key[0] == own_key:
             continue  # this node's own record from before its key switch
+        if own_name and record.name == own_name:
+            continue
         if record.address4 is not None and record.public_key != own_key:
             claims.setdefault(record.address4, set()).add(record.public_key)
     return claims

@@ -19,8 +19,9 @@ except ImportError:  # pragma: no cover - exercised by the import sanity test
 
 
 # What a live source knows better than a record kept from earlier: where the node is, the port it
-# listens on now (it may have moved behind a shared NAT), and the relays it uses.
-LOCATION = ('node_ips', 'public_ip', 'observed', 'port')
+# listens on now (it may have moved behind a shared NAT), its IPv4 overlay address (its watcher moves it
+# when a node with a smaller key claims it too), and the relays it uses.
+LOCATION = ('node_ips', 'public_ip', 'observed', 'port', 'address4')
 
 
 # How many key rotations a node's key is followed through, and how many announcements are kept.

@@ -74,7 +74,7 @@ def overlay_ipv4(p, public_key):
             current = ipaddress.IPv4Address(str(before['address4']))
         except ValueError:
             current = None
-    claims = ipv4_claims(known_records(p['state_path']), public_key)
+    claims = ipv4_claims(known_records(p['state_path']), public_key, p['name'])
     chosen = choose_ipv4(net, public_key, current, claims)
     if chosen is None:
         raise WglanError('the IPv4 overlay %s is full: no address is left for this node' % net)

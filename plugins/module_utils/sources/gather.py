@@ -324,7 +324,7 @@ def _hold_ipv4(params, own_key, gathered, warn):
     current = _ip4(params.get('address4_held') or (params.get('publish') or {}).get('address4'))
     if current is None and gathered.me is not None:
         current = gathered.me.address4
-    chosen = address.choose_ipv4(net, own_key, current, address.ipv4_claims(gathered.records, own_key))
+    chosen = address.choose_ipv4(net, own_key, current, address.ipv4_claims(gathered.records, own_key, params.get('self_name')))
     if chosen is None:
         warn('the IPv4 overlay %s is full: this node has no address in it' % net)
     elif current is not None and chosen != current:

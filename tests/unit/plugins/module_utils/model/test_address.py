@@ -149,3 +149,32 @@ def test_records_carry_the_ipv4_address_and_refuse_a_public_one():
         with pytest.raises(WglanError) as err:
             node_records.parse_record(dict(raw, address4=bad))
         assert 'address4' in str(err.value)
+
+
+def test_a_node_keeps_its_overlay_address_through_its_key_switch_after_a_collision_resolved():
+    """A lab run: n1 (the smaller key) and n3 both took .5 at setup; n3's watcher moved to .42 and its live
+    record said so, but the inventory's record of n3 (made by the run, before the move) still said .5 and won
+    the merge. At n1's key switch its new key was larger than n3's, so that stale claim moved n1 off .5, and
+    its IPv4 flows broke until its peers learned its new address. The live record now says where n3 is in
+    the overlay, and a record of a node's own name is never a claim against it (its record from before
+    the switch)."""
+    from ansible_collections.wglan.mesh.plugins.module_utils.model import node_records, source_merge
+    net = address.parse_ipv4_prefix('203.0.113.0/26')
+    n1_old, n3, n1_new = _key(1), _key(100), _key(200)
+    held = ipaddress.IPv4Address('203.0.113.5')
+
+    def record(name, key, addr4, n):
+        return node_records.parse_record(dict(name=name, public_key=key, address='200:1001::%x' % n,
+                                              address4=addr4, node_ips=['192.0.2.%d/24' % n]))
+    inventory = [record('n1', n1_old, '203.0.113.5', 1), record('n3', n3, '203.0.113.5', 3)]
+    live = [record('n1', n1_new, '203.0.113.5', 1), record('n3', n3, '203.0.113.42', 3)]
+    merged = source_merge.merge(inventory, live, [].append, successors={n1_old: [n1_new, 0]})
+    assert [(r.name, str(r.address4)) for r in merged] == [('n1', '203.0.113.5'), ('n3', '203.0.113.42')]
+    assert address.choose_ipv4(net, n1_new, held, address.ipv4_claims(merged, n1_new, 'n1')) == held
+    # the inventory's records alone (no live source): n1's own old record is no claim against it; n3's
+    # stale one still is, until a run or a live source says where n3 is (the smaller key keeps it)
+    claims = address.ipv4_claims(inventory, n1_new, 'n1')
+    assert claims == {held: {n3}}
+    # a live record that says nothing of the overlay leaves the earlier record's address
+    bare = node_records.parse_record(dict(name='n3', public_key=n3, address='200:1001::3'))
+    assert str(source_merge.merge(inventory, [bare], [].append)[1].address4) == '203.0.113.5'
