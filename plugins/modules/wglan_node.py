@@ -96,6 +96,15 @@ options:
     description: Check first that the host has what the steps need (see RV(missing)).
     type: bool
     default: true
+  supported_os_only:
+    description:
+      - Before any step, fail, changing nothing, on a host that is not a supported release (its C(/etc/os-release)) -
+        Debian 12 and 13, Ubuntu 22.04 and 24.04 - with a message naming them and what the collection needs on
+        another distribution.
+      - V(false) goes on anywhere; what the steps need is then yours to install (RV(missing) names Debian's packages).
+    type: bool
+    default: true
+    version_added: 1.0.0
   mesh_name:
     description:
       - The mesh these steps are of, when the host is in several (empty - the default mesh). The call

@@ -10,6 +10,7 @@ The watcher step runs with service=false here: installing the service needs syst
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -267,3 +268,37 @@ def test_a_host_without_the_libraries_gets_the_packages_to_install_and_no_change
     assert {'python3-cryptography', 'python3-pyroute2'} <= set(result['missing']), result['missing']
     assert result['os_family'] == 'Debian'
     assert not os.path.exists(key)
+
+
+FEDORA = 'NAME="Fedora Linux"\nVERSION_ID=41\nID=fedora\nPRETTY_NAME="Fedora Linux 41 (Server Edition)"\n'
+BULLSEYE = 'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nVERSION_ID="11"\nID=debian\n'
+
+
+@pytest.mark.parametrize('release', [FEDORA, BULLSEYE], ids=['fedora-41', 'debian-11'])
+def test_a_host_of_another_release_is_refused_before_anything_changes(tmp_path, release):
+    """The role failed somewhere in the middle on a distribution it does not support. The node call now
+    reads /etc/os-release first: on another release it fails naming the supported ones and what the
+    collection needs there, with nothing made; supported_os_only=false goes on. (`ip netns exec` puts
+    /etc/netns/<namespace>/os-release over the host's for what runs in the namespace: the module sees
+    that release, the machine's own file is untouched.)"""
+    ns = Namespace('wglan-os-%s' % uuid.uuid4().hex[:6])
+    etc = os.path.join('/etc/netns', ns.name)
+    try:
+        os.makedirs(etc)
+        with open(os.path.join(etc, 'os-release'), 'w') as handle:
+            handle.write(release)
+        key = str(tmp_path / 'private.key')
+        call = dict(keys=dict(path=key), record=dict(name='x', fact_path=str(tmp_path / 'wglan.fact')),
+                    meshes_root=str(tmp_path))
+        refused = Playbook(ns, str(tmp_path)).one(MODULE, call)
+        assert refused.get('failed'), refused
+        assert 'Debian 12 and 13; Ubuntu 22.04 and 24.04' in refused['msg'], refused['msg']
+        assert release.split('PRETTY_NAME="')[1].split('"')[0] in refused['msg'], refused['msg']
+        assert 'nothing was changed' in refused['msg'] and 'nftables' in refused['msg'], refused['msg']
+        assert not any(os.path.exists(str(tmp_path / made)) for made in ('private.key', 'wglan.fact', 'claims.json'))
+        went_on = Playbook(ns, str(tmp_path)).one(MODULE, dict(call, supported_os_only=False))
+        assert not went_on.get('failed'), went_on.get('msg')
+        assert os.path.exists(key) and went_on['steps'][:1] == ['keys'], went_on
+    finally:
+        ns.destroy()
+        shutil.rmtree(etc, ignore_errors=True)

@@ -25,7 +25,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.daemon import names_ser
 from ansible_collections.wglan.mesh.plugins.module_utils.host import links, meshes_on_host, resolved, watcher_state
 from ansible_collections.wglan.mesh.plugins.module_utils.model import meshes
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys as key_model
-from ansible_collections.wglan.mesh.plugins.module_utils.model import settings, source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.model import platforms, settings, source_merge
 from ansible_collections.wglan.mesh.plugins.module_utils.shells import address, certificates, firewall, info, keys, peers
 from ansible_collections.wglan.mesh.plugins.module_utils.shells import record, rules, watcher
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import kubernetes_api
@@ -52,6 +52,7 @@ ARGUMENTS.update(
     cluster_token=dict(type='str', no_log=True),
     wait=dict(type='int', default=0),
     packages=dict(type='bool', default=True),
+    supported_os_only=dict(type='bool', default=True),
     mesh_name=dict(type='str', default=''),
     rotate_keys=dict(type='bool', default=False),
     meshes_root=dict(type='path', default=meshes_on_host.ROOT),
@@ -116,16 +117,20 @@ def missing_packages(given):
     return missing
 
 
-def os_family():
-    """'Debian' for Debian and its derivatives (as Ansible's os_family says), else the os-release ID."""
-    fields = {}
+OS_RELEASE = '/etc/os-release'
+
+
+def os_release():
+    """The host's os-release fields ({} without the file)."""
     try:
-        with open('/etc/os-release') as handle:
-            for line in handle:
-                name, _sep, value = line.strip().partition('=')
-                fields[name] = value.strip('"\'')
-    except OSError:
-        return None
+        with open(OS_RELEASE) as handle:
+            return platforms.parse_os_release(handle.read())
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
+def os_family(fields):
+    """'Debian' for Debian and its derivatives (as Ansible's os_family says), else the os-release ID."""
     if 'debian' in [fields.get('ID', '')] + fields.get('ID_LIKE', '').split():
         return 'Debian'
     return fields.get('ID') or None
@@ -214,7 +219,11 @@ def run(node):
         refused = settings.rotation_refused(given['mesh'])
         if refused:
             node.fail_json(msg='%s (nothing was changed)' % refused)
-    result = dict(changed=False, os_family=os_family(), missing=[], steps=[])
+    release = os_release()
+    refused = platforms.refusal(release) if node.params['supported_os_only'] else None
+    if refused:
+        node.fail_json(msg=refused, os_family=os_family(release))
+    result = dict(changed=False, os_family=os_family(release), missing=[], steps=[])
     if node.params['packages']:
         result['missing'] = missing_packages(given)
         if result['missing']:
