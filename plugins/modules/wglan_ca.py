@@ -35,15 +35,16 @@ options:
     type: str
     default: wglan0
   revoke_keys:
-    description: WireGuard public keys no longer admitted to the mesh.
+    description:
+      - WireGuard public keys no longer admitted to the mesh.
+      - Without O(revoke_keys) and O(revoke_names) the list kept beside the key file is left as it is (and
+        returned); an empty list for either is a list that revokes nothing.
     type: list
     elements: str
-    default: []
   revoke_names:
     description: Node names no longer admitted to the mesh (whatever key they hold).
     type: list
     elements: str
-    default: []
 attributes:
   check_mode:
     description: Can run in check mode; writes no file and reports what would change.

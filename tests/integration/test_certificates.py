@@ -9,7 +9,9 @@ token alone. What is checked on the honest nodes' real devices: the mesh forms a
 the insider taking n1's name, or claiming n2's mesh address and node IP, moves nothing (n1 and n2
 keep theirs, the insider keeps its own certified address); the outsider is nobody's peer; a
 revocation list signed by the CA, given to one node by one call, drops the insider on every node
-within 5 s while it keeps publishing.
+within 5 s while it keeps publishing. Last, the service pins member slots to certificates (--slot-ca, as
+the discovery role starts it for a mesh with a CA): the insider's squat of n1's slot, made before, is taken
+over by n1's next write, and no write without the CA's grant of its slot gets in.
 """
 import json
 import os
@@ -19,7 +21,7 @@ import uuid
 import pytest
 
 from netns import COLLECTIONS, Playbook, record_of, wait_for
-from watchlab import service_world
+from watchlab import PROBE, service_world, start_service
 
 TOKEN = 'certificates-token-%s' % uuid.uuid4().hex
 URL = 'http://198.51.100.100:8443'
@@ -36,7 +38,14 @@ def world(tmp_path_factory):
         for name in HONEST:
             with open(os.path.join(nodes[name].workdir, 'watcher.json'), 'w') as handle:
                 json.dump(dict(resync=30, table='wglan%s' % tag), handle)
-        yield dict(nodes=nodes, watchers=watchers, tag=tag, work=work, ca=os.path.join(work, 'ca', 'wglan-ca.key'))
+        world = dict(nodes=nodes, watchers=watchers, tag=tag, work=work, ca=os.path.join(work, 'ca', 'wglan-ca.key'),
+                     server=server)
+        try:
+            yield world
+        finally:
+            if world['server'] is not server and world['server'].poll() is None:  # (a test started it again)
+                world['server'].kill()
+                world['server'].wait(10)
 
 
 def join(world, name, watcher=True, **extra):
@@ -82,26 +91,36 @@ def pings(nodes, names):
 
 INSIDER = r'''
 import base64, json, sys
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.model import certificates
 from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
-private, record = sys.argv[1], json.loads(sys.argv[2])
+private, record, seq, kind = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]) or None, sys.argv[4]
 client = DiscoveryClient(%r, %r, signing=private)
-client.publish(certificates.sign_claims(record, private), ttl=600)
-print('published')
+try:
+    if kind == 'delete':
+        client.delete(record['public_key'], seq=seq)
+    else:
+        client.publish(certificates.sign_claims(record, private), ttl=600, seq=seq)
+    print('published')
+except WglanError as exc:
+    print('refused: %%s' %% exc)
 '''
 
 
-def insider_publishes(world, name, record):
+def insider_publishes(world, name, record, seq=0, kind='put', refused=False):
     """name's namespace writes record to the discovery service with the collection's client, its claims
-    signed with name's own key (what any token holder with a key of its own can do)."""
+    signed with name's own key (what any token holder with a key of its own can do); kind delete: deletes
+    the slot of the record's key. refused: the service must refuse it. Returns what the client said."""
     ns = world['nodes'][name]
     with open(ns.key_path) as handle:
         private = handle.read().strip()
     script = os.path.join(ns.workdir, 'insider.py')
     with open(script, 'w') as handle:
         handle.write(INSIDER % (URL, TOKEN))
-    out = ns.cmd(['env', 'PYTHONPATH=%s' % COLLECTIONS, 'python3', script, private, json.dumps(record)], check=False)
-    assert 'published' in out.stdout, out.stdout + out.stderr
+    out = ns.cmd(['env', 'PYTHONPATH=%s' % COLLECTIONS, 'python3', script, private, json.dumps(record), str(seq),
+                  kind], check=False)
+    assert ('refused' if refused else 'published') in out.stdout, out.stdout + out.stderr
+    return out.stdout
 
 
 def test_the_mesh_forms_with_certificates(world):
@@ -200,6 +219,9 @@ def test_a_revoked_member_still_publishing_is_dropped_everywhere_within_5_s(worl
     assert listed['changed'] and listed['revocations'], listed
     again = book.one('wglan.mesh.wglan_ca', dict(path=world['ca'], mesh=MESH, revoke_names=['n4']))
     assert not again['changed'] and again['revocations'] == listed['revocations']
+    # a call that names no revocation (the discovery role's, for the CA's public key) leaves the list alone
+    alone = book.one('wglan.mesh.wglan_ca', dict(path=world['ca'], mesh=MESH))
+    assert not alone['changed'] and alone['revocations'] == listed['revocations'], alone
     # one call on one node (what a run of the role on any node passes on)
     join(world, 'n1', revocations=[listed['revocations']])
     started = time.monotonic()
@@ -212,3 +234,41 @@ def test_a_revoked_member_still_publishing_is_dropped_everywhere_within_5_s(worl
     print('the revoked member was gone from every node %.1f s after the call' % took)
     assert took < 5.0
     assert pings(nodes, HONEST)
+
+
+def test_with_slots_pinned_to_certificates_a_squatted_slot_returns_to_its_node_and_no_write_without_a_grant_gets_in(
+        world):
+    """A token holder wrote a node's slot first (its own signing key, sequence 2^62): the real node got
+    403 on every write while the squatter renewed. The service now pins slots to certificates (--slot-ca):
+    n1's next write, which carries its certificate's slot grant, takes the slot over; the squatter's
+    writes and deletes, and a stolen token's, are refused."""
+    nodes, watchers = world['nodes'], world['watchers']
+    n1 = dict(STATE['n1']['record'], certificate=STATE['n1']['certificate'])
+    watchers.kill(nodes['n1'])
+    insider_publishes(world, 'n1', n1, kind='delete')  # (n1 itself: its slot is empty now)
+    squat = insider_publishes(world, 'n4', n1, seq=2 ** 62)  # n4 writes n1's slot first, with its own key
+    assert 'published' in squat
+    refused = insider_publishes(world, 'n1', n1, refused=True)  # the service as it was: n1 is locked out
+    assert "another key's" in refused, refused
+    world['server'].kill()
+    world['server'].wait(10)
+    log_path = os.path.join(world['work'], 'service.log')
+    with open(log_path, 'w') as log:
+        world['server'] = start_service(nodes['srv'], '198.51.100.100', world['work'], '--slot-ca', world['ca_public'],
+                                        stderr=log)
+    assert wait_for(lambda: nodes['n2'].sh(PROBE, check=False).returncode == 0, timeout=15)
+    watchers.start(nodes['n1'])  # its next write carries its certificate's grant
+
+    def taken_back():
+        with open(log_path) as handle:
+            return 'taken over by the key its certificate names' in handle.read()
+    assert wait_for(taken_back, timeout=20, interval=0.2), open(log_path).read()[-2000:]
+    for attempt in (dict(name='n4', record=n1, seq=2 ** 62 + 1), dict(name='n4', record=n1, kind='delete', seq=2 ** 62 + 1),
+                    dict(name='out', record=STATE['out']['record'])):
+        said = insider_publishes(world, refused=True, **attempt)
+        # (the squatter sends n1's certificate, which is public, and so its grant: but for another signing key)
+        assert '403' in said and any(why in said for why in ("another key's", 'no slot grant',
+                                                             'not for this member and key')), (attempt, said)
+    # the certified members' writes go on, n1's among them, and every pair pings
+    insider_publishes(world, 'n4', dict(STATE['n4']['record'], certificate=STATE['n4']['certificate']))
+    assert wait_for(lambda: pings(nodes, HONEST), timeout=20, interval=0.5)

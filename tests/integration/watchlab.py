@@ -14,12 +14,13 @@ from netns import COLLECTIONS, DISCOVERY_SERVER, switched, wait_for
 PROBE = 'python3 -c "import socket; socket.create_connection((\'198.51.100.100\', 8443), 1)"'
 
 
-def start_service(ns, address, workdir):
-    """The discovery service in namespace ns, listening on address:8443, its database in workdir."""
+def start_service(ns, address, workdir, *args, **kw):
+    """The discovery service in namespace ns, listening on address:8443, its database in workdir; args:
+    more options; kw: stderr (its log: by default none)."""
     return subprocess.Popen(['ip', 'netns', 'exec', ns.name, sys.executable, DISCOVERY_SERVER,
-                             '--listen', '%s:8443' % address, '--db', os.path.join(workdir, 'db')],
+                             '--listen', '%s:8443' % address, '--db', os.path.join(workdir, 'db')] + list(args),
                             env=dict(os.environ, PYTHONPATH=COLLECTIONS), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=kw.get('stderr', subprocess.DEVNULL))
 
 
 def watcher_cmd(ns, *args):

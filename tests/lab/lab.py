@@ -783,12 +783,10 @@ for f in /tmp/wglan-ping.*; do awk -v f="$f" \'
 SWITCH_COST = 2
 
 
-def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
-    """site.yml with wglan_rotate_keys=true while every machine pings every other over the mesh's IPv6 (and
-    IPv4 overlay, where it has one) addresses, 5 a second. Prints and returns what it cost: the run's
-    seconds, the pairs down once it returned, pings sent and lost per flow, the longest gap; the watchers'
-    journals and device dumps when a flow lost more than SWITCH_COST pings at each of its two switches, or
-    went silent for more than 1 s."""
+def run_under_pings(lab, inventory, hosts, args, timeout=900):
+    """site.yml with args while every machine pings every other over the mesh's IPv6 (and IPv4 overlay, where
+    it has one) addresses, 5 a second. Returns the run, its seconds, the pairs down once it returned, and per
+    flow the pings lost and the longest gap (s), the pings sent, the longest gap, and the addresses pinged."""
     import re
     addresses = dict((h, json.loads(lab.ssh(h, 'cat /etc/ansible/facts.d/wglan.fact').stdout)) for h in hosts)
     pingers = []
@@ -801,8 +799,7 @@ def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
     try:
         time.sleep(3)
         started = time.monotonic()
-        result = lab.playbook_with_inventory(inventory, 'playbooks/site.yml', '-e', 'wglan_rotate_keys=true',
-                                             timeout=timeout)
+        result = lab.playbook_with_inventory(inventory, 'playbooks/site.yml', *args, timeout=timeout)
         took = time.monotonic() - started
         # the pairs that do not ping once the run has returned (the role waited for them already)
         after_run = mesh_matrix(lab, only=hosts)[1]
@@ -817,7 +814,6 @@ def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
                 proc.kill()
                 proc.wait(10)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert re.findall(r'TASK \[wglan.mesh.node : Rotate this node.s key[^\]]*\]', result.stdout), result.stdout[-3000:]
     lost, gaps, sent = {}, {}, 0
     for src, out in outputs.items():
         for path, count, got, gap in re.findall(
@@ -827,13 +823,27 @@ def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
             if int(count) != int(got):
                 lost['%s->%s' % (src, path)] = int(count) - int(got)
     longest = max(gaps.items(), key=lambda item: item[1]) if gaps else ('-', 0.0)
+    flows = sum(len([a for a in (addresses[d]['address'], addresses[d].get('address4')) if a])
+                for s in hosts for d in hosts if d != s)
+    assert sent > flows * 5 * 60, outputs  # every pair and family, all the while
+    return dict(result=result, took=took, down_after=down_after, lost=lost, sent=sent, longest=longest,
+                outputs=outputs)
+
+
+def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
+    """site.yml with wglan_rotate_keys=true under pings (run_under_pings). Prints and returns what it cost: the
+    run's seconds, the pairs down once it returned, pings sent and lost per flow, the longest gap; the watchers'
+    journals and device dumps when a flow lost more than SWITCH_COST pings at each of its two switches, or
+    went silent for more than 1 s."""
+    import re
+    run = run_under_pings(lab, inventory, hosts, ['-e', 'wglan_rotate_keys=true'], timeout)
+    result, took, down_after, lost, sent, longest = (run[k] for k in ('result', 'took', 'down_after', 'lost', 'sent',
+                                                                     'longest'))
+    assert re.findall(r'TASK \[wglan.mesh.node : Rotate this node.s key[^\]]*\]', result.stdout), result.stdout[-3000:]
     sys.stdout.write('\nevery key rotated through the role with its defaults (%s, key_overlap 30 s; run %.0f s): '
                      'pairs down after the run %d of %d; %d of %d pings lost %s; longest gap %.1f s (%s)\n'
                      % (sources, took, len(down_after), len(hosts) * (len(hosts) - 1), sum(lost.values()), sent, lost,
                         longest[1], longest[0]))
-    flows = sum(len([a for a in (addresses[d]['address'], addresses[d].get('address4')) if a])
-                for s in hosts for d in hosts if d != s)
-    assert sent > flows * 5 * 60, outputs  # every pair and family, all the while
     # What a switch can cost: the packets a node sends in the few hundred milliseconds between its own switch
     # and its peers' (with Kubernetes, up to two of a flow at a switch: 13 of 8 777 in one run, 4 of 38 161 with
     # the discovery services). A flow crosses two switches, its source's and its destination's, so up to four

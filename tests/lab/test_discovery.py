@@ -21,7 +21,7 @@ import pytest
 
 from conftest import FIREWALLS, RELEASES
 from lab import Lab, ROOT, all_pairs, full_mesh, new_name, peer_gone, peer_latency, plan, recap_changed, rotate_under_pings, \
-    status_rows, wg_report
+    run_under_pings, status_rows, wg_report
 
 TOKEN = 'lab-token-%s' % uuid.uuid4().hex
 MESH = ['hub1', 'a1', 'a2', 'b1', 'b2']  # the mesh; hub2 is a discovery host only
@@ -579,3 +579,53 @@ def test_every_key_rotated_through_the_role_with_its_defaults_while_every_pair_p
     assert rotation['down_after'] == [] and not rotation['bad'], rotation
     # the IPv4 overlay and the names through site.yml with the role's defaults, after the rotation
     assert not ipv4_and_names_reach(lab, MESH, overlay4(lab, MESH))
+
+
+REFUSED = '''
+from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+try:
+    %s
+    print('published')
+except WglanError as exc:
+    print('refused: %%s' %% exc)
+'''
+
+
+def test_a_live_mesh_moves_to_certificates_in_one_run_and_the_services_pin_their_slots(lab):
+    """site.yml with wglan_admission=certificates over the mesh the tests above made with the token (the
+    role's defaults otherwise, the inventory beside both discovery services), while every machine pings
+    every other: the CA is made on the controller, every node gets its certificate, both services are started
+    with the CA's public key and take writes only with a slot grant. After the run every pair pings over the
+    mesh; a token holder's write is refused by the service. What the move cost in pings is printed (a node
+    that admits by certificates drops a peer whose records carry none yet: see the README)."""
+    everyone = inventory(lab, 'certificates.ini', MESH, use_inventory=True)
+    names, reach, status = full_mesh(lab, only=MESH)
+    if not all(reach[s][d] for s, d in all_pairs(names)):  # (alone, on a new lab: the mesh the module makes first)
+        settle = lab.playbook_with_inventory(everyone, 'playbooks/site.yml')
+        assert settle.returncode == 0, settle.stdout[-3000:]
+        names, reach, status = full_mesh(lab, only=MESH)
+    assert all(reach[s][d] for s, d in all_pairs(names)), (reach, status)
+    run = run_under_pings(lab, everyone, MESH, ['-e', 'wglan_admission=certificates'])
+    sys.stdout.write('\nthe mesh moved from the token to certificates in one run (%.0f s): pairs down after the run '
+                     '%d of %d; %d of %d pings lost %s; longest gap %.1f s (%s)\n'
+                     % (run['took'], len(run['down_after']), len(MESH) * (len(MESH) - 1), sum(run['lost'].values()),
+                        run['sent'], run['lost'], run['longest'][1], run['longest'][0]))
+    assert run['down_after'] == [], run['down_after']
+    ca_key = os.path.join(lab.dir, 'wglan-ca.key')  # (the inventory's folder: the role's default place)
+    assert oct(os.stat(ca_key).st_mode & 0o777) == '0o600'
+    for host in ('hub1', 'hub2'):
+        unit = lab.ssh(host, 'systemctl cat wglan-discovery.service').stdout
+        assert '--slot-ca ' in unit, unit
+    for host in MESH:
+        record = json.loads(lab.ssh(host, 'cat /etc/ansible/facts.d/wglan.fact').stdout)
+        assert record.get('certificate', '').startswith('wglan-cert-1.'), host
+    ghost = lab.ssh('hub1', 'wg genkey | wg pubkey').stdout.strip()
+    record = dict(version=1, name='ghost', public_key=ghost, address='200:1001::9', node_ips=['203.0.113.99/24'],
+                  port=51820, extra_endpoints=[], pod_cidrs=[], observed={})
+    ca = lab.ssh('hub1', 'cat /etc/wglan-discovery/tls/ca.pem').stdout
+    said = in_controller(lab, REFUSED % (PUBLISH % dict(token=TOKEN, ca=ca, action='c.publish(%r)' % record))
+                         .replace('\n', '\n    '))
+    assert 'refused' in said and 'no slot grant' in said, said
+    # a second run changes nothing and signs nothing
+    again = lab.playbook_with_inventory(everyone, 'playbooks/site.yml', '-e', 'wglan_admission=certificates')
+    assert again.returncode == 0 and set(recap_changed(again.stdout).values()) == {0}, again.stdout[-3000:]

@@ -175,10 +175,10 @@ class Certificate:
     """What a certificate grants (parsed, signature checked)."""
 
     __slots__ = ('mesh', 'name', 'public_key', 'signer', 'addresses', 'pod_cidrs', 'node_ip_prefixes', 'segments',
-                 'not_before', 'not_after', 'serial')
+                 'not_before', 'not_after', 'serial', 'slot')
 
     def __init__(self, mesh, name, public_key, signer, addresses, pod_cidrs, node_ip_prefixes, segments, not_before,
-                 not_after, serial):
+                 not_after, serial, slot=None):
         self.mesh, self.name, self.public_key = mesh, name, public_key
         self.signer = signer  # the node's own signing key (Ed25519, from its WireGuard key): its records are signed with it
         self.addresses = tuple(addresses)            # ip_address: the mesh address, the IPv4 overlay address
@@ -186,12 +186,17 @@ class Certificate:
         self.node_ip_prefixes = tuple(node_ip_prefixes)  # ip_network
         self.segments = tuple(segments)
         self.not_before, self.not_after, self.serial = not_before, not_after, serial
+        # the CA's slot grant for a discovery service (slot_message), base64; None in certificates made before
+        self.slot = slot
 
     def payload(self):
-        return dict(v=1, mesh=self.mesh, name=self.name, key=self.public_key, signer=self.signer,
-                    addresses=[str(a) for a in self.addresses], pod_cidrs=[str(n) for n in self.pod_cidrs],
-                    node_ips=[str(n) for n in self.node_ip_prefixes], segments=list(self.segments),
-                    not_before=self.not_before, not_after=self.not_after, serial=self.serial)
+        out = dict(v=1, mesh=self.mesh, name=self.name, key=self.public_key, signer=self.signer,
+                   addresses=[str(a) for a in self.addresses], pod_cidrs=[str(n) for n in self.pod_cidrs],
+                   node_ips=[str(n) for n in self.node_ip_prefixes], segments=list(self.segments),
+                   not_before=self.not_before, not_after=self.not_after, serial=self.serial)
+        if self.slot is not None:
+            out['slot'] = self.slot
+        return out
 
     def grants_node_ip(self, ip):
         return any(ip in net for net in self.node_ip_prefixes)
@@ -226,13 +231,16 @@ def _payload_certificate(payload):
         if not all(isinstance(t, int) and not isinstance(t, bool) for t in times):
             raise WglanError('certificate: validity times are not integers')
         serial = str(payload.get('serial') or '')
+        slot = payload.get('slot')
+        if slot is not None and not isinstance(slot, str):
+            raise WglanError('certificate: slot is not text')
     except (KeyError, TypeError, AttributeError):
         raise WglanError('certificate: a field is missing or of the wrong kind')
     except ValueError as exc:
         raise WglanError('certificate: %s' % exc)
     return Certificate(mesh, name, public_key, signer, addresses, _networks(payload.get('pod_cidrs') or [], 'pod CIDR'),
                        _networks(payload.get('node_ips') or [], 'node IP prefix'), segments, times[0], times[1],
-                       serial)
+                       serial, slot)
 
 
 def wanted(mesh, name, public_key, signer, addresses, pod_cidrs=(), node_ip_prefixes=(), segments=(), now=0,
@@ -254,9 +262,31 @@ def wanted(mesh, name, public_key, signer, addresses, pod_cidrs=(), node_ip_pref
         raise WglanError('certificate of %s: %s' % (name, exc))
 
 
+def slot_message(member, signer, until):
+    """What the CA signs for a node's slot on a discovery service that pins slots to certificates
+    (roles/discovery/files/wglan_discovery.py checks the same bytes)."""
+    return ('wglan-slot|1|%s|%s|%d' % (member, signer, until)).encode('ascii')
+
+
 def sign_certificate(ca_key, cert):
-    """A Certificate signed with the CA key (raw bytes): its text."""
+    """A Certificate signed with the CA key (raw bytes): its text. It carries the slot grant of the node's
+    key and signing key until the certificate's end."""
+    _require_crypto()
+    cert = copy.copy(cert)
+    grant = Ed25519PrivateKey.from_private_bytes(ca_key).sign(
+        slot_message(keys.discovery_slot(cert.public_key), cert.signer, cert.not_after))
+    cert.slot = base64.b64encode(grant).decode('ascii')
     return _sign(ca_key, CERT_TAG, cert.payload())
+
+
+def slot_grant(text, public_key):
+    """What a write to a discovery service carries of a certificate (text) for the node's key: {slot_sig,
+    slot_until}, or {} when the certificate is unreadable, for another key, or without a grant. The service
+    checks the grant; a wrong one is refused there, never here."""
+    cert = grant_of(text) if text else None
+    if cert is None or cert.slot is None or cert.public_key != public_key:
+        return {}
+    return dict(slot_sig=cert.slot, slot_until=cert.not_after)
 
 
 def issue(ca_key, mesh, name, public_key, signer, addresses, pod_cidrs=(), node_ip_prefixes=(), segments=(), now=0,
@@ -295,10 +325,12 @@ def needs_renewal(text, wanted, now, renew_before=RENEW_BEFORE):
     held = grant_of(text) if text else None
     if held is None:
         return True
+    if held.slot is None:
+        return True  # (made before certificates carried a slot grant)
     same = held.payload()
-    same.update(not_before=0, not_after=0, serial='')
+    same.update(not_before=0, not_after=0, serial='', slot='')
     want = wanted.payload()
-    want.update(not_before=0, not_after=0, serial='')
+    want.update(not_before=0, not_after=0, serial='', slot='')
     return same != want or held.not_after - now < renew_before
 
 

@@ -108,6 +108,12 @@ def signing_key(private_key=None):
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
+def discovery_slot(public_key):
+    """A node's member slot on a discovery service: hex SHA-256 of its raw WireGuard public key (the key
+    itself stays private to the cluster)."""
+    return hashlib.sha256(base64.b64decode(public_key)).hexdigest()
+
+
 def public_signer(key):
     """The signing key's public half, base64 (what a discovery service pins and a certificate names)."""
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

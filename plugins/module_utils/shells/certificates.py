@@ -21,8 +21,9 @@ CA_ARGUMENTS = dict(
     path=dict(type='path'),
     key=dict(type='str', no_log=True),
     mesh=dict(type='str', default='wglan0'),
-    revoke_keys=dict(type='list', elements='str', default=[], no_log=False),  # (public keys: no secret)
-    revoke_names=dict(type='list', elements='str', default=[]),
+    # (None: the list is left as it is; public keys are no secret)
+    revoke_keys=dict(type='list', elements='str', no_log=False),
+    revoke_names=dict(type='list', elements='str'),
 )
 
 CERT_ARGUMENTS = dict(
@@ -67,19 +68,27 @@ def revocations_path(params):
     return params['path'] + '.revoked' if params.get('path') else None
 
 
+def _held_list(path, public, mesh):
+    """The revocation list kept at path, when this CA signed it for mesh; else None."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        return certificates.read_revocations(state_files.read_text(path), public, mesh)
+    except WglanError:
+        return None
+
+
 def revocation_list(params, raw, check_mode):
     """(the list's text or None, changed): the list naming revoke_keys and revoke_names, kept beside the
-    key file: the same names and keys keep the same list (and its issue time); others make a new one."""
-    keys = sorted(set(normalize_key(k, 'a key in revoke_keys') for k in params['revoke_keys']))
-    names = sorted(set(params['revoke_names']))
+    key file: the same names and keys keep the same list (and its issue time); others make a new one.
+    Neither given: the list kept is left as it is."""
     path = revocations_path(params)
-    public = certificates.ca_public_key(raw)
-    held = None
-    if path and os.path.exists(path):
-        try:
-            held = certificates.read_revocations(state_files.read_text(path), public, params['mesh'])
-        except WglanError:
-            held = None
+    if params['revoke_keys'] is None and params['revoke_names'] is None:
+        held = _held_list(path, certificates.ca_public_key(raw), params['mesh'])
+        return (held.text if held is not None else None), False
+    keys = sorted(set(normalize_key(k, 'a key in revoke_keys') for k in params['revoke_keys'] or ()))
+    names = sorted(set(params['revoke_names'] or ()))
+    held = _held_list(path, certificates.ca_public_key(raw), params['mesh'])
     if not keys and not names and held is None:
         return None, False
     if held is not None and sorted(held.keys) == keys and sorted(held.names) == names:
@@ -104,8 +113,8 @@ def run_ca(module):
         result['path'] = params['path']
     if module._diff:
         result['diff'] = dict(before=dict(created=False, revoked_keys=None),
-                              after=dict(created=created, revoked_keys=params['revoke_keys'],
-                                         revoked_names=params['revoke_names']))
+                              after=dict(created=created, revoked_keys=params['revoke_keys'] or [],
+                                         revoked_names=params['revoke_names'] or []))
     return result
 
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host.underlay import marked_connection
-from ansible_collections.wglan.mesh.plugins.module_utils.model import source_merge
+from ansible_collections.wglan.mesh.plugins.module_utils.model import certificates, source_merge
 from ansible_collections.wglan.mesh.plugins.module_utils.model.node_records import parse_known, parse_record
 
 MAX_ENDPOINTS = 64  # per record; the server cannot count them, so the client refuses more
@@ -191,6 +191,8 @@ class DiscoveryClient:
         data = self.box.seal(member, seq, sealed)
         body = dict(seq=seq, data=data, ttl=ttl, signer=self.signer,
                     sig=crypto.sign(self.signing, 'put', self.cluster, member, seq, ttl, data))
+        # (a service that pins slots to certificates takes the write only with the CA's grant of this slot)
+        body.update(certificates.slot_grant(record.get('certificate'), record['public_key']))
         return self._call('PUT', '/v1/clusters/%s/members/%s' % (self.cluster, member), body, auth=True)
 
     def delete(self, public_key, seq=None):

@@ -73,9 +73,7 @@ def cluster_id(token):
     return hashlib.sha256(token.encode('utf-8')).hexdigest()
 
 
-def member_id(public_key):
-    """A member's slot: hex SHA-256 of its raw public key (the key itself stays private to the cluster)."""
-    return hashlib.sha256(base64.b64decode(public_key)).hexdigest()
+member_id = keys.discovery_slot  # a member's slot (a certificate's slot grant names it too)
 
 
 def write_key(token):

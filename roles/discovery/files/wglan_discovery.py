@@ -30,6 +30,12 @@ A member slot is pinned to the Ed25519 key of its first write (for as long as it
 every later write and the delete must be signed with it, over
 "wglan-discovery|1|<put or delete>|<cluster>|<member>|<seq>|<ttl, 0 for delete>|<data, '' for delete>",
 and a listing gives each record's signer and signature, for clients to check as well.
+With --slot-ca (the public key of a mesh's CA, base64; the discovery role passes it for a mesh with
+certificates), every write must also carry a slot grant, "slot_sig" and "slot_until": that CA's
+signature over "wglan-slot|1|<member>|<signer>|<slot_until>", which the CA signs into each node's
+certificate. A write without one is refused, so a token holder cannot take a node's slot first; a write
+with a grant takes its slot over from a key that held it without one. The grant names no node and no
+address: the service learns nothing it did not see before.
 Errors are {"error": "..."} with 400, 401, 403, 404, 405, 408, 409, 413, 429 or 503.
 
 HTTP is aiohttp's (Debian: python3-aiohttp). Around it, this program bounds what a
@@ -96,8 +102,10 @@ class Limits:
                  default_ttl=1800, max_ttl=3600, max_watch=60, changes_kept=4096, max_clusters=10000,
                  history_seconds=300, connections_per_source=64, max_connections=None, header_timeout=10.0,
                  body_timeout=10.0, send_timeout=10.0, idle_timeout=15.0, max_buckets=100000,
-                 memory_budget=None, max_handshakes=None, clusters_per_source=32, clusters_per_network=256):
+                 memory_budget=None, max_handshakes=None, clusters_per_source=32, clusters_per_network=256,
+                 slot_cas=()):
         self.members_per_cluster = members_per_cluster
+        self.slot_cas = list(slot_cas)  # Ed25519 public keys: every write carries a slot grant from one
         self.bytes_per_record = bytes_per_record
         self.rate = rate
         self.burst = burst
@@ -302,6 +310,43 @@ def decoded(text, length, what):
     return raw
 
 
+def slot_message(member, signer, until):
+    """What a mesh's CA signs for a node's slot (model/certificates.py in the collection signs the same bytes)."""
+    return ('wglan-slot|1|%s|%s|%d' % (member, signer, until)).encode('ascii')
+
+
+def parse_slot_cas(texts):
+    """The CA public keys of --slot-ca (ValueError naming a bad one)."""
+    keys = []
+    for text in texts or ():
+        try:
+            keys.append(Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True)))
+        except (ValueError, TypeError):
+            raise ValueError('--slot-ca %r is not an Ed25519 public key in base64 (a mesh CA\'s public key)' % text[:60])
+    return keys
+
+
+def check_grant(slot_cas, member, signer, doc, now):
+    """A write's slot grant, when the service pins slots to certificates (HttpError 403 when not valid)."""
+    sig, until = doc.get('slot_sig'), doc.get('slot_until')
+    if sig is None and until is None:
+        raise HttpError(403, 'this service admits certified members only: the write carries no slot grant '
+                             '(the node\'s certificate from its mesh\'s CA)')
+    if isinstance(until, bool) or not isinstance(until, int) or not 0 < until <= MAX_SEQ:
+        raise HttpError(400, 'slot_until must be a positive integer')
+    raw = decoded(sig, 64, 'slot_sig')
+    message = slot_message(member, signer, until)
+    for ca in slot_cas:
+        try:
+            ca.verify(raw, message)
+        except InvalidSignature:
+            continue
+        if until <= now:
+            raise HttpError(403, 'the slot grant expired (its certificate ended)')
+        return
+    raise HttpError(403, 'the slot grant is not for this member and key, or not from a CA this service knows')
+
+
 def check_signature(signer, sig, message):
     try:
         Ed25519PublicKey.from_public_bytes(decoded(signer, 32, 'signer')).verify(decoded(sig, 64, 'sig'), message)
@@ -444,10 +489,12 @@ class Store:
                 waiter.set_result(True)
         return c.version
 
-    def put(self, cluster, member, write_key, seq, data, ttl, observed, signer, sig, tight=False):
-        """tight: the service is near its memory budget; a record that is not there yet is refused."""
+    def put(self, cluster, member, write_key, seq, data, ttl, observed, signer, sig, tight=False, granted=False):
+        """tight: the service is near its memory budget; a record that is not there yet is refused.
+        granted: the write carried a valid slot grant (--slot-ca): it takes the slot over from another key."""
         key, c = self._authorize(cluster, write_key, create=True, client=observed)
         existing = c.members.get(member) if c is not None else None
+        taken_over = granted and existing is not None and signer != existing['signer']
         if tight and existing is None:
             raise HttpError(503, 'the service is near its memory budget: no new records for now', {'Retry-After': '30'})
         record = dict(seq=seq, data=data, observed=observed, ttl=ttl, signer=signer, sig=sig)
@@ -456,10 +503,13 @@ class Store:
             raise HttpError(503, 'the service holds as many records as its memory budget allows', {'Retry-After': '60'})
         if c is not None and existing is None and len(c.members) >= self.limits.members_per_cluster:
             raise HttpError(403, 'cluster is full (%d members)' % self.limits.members_per_cluster)
-        if existing is not None and signer != existing['signer']:
+        if existing is not None and signer != existing['signer'] and not taken_over:
             raise HttpError(403, 'this member slot is another key\'s until its record goes')
         check_signature(signer, sig, signed_message('put', cluster, member, seq, ttl, data))
-        if existing is not None and seq <= existing['seq']:
+        if taken_over:
+            LOG.warning('cluster %s: member slot %s taken over by the key its certificate names (another key held '
+                        'it without one)', cluster[:16], member[:16])
+        elif existing is not None and seq <= existing['seq']:
             raise HttpError(409, 'stale sequence number %d (have %d)' % (seq, existing['seq']))
         expires = time.time() + ttl
         self._write([('INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -981,8 +1031,12 @@ class Server:
             raise HttpError(400, 'data must be a base64 string')
         if size > self.limits.bytes_per_record:
             raise HttpError(413, 'record is %d bytes, the limit is %d' % (size, self.limits.bytes_per_record))
+        if self.limits.slot_cas:
+            decoded(doc.get('signer'), 32, 'signer')
+            check_grant(self.limits.slot_cas, member, doc.get('signer'), doc, time.time())
         version, expires = self.store.put(cluster, member, write_key, seq, data, ttl, client,
-                                          doc.get('signer'), doc.get('sig'), tight=self.connections.memory.tight())
+                                          doc.get('signer'), doc.get('sig'), tight=self.connections.memory.tight(),
+                                          granted=bool(self.limits.slot_cas))
         return {'observed': client, 'version': version, 'expires': int(expires)}
 
     async def _watch(self, name, query, proof):
@@ -1168,6 +1222,9 @@ def main(argv=None):
                         help='how long a cluster\'s changes are kept for watchers that fell behind')
     parser.add_argument('--max-watch', type=float, default=60.0, help='longest long poll, in seconds')
     parser.add_argument('--expire-every', type=float, default=5.0, help='seconds between expiry sweeps')
+    parser.add_argument('--slot-ca', action='append', default=[], metavar='PUBLIC_KEY',
+                        help='a mesh CA\'s public key (base64): every write must carry a slot grant it signed '
+                             '(repeat for several meshes)')
     parser.add_argument('--check', action='store_true',
                         help='check the options and exit (the discovery role runs this before it changes the unit)')
     args = parser.parse_args(argv)
@@ -1175,11 +1232,13 @@ def main(argv=None):
         budget = memory_budget(args.memory_budget)
         host, port = listen_address(args.listen)
         check_numbers(args)
+        slot_cas = parse_slot_cas(args.slot_ca)
     except ValueError as exc:
         parser.error(str(exc))
     if args.check:
         shown = '%d MiB' % (budget >> 20) if budget else 'none known'
-        print('options ok: listen on %s:%d, memory budget %s' % (host or '*', port, shown))
+        print('options ok: listen on %s:%d, memory budget %s%s' % (
+            host or '*', port, shown, ', slots pinned to %d CA(s)' % len(slot_cas) if slot_cas else ''))
         return
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     limits = Limits(args.members_per_cluster, args.bytes_per_record, args.rate, args.burst,
@@ -1188,7 +1247,8 @@ def main(argv=None):
                     idle_timeout=args.idle_timeout, body_timeout=args.body_timeout,
                     send_timeout=args.send_timeout, history_seconds=args.history_seconds, max_watch=args.max_watch,
                     memory_budget=budget, max_handshakes=args.max_handshakes,
-                    clusters_per_source=args.clusters_per_source, clusters_per_network=args.clusters_per_network)
+                    clusters_per_source=args.clusters_per_source, clusters_per_network=args.clusters_per_network,
+                    slot_cas=slot_cas)
     asyncio.run(serve(host, port, args.db, limits, args.cert, args.key, expire_every=args.expire_every))
 
 

@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from collection import DISCOVERY_SERVER
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
+from ansible_collections.wglan.mesh.plugins.module_utils.model import certificates
+from ansible_collections.wglan.mesh.plugins.module_utils.model import keys as keys_model
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import discovery_crypto as crypto
 from ansible_collections.wglan.mesh.plugins.module_utils.sources.discovery import DiscoveryClient
 
@@ -406,6 +408,8 @@ def test_an_address_and_its_network_may_make_only_so_many_clusters_that_live(tmp
     (['--memory-budget', '256Q'], 'a memory budget'),
     (['--rate', '-1'], '--rate must be 0 or more'),
     (['--header-timeout', 'nan'], '--header-timeout must be more than 0'),
+    (['--slot-ca', 'not-a-key'], 'is not an Ed25519 public key in base64'),
+    (['--slot-ca', 'AAAA'], 'is not an Ed25519 public key in base64'),
 ])
 def test_the_options_the_role_checks_before_it_changes_the_unit(capsys, argv, message):
     """What the discovery role runs (--check) before it changes the unit: the service's own parsing."""
@@ -419,3 +423,78 @@ def test_good_options_pass_the_check(capsys):
                           ('discovery.example:443', 'discovery.example:443')):
         server.main(['--check', '--listen', listen, '--memory-budget', '256M'])
         assert capsys.readouterr().out.strip() == 'options ok: listen on %s, memory budget 256 MiB' % shown
+
+
+# -- slots pinned to certificates (--slot-ca) --------------------------------------
+
+def certified_node(ca, now, lifetime=certificates.DAY * 365):
+    """A node's WireGuard key, signing key and certificate (with its slot grant), signed by the CA key ca."""
+    private = keys_model.generate_private_key()
+    public = keys_model.public_key_from_private(private)
+    signing = crypto.signing_key(private)
+    cert = certificates.issue(ca, 'wglan0', 'c', public, crypto.public_signer(signing), ['200:1001::c'], now=now,
+                              lifetime=lifetime)
+    return public, signing, cert
+
+
+def grant_doc(cert, public):
+    return certificates.slot_grant(cert, public)
+
+
+def test_a_certificate_grants_its_own_slot_and_key_only(tmp_path):
+    now = int(time.time())
+    ca, other_ca = certificates.new_ca_key(), certificates.new_ca_key()
+    cas = server.parse_slot_cas([certificates.ca_public_key(ca)])
+    public, signing, cert = certified_node(ca, now)
+    member, signer = crypto.member_id(public), crypto.public_signer(signing)
+    doc = grant_doc(cert, public)
+    assert set(doc) == {'slot_sig', 'slot_until'}
+    server.check_grant(cas, member, signer, doc, now)
+    _public2, _signing2, foreign = certified_node(other_ca, now)
+    refusals = [
+        (member, signer, {}, 'carries no slot grant'),                                   # a token holder's write
+        ('f' * 64, signer, doc, 'not for this member and key'),                            # another node's slot
+        (member, crypto.public_signer(crypto.signing_key()), doc, 'not for this member and key'),  # another key
+        (member, signer, dict(doc, slot_until=doc['slot_until'] + 1), 'not for this member and key'),  # longer
+        (member, signer, grant_doc(foreign, _public2), 'not for this member and key'),     # another mesh's CA
+        (member, signer, dict(doc, slot_sig='AAAA'), 'slot_sig must be 64 bytes'),
+        (member, signer, dict(doc, slot_until='soon'), 'slot_until must be a positive integer'),
+    ]
+    for where, who, given, message in refusals:
+        with pytest.raises(server.HttpError) as raised:
+            server.check_grant(cas, where, who, given, now)
+        assert message in str(raised.value), (given, str(raised.value))
+    _public3, _signing3, ended = certified_node(ca, now - 2 * certificates.DAY * 365, lifetime=certificates.DAY * 365)
+    with pytest.raises(server.HttpError) as raised:
+        server.check_grant(cas, crypto.member_id(_public3), crypto.public_signer(_signing3), grant_doc(ended, _public3), now)
+    assert 'expired' in str(raised.value)
+
+
+def test_a_squatted_slot_is_freed_by_the_write_with_the_certificate_and_the_squatter_kept_out(tmp_path):
+    """A token holder wrote node c's slot first with its own key and a sequence number of 2^62: c got 403
+    on every write while the squatter renewed. With slots pinned to certificates the squatter's write is
+    refused at the door (no grant; Server._put), and a slot a key holds without a grant (written before
+    the service pinned slots) goes to the write that carries one, whatever its sequence number."""
+    s = store(tmp_path)
+    squatter = crypto.signing_key()
+    put(s, 'c', M1, 'key', 2 ** 62, signing=squatter)
+    seq, ttl, data = 5, 60, 'AAAA'
+    real = KEYS[M1]
+    with pytest.raises(server.HttpError):  # (without the grant, as before)
+        put(s, 'c', M1, 'key', seq)
+    s.put('c', M1, 'key', seq, data, ttl, '192.0.2.3', crypto.public_signer(real),
+          crypto.sign(real, 'put', 'c', M1, seq, ttl, data), granted=True)
+    held = s.clusters[key('c', 'key')].members[M1]
+    assert (held['signer'], held['seq']) == (crypto.public_signer(real), seq)
+    for attempt in (lambda: put(s, 'c', M1, 'key', 2 ** 62 + 1, signing=squatter),
+                    lambda: delete(s, 'c', M1, 'key', 2 ** 62 + 1, signing=squatter)):
+        with pytest.raises(server.HttpError) as raised:
+            attempt()
+        assert raised.value.status == 403
+    put(s, 'c', M1, 'key', seq + 1)  # the slot's own key goes on
+
+
+def test_a_service_with_a_slot_ca_says_so_at_its_check(capsys):
+    ca = certificates.ca_public_key(certificates.new_ca_key())
+    server.main(['--check', '--memory-budget', '256M', '--slot-ca', ca])
+    assert capsys.readouterr().out.strip().endswith('slots pinned to 1 CA(s)')
