@@ -218,6 +218,19 @@ options:
     description: The mesh's name certificates and revocation lists are checked against. Default, O(interface).
     type: str
     version_added: 1.0.0
+  admission_transition:
+    description:
+      - A mesh moving from the cluster token to certificates (O(ca_public_key) given to a node whose saved settings
+        had none). V(true) asks for the transition - as long as it lasts, records that carry no certificate are
+        still admitted as under the token (records that carry one are checked as usual, and a revoked name or key
+        is dropped all the same), so that no peer is dropped while the others get their certificates. It lasts
+        from the call that finds the saved settings without a CA to the first call with V(false); a node whose
+        saved settings already admit by certificates, or that has none (a new node), never enters it.
+      - The node role asks for it and ends it once every node of the play has its certificate; RV(admission_transition)
+        says whether this call admitted by the transition. The watcher does what the saved settings say.
+      - Not given, what the saved settings say.
+    type: bool
+    version_added: 1.0.0
   certificate:
     description: This node's certificate (M(wglan.mesh.wglan_certificate)), with O(ca_public_key). Kept in
       O(certificate_path) and published in the node's record; not given, the one kept there is.
@@ -411,6 +424,12 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+admission_transition:
+  description: Whether this call admitted records without a certificate (a mesh moving from the token to
+    certificates; see O(admission_transition)).
+  returned: with O(state=present)
+  type: bool
+  version_added: 1.0.0
 interface:
   description: The interface name.
   returned: always

@@ -837,8 +837,8 @@ def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
     went silent for more than 1 s."""
     import re
     run = run_under_pings(lab, inventory, hosts, ['-e', 'wglan_rotate_keys=true'], timeout)
-    result, took, down_after, lost, sent, longest = (run[k] for k in ('result', 'took', 'down_after', 'lost', 'sent',
-                                                                     'longest'))
+    result, took, down_after = run['result'], run['took'], run['down_after']
+    lost, sent, longest = run['lost'], run['sent'], run['longest']
     assert re.findall(r'TASK \[wglan.mesh.node : Rotate this node.s key[^\]]*\]', result.stdout), result.stdout[-3000:]
     sys.stdout.write('\nevery key rotated through the role with its defaults (%s, key_overlap 30 s; run %.0f s): '
                      'pairs down after the run %d of %d; %d of %d pings lost %s; longest gap %.1f s (%s)\n'

@@ -471,12 +471,15 @@ def newest_revocations(texts, ca_public, mesh, held=None, warn=None):
 class Trust:
     """What a node checks records against: the mesh's name, its CA's public key, the newest revocation list."""
 
-    __slots__ = ('mesh', 'ca_public', 'revocations')
+    __slots__ = ('mesh', 'ca_public', 'revocations', 'uncertified')
 
-    def __init__(self, mesh, ca_public, revocations=None):
+    def __init__(self, mesh, ca_public, revocations=None, uncertified=False):
         self.mesh = str(mesh)
         self.ca_public = parse_ca_public_key(ca_public)
         self.revocations = revocations
+        # a mesh moving from the token to certificates: a record that carries no certificate is still taken
+        # whole, as under the token (unless revoked), while the others get theirs
+        self.uncertified = uncertified
 
 
 def check(record, trust, now):
@@ -536,8 +539,15 @@ def admit(records, trust, now, warn, counts=None):
     moves) is routed to it while no other admitted node claims it: a contested one goes to the node whose
     certificate names it exactly, else to none (a member cannot pull another's address into its tunnel
     by claiming it, whatever its key)."""
-    admitted = []
+    admitted, as_before = [], []
     for record in records:
+        if trust.uncertified and not getattr(record, 'certificate', None):
+            if trust.revocations is not None and trust.revocations.revokes(record):
+                warn('node %s is not admitted: it is revoked (list of %d)' % (record.name, trust.revocations.issued))
+                _count(counts, 'not_admitted')
+            else:
+                as_before.append(record)
+            continue
         try:
             cert = check(record, trust, now)
         except WglanError as exc:
@@ -568,7 +578,7 @@ def admit(records, trust, now, warn, counts=None):
             warn('node %s: not granted by its certificate, left out: %s' % (kept.name, ', '.join(dropped)))
             _count(counts, 'claim_dropped', len(dropped))
         out.append(kept)
-    return out
+    return out + as_before
 
 
 def _exact(cert, ip):

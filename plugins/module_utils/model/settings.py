@@ -35,9 +35,19 @@ DEFAULTS = dict(
     relays_path=WATCHER_STATE, listen_port_auto=False, ipv4_prefix=None,
     names=False, names_domain='wglan.internal', names_via='auto', names_port=53, hosts_path='/etc/hosts',
     segment_policy=None, ca_public_key=None, mesh_name=None, revocations=None, certificate_path=CERTIFICATE_PATH,
+    admission_transition=False,
 )
 # Giving any of these makes a call self-contained: the saved settings are not read.
 SOURCE_OPTIONS = ('peers', 'members', 'records', 'discovery_url', 'discovery_urls', 'kubernetes', 'kubeconfig')
+
+
+def in_transition(asked, ca_public_key, saved):
+    """Whether a call admits by the transition from the token to certificates (admission_transition): it asks
+    for it, with a CA, and the saved settings (None or {}: none, or unreadable) had no CA (the mesh admitted
+    by the token) or were in the transition already. A node without settings (a new node) never enters it."""
+    if not asked or not ca_public_key or not isinstance(saved, dict) or not saved:
+        return False
+    return not saved.get('ca_public_key') or bool(saved.get('admission_transition'))
 
 
 def complete(params, saved):

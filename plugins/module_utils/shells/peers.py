@@ -53,6 +53,7 @@ ARGUMENTS = dict(
     segment_policy=dict(type='list', elements='dict'),
     ca_public_key=dict(type='str'),
     mesh_name=dict(type='str'),
+    admission_transition=dict(type='bool'),
     revocations=dict(type='list', elements='str'),
     certificate=dict(type='str'),
     certificate_path=dict(type='path'),
@@ -100,6 +101,17 @@ def with_certificate(params, check_mode):
         text = state_files.read_text(params['certificate_path'])
     if text and isinstance(params.get('publish'), dict):
         params['publish'] = dict(params['publish'], certificate=text)
+
+
+def in_transition(params):
+    """Whether this call admits by the transition from the token to certificates (settings.in_transition)."""
+    if not params['admission_transition'] or not params.get('ca_public_key'):
+        return False
+    try:
+        saved = settings_file.read(params['settings_path'])
+    except WglanError:
+        saved = None
+    return settings.in_transition(True, params['ca_public_key'], saved)
 
 
 def beside_the_watcher(params):
@@ -151,6 +163,7 @@ def report(module, config, the_plan, gathered, outcome, params):
     summary = outcome.summary()
     result = dict(changed=outcome.changed, targets=the_plan.targets, interface=config.ifname,
                   live_sources=settings.live_source(params),
+                  admission_transition=bool(params.get('ca_public_key') and params.get('admission_transition')),
                   dropped_allowed_ips=[dict(peer=p, prefix=n, reason=r) for p, n, r in the_plan.topology.dropped])
     for name in ('backend', 'public_key', 'created', 'peers_added', 'peers_changed', 'peers_removed',
                  'peer_operations', 'device_changes', 'addresses_added', 'addresses_removed'):
@@ -172,6 +185,8 @@ def run(module):
     params = module.params
     if not params['automatic']:
         settings.without_record_sources(params)
+    if params.get('admission_transition') is not None:
+        params['admission_transition'] = run_or_fail(module, in_transition, params)
     run_or_fail(module, settings_file.apply_settings, params)
     run_or_fail(module, with_certificate, params, module.check_mode)
     seen = beside_the_watcher(params) if params['watcher'] else plan.Observations()

@@ -190,7 +190,8 @@ def admission(params, state, records, warn):
     if not params.get('ca_public_key'):
         return None
     try:
-        trust = certificates.Trust(params.get('mesh_name') or params['interface'], params['ca_public_key'])
+        trust = certificates.Trust(params.get('mesh_name') or params['interface'], params['ca_public_key'],
+                                   uncertified=bool(params.get('admission_transition')))
     except WglanError as exc:
         raise WglanError('ca_public_key: %s' % exc)
     texts = list(params.get('revocations') or [])

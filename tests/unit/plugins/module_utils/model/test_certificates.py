@@ -130,6 +130,27 @@ def test_a_stolen_token_without_a_certificate_joins_nobody():
     assert records == [] and 'no certificate' in lines[0]
 
 
+def test_in_the_transition_from_the_token_records_without_a_certificate_stay_and_the_rest_is_checked():
+    """A mesh moving from the token to certificates: while the nodes get theirs, a record that carries none is
+    taken whole (as under the token), unless its name or key is revoked; one that carries a certificate is
+    checked as always (a forged or foreign one admits nothing, an ungranted claim is left out)."""
+    outsider = Node('outsider', 5)
+    bare = parse_record(certs.sign_claims(outsider.raw(certificate=None), outsider.private))
+    forged = A.record(signer=B)  # a certificate with claims another key signed
+    greedy = B.record(address=C.address)
+    moving = certs.Trust(MESH, CA_PUBLIC, uncertified=True)
+    lines = []
+    records = certs.admit([bare, forged, greedy], moving, NOW, lines.append)
+    assert [r.name for r in records] == ['b', 'outsider']
+    assert str(records[0].address) == B.address and 'not signed by its own key' in lines[0]
+    revoked = certs.newest_revocations([certs.revocation_list(CA, MESH, names=['outsider'], now=NOW)], CA_PUBLIC, MESH)
+    listed = certs.Trust(MESH, CA_PUBLIC, revoked, uncertified=True)
+    lines = []
+    assert certs.admit([bare], listed, NOW, lines.append) == [] and 'revoked' in lines[0]
+    # once the transition ends, the record without a certificate is dropped as always
+    assert admit([bare])[0] == []
+
+
 def test_expired_not_yet_valid_and_other_mesh_certificates_are_refused_with_a_line():
     assert admit([A.record()], now=NOW + certs.DEFAULT_LIFETIME + 1)[0] == []
     assert 'expired' in admit([A.record()], now=NOW + certs.DEFAULT_LIFETIME + 1)[1][0]
