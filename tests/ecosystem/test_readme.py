@@ -105,9 +105,12 @@ def test_every_file_named_exists(doc):
                 continue
             if word.startswith(MADE) or '<' in word or '*' in word or '{' in word or word.endswith('/...'):
                 continue
-            if not os.path.exists(os.path.join(ROOT, word)):
+            path, _sep, test = word.partition('::')  # (a pytest node id: the file, and the test in it)
+            if not os.path.exists(os.path.join(ROOT, path)):
                 missing.append(word)
-    assert missing == [], '%s names files that do not exist: %s' % (doc, sorted(set(missing)))
+            elif test and not re.search(r'^def %s\(' % re.escape(test.split('[')[0]), text_of(path), re.M):
+                missing.append(word)
+    assert missing == [], '%s names files (or tests) that do not exist: %s' % (doc, sorted(set(missing)))
 
 
 def test_the_readme_starts_with_the_two_commands():
