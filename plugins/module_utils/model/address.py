@@ -156,6 +156,17 @@ def ipv4_claims(records, own_key=None, own_name=None):
     return claims
 
 
+def held_ipv4(last_record, name):
+    """The IPv4 overlay address this node's last record (a dict, or None) held, when it is this node's (the
+    same name; whatever its key: a key rotation keeps the node's address); else None."""
+    if not isinstance(last_record, dict) or last_record.get('name') != name or not last_record.get('address4'):
+        return None
+    try:
+        return ipaddress.IPv4Address(str(last_record['address4']))
+    except ValueError:
+        return None
+
+
 def choose_ipv4(net, public_key, current, claims):
     """This node's overlay IPv4 address: the one it holds (current), unless a smaller key claims it
     too; else the first of its places nobody claims. None when the prefix is full."""

@@ -12,7 +12,7 @@ import ipaddress
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import host_addresses, key_files, meshes_on_host, state_files
 from ansible_collections.wglan.mesh.plugins.module_utils.model import certificates, keys, node_records, settings
-from ansible_collections.wglan.mesh.plugins.module_utils.model.address import choose_ipv4, ipv4_claims, parse_ipv4_prefix, parse_prefix
+from ansible_collections.wglan.mesh.plugins.module_utils.model.address import choose_ipv4, held_ipv4, ipv4_claims, parse_ipv4_prefix, parse_prefix
 from ansible_collections.wglan.mesh.plugins.module_utils.model.keys import normalize_key
 from ansible_collections.wglan.mesh.plugins.module_utils.module_support import require_libs, run_or_fail
 
@@ -68,12 +68,7 @@ def overlay_ipv4(p, public_key):
         before = state_files.read_json(p['fact_path'])
     except WglanError:
         before = None
-    current = None
-    if isinstance(before, dict) and before.get('public_key') == public_key and before.get('address4'):
-        try:
-            current = ipaddress.IPv4Address(str(before['address4']))
-        except ValueError:
-            current = None
+    current = held_ipv4(before, p['name'])
     claims = ipv4_claims(known_records(p['state_path']), public_key, p['name'])
     chosen = choose_ipv4(net, public_key, current, claims)
     if chosen is None:
