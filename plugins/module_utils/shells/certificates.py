@@ -83,12 +83,11 @@ def revocation_list(params, raw, check_mode):
     key file: the same names and keys keep the same list (and its issue time); others make a new one.
     Neither given: the list kept is left as it is."""
     path = revocations_path(params)
+    held = _held_list(path, certificates.ca_public_key(raw), params['mesh'])
     if params['revoke_keys'] is None and params['revoke_names'] is None:
-        held = _held_list(path, certificates.ca_public_key(raw), params['mesh'])
         return (held.text if held is not None else None), False
     keys = sorted(set(normalize_key(k, 'a key in revoke_keys') for k in params['revoke_keys'] or ()))
     names = sorted(set(params['revoke_names'] or ()))
-    held = _held_list(path, certificates.ca_public_key(raw), params['mesh'])
     if not keys and not names and held is None:
         return None, False
     if held is not None and sorted(held.keys) == keys and sorted(held.names) == names:

@@ -104,14 +104,15 @@ def with_certificate(params, check_mode):
 
 
 def in_transition(params):
-    """Whether this call admits by the transition from the token to certificates (settings.in_transition)."""
-    if not params['admission_transition'] or not params.get('ca_public_key'):
-        return False
-    try:
-        saved = settings_file.read(params['settings_path'])
-    except WglanError:
-        saved = None
-    return settings.in_transition(True, params['ca_public_key'], saved)
+    """Whether this call admits by the transition from the token to certificates (settings.in_transition);
+    the saved settings are read only when it asks for it, with a CA."""
+    asked, ca_public_key, saved = params['admission_transition'], params.get('ca_public_key'), None
+    if asked and ca_public_key:
+        try:
+            saved = settings_file.read(params['settings_path'])
+        except WglanError:
+            saved = None
+    return settings.in_transition(asked, ca_public_key, saved)
 
 
 def beside_the_watcher(params):
