@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 import uuid
-import warnings
 
 import pytest
 
@@ -121,6 +120,17 @@ def pings_ok(nodes):
                for a in NAMES for b in NAMES if a != b for family in ('address', 'address4'))
 
 
+def lost_spans(missing, interval=0.1):
+    """The runs of lost pings (icmp_seq) as (from, to) seconds from the pings' start."""
+    spans = []
+    for seq in missing:
+        if spans and seq == spans[-1][1] + 1:
+            spans[-1][1] = seq
+        else:
+            spans.append([seq, seq])
+    return [(round((a - 1) * interval, 1), round(b * interval, 1)) for a, b in spans]
+
+
 def rotate(ns, wait=60):
     return subprocess.run(watcher_cmd(ns, 'rotate-key', '--wait', str(wait)), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=wait + 30,
@@ -138,7 +148,9 @@ def distinct_overlay_addresses(nodes):
         if not clashing:
             return
         for name in clashing:
+            # (a new key, and no last record: a node keeps the address its last record held, whatever its key)
             os.remove(nodes[name].key_path)
+            os.remove(os.path.join(nodes[name].workdir, 'fact'))
             role_like(nodes[name], name)
     raise AssertionError('the overlay addresses kept colliding: %s' % dict((n, STATE[n]['address4']) for n in NAMES))
 
@@ -168,25 +180,29 @@ def test_rotating_every_key_in_turn_loses_no_ping(world):
                            str(count), STATE[b][family]]
                     pingers.append(('%s->%s %s' % (a, b, family), subprocess.Popen(
                         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)))
+    began, began_at = time.monotonic(), time.time()
     try:
         time.sleep(2)
-        took = {}
+        took, spans = {}, {}
         for name in NAMES:
             started = time.monotonic()
             done = rotate(nodes[name])
             took[name] = time.monotonic() - started
+            spans[name] = (round(started - began, 1), round(started - began + took[name], 1))
             assert done.returncode == 0, done.stdout
             assert before[name] in done.stdout and own_key(nodes[name]) in done.stdout
         time.sleep(3)
         for _label, proc in pingers:
             proc.send_signal(signal.SIGINT)
-        results, sent = {}, 0
+        results, sent, gaps = {}, 0, {}
         for label, proc in pingers:
             output = proc.communicate(timeout=count * 0.1 + 60)[0]
             # lost: the pings sent that got no answer, but for the last one (under way when the pings were stopped)
             transmitted = int(re.search(r'(\d+) packets transmitted', output).group(1))
             answered = set(int(n) for n in re.findall(r'icmp_seq=(\d+) ttl=', output))
-            results[label] = len([n for n in range(1, transmitted) if n not in answered])  # (icmp_seq counts from 1)
+            missing = [n for n in range(1, transmitted) if n not in answered]  # (icmp_seq counts from 1)
+            results[label] = len(missing)
+            gaps[label] = lost_spans(missing)
             sent += transmitted - 1
     finally:
         for _label, proc in pingers:
@@ -199,21 +215,27 @@ def test_rotating_every_key_in_turn_loses_no_ping(world):
                      'at 10/s: %d of %d pings lost %s\n'
                      % (world['sources'], len(NAMES), OVERLAP, each, len(results) // 2, lost, sent, results))
     # A switch may cost what a node sends in the few milliseconds between its switch and its peers' (now and
-    # then one packet); the faults this test and the lab found cost 5 s or more of a pair each.
+    # then one packet). Under load (CI) a switch's handshakes cross now and then: the node that switched and a
+    # peer with traffic for its new key both send one, WireGuard answers each and drops the answers, and neither
+    # sent again for 5 s (CI runs lost 3.8 s and 7.7 s of two pairs). The node that switched now starts such a
+    # pair again 0.3 s after the switch (logged): a crossed pair costs a flow up to about a second.
     bad = dict((flow, n) for flow, n in results.items() if n > 2)
-    pairs_hit = set(tuple(sorted(flow.split()[0].split('->'))) for flow in bad)
-    if len(pairs_hit) == 1 and max(bad.values()) <= 50:
-        # KNOWN, NOT FIXED: now and then (in most runs on a fresh clone, in few in a warm work tree; with the
-        # inventory beside the service and with Kubernetes alone; never in the lab through the role) the first
-        # two nodes rotated lose up to one WireGuard handshake retry (3.8 s) at a switch. Kept visible here and
-        # in the README rather than hidden; the regression this test guards (every pair lost for good, 340 of
-        # 400 pings a flow) and any other loss still fail it.
-        sys.stdout.write('\nKNOWN DEFECT (%s): one pair lost %s at a switch\n' % (world['sources'], bad))
-        warnings.warn('key rotation (%s): one pair lost %s at a switch (known defect)' % (world['sources'], bad))
-    else:
-        # (in all, two a switch: a CI run lost 3 of 2 021, one each on three flows; the bound was a thousandth
-        # of the pings sent when they ran a fixed 40 s, 4.8)
-        assert not bad and lost <= 2 * len(NAMES), results
+    crossed = dict((flow, n) for flow, n in bad.items() if n <= 12)
+    restarts = []
+    for name in NAMES:
+        with open(os.path.join(nodes[name].workdir, 'watcher.log')) as handle:
+            restarts.extend('%s: %s' % (name, line.strip()) for line in handle if 'starting again' in line)
+    if bad:
+        # when: the seconds from the pings' start of each flow's losses, beside each rotation's; and the watchers' logs
+        sys.stdout.write('pings from %s; rotations (s from then): %s\nlosses (s from then): %s\nrestarts: %s\n'
+                         % (time.strftime('%H:%M:%S', time.localtime(began_at)) + '.%03d' % (began_at % 1 * 1000),
+                            spans, dict((flow, gaps[flow]) for flow in bad), restarts))
+        for name in NAMES:
+            with open(os.path.join(nodes[name].workdir, 'watcher.log')) as handle:
+                sys.stdout.write('--- %s watcher.log (end)\n%s\n' % (name, ''.join(handle.readlines()[-60:])))
+    # (any flow over 1.2 s, a crossed pair the watchers did not start again, or more than two a switch besides)
+    assert len(crossed) == len(bad) and (restarts or not crossed), results
+    assert lost - sum(crossed.values()) <= 2 * len(NAMES), results
     after = dict((n, own_key(nodes[n])) for n in NAMES)
     for name in NAMES:
         assert after[name] != before[name]
@@ -238,6 +260,74 @@ def test_a_run_with_the_records_from_before_the_rotation_keeps_the_new_keys(worl
     for name in NAMES:
         assert peer_keys(nodes[name]) == set(after[n] for n in NAMES if n != name), name
     assert wait_for(lambda: pings_ok(nodes), timeout=20, interval=0.5)
+
+
+def test_a_handshake_lost_at_a_switch_is_sent_again_within_a_second(world):
+    """At its switch a node sends a handshake to every peer. When it is lost (in CI runs under load: crossed
+    with the peer's own, which WireGuard drops both of), WireGuard sends the next only 5 s later, and the pair
+    is down meanwhile unless the peer's handshake gets through (a CI run lost 3.8 s and 7.7 s of two pairs).
+    The node that switched looks again 0.3 s after it and starts each pair with no handshake since.
+
+    Here n1's handshakes are dropped on their way out from 0.3 s before its switch to 0.2 s after, and n2's
+    to 3 s after (n2 retries its own every 5 s from the moment it stood n1's next key by: without the drop
+    it would now and then get through first). Pings one way (n1 to n2). Run with the role's default sources
+    when a discovery service is configured (the inventory beside it)."""
+    if world['sources'] != 'inventory+discovery':
+        pytest.skip('the restart does not depend on the sources: run once, with the role\'s default ones')
+    nodes = world['nodes']
+    n1, n2 = nodes['n1'], nodes['n2']
+    table = 'wglantest%s' % world['tag']
+
+    def drop_handshakes(ns):
+        # (a handshake initiation: a UDP payload whose first byte is 1; in the node's own namespace only)
+        port = int(ns.sh('wg show %s listen-port' % ns.ifname).stdout)
+        ns.sh('nft add table inet %s && nft add chain inet %s out "{ type filter hook output priority 0; }" && '
+              'nft add rule inet %s out udp sport %d @th,64,8 1 counter drop' % (table, table, table, port))
+
+    pinger = subprocess.Popen(['ip', 'netns', 'exec', n1.name, 'ping', '-n', '-i', '0.1', '-W', '1', '-c', '200',
+                               STATE['n2']['address']], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True)
+    rotation = subprocess.Popen(watcher_cmd(n1, 'rotate-key', '--wait', '60'), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, universal_newlines=True,
+                                env=dict(os.environ, PYTHONPATH=COLLECTIONS))
+    try:
+        assert wait_for(lambda: os.path.exists(n1.key_path + '.next.json'), timeout=10, interval=0.05)
+        with open(n1.key_path + '.next.json') as handle:
+            at = json.load(handle)['at']
+        time.sleep(max(0.0, at - 0.3 - time.time()))
+        drop_handshakes(n1)
+        drop_handshakes(n2)
+        time.sleep(max(0.0, at + 0.2 - time.time()))
+        dropped = [n1.sh('nft list table inet %s' % table).stdout]
+        n1.sh('nft delete table inet %s' % table)
+        time.sleep(max(0.0, at + 3 - time.time()))
+        dropped.append(n2.sh('nft list table inet %s' % table).stdout)
+        n2.sh('nft delete table inet %s' % table)
+        sys.stdout.write('%s\n' % dropped)
+        assert rotation.wait(90) == 0, rotation.stdout.read()
+        time.sleep(4)
+        pinger.send_signal(signal.SIGINT)
+        output = pinger.communicate(timeout=30)[0]
+    finally:
+        for proc in (pinger, rotation):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        for ns in (n1, n2):
+            ns.sh('nft delete table inet %s' % table, check=False)
+    transmitted = int(re.search(r'(\d+) packets transmitted', output).group(1))
+    # (answered within a second: WireGuard holds a peer's packets while it waits for a handshake, and a stalled
+    # pair's pings come back late, all at once, rather than never)
+    answered = set(int(n) for n, rtt in re.findall(r'icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms', output)
+                   if float(rtt) < 1000)
+    missing = [n for n in range(1, transmitted) if n not in answered]
+    with open(os.path.join(n1.workdir, 'watcher.log')) as handle:
+        restarted = [line for line in handle if 'starting again' in line]
+    sys.stdout.write('\nhandshakes lost around the switch: %d of %d pings n1->n2 lost %s; %s\n'
+                     % (len(missing), transmitted - 1, lost_spans(missing), restarted[-1:]))
+    # (without the restart: 3 s or more, until n2's handshakes get through again)
+    assert len(missing) <= 15, (lost_spans(missing), restarted)
+    assert restarted and 'n2' in restarted[-1]
 
 
 def test_a_rotation_asked_while_one_is_pending_begins_no_other(world):

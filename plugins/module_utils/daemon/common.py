@@ -14,7 +14,11 @@ import time
 
 def log(message):
     # (the journal stamps each line; WGLAN_LOG_TIME=1 stamps them here, for logs that go to a file)
-    stamp = time.strftime('%H:%M:%S ') if os.environ.get('WGLAN_LOG_TIME') == '1' else ''
+    if os.environ.get('WGLAN_LOG_TIME') == '1':
+        now = time.time()
+        stamp = time.strftime('%H:%M:%S', time.localtime(now)) + '.%03d ' % (now % 1 * 1000)
+    else:
+        stamp = ''
     sys.stdout.write('%swglan-watcher: %s\n' % (stamp, message))
     sys.stdout.flush()
 

@@ -51,7 +51,7 @@ from ansible_collections.wglan.mesh.plugins.module_utils.daemon.watches import W
 from ansible_collections.wglan.mesh.plugins.module_utils.errors import WglanError
 from ansible_collections.wglan.mesh.plugins.module_utils.host import key_files, settings_file, state_files, watcher_state, wg_device
 from ansible_collections.wglan.mesh.plugins.module_utils.model import keys, node_records, plan, settings
-from ansible_collections.wglan.mesh.plugins.module_utils.model import watcher_options
+from ansible_collections.wglan.mesh.plugins.module_utils.model import liveness as liveness_model, watcher_options
 from ansible_collections.wglan.mesh.plugins.module_utils.sources import gather
 
 SETTINGS = settings.SETTINGS_PATH
@@ -92,6 +92,7 @@ class Watcher:
         self.repeats = Repeats()    # the reconciles' warnings already logged
         self.rotation = KeyRotation(self.options['rotate_request'])
         self.applied_at = 0.0       # the wall-clock time of the last apply (peers' key switches are timed)
+        self.switch_checks = []     # after this node's key switch: (its time, when to look for stalled pairs)
         self.refused = {}           # a mesh with certificates: what the last reconcile left out, by reason
 
     def trigger(self, why):
@@ -210,6 +211,7 @@ class Watcher:
                 return 'key switch'
         except WglanError as exc:
             log(str(exc))
+        self._check_switch()
         if self.last is not None:
             at = plan.next_rotation(self.last[1], self.applied_at)
             if at is not None and time.time() >= at:
@@ -242,13 +244,40 @@ class Watcher:
             wg_device.switch_key(config, raw, psks)
             # a handshake with the new key to every peer now: none waits for traffic
             wg_device.kick(config, [p for p in now_peers if p.public_key in on_device])
+            switched = time.time()
+            self.switch_checks = [(switched, switched + after) for after in liveness_model.SWITCH_CHECKS]
         except WglanError as exc:
             log('key switch: %s' % exc)
         self.apply(purge=bool(params.get('purge')))
 
+    def _check_switch(self):
+        """A moment after this node's key switch: each pair with no handshake since (its handshake and the
+        peer's crossed, model.liveness.SWITCH_CHECKS) is started again from this end, at once."""
+        if not self.switch_checks or time.time() < self.switch_checks[0][1] or self.last is None:
+            return
+        switched, _when = self.switch_checks.pop(0)
+        config, topo = self.last[0], self.last[1]
+        stalled = []
+        try:
+            found = wg_device.read_device(config.ifname)
+            if found is None:
+                return
+            # (the peers that route addresses: a peer's next key standing by has none, and no handshake yet)
+            stalled = liveness_model.stalled_since([p for p in found[2].peers if p.allowed_text()], found[2].stats,
+                                                   switched)
+            if stalled:
+                log('key switch: no handshake with %s %.1f s after the switch; starting again'
+                    % (', '.join(sorted(name_of(p.public_key, topo.peers) for p in stalled)), time.time() - switched))
+                wg_device.restart_handshakes(config, stalled)
+        except WglanError as exc:
+            log('key switch: %s' % exc)
+        if not stalled:
+            self.switch_checks = []
+
     def next_moment(self):
-        """Seconds until the next key switch (this node's or a peer's), or None."""
+        """Seconds until the next key switch (this node's or a peer's) or look after this node's, or None."""
         times = [self.rotation.pending[1]] if self.rotation.pending else []
+        times.extend(when for _switched, when in self.switch_checks[:1])
         if self.last is not None:
             at = plan.next_rotation(self.last[1], time.time())
             if at is not None:

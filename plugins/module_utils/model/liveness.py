@@ -33,6 +33,21 @@ KEEPALIVE_BYTES = 32      # a WireGuard keepalive: the data header and the empty
 HANDSHAKE_BYTES = 148     # a handshake initiation
 
 
+# After this node's key switch: when (seconds after it) a pair with no handshake since is started again.
+# Both ends send a handshake at the switch (this node its kick, the peer its traffic, now routed to the new
+# key); when the two cross, each end answers the other's and drops the answer to its own (WireGuard keeps one
+# handshake a peer), and neither sends again for 5 s (REKEY_TIMEOUT). The node that switched starts its end
+# again (a new peer on the device, which may send at once); the peer answers (its own retry is 5 s away).
+SWITCH_CHECKS = (0.3, 1.0, 2.0)
+
+
+def stalled_since(peers, stats, since):
+    """The peers (running Peer values) with no handshake since the unix time since (stats: {key hex:
+    PeerStats}, the device's; a handshake's time has whole seconds, so one in since's second counts)."""
+    floor = int(since)
+    return [p for p in peers if p.key_hex not in stats or stats[p.key_hex].last_handshake < floor]
+
+
 def handshake_state(last_handshake, now):
     """'up' after a recent handshake, 'down' after an old one, 'unknown' if never."""
     if not last_handshake:
