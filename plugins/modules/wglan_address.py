@@ -41,6 +41,9 @@ attributes:
     support: full
 requirements:
   - pyroute2 (Debian package python3-pyroute2), only with O(assign_to)
+seealso:
+  - module: wglan.mesh.wglan_keys
+  - module: wglan.mesh.wglan_record
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''

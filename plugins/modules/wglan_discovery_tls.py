@@ -44,11 +44,22 @@ options:
     description: Days a new CA is valid.
     type: int
     default: 3650
-notes:
-  - Supports check mode. In check mode nothing is written; RV(ca_pem) is then the CA that would be made
-    when there is none yet.
+attributes:
+  check_mode:
+    description: Nothing is written; RV(ca_pem) is then the CA that would be made when there is none yet.
+    support: full
+  diff_mode:
+    description: Reports no diff (the files are keys and certificates).
+    support: none
+  platform:
+    description: Any POSIX host with Python and cryptography (the discovery service's host).
+    support: full
+    platforms: posix
 requirements:
   - cryptography (python3-cryptography) on the host
+seealso:
+  - module: wglan.mesh.wglan_peers
+  - module: wglan.mesh.wglan_ca
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''
@@ -58,6 +69,17 @@ EXAMPLES = r'''
   wglan.mesh.wglan_discovery_tls:
     names: [discovery.example.net, 203.0.113.10]
   register: tls
+
+- name: The CA the nodes check the service with (a certificate, no secret)
+  ansible.builtin.debug:
+    var: tls.ca_pem
+
+- name: A certificate for a year, made again a month before it runs out, kept elsewhere
+  wglan.mesh.wglan_discovery_tls:
+    path: /srv/wglan-discovery/tls
+    names: [discovery.example.net]
+    days: 365
+    renew_days: 30
 '''
 
 RETURN = r'''

@@ -56,10 +56,22 @@ options:
     description: wglan's own nftables table, never treated as the admin's.
     type: str
     default: wglan
-notes:
-  - Supports check mode and diff mode.
+attributes:
+  check_mode:
+    description: Reports the rules it would add and remove; changes nothing.
+    support: full
+  diff_mode:
+    description: Shows the rules removed (before) and added (after).
+    support: full
+  platform:
+    description: Linux hosts with nftables.
+    support: full
+    platforms: posix
 requirements:
   - nftables (C(nft))
+seealso:
+  - module: wglan.mesh.wglan_rules
+  - module: wglan.mesh.wglan_watcher
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''

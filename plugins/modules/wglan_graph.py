@@ -59,6 +59,8 @@ attributes:
 requirements:
   - graphviz (the Python package, Debian python3-graphviz)
   - Graphviz's dot program (Debian graphviz)
+seealso:
+  - module: wglan.mesh.wglan_info
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''

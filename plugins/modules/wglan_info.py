@@ -60,6 +60,9 @@ attributes:
     support: none
 requirements:
   - pyroute2 (Debian package python3-pyroute2)
+seealso:
+  - module: wglan.mesh.wglan_graph
+  - module: wglan.mesh.wglan_peers
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''

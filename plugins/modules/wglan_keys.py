@@ -36,6 +36,10 @@ attributes:
     support: full
 requirements:
   - cryptography (Debian package python3-cryptography)
+seealso:
+  - module: wglan.mesh.wglan_address
+  - module: wglan.mesh.wglan_record
+  - module: wglan.mesh.wglan_node
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''

@@ -150,6 +150,11 @@ attributes:
   diff_mode:
     description: The diff of every step that has one, each headed with its step.
     support: full
+seealso:
+  - module: wglan.mesh.wglan_keys
+  - module: wglan.mesh.wglan_record
+  - module: wglan.mesh.wglan_peers
+  - module: wglan.mesh.wglan_watcher
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''
@@ -176,6 +181,64 @@ EXAMPLES = r'''
     rules:
       interface: wglan0
     watcher: {}
+
+- name: Through a discovery service, the cluster token kept at the top level (out of every log)
+  wglan.mesh.wglan_node:
+    keys: {}
+    address: {}
+    mesh:
+      interface: wglan0
+      discovery_urls: ['https://discovery.example.net:8443']
+      save_settings: true
+      watcher: true
+    cluster_token: "{{ vault_wglan_cluster_token }}"
+    rules:
+      interface: wglan0
+    watcher: {}
+
+- name: Explicit peers beside the records (a site router, not managed by Ansible)
+  wglan.mesh.wglan_node:
+    keys: {}
+    address: {}
+    mesh:
+      interface: wglan0
+    peers:
+      - name: site-router
+        public_key: "{{ site_router_public_key }}"
+        endpoint: router.example.net:51820
+        allowed_ips: ['10.50.0.0/16']
+        persistent_keepalive: 25
+
+- name: A second mesh on the same host (refused, changing nothing, if it would take the first mesh's port or prefix)
+  wglan.mesh.wglan_node:
+    mesh_name: storage
+    keys:
+      path: /etc/wglan/storage/private.key
+    address: {}
+    mesh:
+      interface: wgstorage
+      listen_port: 51900
+      members: "{{ groups['storage'] }}"
+      # (the records an earlier call made with record.fact_name wglan_record_storage)
+      records: "{{ groups['storage'] | wglan.mesh.member_records(hostvars, 'wglan_record_storage') }}"
+
+- name: Before a key rotation (wglan rotate-key), check that the mesh can carry one without an outage
+  wglan.mesh.wglan_node:
+    keys: {}
+    address: {}
+    mesh:
+      interface: wglan0
+      discovery_urls: ['https://discovery.example.net:8443']
+      save_settings: true
+      watcher: true
+    cluster_token: "{{ vault_wglan_cluster_token }}"
+    rotate_keys: true
+
+- name: Only check what the host needs, and go on on a release that is not supported
+  wglan.mesh.wglan_node:
+    packages: true
+    supported_os_only: false
+  check_mode: true
 '''
 
 RETURN = r'''

@@ -391,6 +391,11 @@ requirements:
   - kubernetes, for the Kubernetes source (Debian package python3-kubernetes; 22.6 and current releases work)
   - jmespath, for O(peer_selector) (Debian package python3-jmespath)
   - wireguard-go, when the kernel has no WireGuard
+seealso:
+  - module: wglan.mesh.wglan_record
+  - module: wglan.mesh.wglan_rules
+  - module: wglan.mesh.wglan_watcher
+  - module: wglan.mesh.wglan_info
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''

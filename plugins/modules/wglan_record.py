@@ -136,6 +136,10 @@ attributes:
     support: full
 requirements:
   - pyroute2 (Debian package python3-pyroute2)
+seealso:
+  - module: wglan.mesh.wglan_keys
+  - module: wglan.mesh.wglan_peers
+  - module: wglan.mesh.wglan_node
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''
@@ -146,6 +150,33 @@ EXAMPLES = r'''
     name: "{{ inventory_hostname }}"
     public_key: "{{ wglan_key.public_key }}"
     address: "{{ wglan_addr.address }}"
+
+- name: A node behind a port forward, outside the management network, with an IPv4 overlay address
+  wglan.mesh.wglan_record:
+    name: "{{ inventory_hostname }}"
+    public_key: "{{ wglan_key.public_key }}"
+    address: "{{ wglan_addr.address }}"
+    extra_endpoints: ['198.51.100.7:51820']
+    exclude_prefixes: ['10.99.0.0/16']
+    ipv4_prefix: 10.200.0.0/16
+
+- name: A Kubernetes node whose pod CIDR is routed to it, relaying for the peers of two segments
+  wglan.mesh.wglan_record:
+    name: "{{ inventory_hostname }}"
+    public_key: "{{ wglan_key.public_key }}"
+    address: "{{ wglan_addr.address }}"
+    pod_cidrs: ['10.244.3.0/24']
+    segments: [site-a, cloud]
+    relay: true
+    relay_preferred: true
+
+- name: In a mesh with a CA, the record carries the node's certificate and signed claims
+  wglan.mesh.wglan_record:
+    name: "{{ inventory_hostname }}"
+    public_key: "{{ wglan_key.public_key }}"
+    address: "{{ wglan_addr.address }}"
+    private_key_path: /etc/wglan/private.key
+    certificate_path: /etc/wglan/certificate
 '''
 
 RETURN = r'''

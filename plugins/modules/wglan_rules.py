@@ -87,6 +87,9 @@ attributes:
 requirements:
   - nftables (C(nft) 0.9.3 or newer)
   - pyroute2 (Debian package python3-pyroute2)
+seealso:
+  - module: wglan.mesh.wglan_peers
+  - module: wglan.mesh.wglan_firewall
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''

@@ -137,15 +137,52 @@ attributes:
   diff_mode:
     description: Shows the options before and after.
     support: full
+seealso:
+  - module: wglan.mesh.wglan_peers
+  - module: wglan.mesh.wglan_info
+  - module: wglan.mesh.wglan_node
 author:
   - wglan.mesh developers (@wglan-mesh)
 '''
 
 EXAMPLES = r'''
-- name: Sweep faster, and serve metrics
+- name: Sweep faster, and serve metrics to a Prometheus on the host
   wglan.mesh.wglan_watcher:
     sweep_interval: 4
     metrics_port: 9586
+
+- name: Rotate the key every 90 days, the peers standing the next key by for a minute
+  wglan.mesh.wglan_watcher:
+    key_lifetime: 90d
+    key_overlap: 60
+
+- name: Relay for peers that cannot reach each other, and keep the port open in the host's firewall
+  wglan.mesh.wglan_watcher:
+    relay: true
+    host_firewall: true
+    firewall_udp_ports: ['51820-51851']
+
+- name: On a host where routing table 180 and rule priority 32500 are taken, use others
+  wglan.mesh.wglan_watcher:
+    route_table: 1180
+    rule_priority: 32400
+
+- name: Never publish the addresses of the container bridges as this node's
+  wglan.mesh.wglan_watcher:
+    endpoint_exclude: ['172.17.0.0/16', 'fd00:dead::/64']
+
+- name: The watcher of a second mesh on the same host (unit wglan-watcher@storage.service)
+  wglan.mesh.wglan_watcher:
+    mesh: storage
+
+- name: Write the options only (the service is managed some other way)
+  wglan.mesh.wglan_watcher:
+    service: false
+    resync: 120
+
+- name: Stop and remove the watcher
+  wglan.mesh.wglan_watcher:
+    state: absent
 '''
 
 RETURN = r'''
@@ -153,11 +190,14 @@ options:
   description: The options written (every option, the defaults included).
   returned: when state is present
   type: dict
+  sample: {"resync": 60, "sweep_interval": 6, "key_overlap": 30, "key_lifetime": 0, "relay": false,
+           "metrics_port": 0, "table": "wglan", "route_mark": 64, "mark_mask": 96, "route_table": 180}
 service:
   description: What changed of the service, among V(library), V(command), V(unit), V(enabled), V(started), V(restarted).
   returned: when state is present
   type: list
   elements: str
+  sample: [library, unit, restarted]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
