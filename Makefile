@@ -69,7 +69,7 @@ build-check:
 	@echo "build-check: $$(tar -tzf build/galaxy/wglan-mesh-*.tar.gz | wc -l) files in the artifact, ok"
 
 lint: collections
-	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections:$(CURDIR)/build/ecosystem $(VENV)/bin/ansible-lint roles/ playbooks/
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections:$(CURDIR)/build/ecosystem $(VENV)/bin/ansible-lint
 
 ## ansible-test sanity on a copy of the collection (scripts/ansible-test.sh prepares what it needs).
 sanity:
