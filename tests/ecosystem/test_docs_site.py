@@ -114,3 +114,18 @@ def test_every_guide_renders_with_its_title_and_tables(browser, name):
     assert '<h1>%s' % html.escape(title, quote=False) in dom, (name, title)
     assert dom.count('<table') >= source.count('\n| --- |'), name
     assert dom.count('<pre') >= source.count('\n```') // 2, name
+
+
+def test_a_user_lands_on_install_first_and_the_contributors_guides_stand_apart(browser):
+    """The site's navigation: "Getting started" (install, a first mesh, the token in a vault, upgrading)
+    before the users' guides; testing and development under "Contributors", after them."""
+    dom = browser.dom(os.path.join(SITE, 'index.html'))
+    order = [dom.find(caption) for caption in ('Getting started', 'Guides', 'Contributors')]
+    assert -1 not in order and order == sorted(order), order
+    contributors = dom[order[2]:]
+    assert 'guides/testing.html' in contributors and 'guides/development.html' in contributors
+    assert 'guides/testing.html' not in dom[order[1]:order[2]]
+    install = browser.dom(os.path.join(SITE, 'guides', 'install.html'))
+    for heading in ('Install', 'A first mesh', 'The cluster token, in a vault', 'Upgrade'):
+        assert '>%s<' % heading in install or '>%s<a' % heading in install, heading
+    assert 'ansible-galaxy' in install and 'encrypt_string' in install and 'upgrade' in install
