@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LATEST_PY := .venv-latest/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup lint test unit ansible-test-units integration ansible-test-integration sanity docs docs-site ecosystem build-check bench-peers bench-playbook bench-convergence demo clean collections lab lab-base lab-down
+.PHONY: setup lint test unit ansible-test-units integration ansible-test-integration sanity docs docs-site docs-screenshots ecosystem build-check bench-peers bench-playbook bench-convergence demo clean collections lab lab-base lab-down
 
 setup:
 	./scripts/setup.sh
@@ -49,6 +49,11 @@ docs: collections
 ## The documentation site (antsibull-docs, Sphinx) from the built collection: build/docs-site/html.
 docs-site: build-check
 	./scripts/docs-site.sh
+
+## Screenshots of the site's index, a guide, a module and a role page (taken by the ecosystem test) into docs/.
+docs-screenshots:
+	$(PY) -m pytest -q tests/ecosystem/test_docs_site.py -k screenshots_of
+	mkdir -p docs/screenshots && cp build/docs-site/screenshots/*.png docs/screenshots/
 
 ## The collection as the ecosystem's tools see it: the site in chromium, galaxy-importer,
 ## ansible-builder, the dashboard against the metrics, the README against the code.

@@ -129,3 +129,34 @@ def test_a_user_lands_on_install_first_and_the_contributors_guides_stand_apart(b
     for heading in ('Install', 'A first mesh', 'The cluster token, in a vault', 'Upgrade'):
         assert '>%s<' % heading in install or '>%s<a' % heading in install, heading
     assert 'ansible-galaxy' in install and 'encrypt_string' in install and 'upgrade' in install
+
+
+SHOTS = (('index', 'index.html'), ('guide', 'guides/install.html'),
+         ('module', 'collections/wglan/mesh/wglan_peers_module.html'),
+         ('role', 'collections/wglan/mesh/node_role.html'))
+
+
+def png_size(path):
+    with open(path, 'rb') as handle:
+        head = handle.read(24)
+    assert head[:8] == b'\x89PNG\r\n\x1a\n', path
+    return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+
+
+def test_screenshots_of_the_index_a_guide_a_module_and_a_role_page(browser):
+    """Taken in headless Chromium from this build (build/docs-site/screenshots; `make docs-screenshots`
+    copies them to docs/screenshots, where the README shows them). A page that did not render (a blank
+    or an error page) compresses to a few KB: each must hold more than that."""
+    out = os.path.join(os.path.dirname(SITE), 'screenshots')
+    os.makedirs(out, exist_ok=True)
+    for name, page in SHOTS:
+        png = browser.screenshot(os.path.join(SITE, page), os.path.join(out, '%s.png' % name))
+        assert png_size(png) == (1400, 1000), name
+        assert os.path.getsize(png) > 30000, (name, os.path.getsize(png))
+
+
+def test_the_screenshots_are_kept_in_docs():
+    for name, _page in SHOTS:
+        kept = os.path.join(ROOT, 'docs', 'screenshots', '%s.png' % name)
+        assert os.path.exists(kept) and png_size(kept) == (1400, 1000), 'make docs-screenshots: %s' % kept
+        assert os.path.getsize(kept) > 30000, kept
