@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LATEST_PY := .venv-latest/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup lint test unit ansible-test-units integration ansible-test-integration sanity docs docs-site docs-screenshots ecosystem build-check bench-peers bench-playbook bench-convergence demo clean collections lab lab-base lab-down
+.PHONY: setup lint test unit ansible-test-units integration ansible-test-integration sanity docs docs-site docs-screenshots ee-context ecosystem build-check bench-peers bench-playbook bench-convergence demo clean collections lab lab-base lab-down
 
 setup:
 	./scripts/setup.sh
@@ -54,6 +54,12 @@ docs-site: build-check
 docs-screenshots:
 	$(PY) -m pytest -q tests/ecosystem/test_docs_site.py -k screenshots_of
 	mkdir -p docs/screenshots && cp build/docs-site/screenshots/*.png docs/screenshots/
+
+## The build context of an execution environment with this checkout's collection (podman build -t wglan-mesh-ee build/ee).
+ee-context: build-check
+	cp build/galaxy/wglan-mesh-*.tar.gz build/galaxy/wglan-mesh.tar.gz
+	rm -rf build/ee
+	.venv-tools/bin/ansible-builder create -f deploy/execution-environment/execution-environment-local.yml -c build/ee --output-filename Containerfile
 
 ## The collection as the ecosystem's tools see it: the site in chromium, galaxy-importer,
 ## ansible-builder, the dashboard against the metrics, the README against the code.

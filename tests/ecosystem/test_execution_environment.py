@@ -53,3 +53,43 @@ def test_ansible_builder_refuses_a_broken_definition(tmp_path):
     shutil.copy(os.path.join(os.path.dirname(DEFINITION), 'requirements.yml'), str(tmp_path))
     done = builder('create', '-f', str(broken), '-c', str(tmp_path / 'context'))
     assert done.returncode != 0 and 'galaxy_requirements' in done.stdout, done.stdout
+
+
+LOCAL = os.path.join(ROOT, 'deploy', 'execution-environment', 'execution-environment-local.yml')
+
+
+def test_the_local_definition_builds_from_this_artifact_and_the_tarball_in_its_context_installs(artifact, tmp_path):
+    """`make ee-context`: the definition that takes wglan.mesh from the artifact (not Galaxy) makes a context
+    whose galaxy stage copies the tarball in and installs it from there. The install is run here as that
+    stage runs it (ansible-galaxy collection install -r the context's requirements), against the context's
+    copy (--no-deps: the dependencies come from Galaxy, which this machine does not reach)."""
+    with open(os.path.join(ROOT, 'galaxy.yml')) as handle:
+        version = yaml.safe_load(handle)['version']
+    shutil.copy(artifact, os.path.join(os.path.dirname(artifact), 'wglan-mesh.tar.gz'))
+    context = tmp_path / 'context'
+    done = builder('create', '-f', LOCAL, '-c', str(context), '--output-filename', 'Containerfile')
+    assert done.returncode == 0, done.stdout
+    containerfile = (context / 'Containerfile').read_text()
+    assert 'COPY _build/collections/ /tmp/wglan-collections/' in containerfile
+    assert containerfile.index('/tmp/wglan-collections/') < containerfile.index('ansible-galaxy collection install')
+    with open(str(context / '_build' / 'requirements.yml')) as handle:
+        wanted = yaml.safe_load(handle)['collections']
+    assert wanted == [{'name': '/tmp/wglan-collections/wglan-mesh.tar.gz', 'type': 'file'}]
+    copied = context / '_build' / 'collections' / 'wglan-mesh.tar.gz'
+    assert copied.exists()
+    requirements = tmp_path / 'requirements.yml'
+    requirements.write_text(yaml.safe_dump(dict(collections=[dict(name=str(copied), type='file')])))
+    done = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-galaxy'), 'collection', 'install', '--no-deps',
+                           '-r', str(requirements), '-p', str(tmp_path / 'installed')], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False,
+                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / 'installed')))
+    assert done.returncode == 0 and 'wglan.mesh:%s was installed successfully' % version in done.stdout, done.stdout
+    assert (tmp_path / 'installed' / 'ansible_collections' / 'wglan' / 'mesh' / 'plugins' / 'modules'
+            / 'wglan_peers.py').exists()
+
+
+def test_the_base_image_is_one_with_years_of_support_left():
+    # (Fedora 41, the base image before, reached its end of life in 2025)
+    for path in (DEFINITION, LOCAL):
+        with open(path) as handle:
+            assert yaml.safe_load(handle)['images']['base_image']['name'] == 'quay.io/centos/centos:stream10', path
