@@ -38,7 +38,7 @@ case "$what" in
     cleanup() {
       for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
       ip netns del "$NS" 2>/dev/null || true
-      for ifname in wgat0 wgat1 wgat2 wgat3; do rm -f "/var/run/wireguard/$ifname.sock"; done
+      for ifname in wgat0 wgat1 wgat2 wgat3 wgnd0 wgnd1; do rm -f "/var/run/wireguard/$ifname.sock"; done
       rm -rf "$BASE"
     }
     trap cleanup EXIT
