@@ -117,3 +117,21 @@ def test_the_readme_starts_with_the_two_commands():
     lines = text_of('README.md').split('\n')
     block = '\n'.join(lines[:12])
     assert 'make demo' in block and 'make test' in block
+
+
+def test_the_walk_of_a_record_names_functions_that_exist():
+    """docs/guides/how-it-works.md walks a record from a source to the device, naming each step's file
+    and function(s) (`model/plan.py` `plan`, or `file` (`a`, `b`)): each file is under
+    plugins/module_utils and defines each name (a function, a class, a method as Class.method, a constant)."""
+    text = text_of('docs/guides/how-it-works.md')
+    walk = text[text.index('## One record, from a source to the device'):]
+    pairs = re.findall(r'`([a-z_]+/[a-z_]+\.py)`\s*\(?((?:`[A-Za-z_.]+`(?:,\s*|\s+and\s+)?)+)', walk)
+    assert len(pairs) >= 20, pairs
+    wrong = []
+    for path, names in pairs:
+        source = text_of(os.path.join('plugins', 'module_utils', path))
+        for name in re.findall(r'`([A-Za-z_.]+)`', names):
+            last = name.split('.')[-1]
+            if not re.search(r'^\s*(def|class) %s\b|^%s\s*=' % (re.escape(last), re.escape(last)), source, re.M):
+                wrong.append('%s %s' % (path, name))
+    assert wrong == [], wrong
