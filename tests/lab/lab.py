@@ -849,8 +849,19 @@ def rotate_under_pings(lab, inventory, hosts, sources, timeout=900):
     # the discovery services). A flow crosses two switches, its source's and its destination's, so up to four
     # (3 on three flows of one CI run, each gap at most 0.4 s). The faults this test found cost 5 to 18 s of a
     # pair each (25 to 90 pings, one gap).
-    bad = dict((flow, n) for flow, n in lost.items() if n > 2 * SWITCH_COST)
-    if longest[1] > 1.0:
+    # A switch's handshakes can cross (the node that switched and a peer both send one; WireGuard drops both
+    # answers): the node that switched then starts the pair again after its switch's reconcile, logged as
+    # "starting again" (0.8 s after the switch in a CI run, which lost 5 pings of one flow, a 1.0 s gap; before
+    # the restart such a pair waited 5 s for WireGuard's own retry). Then a flow may lose up to 1.2 s.
+    restarted = 0
+    if [n for n in lost.values() if n > 2 * SWITCH_COST] or longest[1] > 1.0:
+        for host in hosts:
+            count = lab.ssh(host, 'journalctl -u wglan-watcher --since "-%d s" --no-pager | grep -c "starting again"'
+                            % (int(took) + 20), check=False).stdout.strip()
+            restarted += int(count) if count.isdigit() else 0
+    allowed, gap = (6, 1.2) if restarted else (2 * SWITCH_COST, 1.0)
+    bad = dict((flow, n) for flow, n in lost.items() if n > allowed)
+    if longest[1] > gap:
         bad['longest gap'] = longest
     if bad:
         for host in hosts:
