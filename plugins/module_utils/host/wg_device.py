@@ -235,11 +235,9 @@ def switch_key(config, private_key, preshared_keys):
     key, then a handshake to every peer at once (kick). In that order: a handshake WireGuard starts between
     the two writes pairs the new key with the new preshared key (the peers have both); the other way, the
     new key with an old preshared key fails and is not tried again for 5 s."""
-    with Links() as links:
-        link = links.get(config.ifname)
-        if link is None:
-            raise WglanError('interface %s does not exist' % config.ifname)
-        backend = backend_for_link(link, config.backend)
+    backend = _backend_of(config)
+    if backend is None:
+        raise WglanError('interface %s does not exist' % config.ifname)
     if preshared_keys:
         backend.write(ops=[PeerOp(PeerOp.UPDATE, key, {'preshared_key': psk}) for key, psk in preshared_keys.items()])
     backend.write(private_key=private_key)
@@ -249,18 +247,14 @@ def restart_handshakes(config, peers):
     """Each of peers (running Peer values) removed and added again as it was (endpoint, allowed IPs,
     preshared key, keepalive), then kicked: a new peer on the device has no handshake under way, so it sends
     one at once (a peer's handshake otherwise waits 5 s after the last one it sent)."""
-    if not peers:
+    backend = _backend_of(config) if peers else None
+    if backend is None:
         return
-    with Links() as links:
-        link = links.get(config.ifname)
-        if link is None:
-            return
-        backend = backend_for_link(link, config.backend)
     backend.write(ops=[PeerOp(PeerOp.REMOVE, p.public_key) for p in peers])
     backend.write(ops=[PeerOp(PeerOp.ADD, p.public_key, dict(
         dict(endpoint=p.endpoint) if p.endpoint else {}, allowed_ips=p.allowed_ips,
         persistent_keepalive=p.persistent_keepalive, preshared_key=p.preshared_key)) for p in peers])
-    kick(config, peers)
+    _kick(backend, peers)
 
 
 def kick(config, peers):
@@ -271,13 +265,19 @@ def kick(config, peers):
     kernel and wireguard-go do so), which needs a session, hence a handshake,
     retried every 5 s for up to 90 s. The keepalive ends as it was.
     """
-    if not peers:
-        return
+    backend = _backend_of(config) if peers else None
+    if backend is not None:
+        _kick(backend, peers)
+
+
+def _backend_of(config):
+    """The backend of config's interface, or None when it does not exist."""
     with Links() as links:
         link = links.get(config.ifname)
-        if link is None:
-            return
-        backend = backend_for_link(link, config.backend)
+        return None if link is None else backend_for_link(link, config.backend)
+
+
+def _kick(backend, peers):
     backend.write(ops=[PeerOp(PeerOp.UPDATE, p.public_key, {'persistent_keepalive': 0}) for p in peers])
     backend.write(ops=[PeerOp(PeerOp.UPDATE, p.public_key, {'persistent_keepalive': p.persistent_keepalive or 25})
                        for p in peers])
