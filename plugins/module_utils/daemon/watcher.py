@@ -188,8 +188,9 @@ class Watcher:
 
     def rotation_tick(self):
         """Key rotation, looked at every loop: a rotation asked for begins (the reconcile publishes the next
-        key), this node's switch time passed (the reconcile takes the next key), a peer's switch time passed
-        since the last apply (apply now). Returns why to reconcile now, or None."""
+        key), this node's switch time passed (the device takes the next key now, the reconcile that publishes
+        it is queued), a peer's switch time passed since the last apply (apply now). Returns why to reconcile
+        now, or None."""
         params = self.params
         if params is None:
             return None
@@ -208,7 +209,11 @@ class Watcher:
                                      if params.get('ca_public_key') else None)
                 self._switch_device(params)
                 self._save_state()
-                return 'key switch'
+                # (the reconcile that publishes the new key waits in the queue behind the first look
+                # at the pairs, 0.3 s on: it reads the sources and takes most of a second, and a pair
+                # whose handshakes crossed at the switch would wait for it. The peers know the key.)
+                self.events.put('key switch')
+                return None
         except WglanError as exc:
             log(str(exc))
         self._check_switch()
