@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LATEST_PY := .venv-latest/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup lint test unit ansible-test-units integration ansible-test-integration sanity docs docs-site docs-screenshots ee-context ecosystem build-check bench-peers bench-playbook bench-convergence demo clean collections lab lab-base lab-down
+.PHONY: setup lint test unit ansible-test-units integration ansible-test-integration sanity docs docs-site docs-screenshots ee-context ecosystem build-check bench-peers bench-playbook bench-playbook-100 bench-controller bench-convergence demo clean collections lab lab-base lab-down
 
 setup:
 	./scripts/setup.sh
@@ -102,7 +102,14 @@ lab-down:
 	$(PY) tests/lab/lab.py down
 
 bench-playbook: setup collections lab-base
-	$(PY) benchmarks/playbook.py
+	$(PY) benchmarks/playbook.py --sizes 5,20,50
+
+# (a separate target: 100 machines boot in about two minutes and the runs take half an hour)
+bench-playbook-100: setup collections lab-base
+	$(PY) benchmarks/playbook.py --sizes 100 --forks 5,25 --no-pipelining-row
+
+bench-controller: setup collections
+	$(PY) benchmarks/controller_scale.py
 
 bench-convergence: setup collections lab-base
 	$(PY) benchmarks/convergence.py
