@@ -158,7 +158,7 @@ def measure(size, pipelining=False, forks=5):
         time.sleep(5)  # (the machines' boot settles)
         per_machine = (available - mem_available()) / size
         return dict(measure_on(lab, size, pipelining, forks), per_machine=per_machine)
-    except RunFailed as exc:
+    except (RunFailed, RuntimeError) as exc:  # (RuntimeError: the lab did not come up)
         return dict(size=size, nat=size - 1, pipelining=pipelining, forks=forks, failed=str(exc))
     finally:
         lab.down()
