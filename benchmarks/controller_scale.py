@@ -52,9 +52,9 @@ def stand_in():
                 endpoints=dict((n, '198.51.100.%d:51820' % (names.index(n) % 250 + 1)) for n in others),
                 names=dict((n, [address(n)]) for n in others),
                 records_used=dict((n, digest(n)) for n in names), records_saved=False)
+    steps = ['keys', 'address', 'record', 'firewall', 'mesh', 'rules', 'watcher']
     print(json.dumps(dict(
-        changed=False, missing=[], os_family='Debian', steps=['keys', 'address', 'record', 'firewall', 'mesh', 'rules',
-                                                               'watcher'],
+        changed=False, missing=[], os_family='Debian', steps=steps,
         keys=dict(changed=False), address=dict(changed=False), record=dict(changed=False, record=record),
         firewall=dict(changed=False, manager='nftables'), mesh=mesh, rules=dict(changed=False),
         watcher=dict(changed=False), public_key=record['public_key'], record_digest=digest(host), record_changed=False,
