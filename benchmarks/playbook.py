@@ -16,13 +16,16 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests', 'lab'))
 
 from lab import Lab, new_name, plan  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# (PSS of the processes whose command line holds the lab's inventory: ansible-playbook and its forks, not ssh)
+from controller_scale import PeakMemory  # noqa: E402
 
 # The anchor, measured on a 5-machine lab like this one (one public machine, two NAT sites) before
 # this role's one-call runs: githubixx/ansible-role-wireguard 18.3.0, the most used WireGuard role on
@@ -53,45 +56,12 @@ def received(lab, mname):
     return int(out.stdout)
 
 
-class PeakMemory:
-    """The largest sum of the proportional set sizes (PSS: a page the forks share counts once) of the
-    controller's ansible processes for this lab, sampled every 0.2 s while a run lasts. MB."""
-
-    def __init__(self, lab):
-        self.marker = lab.inventory.encode()
-        self.peak = 0.0
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self):
-        while not self.done.wait(0.2):
-            total = 0
-            for pid in os.listdir('/proc'):
-                try:
-                    with open('/proc/%s/cmdline' % pid, 'rb') as handle:
-                        if self.marker not in handle.read():  # (ansible-playbook and its forks: ssh has none)
-                            continue
-                    with open('/proc/%s/smaps_rollup' % pid) as handle:
-                        total += sum(int(line.split()[1]) for line in handle if line.startswith('Pss:'))
-                except (OSError, ValueError, IndexError):
-                    continue
-            self.peak = max(self.peak, total / 1024.0)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join()
-
-
 def timed(lab, *args, pipelining=False, forks=5, watch=None):
     """One site.yml run: (seconds, recap, bytes the machine `watch` received meanwhile), and its peak memory
     on the controller in lab.peaks."""
     before = received(lab, watch) if watch else 0
     start = time.monotonic()
-    with PeakMemory(lab) as memory:
+    with PeakMemory(lab.inventory) as memory:
         result = lab.playbook('playbooks/site.yml', '--forks', str(forks), *args, pipelining=pipelining, timeout=3600)
     took = time.monotonic() - start
     lab.peaks = getattr(lab, 'peaks', []) + [memory.peak]
