@@ -56,17 +56,9 @@ _value:
 
 from collections.abc import Mapping
 
-from ansible_collections.wglan.mesh.plugins.filter.stale_records import stale_records
+from ansible_collections.wglan.mesh.plugins.filter.stale_records import _result, stale_records
 
 TOOLS = ('ufw', 'firewalld')
-
-
-def _result(hostvars, host, name):
-    try:
-        value = hostvars[host][name]
-    except Exception:  # pylint: disable=broad-except
-        return None
-    return value if isinstance(value, Mapping) else None
 
 
 def _own_more(outcome):
@@ -82,8 +74,8 @@ def _own_more(outcome):
 def more_to_do(hosts, hostvars, result='wglan_node'):
     hosts = list(hosts or [])
     outcomes = [_result(hostvars, host, result) for host in hosts]
-    if any(outcome is None for outcome in outcomes):
-        return True  # a host without a result to read: let the tasks' own conditions decide
+    if not all(outcomes):
+        return True  # a host without a result to read ({}): let the tasks' own conditions decide
     if any(_own_more(outcome) for outcome in outcomes):
         return True
     if any(outcome.get('record_changed') for outcome in outcomes) and any(

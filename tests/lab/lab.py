@@ -106,21 +106,26 @@ def plan(public=1, sites=2, per_site=2, symmetric=(), kernel=0, releases=None, f
     return dict(machines=machines, routers=routers)
 
 
+def raise_kernel_limit(path, value, otherwise):
+    """Raise a limit of the kernel's to value, never lower it; otherwise: what a lab may meet if it cannot."""
+    try:
+        with open(path) as handle:
+            current = int(handle.read())
+        if current < value:
+            with open(path, 'w') as handle:
+                handle.write(str(value))
+    except (OSError, ValueError) as exc:
+        print('lab: cannot raise %s (%s): %s' % (path, exc, otherwise))
+
+
 def raise_inotify_instances(machines, per_machine=48):
     """The machines' root is the host's root (no user namespace): they share its limit of inotify
     instances (128 on Debian), and each booted machine holds a few dozen (systemd, journald, logind,
     wireguard-go's socket watch). Past about eight machines, units fail at boot ("too many open
     files"; logins refused as "System is booting up"). Raise the limit, never lower it. (A limit of
     the kernel's, not a network setting: nothing of the machine's network changes.)"""
-    path = '/proc/sys/fs/inotify/max_user_instances'
-    try:
-        with open(path) as handle:
-            current = int(handle.read())
-        if current < machines * per_machine + 128:
-            with open(path, 'w') as handle:
-                handle.write(str(machines * per_machine + 128))
-    except (OSError, ValueError) as exc:
-        print('lab: cannot raise %s (%s): large labs may fail to boot' % (path, exc))
+    raise_kernel_limit('/proc/sys/fs/inotify/max_user_instances', machines * per_machine + 128,
+                       'large labs may fail to boot')
 
 
 def raise_neighbour_limits(machines):
@@ -132,15 +137,8 @@ def raise_neighbour_limits(machines):
     wanted = dict(gc_thresh1=machines * 64, gc_thresh2=machines * 128, gc_thresh3=machines * 256)
     for family in ('ipv4', 'ipv6'):
         for knob, value in wanted.items():
-            path = '/proc/sys/net/%s/neigh/default/%s' % (family, knob)
-            try:
-                with open(path) as handle:
-                    current = int(handle.read())
-                if current < value:
-                    with open(path, 'w') as handle:
-                        handle.write(str(value))
-            except (OSError, ValueError) as exc:
-                print('lab: cannot raise %s (%s): large labs may lose new flows' % (path, exc))
+            raise_kernel_limit('/proc/sys/net/%s/neigh/default/%s' % (family, knob), value,
+                               'large labs may lose new flows')
 
 
 class Lab:
